@@ -1,0 +1,3 @@
+from gitera.cli import main
+
+main()
