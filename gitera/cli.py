@@ -1,0 +1,249 @@
+"""The command line: parsing and dispatch only (click). Each command lives in gitera.commands.
+
+Command modules are imported inside each command, so `gitera --help` and the hooks
+never load numpy, scipy or matplotlib.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gitera import __version__
+from gitera.errors import Exit, GiteraError
+from gitera.output import Output
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def tag_option(f: F) -> F:
+    return click.option("--tag", "-t", metavar="TAG", help="Experiment tag (default: from the checked-out autoexp/TAG branch).")(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON for scripts and agents.")(f)
+
+
+def _out(as_json: bool = False) -> Output:
+    return Output(json_mode=as_json)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", "-V", prog_name="gitera")
+def cli() -> None:
+    """gitera: turn an AI engineering question into a verdict a reviewer can check.
+
+    The pipeline: init → lock → split → pilot → run → iterate (gate) → verdict → verify.
+    Each step makes one commit on branch autoexp/TAG with Gitera-* trailers.
+
+    \b
+    Example:
+      gitera init prompt-v2 --question "Does prompt-v2 beat v1 on ticket routing?"
+      gitera lock && gitera split --data data/tickets.csv
+      gitera demo            # the whole pipeline on a bundled real example
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("tag")
+@click.option("--question", "-q", default="", help="The question, in one sentence.")
+@click.option("--hypothesis", default="", help="What you expect and why.")
+@click.option("--baseline", "baseline", default="baseline", show_default=True, help="Name of the baseline arm.")
+@click.option("--baseline-ref", default="", metavar="FILE:LINE", help="Where the baseline lives in production code.")
+@click.option("--arm", "arms", multiple=True, metavar="NAME=CHANGE", help="An arm and the one thing it changes (repeatable).")
+@click.option("--metric", default="accuracy", show_default=True, help="Primary metric name.")
+@click.option("--direction", type=click.Choice(["higher", "lower"]), default="higher", show_default=True)
+@click.option("--threshold", "effect", type=float, help="Smallest effect worth shipping (e.g. 0.05).")
+@click.option("--slice-loss-floor", type=float, help="Largest loss tolerated on any slice (e.g. 0.02).")
+@click.option("--slice", "slices", multiple=True, metavar="COLUMN", help="A slice column (repeatable).")
+@click.option("--data", default="", metavar="FILE", help="The data source (CSV or JSONL).")
+@click.option("--id-column", default="", help="The data's id column.")
+@click.option("--label", default="", metavar="COLUMN", help="The data's class column (for the audit).")
+@click.option("--eval-command", default="", metavar="CMD", help="Shell command that scores rows.")
+@click.option("--eval-python", default="", metavar="MODULE:FUNC", help="Python function that scores one row.")
+@click.option("--iterate-arm", default="", metavar="ARM", help="The arm `gitera iterate` climbs.")
+@click.option("--target", "target", multiple=True, metavar="FILE", help="A file iterate may change (repeatable).")
+@click.option("--locked", "locked", multiple=True, metavar="FILE", help="A file frozen by the lock (repeatable).")
+@click.option("--trials", type=click.IntRange(3, 100), default=3, show_default=True, help="Trials per row and arm.")
+@click.option("--harness", type=click.Choice(["command", "python"]), help="Also write a starter eval harness.")
+@json_option
+def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **opts: Any) -> None:
+    """Start experiment TAG: branch autoexp/TAG with a frame template and program.md.
+
+    Options fill the frame without an editor; whatever is left holds a TODO
+    placeholder that `gitera lock` refuses until you fill it.
+
+    \b
+    Example:
+      gitera init prompt-v2 -q "Does prompt-v2 beat v1 on routing?" \\
+        --arm v1="current prompt" --arm v2="names the payment processor" \\
+        --baseline v1 --baseline-ref src/route.py:42 --threshold 0.05 \\
+        --slice-loss-floor 0.02 --eval-command "python eval/run.py" --locked eval/run.py
+    """
+    from gitera.commands.init import init as run
+    from gitera.scaffold import FrameDraft
+
+    parsed: dict[str, str] = {}
+    for item in arms:
+        name, sep, change = item.partition("=")
+        if not sep or not name.strip() or not change.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=CHANGE", param_hint="--arm")
+        parsed[name.strip()] = change.strip()
+    draft = FrameDraft(tag=tag, arms=parsed, **opts)
+    sys.exit(run(draft, _out(as_json), harness=harness))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@json_option
+def lock(tag: str | None, as_json: bool) -> None:
+    """Validate the frame and freeze it with every locked file (one commit).
+
+    From then on the hooks, every gitera command and `gitera verify` refuse any
+    change to the frame or a locked file.
+
+    \b
+    Example:
+      gitera lock
+    """
+    from gitera.commands.lock import lock as run
+
+    sys.exit(run(tag, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--all", "all_experiments", is_flag=True, help="Show every experiment in this checkout.")
+@json_option
+def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
+    """Show where an experiment stands and whether its lock is intact.
+
+    \b
+    Example:
+      gitera status --json
+    """
+    from gitera.commands.status import status as run
+
+    sys.exit(run(tag, all_experiments, _out(as_json)))
+
+
+@cli.group(context_settings=CONTEXT)
+def hook() -> None:
+    """The checks behind the pre-commit hooks (see .pre-commit-hooks.yaml).
+
+    \b
+    Example:
+      gitera hook locked --stage pre-commit
+    """
+
+
+@hook.command("locked", context_settings=CONTEXT)
+@click.option(
+    "--stage",
+    type=click.Choice(["pre-commit", "pre-push"]),
+    help="Which check to run (default: pre-push when pre-commit passes PRE_COMMIT_TO_REF, else pre-commit).",
+)
+@click.option("--from-ref", envvar="PRE_COMMIT_FROM_REF", help="Pre-push: remote commit (set by pre-commit).")
+@click.option("--to-ref", envvar="PRE_COMMIT_TO_REF", help="Pre-push: local commit (set by pre-commit).")
+@click.argument("files", nargs=-1, type=click.Path())
+def hook_locked(stage: str | None, from_ref: str | None, to_ref: str | None, files: tuple[str, ...]) -> None:
+    """Refuse a commit or push that modifies, deletes or renames a locked file.
+
+    Plain git pre-push hooks pass the pushed refs on standard input.
+
+    \b
+    Example:
+      gitera hook locked --stage pre-push < refs.txt
+    """
+    from gitera.commands.hook import locked
+
+    if stage is None:
+        stage = "pre-push" if to_ref else "pre-commit"
+    stdin = None if stage != "pre-push" or from_ref or to_ref or sys.stdin.isatty() else sys.stdin
+    sys.exit(locked(stage, _out(), stdin=stdin, from_ref=from_ref, to_ref=to_ref))
+
+
+@hook.command("trailers", context_settings=CONTEXT)
+@click.argument("message_file", type=click.Path(path_type=Path))
+def hook_trailers(message_file: Path) -> None:
+    """Refuse a commit message whose Gitera-* trailers are malformed (commit-msg stage).
+
+    \b
+    Example:
+      gitera hook trailers .git/COMMIT_EDITMSG
+    """
+    from gitera.commands.hook import trailers
+
+    sys.exit(trailers(message_file, _out()))
+
+
+@hook.command("test-leak", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, type=click.Path())
+def hook_test_leak(files: tuple[str, ...]) -> None:
+    """Refuse a commit whose staged content contains a sealed test row.
+
+    Names the file and line, never the row.
+
+    \b
+    Example:
+      gitera hook test-leak notes.md
+    """
+    from gitera.commands.hook import test_leak
+
+    sys.exit(test_leak(list(files), _out()))
+
+
+@cli.group(context_settings=CONTEXT)
+def hooks() -> None:
+    """Install gitera's plain git hooks (for repos without the pre-commit framework).
+
+    \b
+    Example:
+      gitera hooks install
+    """
+
+
+@hooks.command("install", context_settings=CONTEXT)
+@click.option("--force", is_flag=True, help="Replace existing hooks (kept as <name>.orig).")
+@json_option
+def hooks_install(force: bool, as_json: bool) -> None:
+    """Write pre-commit, commit-msg and pre-push hooks into this repository.
+
+    \b
+    Example:
+      gitera hooks install
+    """
+    from gitera.commands.hooks_install import install
+
+    sys.exit(install(force, _out(as_json)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the one boundary that turns GiteraError into a message and an exit code."""
+    out = Output()
+    try:
+        cli.main(args=argv, prog_name="gitera", standalone_mode=False)
+    except GiteraError as exc:
+        out.error(f"error: {exc.message}")
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Abort:
+        out.error("interrupted.")
+        sys.exit(Exit.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        out.error("interrupted; the branch still points at its last complete commit.")
+        sys.exit(Exit.INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(Exit.OK)
+    sys.exit(Exit.OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""gitera hook …: the checks behind the pre-commit / commit-msg / pre-push hooks.
+
+They run on every commit, so they stay cheap: a few git plumbing calls, no yaml,
+no numpy. Locks are read from the committed tree (HEAD for a commit, the pushed
+commit for a push), so deleting lock.json in the same commit does not unlock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from gitera.errors import Exit, UsageError
+from gitera.experiment import GITERA_DIR
+from gitera.git import ZERO, Repo
+from gitera.output import Output
+from gitera.trailers import check_message
+
+_LOCK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/lock\.json$")
+
+
+@dataclass(frozen=True)
+class Protected:
+    path: str
+    blob: str
+    tag: str
+
+
+def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
+    """Every path protected by an unconcluded lock in the tree of ``rev``."""
+    tree = repo.ls_tree(rev, [GITERA_DIR])
+    locks = {m.group(1): path for path in tree if (m := _LOCK_RE.match(path))}
+    open_locks = {tag: p for tag, p in locks.items() if f"{GITERA_DIR}/{tag}/verdict.json" not in tree}
+    protected: dict[str, Protected] = {}
+    contents = repo.cat_blobs([tree[p] for p in open_locks.values()])
+    for (tag, lock_path), raw in zip(open_locks.items(), contents):
+        protected[lock_path] = Protected(lock_path, tree[lock_path], tag)
+        try:
+            lock = json.loads(raw or b"")
+            records = [lock["frame"], *lock["files"]]
+        except (ValueError, KeyError, TypeError):
+            continue  # a corrupt lock is reported by `gitera verify`; the lock file itself stays protected
+        for rec in records:
+            if isinstance(rec, dict) and "path" in rec and "blob" in rec:
+                protected[rec["path"]] = Protected(rec["path"], rec["blob"], tag)
+    return protected
+
+
+def _advice(path: str) -> str:
+    return (
+        f"restore it with `git restore --staged --worktree -- {path}`; "
+        "a new question needs a new experiment (`gitera init NEW_TAG`)"
+    )
+
+
+def check_staged(repo: Repo) -> list[str]:
+    if repo.head_commit() is None:
+        return []
+    protected = protected_at(repo, "HEAD")
+    if not protected:
+        return []
+    staged = repo.ls_index(list(protected))
+    problems = []
+    renamed: dict[str, str] | None = None
+    for path, p in sorted(protected.items()):
+        if path in staged and staged[path] == p.blob:
+            continue
+        if path in staged:
+            what = "modified"
+        else:
+            if renamed is None:
+                renamed = {old: new for s, old, new in repo.staged_changes() if s == "R" and new}
+            what = f"renamed to {renamed[path]}" if path in renamed else "deleted"
+        problems.append(f"{path} is locked by experiment {p.tag} and this commit has it {what}; {_advice(path)}.")
+    return problems
+
+
+def check_range(repo: Repo, old: str, new: str) -> list[str]:
+    """Locked-file changes in the commits a push would send (old..new)."""
+    if new == ZERO:
+        return []  # deleting a branch sends no commit
+    protected = protected_at(repo, new)
+    if not protected:
+        return []
+    rev_range = [new, "--not", "--remotes"] if old == ZERO else [f"{old}..{new}"]
+    commits = repo.git("rev-list", *rev_range, "--", *protected).split()
+    problems = []
+    for commit in commits:
+        here = repo.ls_tree(commit, list(protected))
+        locks_here = {p.tag for p in protected.values() if p.path in here and p.path.endswith("lock.json")}
+        for path, p in sorted(protected.items()):
+            if p.tag not in locks_here:
+                continue  # the commit predates this lock
+            if here.get(path) != p.blob:
+                what = "modified" if path in here else "deleted or renamed"
+                problems.append(
+                    f"commit {commit[:10]} has {path} {what}, but it is locked by experiment {p.tag}; "
+                    "rewrite that commit before pushing — a new question needs a new experiment."
+                )
+    return problems
+
+
+def locked(stage: str, out: Output, stdin: TextIO | None = None, from_ref: str | None = None, to_ref: str | None = None) -> int:
+    repo = Repo.find()
+    if stage == "pre-commit":
+        problems = check_staged(repo)
+    elif stage == "pre-push":
+        ranges: list[tuple[str, str]] = []
+        if from_ref or to_ref:
+            ranges.append((repo.rev(from_ref) or ZERO if from_ref else ZERO, repo.rev(to_ref or "HEAD") or ZERO))
+        elif stdin is not None:
+            for line in stdin:
+                parts = line.split()
+                if len(parts) == 4:
+                    ranges.append((parts[3], parts[1]))
+        else:
+            ranges.append((ZERO, repo.head_commit() or ZERO))
+        problems = [p for old, new in ranges for p in check_range(repo, old, new)]
+    else:
+        raise UsageError(f"unknown hook stage {stage!r}; use pre-commit or pre-push.")
+    for problem in problems:
+        out.error(problem)
+    return Exit.REFUSED if problems else Exit.OK
+
+
+def trailers(message_file: Path, out: Output) -> int:
+    try:
+        message = message_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"commit message file {message_file} does not exist.") from None
+    except UnicodeDecodeError:
+        out.error(f"{message_file}: the commit message is not UTF-8; gitera trailers must be UTF-8.")
+        return Exit.USAGE
+    problems = check_message(message)
+    for p in problems:
+        out.error(f"commit message line {p.line}: {p.message}; fix the trailer (see docs/trailers.md).")
+    return Exit.USAGE if problems else Exit.OK
+
+
+def staged_files(repo: Repo, files: Sequence[str]) -> Iterable[str]:
+    if files:
+        return files
+    out = repo.git("diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z")
+    return [f for f in out.split("\0") if f]
+
+
+def test_leak(files: Sequence[str], out: Output) -> int:
+    from gitera.commands.leakcheck import scan_staged
+
+    repo = Repo.find()
+    problems = scan_staged(repo, list(staged_files(repo, files)))
+    for problem in problems:
+        out.error(problem)
+    return Exit.REFUSED if problems else Exit.OK

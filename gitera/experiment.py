@@ -1,0 +1,182 @@
+"""Where an experiment lives in the repo, which one a command means, and its lock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gitera import __version__
+from gitera.errors import ConfigError, RefusedError, UsageError
+from gitera.frame import Frame, parse_frame, valid_tag
+from gitera.git import Repo, blob_id
+
+BRANCH_PREFIX = "autoexp/"
+GITERA_DIR = ".gitera"
+LOCK_VERSION = 1
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    repo: Repo
+    tag: str
+
+    @property
+    def branch(self) -> str:
+        return BRANCH_PREFIX + self.tag
+
+    def rel(self, name: str) -> str:
+        return f"{GITERA_DIR}/{self.tag}/{name}"
+
+    def path(self, name: str) -> Path:
+        return self.repo.root / GITERA_DIR / self.tag / name
+
+    @property
+    def frame_rel(self) -> str:
+        return self.rel("frame.yaml")
+
+    @property
+    def lock_rel(self) -> str:
+        return self.rel("lock.json")
+
+    @property
+    def is_locked(self) -> bool:
+        return self.path("lock.json").exists()
+
+    @property
+    def is_concluded(self) -> bool:
+        return self.path("verdict.json").exists()
+
+    def frame_bytes(self) -> bytes:
+        try:
+            return self.path("frame.yaml").read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{self.frame_rel} does not exist; is branch {self.branch} checked out? "
+                f"(`git switch {self.branch}`)"
+            ) from None
+
+    def load_frame(self) -> Frame:
+        from gitera.yamlio import load_with_lines
+
+        raw = self.frame_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{self.frame_rel}: not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8.") from None
+        data, lines = load_with_lines(text, self.frame_rel)
+        return parse_frame(data, lines, self.frame_rel)
+
+    def read_lock(self) -> dict[str, Any]:
+        try:
+            lock = json.loads(self.path("lock.json").read_text())
+        except FileNotFoundError:
+            raise RefusedError(f"experiment {self.tag} is not locked yet; fill {self.frame_rel} and run `gitera lock`.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"{self.lock_rel} is not valid JSON; restore it with `git checkout -- {self.lock_rel}`.") from None
+        if not isinstance(lock, dict) or "files" not in lock:
+            raise ConfigError(f"{self.lock_rel} is not a gitera lock; restore it with `git checkout -- {self.lock_rel}`.")
+        return lock
+
+
+def all_tags(repo: Repo) -> list[str]:
+    base = repo.root / GITERA_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / "frame.yaml").exists())
+
+
+def resolve(repo: Repo, tag: str | None) -> Experiment:
+    """The experiment a command means: --tag, else the checked-out autoexp/ branch, else the only one."""
+    if tag is not None:
+        if not valid_tag(tag):
+            raise UsageError(f"{tag!r} is not a valid experiment tag; use lower-case letters, digits, '.', '_' or '-'.")
+        exp = Experiment(repo, tag)
+        if not exp.path("frame.yaml").exists():
+            if repo.branch_exists(exp.branch):
+                raise UsageError(f"experiment {tag} lives on branch {exp.branch}; run `git switch {exp.branch}` first.")
+            raise UsageError(f"there is no experiment {tag}; start one with `gitera init {tag}`.")
+        return exp
+    branch = repo.current_branch() or ""
+    if branch.startswith(BRANCH_PREFIX):
+        return resolve(repo, branch[len(BRANCH_PREFIX):])
+    tags = all_tags(repo)
+    if len(tags) == 1:
+        return Experiment(repo, tags[0])
+    if not tags:
+        raise UsageError("there is no experiment here; start one with `gitera init TAG`.")
+    raise UsageError(f"several experiments exist ({', '.join(tags)}); say which with --tag TAG.")
+
+
+# --- the lock ------------------------------------------------------------------
+
+
+def _file_record(path: str, content: bytes) -> dict[str, str]:
+    return {"path": path, "sha256": sha256(content), "blob": blob_id(content)}
+
+
+def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> dict[str, Any]:
+    """The lock record; refuses when a locked file is missing or untracked."""
+    repo = exp.repo
+    tracked = repo.tracked(list(frame.locked)) if frame.locked else set()
+    files = []
+    for rel in frame.locked:
+        target = repo.root / rel
+        if not target.is_file():
+            raise RefusedError(f"locked file {rel} does not exist; create and commit it, or remove it from `locked` in {exp.frame_rel}.")
+        if rel not in tracked:
+            raise RefusedError(f"locked file {rel} is not tracked by git; `git add {rel}` and commit it, then run `gitera lock` again.")
+        files.append(_file_record(rel, target.read_bytes()))
+    frame_bytes = exp.frame_bytes()
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": LOCK_VERSION,
+        "tag": exp.tag,
+        "tool_version": __version__,
+        "locked_at": stamp,
+        "frame": _file_record(exp.frame_rel, frame_bytes),
+        "files": files,
+    }
+
+
+def locked_records(lock: dict[str, Any]) -> list[dict[str, str]]:
+    """Every file the lock protects: the frame first, then the locked files."""
+    return [lock["frame"], *lock["files"]]
+
+
+def frame_hash(lock: dict[str, Any]) -> str:
+    return str(lock["frame"]["sha256"])
+
+
+def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
+    """Locked paths whose working-tree content differs from the lock (or that are gone)."""
+    changed = []
+    for rec in locked_records(lock):
+        target = exp.repo.root / rec["path"]
+        try:
+            content = target.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            changed.append(f"{rec['path']} (deleted)")
+            continue
+        if sha256(content) != rec["sha256"]:
+            changed.append(rec["path"])
+    return changed
+
+
+def require_intact(exp: Experiment) -> dict[str, Any]:
+    """Every command on a locked experiment calls this first; it names each changed file."""
+    lock = exp.read_lock()
+    changed = changed_locked_files(exp, lock)
+    if changed:
+        raise RefusedError(
+            f"locked files of experiment {exp.tag} changed since the lock: {', '.join(changed)}; "
+            "restore them (`git checkout -- <file>`) — a new question needs a new experiment (`gitera init NEW_TAG`)."
+        )
+    return lock

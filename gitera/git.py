@@ -1,0 +1,258 @@
+"""Every git call gitera makes goes through here (subprocess to the git binary).
+
+Commits are written with plumbing (a temporary index, ``commit-tree`` and a
+compare-and-swap ``update-ref``), so gitera never touches the user's staged or
+unstaged work beyond the exact paths it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitera.errors import GiteraError, RefusedError, UsageError
+
+ZERO = "0" * 40
+
+
+class GitFailed(GiteraError):
+    pass
+
+
+def _run(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    full_env = None
+    if env is not None:
+        full_env = {**os.environ, **env}
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, env=full_env, capture_output=True
+        )
+    except FileNotFoundError:
+        raise GitFailed("git was not found; install git and make sure it is on PATH.") from None
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = err[-1] if err else f"exit code {proc.returncode}"
+        raise GitFailed(f"git {args[0]} failed: {detail}")
+    return proc
+
+
+def git(args: Sequence[str], cwd: Path, **kw: object) -> str:
+    return _run(args, cwd, **kw).stdout.decode()  # type: ignore[arg-type]
+
+
+def blob_id(content: bytes) -> str:
+    """The id git gives a blob with this content (sha1 object format)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Repo:
+    root: Path  # the work tree's top level
+    git_dir: Path
+    common_dir: Path
+
+    @staticmethod
+    def find(start: Path | None = None) -> Repo:
+        cwd = start or Path.cwd()
+        proc = _run(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            cwd,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise UsageError(
+                f"{cwd} is not inside a git repository; run `git init` first or cd into one."
+            )
+        top, gdir, common = proc.stdout.decode().splitlines()[:3]
+        common_path = Path(common)
+        if not common_path.is_absolute():
+            common_path = (cwd / common_path).resolve()
+        return Repo(Path(top), Path(gdir), common_path)
+
+    # --- reading -------------------------------------------------------------
+    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> str:
+        return _run(args, self.root, input=input, check=check).stdout.decode()
+
+    def rev(self, ref: str) -> str | None:
+        proc = _run(["rev-parse", "--verify", "--quiet", ref + "^{commit}"], self.root, check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip() or None
+
+    def head_commit(self) -> str | None:
+        return self.rev("HEAD")
+
+    def current_branch(self) -> str | None:
+        proc = _run(["symbolic-ref", "--quiet", "--short", "HEAD"], self.root, check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip() or None
+
+    def branch_exists(self, branch: str) -> bool:
+        return self.rev(f"refs/heads/{branch}") is not None
+
+    def check_ref_format(self, branch: str) -> bool:
+        return _run(["check-ref-format", "--branch", branch], self.root, check=False).returncode == 0
+
+    def show(self, rev: str, path: str) -> bytes | None:
+        """Content of ``path`` at ``rev`` (``""`` for the index), or None if absent."""
+        proc = _run(["cat-file", "blob", f"{rev}:{path}"], self.root, check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def cat_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
+        """Contents of several ``rev:path`` or blob ids in one git call."""
+        if not specs:
+            return []
+        out = _run(["cat-file", "--batch"], self.root, input="".join(s + "\n" for s in specs).encode()).stdout
+        results: list[bytes | None] = []
+        pos = 0
+        for _ in specs:
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].split()
+            pos = nl + 1
+            if len(header) == 2 and header[1] == b"missing" or len(header) < 3:
+                results.append(None)
+                continue
+            size = int(header[2])
+            results.append(out[pos : pos + size])
+            pos += size + 1
+        return results
+
+    def ls_tree(self, rev: str, paths: Sequence[str] = (), recursive: bool = True) -> dict[str, str]:
+        """path -> blob id at ``rev`` for the given paths (all paths when empty)."""
+        args = ["ls-tree", "-z", "--full-tree"]
+        if recursive:
+            args.append("-r")
+        out = self.git(*args, rev, "--", *paths)
+        result: dict[str, str] = {}
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            result[path] = meta.split()[2]
+        return result
+
+    def ls_index(self, paths: Sequence[str]) -> dict[str, str]:
+        """path -> staged blob id for the given paths (absent paths are missing)."""
+        out = self.git("ls-files", "-s", "-z", "--", *paths)
+        result: dict[str, str] = {}
+        for entry in out.split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                result[path] = meta.split()[1]
+        return result
+
+    def tracked(self, paths: Sequence[str]) -> set[str]:
+        out = self.git("ls-files", "-z", "--", *paths)
+        return {p for p in out.split("\0") if p}
+
+    def status_porcelain(self) -> list[tuple[str, str]]:
+        """(XY code, path) for every changed or untracked path, like `git status`."""
+        out = self.git("status", "--porcelain=v1", "-z", "--untracked-files=all")
+        items: list[tuple[str, str]] = []
+        parts = out.split("\0")
+        i = 0
+        while i < len(parts):
+            entry = parts[i]
+            i += 1
+            if not entry:
+                continue
+            code, path = entry[:2], entry[3:]
+            if code[0] in "RC":
+                i += 1  # the rename source follows
+            items.append((code, path))
+        return items
+
+    def staged_changes(self) -> list[tuple[str, str, str | None]]:
+        """(status letter, path, renamed-to) for the staged changes against HEAD."""
+        base = "HEAD" if self.head_commit() else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+        out = self.git("diff", "--cached", "--name-status", "-M", "-z", base)
+        parts = [p for p in out.split("\0")]
+        changes: list[tuple[str, str, str | None]] = []
+        i = 0
+        while i < len(parts) and parts[i]:
+            status = parts[i]
+            if status[0] in "RC":
+                changes.append((status[0], parts[i + 1], parts[i + 2]))
+                i += 3
+            else:
+                changes.append((status[0], parts[i + 1], None))
+                i += 2
+        return changes
+
+    # --- writing ------------------------------------------------------------
+    def switch_new_branch(self, branch: str, start: str) -> None:
+        # `git switch -c` keeps uncommitted work as it is: nothing is lost.
+        self.git("switch", "--quiet", "-c", branch, start)
+
+    def commit_files(
+        self,
+        branch: str,
+        files: Mapping[str, bytes | None],
+        message: str,
+        *,
+        sync_worktree: bool = True,
+    ) -> str:
+        """Make one commit on ``branch`` that sets ``files`` (None deletes) on top of its tip.
+
+        Uses a private index, so the user's staged work is not swept in; the branch
+        moves compare-and-swap, so a concurrent update is refused rather than lost.
+        When the branch is checked out, the work tree and index entries of exactly
+        these paths are brought in line with the new commit.
+        """
+        ref = f"refs/heads/{branch}"
+        old = self.rev(ref)
+        if old is None:
+            raise UsageError(f"branch {branch} does not exist; run `gitera init` first.")
+        with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _run(["read-tree", old], self.root, env=env)
+            for path, content in files.items():
+                if content is None:
+                    _run(["update-index", "--force-remove", "--", path], self.root, env=env)
+                    continue
+                sha = _run(["hash-object", "-w", "--stdin"], self.root, input=content).stdout.decode().strip()
+                _run(["update-index", "--add", "--cacheinfo", f"100644,{sha},{path}"], self.root, env=env)
+            tree = _run(["write-tree"], self.root, env=env).stdout.decode().strip()
+        new = _run(["commit-tree", tree, "-p", old, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
+        proc = _run(["update-ref", "-m", "gitera: " + message.splitlines()[0][:60], ref, new, old], self.root, check=False)
+        if proc.returncode != 0:
+            raise RefusedError(
+                f"branch {branch} moved while gitera was writing (another process?); "
+                "nothing was changed — run the command again."
+            )
+        if sync_worktree and self.current_branch() == branch:
+            self._sync_paths(files)
+        return new
+
+    def _sync_paths(self, files: Mapping[str, bytes | None]) -> None:
+        for path, content in files.items():
+            target = self.root / path
+            if content is None:
+                if target.exists():
+                    target.unlink()
+                self.git("update-index", "--force-remove", "--", path)
+                continue
+            if not target.exists() or target.read_bytes() != content:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + ".gitera-tmp")
+                tmp.write_bytes(content)
+                os.replace(tmp, target)
+            sha = blob_id(content)
+            self.git("update-index", "--add", "--cacheinfo", f"100644,{sha},{path}")
+
+    def log_trailers(self, rev_range: str, keys: Iterable[str]) -> str:
+        fmt = "%H%x00" + "".join(f"%(trailers:key={k},valueonly,separator=%x1f)%x00" for k in keys) + "%x1e"
+        return self.git("log", f"--format={fmt}", rev_range)

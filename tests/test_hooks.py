@@ -1,0 +1,154 @@
+"""The hooks through the real pre-commit framework and through plain git hooks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, run_gitera
+from tests.helpers import init_and_lock
+
+SOURCE = Path(__file__).resolve().parents[1]
+
+
+def commit(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "commit", *args], cwd=repo, capture_output=True, text=True)
+
+
+def hooks_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A git repo holding our real .pre-commit-hooks.yaml, as pre-commit fetches it."""
+    root = tmp_path / "gitera-hooks"
+    root.mkdir()
+    shutil.copy(SOURCE / ".pre-commit-hooks.yaml", root / ".pre-commit-hooks.yaml")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "hooks")
+    return root, git(root, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def precommit_repo(repo: Path, tmp_path: Path) -> Path:
+    init_and_lock(repo)
+    hooks, rev = hooks_repo(tmp_path)
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {hooks}\n  rev: {rev}\n  hooks:\n"
+        "  - id: gitera-locked-system\n  - id: gitera-trailers-system\n  - id: gitera-test-leak-system\n"
+    )
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-q", "-m", "use gitera hooks")
+    proc = subprocess.run(
+        ["pre-commit", "install", "-t", "pre-commit", "-t", "commit-msg", "-t", "pre-push"], cwd=repo, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return repo
+
+
+def test_manifest_is_valid() -> None:
+    proc = subprocess.run(["pre-commit", "validate-manifest", str(SOURCE / ".pre-commit-hooks.yaml")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_precommit_refuses_modifying_a_locked_file(precommit_repo: Path) -> None:
+    repo = precommit_repo
+    (repo / "eval/metric.py").write_text("def accuracy(a, b):\n    return 1.0  # always right\n")
+    git(repo, "add", "eval/metric.py")
+    proc = commit(repo, "-m", "tweak the metric")
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "eval/metric.py is locked by experiment exp1 and this commit has it modified" in output
+    assert "a new question needs a new experiment" in output
+    assert git(repo, "log", "-1", "--format=%s").strip() == "use gitera hooks"
+
+
+def test_precommit_refuses_deleting_and_renaming(precommit_repo: Path) -> None:
+    repo = precommit_repo
+    git(repo, "rm", "-q", "eval/run.py")
+    proc = commit(repo, "-m", "drop the harness")
+    assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1 and this commit has it deleted" in proc.stdout + proc.stderr
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "mv", "eval/run.py", "eval/run2.py")
+    proc = commit(repo, "-m", "rename the harness")
+    assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1 and this commit has it renamed to eval/run2.py" in proc.stdout + proc.stderr
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "rm", "-q", ".gitera/exp1/lock.json")
+    proc = commit(repo, "-m", "unlock")
+    assert proc.returncode != 0 and ".gitera/exp1/lock.json is locked by experiment exp1" in proc.stdout + proc.stderr
+
+
+def test_precommit_lets_other_files_commit(precommit_repo: Path) -> None:
+    repo = precommit_repo
+    (repo / "rules_v2.txt").write_text("fee -> card_payment_fee_charged\nprocessor -> transfer\n")
+    (repo / "notes.md").write_text("ideas\n")
+    git(repo, "add", "rules_v2.txt", "notes.md")
+    proc = commit(repo, "-m", "try a processor rule")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # restoring a locked file to its locked content is fine too
+    (repo / "eval/run.py").write_text("print('scoring')\n")
+    git(repo, "add", "eval/run.py")
+    assert commit(repo, "--allow-empty", "-m", "no-op").returncode == 0
+
+
+def test_commit_msg_hook_refuses_malformed_gitera_trailer(precommit_repo: Path) -> None:
+    repo = precommit_repo
+    (repo / "notes.md").write_text("x\n")
+    git(repo, "add", "notes.md")
+    proc = commit(repo, "-m", "note\n\nGitera-Result: {score: oops}")
+    assert proc.returncode != 0
+    assert "commit message line 3: Gitera-Result is not valid JSON" in proc.stdout + proc.stderr
+    proc = commit(repo, "-m", 'note\n\nGitera-Tag: exp1\nGitera-Result: {"score": 1}')
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_pre_push_catches_a_no_verify_commit(precommit_repo: Path, tmp_path: Path) -> None:
+    repo = precommit_repo
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    push = subprocess.run(["git", "push", "-q", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
+    assert push.returncode == 0, push.stdout + push.stderr
+    (repo / "eval/metric.py").write_text("def accuracy(a, b):\n    return 1.0\n")
+    git(repo, "commit", "-q", "--no-verify", "-am", "sneak a metric change past the hook")
+    push = subprocess.run(["git", "push", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
+    assert push.returncode != 0
+    assert "has eval/metric.py modified, but it is locked by experiment exp1" in push.stdout + push.stderr
+
+
+def test_plain_git_hooks_install_and_refuse(repo: Path) -> None:
+    init_and_lock(repo)
+    r = run_gitera(repo, "hooks", "install")
+    assert r.code == 0, r.err
+    for name in ("pre-commit", "commit-msg", "pre-push"):
+        installed = repo / ".git/hooks" / name
+        assert installed.read_bytes() == (SOURCE / "hooks" / name).read_bytes()
+    (repo / "eval/run.py").write_text("print('changed')\n")
+    git(repo, "add", "eval/run.py")
+    proc = commit(repo, "-m", "change harness")
+    assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1" in proc.stderr
+
+
+def test_hooks_install_keeps_a_foreign_hook(repo: Path) -> None:
+    hook = repo / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\necho mine\n")
+    r = run_gitera(repo, "hooks", "install")
+    assert r.code == 3 and "already exists and is not gitera's" in r.err
+    assert run_gitera(repo, "hooks", "install", "--force").code == 0
+    assert (repo / ".git/hooks/pre-commit.orig").read_text() == "#!/bin/sh\necho mine\n"
+
+
+def test_package_hook_scripts_match_the_top_level_hooks() -> None:
+    for script in (SOURCE / "hooks").iterdir():
+        assert script.read_bytes() == (SOURCE / "gitera/hook_scripts" / script.name).read_bytes()
+
+
+def test_concluded_experiments_no_longer_lock(repo: Path) -> None:
+    init_and_lock(repo)
+    (repo / ".gitera/exp1/verdict.json").write_text("{}\n")
+    git(repo, "add", ".gitera/exp1/verdict.json")
+    git(repo, "commit", "-q", "-m", "verdict")
+    (repo / "eval/run.py").write_text("print('v2 of the harness, for the next question')\n")
+    git(repo, "add", "eval/run.py")
+    r = run_gitera(repo, "hook", "locked")
+    assert r.code == 0, r.err
