@@ -1,0 +1,28 @@
+"""Run every benchmark in bench/ and print their tables: `python bench/run_all.py [--quick]`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+QUICK = {
+    "bench_startup.py": ["--repeat", "10"],
+    "bench_seal.py": ["--size-mib", "128"],
+    "bench_eval.py": ["--quick"],
+}
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv[1:]
+    here = Path(__file__).parent
+    failed = 0
+    for script in sorted(here.glob("bench_*.py")):
+        print(f"\n## {script.stem}\n", flush=True)
+        args = QUICK.get(script.name, []) if quick else []
+        failed |= subprocess.run([sys.executable, str(script), *args]).returncode != 0
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
