@@ -254,6 +254,8 @@ class ArmVerdict:
     improvement: float
     p_value: float
     p_holm: float
+    n: int
+    sd_diff: float
     significant: bool
     clears: bool
     aggregate: str
@@ -431,7 +433,8 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
         verdicts.append(
             ArmVerdict(
                 name=arm.name, effect=arm.effect, ci_low=arm.ci_low, ci_high=arm.ci_high,
-                improvement=eff, p_value=arm.p_value, p_holm=p_adj, significant=significant,
+                improvement=eff, p_value=arm.p_value, p_holm=p_adj, n=arm.n, sd_diff=arm.sd_diff,
+                significant=significant,
                 clears=clears, aggregate=aggregate, slices=slices, rows_needed=rows_needed,
                 reasons=tuple(reasons),
             )
@@ -446,11 +449,12 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
     if full:
         w = best(full)
         lead = f"ship {w.name}: its aggregate and every slice pass"
-        others = [v.name for v in verdicts if v.aggregate == PASS and v is not w]
-        if others:
-            lead += f" (it beats {', '.join(others)}, which also pass the aggregate"
-            lead += ", on improvement)" if all(o in {f.name for f in full} for o in others) else \
-                ", but not every slice)"
+        beaten = [v.name for v in full if v is not w]
+        if beaten:
+            lead += f"; it improves more than {', '.join(beaten)}, which also pass everywhere"
+        partial = [v.name for v in verdicts if v.aggregate == PASS and not v.all_slices_pass]
+        if partial:
+            lead += f"; {', '.join(partial)} pass the aggregate but not every slice"
         return Verdict(SHIP, w.name, w.passing_slices, (lead, *reasons), tuple(verdicts), thr)
     if narrow:
         w = best(narrow)

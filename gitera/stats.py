@@ -661,7 +661,9 @@ def paired_continuous_power(
     df = n - 1
     nc = abs(effect) * math.sqrt(n) / s
     tc = float(sps.t.ppf(1 - alpha / 2, df))
-    return float(sps.nct.sf(tc, df, nc) + sps.nct.cdf(-tc, df, nc))
+    upper = float(sps.nct.sf(tc, df, nc))
+    lower = float(sps.nct.cdf(-tc, df, nc))  # the wrong-sign tail; scipy gives NaN when it underflows
+    return min(1.0, (upper if math.isfinite(upper) else 1.0) + (lower if math.isfinite(lower) else 0.0))
 
 
 def paired_continuous_rows_needed(
@@ -707,7 +709,7 @@ def paired_continuous_mde(
     def f(d: float) -> float:
         return paired_continuous_power(n, d, sd_diff, alpha, trials_per_row, within_sd) - power
 
-    hi = s * 2 * (_z(1 - alpha / 2) + _z(power) + 10) / math.sqrt(n)
+    hi = s * (_z(1 - alpha / 2) + _z(power) + 2) / math.sqrt(n)
     while f(hi) < 0:
         hi *= 2
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-12 * s))
