@@ -27,6 +27,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ Row = dict[str, object]
 BOM = b"\xef\xbb\xbf"
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # stateless
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -164,7 +166,10 @@ def _csv_records(path: Path, fh: IO[bytes], delimiter: str,
     def text_lines() -> Iterator[str]:
         for number, text in numbered:
             current[0] = number
-            yield text
+            if "\r" in text and not text.endswith("\r\n") or text.count("\r") > 1:
+                yield from _LONE_CR.split(text)  # what newline="" does: a lone \r ends a line for csv
+            else:
+                yield text
 
     reader = csv.reader(text_lines(), delimiter=delimiter, strict=True)
 

@@ -35,9 +35,13 @@ The work is one short keyed hash per word of content
 plus rare confirmations: bounded by (words in content) + (tag hits x distinct lengths per tag).
 Measured: about 3 MB of source-like text per second on one core (see docs/data-and-split.md).
 
-Not detected (documented limits): a row whose text is split by escaping (JSON ``\\"`` or
-``\\uXXXX``, HTML entities), paraphrased, or re-punctuated inside; and rows under
-``min_length``.
+Escapes: content holding a backslash or a doubled quote is scanned a second time with JSON /
+Python string escapes (``\\"``, ``\\n``, ``\\uXXXX``...) and CSV doubled quotes resolved, so
+rows dumped as JSON or quoted CSV are found too (escaped line breaks become spaces, so line
+numbers still match the content).
+
+Not detected (documented limits): a row paraphrased, re-punctuated inside, HTML-escaped, or
+split by other encodings (base64, URL-encoding); rows under ``min_length``.
 """
 
 from __future__ import annotations
@@ -172,14 +176,13 @@ class LeakIndex:
             raise ValueError(f"malformed leak index: {exc}") from None
 
 
-def _normalized_content(content: str) -> tuple[str, list[int], list[int]]:
-    """Content folded (steps 1-3) with lines joined by one space; start offsets and line numbers."""
-    folded = unicodedata.normalize("NFKC", content).casefold()
+def _normalized_content(lines: Iterable[tuple[int, str]]) -> tuple[str, list[int], list[int]]:
+    """Lines folded (steps 1-3) and joined by one space; start offsets and line numbers."""
     parts: list[str] = []
     starts: list[int] = []
     line_nos: list[int] = []
     pos = 0
-    for number, line in enumerate(folded.split("\n"), 1):
+    for number, line in lines:
         norm = " ".join(line.split())
         if not norm:
             continue
@@ -192,11 +195,45 @@ def _normalized_content(content: str) -> tuple[str, list[int], list[int]]:
     return " ".join(parts), starts, line_nos
 
 
+_ESCAPE = re.compile(r'\\(u[0-9a-fA-F]{4}|[nrt"\'\\/])|""')
+_SIMPLE = {"n": " ", "r": " ", "t": " ", '"': '"', "'": "'", "\\": "\\", "/": "/"}
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    esc = m.group(1)
+    if esc is None:
+        return '"'  # a CSV doubled quote
+    if esc[0] == "u":
+        ch = chr(int(esc[1:], 16))
+        return " " if ch in "\n\r" or 0xD800 <= ord(ch) < 0xE000 else ch
+    return _SIMPLE[esc]
+
+
+def unescape(content: str) -> str:
+    """JSON/Python string escapes and CSV doubled quotes resolved, without adding line breaks."""
+    return _ESCAPE.sub(_unescape_one, content)
+
+
 def scan(content: str, index: LeakIndex) -> list[Hit]:
-    """Every place a sealed row occurs in ``content`` (see the module doc), sorted, without text."""
+    """Every place a sealed row occurs in ``content`` (see the module doc), sorted, without text.
+
+    Content holding backslashes or doubled quotes is scanned a second time with those escapes
+    resolved (``unescape``), so rows written as JSON/Python strings or quoted CSV are found.
+    """
     if not index.tags:
         return []
-    text, starts, line_nos = _normalized_content(content)
+    folded = unicodedata.normalize("NFKC", content).casefold().split("\n")
+    hits = _scan(enumerate(folded, 1), index)
+    if "\\" in content or '""' in content:
+        marked = [("\\" in line or '""' in line) for line in folded]
+        # lines with an escape, and the line after each (a quoted CSV field may continue there)
+        escaped = [(n + 1, unescape(line)) for n, line in enumerate(folded) if marked[n] or (n and marked[n - 1])]
+        hits |= _scan(escaped, index)
+    return [Hit(line, fp) for line, fp in sorted(hits)]
+
+
+def _scan(lines: Iterable[tuple[int, str]], index: LeakIndex) -> set[tuple[int, str]]:
+    text, starts, line_nos = _normalized_content(lines)
     k = index.min_length
     tags = index.tags
     fps = index.fingerprints
@@ -229,7 +266,7 @@ def scan(content: str, index: LeakIndex) -> list[Hit]:
             fp = _fingerprint(salt, text[i:i + length])
             if fp in fps:
                 hits.add((line_nos[bisect.bisect_right(starts, i) - 1], fp))
-    return [Hit(line, fp) for line, fp in sorted(hits)]
+    return hits
 
 
 def row_texts(rows: Iterable[Mapping[str, object]], columns: Sequence[str] | None = None,

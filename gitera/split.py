@@ -198,7 +198,7 @@ def split_rows(
             n = len(members)
             counts = _apportion(n, ratios, deficit)
             if n >= MIN_TEST_STRATUM and counts[2] == 0:
-                floors = [math.floor(r * n) for r in ratios]
+                floors = [math.floor(r * n + 1e-9) for r in ratios]
                 donor = 1 if counts[1] > floors[1] else 0
                 counts[donor] -= 1
                 counts[2] += 1
@@ -297,10 +297,14 @@ def _apportion(n: int, ratios: Sequence[float], deficit: list[float]) -> list[in
     over earlier calls) is updated in place so the totals track the ratios as well.
     """
     quotas = [r * n for r in ratios]
-    counts = [math.floor(q) for q in quotas]
+    counts = [math.floor(q + 1e-9) for q in quotas]
     left = n - sum(counts)
     if left > 0:
-        priority = sorted(range(len(ratios)), key=lambda p: (-(quotas[p] - counts[p] + deficit[p]), p))
+        # only parts with a fractional remainder can take a leftover row (an exact quota stays exact)
+        open_parts = [p for p in range(len(ratios)) if quotas[p] - counts[p] > 1e-9]
+        if len(open_parts) < left:  # only by floating-point accident
+            open_parts = list(range(len(ratios)))
+        priority = sorted(open_parts, key=lambda p: (-(quotas[p] - counts[p] + deficit[p]), p))
         for p in priority[:left]:
             counts[p] += 1
     for p in range(len(ratios)):
@@ -501,7 +505,7 @@ def audit(rows: Sequence[Mapping[str, object]], assignment: Sequence[str | None]
         prod = production_counts.get(col)
         checks: tuple[ProductionCheck, ...] = ()
         if prod is not None:
-            kept = {v: n - per.get(CAPPED, 0) for v, n in ((v, per["source"]) for v, per in counts.items())}
+            kept = {v: c["source"] - c.get(CAPPED, 0) for v, c in counts.items()}
             kept_total = totals["source"] - totals.get(CAPPED, 0)
             test = {v: per.get("test", 0) for v, per in counts.items()}
             checks = (_compare(prod, kept, kept_total, "kept"), _compare(prod, test, totals["test"], "test"))
