@@ -94,6 +94,14 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
         if not sep or not name.strip() or not change.strip():
             raise click.BadParameter(f"{item!r} is not NAME=CHANGE", param_hint="--arm")
         parsed[name.strip()] = change.strip()
+    if harness is not None:
+        from gitera.commands.harness import COMMAND, HARNESS_PATH, PYTHON_TARGET
+
+        if harness == "command" and not opts["eval_command"]:
+            opts["eval_command"] = COMMAND
+        if harness == "python" and not opts["eval_python"]:
+            opts["eval_python"] = PYTHON_TARGET
+        opts["locked"] = tuple(opts["locked"]) or (HARNESS_PATH,)
     draft = FrameDraft(tag=tag, arms=parsed, **opts)
     sys.exit(run(draft, _out(as_json), harness=harness))
 

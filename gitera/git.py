@@ -256,3 +256,22 @@ class Repo:
     def log_trailers(self, rev_range: str, keys: Iterable[str]) -> str:
         fmt = "%H%x00" + "".join(f"%(trailers:key={k},valueonly,separator=%x1f)%x00" for k in keys) + "%x1e"
         return self.git("log", f"--format={fmt}", rev_range)
+
+
+def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:
+    """A detached work tree of ``commit`` under .git/gitera/worktrees/<slot>, clean and ready.
+
+    Evals run here, never in the user's working tree. One slot per arm is reused
+    across runs and reset to the commit (tracked files restored, untracked removed),
+    so scoring sees exactly the committed state.
+    """
+    base = repo.common_dir / "gitera" / "worktrees"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / slot
+    if (path / ".git").exists():
+        _run(["checkout", "--quiet", "--force", "--detach", commit], path)
+        _run(["clean", "-qfdx"], path)
+        return path
+    _run(["worktree", "prune"], repo.root)
+    _run(["worktree", "add", "--quiet", "--force", "--detach", str(path), commit], repo.root)
+    return path

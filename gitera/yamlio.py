@@ -19,7 +19,7 @@ class _Loader(yaml.SafeLoader):
 def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate field {key!r}", key_node.start_mark
@@ -28,7 +28,7 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
     return loader.construct_mapping(node, deep=deep)
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def _lines(node: yaml.Node, path: FieldPath, out: dict[FieldPath, int]) -> None:
