@@ -573,8 +573,9 @@ class Sizing:
 
     def to_dict(self) -> dict[str, object]:
         return {"n_dev": self.n_dev, "n_test": self.n_test, "effect": self.effect, "alpha": self.alpha,
-                "power": self.power, "discordance": self.discordance, "mde_dev": self.mde_dev,
-                "mde_test": self.mde_test, "rows_needed": self.rows_needed,
+                "power": self.power, "discordance": self.discordance,
+                "mde_dev": None if math.isinf(self.mde_dev) else self.mde_dev,
+                "mde_test": None if math.isinf(self.mde_test) else self.mde_test, "rows_needed": self.rows_needed,
                 "total_rows_needed": self.total_rows_needed, "underpowered": self.underpowered,
                 "dev_underpowered": self.dev_underpowered}
 
@@ -583,11 +584,13 @@ def sizing(n_dev: int, n_test: int, effect: float, alpha: float, power: float = 
            test_fraction: float | None = None) -> Sizing:
     """Minimum detectable effects of dev and test and the test rows needed (Connor 1987, paired binary).
 
-    ``discordance`` is the assumed share of rows where the two arms disagree; ``test_fraction``
+    ``discordance`` is the assumed share of rows where the two arms disagree (raised to the
+    effect when smaller: an effect of d needs at least d of rows discordant); ``test_fraction``
     (the test ratio) turns ``rows_needed`` into the total rows to collect.
     """
     from gitera.stats import paired_binary_mde, paired_binary_rows_needed
 
+    discordance = max(discordance, abs(effect))  # an effect of d needs at least d of rows discordant
     mde_dev = float(paired_binary_mde(n_dev, alpha, power, discordance)) if n_dev > 0 else math.inf
     mde_test = float(paired_binary_mde(n_test, alpha, power, discordance)) if n_test > 0 else math.inf
     needed = int(paired_binary_rows_needed(effect, alpha, power, discordance))
@@ -600,7 +603,9 @@ def check_sizing(s: Sizing, accept_underpowered: bool) -> str | None:
     if not s.underpowered:
         return None
     more = f" (about {s.total_rows_needed} rows in all at the test ratio)" if s.total_rows_needed else ""
-    text = (f"the test set has {s.n_test} rows, which detects {100 * s.mde_test:.1f} pp at power {s.power:.2f} "
+    detects = ("cannot detect any effect" if math.isinf(s.mde_test)
+               else f"detects {100 * s.mde_test:.1f} pp at power {s.power:.2f}")
+    text = (f"the test set has {s.n_test} rows, which {detects} "
             f"but the threshold is {100 * s.effect:.1f} pp, which needs {s.rows_needed} test rows{more}")
     if accept_underpowered:
         return f"accepted as underpowered: {text}."

@@ -256,3 +256,14 @@ def test_underpowered_refused_unless_accepted() -> None:
         check_sizing(s, False)
     note = check_sizing(s, True)
     assert note is not None and note.startswith("accepted as underpowered")
+
+
+@pytest.mark.skipif(not HAVE_STATS, reason="gitera.stats not written yet")
+def test_sizing_large_effect_and_tiny_sets() -> None:
+    import json
+
+    s = sizing(10, 3, 0.3, 0.05)  # effect above the default discordance: discordance raised to it
+    assert s.discordance == 0.3 and s.rows_needed >= 1
+    json.dumps(s.to_dict(), allow_nan=False)
+    with pytest.raises(RefusedError, match="test set has 3 rows"):
+        check_sizing(s, False)
