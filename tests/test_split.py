@@ -267,3 +267,26 @@ def test_sizing_large_effect_and_tiny_sets() -> None:
     json.dumps(s.to_dict(), allow_nan=False)
     with pytest.raises(RefusedError, match="test set has 3 rows"):
         check_sizing(s, False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6), seed=st.integers(0, 2**32))
+def test_kfold_invariants(sizes: list[int], seed: int) -> None:
+    rows = [{"s": f"s{k}"} for k, n in enumerate(sizes) for _ in range(n)]
+    ids = [f"id{i}" for i in range(len(rows))]
+    try:
+        result = split_rows(rows, ids=ids, stratify=["s"], seed=seed)
+    except RefusedError as exc:  # all strata too small to reach test, or under 2 rows left for folds
+        assert all(n < 3 for n in sizes) or len(rows) < 5, str(exc)
+        assert "test set would be empty" in str(exc) or "too few" in str(exc)
+        return
+    assert result.mode == "kfold"
+    folds = result.fold_of()
+    assert set(folds) == set(result.ids_in("dev")) and set(folds).isdisjoint(result.ids_in("test"))
+    assert result.k == min(5, len(folds))
+    sizes_per_fold = Counter(folds.values())
+    assert len(sizes_per_fold) == result.k
+    assert max(sizes_per_fold.values()) - min(sizes_per_fold.values()) <= 1
+    for k, n in enumerate(sizes):
+        in_test = sum(1 for r, lab in zip(rows, result.labels) if r["s"] == f"s{k}" and lab == "test")
+        assert abs(in_test - 0.2 * n) < 1 and (in_test >= 1 or n < 3)
