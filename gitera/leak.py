@@ -269,13 +269,33 @@ def _scan(lines: Iterable[tuple[int, str]], index: LeakIndex) -> set[tuple[int, 
     return hits
 
 
-def row_texts(rows: Iterable[Mapping[str, object]], columns: Sequence[str] | None = None,
-              exclude: Sequence[str] = ()) -> list[str]:
-    """The string values to fingerprint: ``columns`` of each row (all columns when None), minus ``exclude``."""
-    out: list[str] = []
+def text_columns(rows: Sequence[Mapping[str, object]], exclude: Iterable[str] = ()) -> list[str]:
+    """The free-text columns: those where at least half the non-empty string values contain a space.
+
+    Ids, labels and slice values ("card_arrival", "enterprise") are excluded by this rule: they
+    repeat across rows and appear in prompts and code, so fingerprinting them would flag
+    innocent commits. Pass the id, label and slice columns in ``exclude`` as well.
+    """
     skip = set(exclude)
+    seen: dict[str, list[int]] = {}  # column -> [string values, values with whitespace]
     for row in rows:
-        for col in (columns if columns is not None else list(row)):
+        for col, value in row.items():
+            if col in skip or not isinstance(value, str) or not value.strip():
+                continue
+            tally = seen.setdefault(col, [0, 0])
+            tally[0] += 1
+            tally[1] += 1 if len(value.split()) > 1 else 0
+    return [col for col, (n, spaced) in seen.items() if 2 * spaced >= n]
+
+
+def row_texts(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None,
+              exclude: Iterable[str] = ()) -> list[str]:
+    """The string values to fingerprint: ``columns`` of each row (``text_columns`` when None)."""
+    cols = list(columns) if columns is not None else text_columns(rows, exclude)
+    skip = set(exclude)
+    out: list[str] = []
+    for row in rows:
+        for col in cols:
             if col in skip:
                 continue
             value = row.get(col)

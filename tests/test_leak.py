@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitera.datasource import Table, load_rows
-from gitera.leak import LeakIndex, fingerprints, normalize, row_texts, scan
+from gitera.leak import LeakIndex, fingerprints, normalize, row_texts, scan, text_columns
 from gitera.split import split_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +107,11 @@ def test_index_round_trip_and_row_texts() -> None:
     rows = [{"id": "t1", "text": "Where is my new card please", "n": 3}, {"id": "t2", "text": " "}]
     texts = row_texts(rows, exclude=["id"])
     assert texts == ["Where is my new card please"]
+    labelled = [{"id": "r1", "text": "my card never arrived", "intent": "card_arrival", "note": ""},
+                {"id": "r2", "text": "pin blocked again", "intent": "pin_blocked", "note": "call back later"}]
+    assert text_columns(labelled, exclude=["id"]) == ["text", "note"]
+    assert row_texts(labelled) == ["my card never arrived", "pin blocked again", "call back later"]
+    assert row_texts(labelled, ["intent"]) == ["card_arrival", "pin_blocked"]
     idx = index_of(texts)
     again = LeakIndex.from_dict(json.loads(json.dumps(idx.to_dict())))
     assert again == idx
