@@ -1,0 +1,190 @@
+"""Command mode: rows sharded across concurrent `/bin/sh -c <command>` invocations."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitera.evalrun.collect import Collector, describe_ids
+from gitera.evalrun.model import RetryPolicy, RowId, RowResult
+from gitera.evalrun.parse import find_score, interpret, parse_lines
+from gitera.evalrun.procs import LiveProcesses, kill_group, spawn, tail
+from gitera.evalrun.schedule import Unit
+
+WAVES = 4  # shards per concurrency slot: small enough tail, few process start-ups
+MAX_SHARD_ROWS = 256  # bounds what one crash or timeout can take down
+
+
+@dataclass(frozen=True)
+class Shard:
+    trial: int
+    index: int
+    keys: tuple[str, ...]
+
+
+def _split(keys: Sequence[str], parts: int) -> list[tuple[str, ...]]:
+    """`parts` nearly equal consecutive chunks (sizes differ by at most one)."""
+    parts = max(1, min(parts, len(keys)))
+    size, extra = divmod(len(keys), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        out.append(tuple(keys[start:end]))
+        start = end
+    return out
+
+
+def plan_shards(pending: Mapping[int, Sequence[str]], concurrency: int, shard_size: int | None = None) -> list[Shard]:
+    """Shard rows per trial so the shard count is a multiple of the concurrency (even waves)."""
+    pending = {t: keys for t, keys in pending.items() if keys}
+    total = sum(len(k) for k in pending.values())
+    if not total:
+        return []
+    if shard_size is not None:
+        counts = {t: math.ceil(len(keys) / shard_size) for t, keys in pending.items()}
+    else:
+        units = min(total, concurrency * WAVES)
+        if math.ceil(total / units) > MAX_SHARD_ROWS:
+            units = min(total, math.ceil(total / MAX_SHARD_ROWS / concurrency) * concurrency)
+        units = max(units, len(pending))
+        quotas = {t: units * len(keys) / total for t, keys in pending.items()}
+        counts = {t: max(1, math.floor(q)) for t, q in quotas.items()}
+        by_remainder = sorted(pending, key=lambda t: quotas[t] - math.floor(quotas[t]), reverse=True)
+        for t in by_remainder[: max(0, units - sum(counts.values()))]:
+            counts[t] += 1
+    shards: list[Shard] = []
+    for trial in sorted(pending):
+        for chunk in _split(pending[trial], counts[trial]):
+            shards.append(Shard(trial, len(shards), chunk))
+    return shards
+
+
+@dataclass
+class CommandRunner:
+    command: str
+    checkout: Path
+    env: Mapping[str, str]
+    rows: Mapping[str, Mapping[str, Any]]
+    ids: Mapping[str, RowId]
+    timeout_s: float
+    deadline: float | None
+    retry: RetryPolicy
+    workdir: Path
+    collector: Collector
+    live: LiveProcesses
+
+    def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
+        shard = unit.payload
+        base = self.workdir / f"t{shard.trial}-s{shard.index:04d}-a{unit.attempt}"
+        base.mkdir(parents=True, exist_ok=True)
+        rows_path, out_path = base / "rows.jsonl", base / "out.jsonl"
+        stdout_path, stderr_path = base / "stdout.txt", base / "stderr.txt"
+        rows_path.write_text("".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys), encoding="utf-8")
+        env = {**self.env, "GITERA_TRIAL": str(shard.trial), "GITERA_ROWS": str(rows_path), "GITERA_OUT": str(out_path)}
+        limit, by_run = self.timeout_s, False
+        if self.deadline is not None and self.deadline - time.monotonic() < limit:
+            limit, by_run = max(0.0, self.deadline - time.monotonic()), True
+        timed_out = False
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
+            self.live.add(proc)
+            try:
+                proc.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                kill_group(proc)
+            finally:
+                self.live.discard(proc)
+        return self._collect(unit, proc.returncode, timed_out, by_run, limit, out_path, stdout_path, stderr_path)
+
+    def _collect(
+        self, unit: Unit[Shard], rc: int, timed_out: bool, by_run: bool, limit: float,
+        out_path: Path, stdout_path: Path, stderr_path: Path,
+    ) -> list[Unit[Shard]]:
+        shard = unit.payload
+        label = f"trial {shard.trial} shard {shard.index}" + (f" (attempt {unit.attempt})" if unit.attempt > 1 else "")
+        text = out_path.read_text(encoding="utf-8", errors="replace") if out_path.exists() else ""
+        expected = {k: self.ids[k] for k in shard.keys}
+        source = f"{label} GITERA_OUT ({out_path})"
+        parsed = parse_lines(text, expected, source)
+        problems = list(parsed.problems)
+        final: dict[str, RowResult] = {}
+        retry: list[str] = []
+        cost_of_retried = 0.0
+        if parsed.lines == 0 and not timed_out and rc == 0:
+            score = find_score(stdout_path.read_text(encoding="utf-8", errors="replace"))
+            if score is not None:
+                self.collector.aggregate(shard.trial, score, len(shard.keys))
+                for k in shard.keys:
+                    final[k] = RowResult(self.ids[k], shard.trial, None, "ok")
+                self.collector.finish(final, calls=len(shard.keys), invocations=1, problems=problems)
+                return []
+        for k in shard.keys:
+            row_id = self.ids[k]
+            if k in parsed.duplicates:
+                lines = ", ".join(map(str, parsed.duplicates[k]))
+                final[k] = RowResult(row_id, shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
+            elif k in parsed.found:
+                obj, line = parsed.found[k]
+                got = interpret(obj, row_id, shard.trial, f"{source} line {line}")
+                problems.extend(got.problems)
+                if got.transient and unit.attempt < self.retry.attempts:
+                    retry.append(k)
+                    cost_of_retried += got.result.cost_usd or 0.0
+                elif got.transient:
+                    final[k] = _replace_error(got.result, f"still transient after {unit.attempt} attempts: {got.result.error}")
+                else:
+                    final[k] = got.result
+            elif timed_out:
+                why = "the run timeout" if by_run else "timeout_s"
+                final[k] = RowResult(row_id, shard.trial, None, "timeout", error=f"the invocation was killed after {limit:g} s ({why})")
+            elif rc != 0:
+                how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+                final[k] = RowResult(row_id, shard.trial, None, "crash", error=f"the command {how}; stderr tail:\n{tail(stderr_path)}")
+            else:
+                final[k] = RowResult(row_id, shard.trial, None, "missing", error="the command wrote no result line for this row")
+        problems.extend(self._shard_problems(label, final, timed_out, by_run, limit, rc, parsed.lines, stderr_path))
+        if retry:
+            self.collector.spend_only(calls=0, invocations=0, cost=cost_of_retried)
+        self.collector.finish(final, calls=len(shard.keys), invocations=1, problems=problems)
+        if not retry:
+            return []
+        delay = self.retry.delay(unit.attempt)
+        again = Shard(shard.trial, shard.index, tuple(retry))
+        return [Unit(again, len(retry), unit.attempt + 1, time.monotonic() + delay)]
+
+    def _shard_problems(
+        self, label: str, final: Mapping[str, RowResult], timed_out: bool, by_run: bool, limit: float,
+        rc: int, lines: int, stderr_path: Path,
+    ) -> list[str]:
+        def ids(status: str) -> list[RowId]:
+            return [r.id for r in final.values() if r.status == status]
+
+        out: list[str] = []
+        if ids("timeout"):
+            why = "the run timeout was reached" if by_run else "it exceeded timeout_s"
+            out.append(f"{label}: killed after {limit:g} s because {why}; rows {describe_ids(ids('timeout'))} unscored")
+        elif ids("crash") and rc != 0:
+            last = tail(stderr_path, lines=1) or "(no stderr)"
+            out.append(f"{label}: the command exited with code {rc}; rows {describe_ids(ids('crash'))} unscored; last stderr line: {last}")
+        if ids("missing"):
+            if lines == 0:
+                out.append(f"{label}: the command exited 0 but wrote nothing to GITERA_OUT and printed no `SCORE:` line; rows {describe_ids(ids('missing'))} unscored")
+            else:
+                out.append(f"{label}: no result line for rows {describe_ids(ids('missing'))}")
+        for result in final.values():
+            if result.status == "crash" and result.error and not result.error.startswith("the command"):
+                out.append(f"{label}: row {result.id!r}: {result.error}")
+        return out
+
+
+def _replace_error(result: RowResult, error: str) -> RowResult:
+    from dataclasses import replace
+
+    return replace(result, error=error)

@@ -1,0 +1,72 @@
+"""The python-mode worker, run as `python -c <this source> <config>` with cwd = the checkout.
+
+It is started once per run in its own process (so two arms' checkouts with the same module
+names never share sys.modules), imports module:function with the checkout first on sys.path,
+and answers one JSON request per stdin line on a private copy of stdout; the harness's own
+prints go to stderr. It imports nothing from gitera (it must not shadow the user's modules).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any, TextIO
+
+TRANSIENT_MARKERS = ("Transient", "RateLimit", "Timeout")
+
+
+def is_transient(exc: BaseException) -> bool:
+    names = [cls.__name__ for cls in type(exc).__mro__]
+    return any(marker in name for name in names for marker in TRANSIENT_MARKERS)
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1])
+    sys.path.insert(0, os.getcwd())
+    proto: TextIO = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    lock = threading.Lock()
+
+    def send(message: dict[str, Any]) -> None:
+        try:
+            line = json.dumps(message, default=repr)
+        except (TypeError, ValueError) as exc:
+            line = json.dumps({"k": message.get("k"), "exc": "ValueError", "msg": f"result is not JSON-serializable: {exc}", "transient": False})
+        with lock:
+            proto.write(line + "\n")
+            proto.flush()
+
+    try:
+        module_name, func_name = config["target"].split(":")
+        function = getattr(importlib.import_module(module_name), func_name)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records every row
+        send({"fatal": f"{type(exc).__name__}: {exc}", "tb": traceback.format_exc()[-2000:]})
+        return 3
+    send({"ready": True})
+
+    def call(request: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        try:
+            value = function(request["row"], config["arm"], request["trial"], config["params"])
+        except BaseException as exc:  # noqa: BLE001
+            send({
+                "k": request["k"], "exc": type(exc).__name__, "msg": str(exc)[:1000],
+                "transient": is_transient(exc), "tb": traceback.format_exc()[-1500:],
+            })
+            return
+        send({"k": request["k"], "ok": value, "ms": (time.perf_counter() - start) * 1000})
+
+    for line in sys.stdin:
+        if line.strip():
+            threading.Thread(target=call, args=(json.loads(line),), daemon=True).start()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

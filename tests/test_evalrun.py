@@ -1,0 +1,352 @@
+"""The scoring engine with real subprocess harnesses (tests/harnesses/)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitera.cache import Cache
+from gitera.errors import ConfigError
+from gitera.evalrun import Budget, EvalRun, EvalSpec, RetryPolicy, RowResult, check_pilot, run_eval
+from gitera.evalrun.command import plan_shards
+from gitera.evalrun.parse import parse_lines
+from gitera.progress import Progress
+
+HARNESSES = Path(__file__).parent / "harnesses"
+FAST_RETRY = RetryPolicy(attempts=3, base_s=0.01, cap_s=0.05)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "checkout"
+    shutil.copytree(HARNESSES, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def cmd(name: str) -> EvalSpec:
+    return EvalSpec(command=f"{shlex.quote(sys.executable)} {name}.py", harness_hash="h1")
+
+
+def rows_for(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"id": i, "text": f"label-{i % 3}", "expected": "label-0", **extra} for i in range(n)]
+
+
+def run(spec: EvalSpec, checkout: Path, rows: Sequence[Mapping[str, Any]], **kw: Any) -> EvalRun:
+    args: dict[str, Any] = dict(
+        checkout=checkout, tag="t", arm="v2", params={"p": 1}, split="dev", rows=rows, trials=[0],
+        concurrency=4, timeout_s=10.0, run_timeout_s=None, cache=None, budget=None, progress=None,
+        workdir=checkout.parent / "work", retry=FAST_RETRY,
+    )
+    args.update(kw)
+    return run_eval(spec, **args)
+
+
+def calls(checkout: Path) -> int:
+    path = checkout / "counter.txt"
+    return sum(int(x) for x in path.read_text().split()) if path.exists() else 0
+
+
+@pytest.fixture(autouse=True)
+def counter(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_COUNTER", str(checkout / "counter.txt"))
+
+
+def test_deterministic_command_mode_scores_every_row_with_the_contract_env(checkout: Path, tmp_path: Path) -> None:
+    res = run(cmd("deterministic"), checkout, rows_for(30), trials=[0, 1, 2])
+    assert res.complete and res.problems == () and res.stop_reason is None
+    assert len(res.results) == 90 and res.calls == 90
+    assert [r.score for r in res.for_trial(1)] == [1.0 if i % 3 == 0 else 0.0 for i in range(30)]
+    first = res.results[0]
+    assert (first.cost_usd, first.latency_ms, first.tokens, first.finding) == (0.01, 5.0, 12, None)
+    ctx = json.loads(first.output or "")
+    assert ctx == {"cwd": str(checkout), "tag": "t", "arm": "v2", "params": {"p": 1}, "split": "dev", "trial": 0}
+    assert {json.loads(r.output or "")["trial"] for r in res.results} == {0, 1, 2}
+    assert res.cost_usd == pytest.approx(0.9) and res.spent_usd == pytest.approx(0.9)
+    assert 1 < res.invocations <= 16 and calls(checkout) == 90
+
+
+def test_nothing_is_written_outside_workdir_cache_and_checkout(checkout: Path, tmp_path: Path, isolated_home: Path) -> None:
+    outside = {p for p in tmp_path.rglob("*")} | {p for p in isolated_home.rglob("*")}
+    cwd_before = set(Path.cwd().iterdir())
+    run(cmd("deterministic"), checkout, rows_for(10), cache=Cache(tmp_path / "cache"), tree_id="t1")
+    run(EvalSpec(python="pymod:score"), checkout, rows_for(4), workdir=tmp_path / "work2")
+    allowed = (tmp_path / "work", tmp_path / "work2", tmp_path / "cache", checkout)
+    new = {p for p in tmp_path.rglob("*")} | {p for p in isolated_home.rglob("*")}
+    stray = [p for p in new - outside if not any(p == a or a in p.parents for a in allowed)]
+    assert stray == [] and set(Path.cwd().iterdir()) == cwd_before
+
+
+def test_flaky_rows_are_retried_with_backoff_until_ok(checkout: Path) -> None:
+    res = run(cmd("flaky"), checkout, rows_for(8))
+    assert res.complete and all(r.score == 1.0 for r in res.results)
+    assert res.calls == 8 + 4 + 4  # even ids fail twice, succeed on the third attempt
+
+
+def test_transient_beyond_the_attempts_is_a_crash_naming_it(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAKY_FAILURES", "5")
+    res = run(cmd("flaky"), checkout, rows_for(4))
+    assert not res.complete
+    bad = {r.id: r for r in res.results if r.status != "ok"}
+    assert set(bad) == {0, 2} and all(r.status == "crash" for r in bad.values())
+    assert "still transient after 3 attempts: 429 rate limited" in (bad[0].error or "")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_hung_shard_is_killed_with_its_children_and_others_finish(checkout: Path) -> None:
+    rows = [{"id": "hang"}, *({"id": f"r{i}"} for i in range(5))]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} hang.py", shard_size=1)
+    t0 = time.monotonic()
+    res = run(spec, checkout, rows, timeout_s=1.5)
+    assert time.monotonic() - t0 < 6
+    by_id = {r.id: r for r in res.results}
+    assert by_id["hang"].status == "timeout" and "killed after 1.5 s (timeout_s)" in (by_id["hang"].error or "")
+    assert all(by_id[f"r{i}"].score == 0.5 for i in range(5))
+    assert not res.complete and any("trial 0 shard 0: killed after 1.5 s" in p for p in res.problems)
+    parent, child = map(int, (checkout / "pids.txt").read_text().split())
+    deadline = time.monotonic() + 2
+    while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(parent) and _gone(child)
+
+
+def test_the_run_timeout_stops_everything_and_marks_the_rest(checkout: Path) -> None:
+    rows = [{"id": "hang"}, *({"id": f"r{i}"} for i in range(3))]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} hang.py", shard_size=1)
+    res = run(spec, checkout, rows, timeout_s=30, run_timeout_s=1.0, concurrency=1)
+    assert res.results[0].status == "timeout" and "run timeout" in (res.results[0].error or "")
+    assert not res.complete and res.stop_reason == "run_timeout"
+    assert all(r.status == "timeout" for r in res.results[1:])
+    assert res.wall_s < 5
+
+
+def test_a_crashing_shard_records_exit_code_and_stderr_tail_and_others_are_ok(checkout: Path) -> None:
+    rows = [{"id": i, "crash": i == 5} for i in range(12)]
+    res = run(EvalSpec(command=f"{shlex.quote(sys.executable)} crash.py", shard_size=4), checkout, rows, concurrency=3)
+    by_id = {r.id: r for r in res.results}
+    assert [i for i in range(12) if by_id[i].status != "ok"] == [5, 6, 7]  # shard 4..7 died at row 5
+    err = by_id[6].error or ""
+    assert err.startswith("the command exited with code 3; stderr tail:")
+    assert "KeyError: 'boom' on row 5" in err and "log line 11" in err and "log line 10\n" not in err
+    assert len(err.splitlines()) == 21
+    assert by_id[4].score == 1.0 and by_id[8].score == 1.0
+    assert any("shard 1: the command exited with code 3; rows 5, 6, 7 unscored" in p for p in res.problems)
+
+
+def test_a_lying_harness_gets_every_lie_reported_with_row_and_line(checkout: Path) -> None:
+    ids = ["ok1", "omit", "nonnum", "nan", "inf", "bool", "noscore", "dup", "ok2"]
+    res = run(EvalSpec(command=cmd("liar").command, shard_size=100), checkout, [{"id": i} for i in ids])
+    by_id = {r.id: r for r in res.results}
+    assert by_id["ok1"].score == 0.25 and by_id["ok2"].score == 0.25 and by_id["bool"].score == 1.0
+    assert {i: by_id[i].status for i in ids if by_id[i].status != "ok"} == {
+        "omit": "missing", "nonnum": "invalid", "nan": "invalid", "inf": "invalid", "noscore": "invalid", "dup": "invalid",
+    }
+    text = "\n".join(res.problems)
+    assert "line 2: not a JSON object: 'this is not json'" in text
+    assert "line 3: score 'high' for row 'nonnum' is not a number" in text
+    assert "line 4: score nan for row 'nan' is not finite" in text
+    assert "line 5: score inf for row 'inf' is not finite" in text
+    assert "line 7: row 'noscore' has no score" in text
+    assert "lines 8, 9: row 'dup' written 2 times" in text
+    assert "line 11: unknown row id 'ghost'" in text
+    assert "line 12: not a JSON object: '[1, 2, 3]'" in text
+    assert "no result line for rows 'omit'" in text
+    assert not res.complete
+    assert res.problems[0].startswith("6 of 9 row x trial results are unscored")
+
+
+def test_score_fallback_is_aggregate_only_with_a_warning(checkout: Path) -> None:
+    res = run(cmd("score_only"), checkout, rows_for(10), trials=[0, 1])
+    assert res.aggregate_only and res.complete
+    assert dict(res.aggregate_scores) == {0: 0.75, 1: 0.75}
+    assert all(r.score is None and r.status == "ok" for r in res.results)
+    assert "paired tests and per-slice results are impossible" in res.warnings[0]
+
+
+def test_python_mode_calls_the_function_with_row_arm_trial_params(checkout: Path) -> None:
+    rows = [{"id": i} for i in range(6)] + [{"id": 6, "plain": True}]
+    res = run(EvalSpec(python="pymod:score"), checkout, rows, trials=[0, 2])
+    assert res.complete and res.calls == 14
+    first = res.results[0]
+    assert first.score == 1.0 and first.cost_usd == 0.001 and first.output == f"v2/0/1/{checkout}"
+    assert first.latency_ms is not None and first.latency_ms >= 0
+    assert res.for_trial(2)[-1].score == 1.0 and res.for_trial(2)[-1].latency_ms is not None
+
+
+def test_python_mode_timeout_transient_retry_exceptions_and_worker_death(checkout: Path) -> None:
+    rows = [
+        {"id": 0, "sleep": 5}, {"id": 1, "transient": 2}, {"id": 2, "transient": 1}, {"id": 3, "raise": "bad row"},
+        {"id": 4, "transient": 9}, {"id": 5},
+    ]
+    res = run(EvalSpec(python="pymod:score"), checkout, rows, timeout_s=1.0)
+    by_id = {r.id: r for r in res.results}
+    assert by_id[0].status == "timeout" and "did not return within 1 s (timeout_s)" in (by_id[0].error or "")
+    assert by_id[1].score == 1.0 and by_id[2].score == 1.0 and by_id[5].score == 1.0
+    assert by_id[3].status == "crash" and (by_id[3].error or "").startswith("ValueError: bad row")
+    assert by_id[4].status == "crash" and "still transient after 3 attempts: TransientError: slow down" in (by_id[4].error or "")
+    assert res.wall_s < 4 and not res.complete
+
+
+def test_python_worker_death_is_a_crash_and_the_worker_restarts(checkout: Path) -> None:
+    rows = [{"id": 0, "exit": True}, *({"id": i} for i in range(1, 6))]
+    res = run(EvalSpec(python="pymod:score"), checkout, rows, concurrency=1)
+    by_id = {r.id: r for r in res.results}
+    assert by_id[0].status == "crash" and "python worker exited with code 7" in (by_id[0].error or "")
+    assert all(by_id[i].score == 1.0 for i in range(1, 6))
+
+
+def test_python_import_failure_crashes_every_row_with_the_reason(checkout: Path) -> None:
+    res = run(EvalSpec(python="nosuchmodule:score"), checkout, rows_for(3))
+    assert all(r.status == "crash" for r in res.results)
+    assert "could not load nosuchmodule:score: ModuleNotFoundError" in (res.results[0].error or "")
+
+
+def test_two_checkouts_with_the_same_module_name_do_not_collide(checkout: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(checkout, other)
+    (other / "pymod.py").write_text((other / "pymod.py").read_text().replace("VALUE = 1.0", "VALUE = 0.0"))
+    spec = EvalSpec(python="pymod:score")
+    out: dict[str, EvalRun] = {}
+    threads = [
+        threading.Thread(target=lambda c=c, n=n: out.__setitem__(n, run(spec, c, rows_for(5), workdir=tmp_path / f"w{n}")))
+        for n, c in (("a", checkout), ("b", other))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {r.score for r in out["a"].results} == {1.0} and {r.score for r in out["b"].results} == {0.0}
+
+
+def test_cache_second_identical_run_makes_no_calls(checkout: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    first = run(cmd("deterministic"), checkout, rows_for(10), trials=[0, 1, 2], cache=cache, tree_id="tree1")
+    assert calls(checkout) == 30 and first.cache_hits == 0
+    second = run(cmd("deterministic"), checkout, rows_for(10), trials=[0, 1, 2], cache=cache, tree_id="tree1")
+    assert calls(checkout) == 30 and second.calls == 0 and second.cache_hits == 30 and second.complete
+    assert [r.score for r in second.results] == [r.score for r in first.results]
+    assert second.results[0].cached and second.cost_usd == pytest.approx(0.3) and second.spent_usd == 0
+    # a new trial index is a new entry, not a copy of trial 0
+    third = run(cmd("deterministic"), checkout, rows_for(10), trials=[0, 3], cache=cache, tree_id="tree1")
+    assert third.cache_hits == 10 and third.calls == 10
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"tree_id": "tree2"}, {"params": {"p": 2}}, {"harness": "h2"}, {"split": "train"}, {"row": True}],
+)
+def test_cache_invalidation(checkout: Path, tmp_path: Path, change: dict[str, Any]) -> None:
+    cache = Cache(tmp_path / "cache")
+    run(cmd("deterministic"), checkout, rows_for(4), cache=cache, tree_id="tree1")
+    rows = rows_for(4)
+    if "row" in change:
+        rows[0]["text"] = "edited"
+    spec = EvalSpec(command=cmd("deterministic").command, harness_hash=change.get("harness", "h1"))
+    kw = {k: v for k, v in change.items() if k in ("tree_id", "params", "split")}
+    res = run(spec, checkout, rows, cache=cache, **{"tree_id": "tree1", **kw})
+    assert res.calls == (1 if "row" in change else 4)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DELAY_S", "0.25")
+    cache = Cache(tmp_path / "cache")
+    spec = EvalSpec(command=cmd("deterministic").command, harness_hash="h1", shard_size=1)
+    first = run(spec, checkout, rows_for(12), cache=cache, tree_id="t", concurrency=2, run_timeout_s=0.9)
+    done = sum(r.status == "ok" for r in first.results)
+    assert 0 < done < 12 and not first.complete and first.stop_reason == "run_timeout"
+    second = run(spec, checkout, rows_for(12), cache=cache, tree_id="t", concurrency=4)
+    assert second.complete and second.cache_hits == done and second.calls == 12 - done
+
+
+def test_only_ok_results_are_cached(checkout: Path, tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    ids = ["ok1", "omit", "nonnum"]
+    run(cmd("liar"), checkout, [{"id": i} for i in ids], cache=cache, tree_id="t")
+    again = run(cmd("liar"), checkout, [{"id": i} for i in ids], cache=cache, tree_id="t")
+    assert again.cache_hits == 1 and again.calls == 2
+
+
+def test_budget_stops_launching_before_it_would_be_exceeded(checkout: Path) -> None:
+    spec = EvalSpec(command=cmd("deterministic").command, shard_size=1)
+    stream = io.StringIO()
+    res = run(spec, checkout, rows_for(20), concurrency=2, budget=Budget(0.075, spent_before=0.02), progress=Progress(stream))
+    assert res.stop_reason == "budget" and not res.complete
+    assert 0.02 + res.spent_usd <= 0.075 + 1e-9 and res.spent_usd == pytest.approx(0.05)
+    assert sum(r.status == "missing" for r in res.results) == 15
+    assert "not run: the next calls would exceed the $0.075 cost budget" in res.problems[1]
+    assert any("reached 80% of the $0.075 budget" in w for w in res.warnings)
+    assert "gitera: warning: cost so far" in stream.getvalue()
+
+
+def test_budget_estimate_from_the_pilot_allows_a_parallel_first_wave(checkout: Path) -> None:
+    spec = EvalSpec(command=cmd("deterministic").command, shard_size=1)
+    res = run(spec, checkout, rows_for(6), concurrency=3, budget=Budget(1.0, est_cost_per_call=0.01))
+    assert res.complete and res.spent_usd == pytest.approx(0.06)
+
+
+def test_bad_inputs_are_config_errors(checkout: Path) -> None:
+    with pytest.raises(ConfigError, match="exactly one of"):
+        EvalSpec()
+    with pytest.raises(ConfigError, match="module:function"):
+        EvalSpec(python="not a target")
+    with pytest.raises(ConfigError, match="twice"):
+        run(cmd("deterministic"), checkout, [{"id": 1}, {"id": "1"}])
+    with pytest.raises(ConfigError, match="no usable `id`"):
+        run(cmd("deterministic"), checkout, [{"text": "x"}])
+
+
+def test_progress_is_quiet_off_a_tty_and_draws_one_line_on_a_tty(checkout: Path) -> None:
+    quiet, tty = io.StringIO(), io.StringIO()
+    run(cmd("deterministic"), checkout, rows_for(5), progress=Progress(quiet))
+    run(cmd("deterministic"), checkout, rows_for(5), progress=Progress(tty, tty=True))
+    assert quiet.getvalue().count("\n") == 1 and "v2 (dev): 5/5 scored, complete" in quiet.getvalue()
+    assert "\r[" in tty.getvalue() and "5/5 rows 100% ETA" in tty.getvalue()
+
+
+def test_plan_shards_gives_even_waves() -> None:
+    shards = plan_shards({t: [str(i) for i in range(1000)] for t in range(3)}, 32)
+    assert len(shards) == 128 and max(len(s.keys) for s in shards) - min(len(s.keys) for s in shards) <= 1
+    assert sorted(k for s in shards if s.trial == 1 for k in s.keys) == sorted(str(i) for i in range(1000))
+    assert len(plan_shards({0: ["a", "b", "c"]}, 8)) == 3
+    assert [len(s.keys) for s in plan_shards({0: list("abcde")}, 8, shard_size=2)] == [2, 2, 1]
+
+
+def test_parse_lines_ignores_a_cut_off_last_line() -> None:
+    parsed = parse_lines('{"id": 1, "score": 1}\n{"id": 2, "sc', {"1": 1, "2": 2}, "out")
+    assert set(parsed.found) == {"1"} and "line 2: unterminated last line ignored" in parsed.problems[0]
+    assert set(parse_lines('{"id": 1, "score": 1}', {"1": 1}, "out").found) == {"1"}
+
+
+def test_check_pilot_flags_missing_null_placeholder_and_inconsistent_fields() -> None:
+    good = RowResult("r1", 0, 1.0, cost_usd=0.01, latency_ms=120.0, output="billing", tokens=50)
+    assert check_pilot({"v1": [good], "v2": [good]}) == []
+    problems = check_pilot({
+        "v1": [good],
+        "v2": [RowResult("r1", 0, 0.0, cost_usd=None, latency_ms=3.0, output="TODO")],
+        "v3": [RowResult("r1", 0, None, "crash", error="exit code 1\nmore")],
+        "v4": [],
+    })
+    assert problems == [
+        "arm v2 row 'r1' trial 0: `cost_usd` is missing or null; the harness must report it for every row",
+        "arm v2 row 'r1' trial 0: `output` is a placeholder ('TODO')",
+        "arm v3 row 'r1' trial 0: status crash: exit code 1",
+        "arm v4: no pilot result",
+        "`tokens` is reported for arms v1 but not for v2; report it for every arm",
+    ]
