@@ -239,8 +239,11 @@ def _jsonl_records(path: Path, fh: IO[bytes],
             if not text.strip():
                 continue
             try:
-                obj = decoder.decode(text)
-            except ValueError as exc:
+                obj = decoder.decode(text.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: line {number}, character {exc.pos + 1} is not valid JSON ({exc.msg}); "
+                                  "write one JSON object per line.") from None
+            except (ValueError, RecursionError) as exc:
                 raise ConfigError(f"{path}: line {number} is not valid JSON ({exc}); "
                                   "write one JSON object per line.") from None
             if not isinstance(obj, dict):
