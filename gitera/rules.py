@@ -451,10 +451,12 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
         lead = f"ship {w.name}: its aggregate and every slice pass"
         beaten = [v.name for v in full if v is not w]
         if beaten:
-            lead += f"; it improves more than {', '.join(beaten)}, which also pass everywhere"
+            verb = "passes" if len(beaten) == 1 else "pass"
+            lead += f"; it improves more than {', '.join(beaten)}, which also {verb} everywhere"
         partial = [v.name for v in verdicts if v.aggregate == PASS and not v.all_slices_pass]
         if partial:
-            lead += f"; {', '.join(partial)} pass the aggregate but not every slice"
+            verb = "passes" if len(partial) == 1 else "pass"
+            lead += f"; {', '.join(partial)} {verb} the aggregate but not every slice"
         return Verdict(SHIP, w.name, w.passing_slices, (lead, *reasons), tuple(verdicts), thr)
     if narrow:
         w = best(narrow)
