@@ -500,3 +500,71 @@ def test_severity_summary_side_by_side() -> None:
         stats.severity_summary(base, arm, [1.0, -1.0, 1.0, 1.0])
     assert stats.weighted_winner_ships(0.1, 0.06, 0.03, 0.0, 0.05, "point") is False
     assert stats.weighted_winner_ships(0.1, 0.06, 0.06, 0.0, 0.05, "point") is True
+
+
+# ------------------------------------------------------------------ more generated-data checks
+
+
+@HYP
+@given(st.integers(20, 300), st.integers(0, 10_000), st.sampled_from([0.01, 0.05, 0.2]))
+def test_bootstrap_equals_scipy_exactly_on_the_index_path(n: int, seed: int, alpha: float) -> None:
+    # continuous rows take the index path, which draws the same indices as scipy for one
+    # generator seed: the percentile intervals are then the same numbers, not just close
+    rng = _rng(seed)
+    b = rng.normal(0, 1, n)
+    a = b + rng.normal(0.1, 1, n)
+    ours = stats.bootstrap_ci(a - b, alpha, n_resamples=999, seed=seed)
+    res = sps.bootstrap(
+        (b, a), lambda x, y, axis: np.mean(y - x, axis=axis), paired=True, vectorized=True,
+        n_resamples=999, method="percentile", confidence_level=1 - alpha, rng=np.random.default_rng(seed),
+    )
+    assert ours.low == pytest.approx(res.confidence_interval.low, rel=1e-9, abs=1e-12)
+    assert ours.high == pytest.approx(res.confidence_interval.high, rel=1e-9, abs=1e-12)
+
+
+@HYP
+@given(st.lists(st.floats(-5, 5, allow_nan=False), min_size=2, max_size=80), st.sampled_from([0.01, 0.05, 0.1]))
+def test_normal_ci_matches_statsmodels_generated(d: list[float], alpha: float) -> None:
+    x = np.array(d)
+    ci = stats.normal_ci(x, alpha)
+    lo, hi = DescrStatsW(x).zconfint_mean(alpha=alpha)
+    assert (ci.low, ci.high) == pytest.approx((lo, hi), rel=1e-9, abs=1e-12)
+
+
+@HYP
+@given(st.integers(0, 10_000), st.integers(1, 6), st.floats(0.0, 0.1))
+def test_slices_match_one_sided_t_generated(seed: int, groups: int, floor: float) -> None:
+    rng = _rng(seed)
+    labels = rng.integers(0, groups, 120)
+    d = rng.normal(rng.normal(0, 0.1, groups)[labels], 0.3)
+    for r in stats.slice_noninferiority(d, labels, floor=floor, alpha=0.05):
+        x = d[labels == int(r.name)]
+        if x.size < 2:
+            assert r.state == stats.INCONCLUSIVE
+            continue
+        lo = sps.ttest_1samp(x, 0, alternative="greater").confidence_interval(0.95).low
+        assert r.lower == pytest.approx(lo, rel=1e-9, abs=1e-12)
+        expect = "PASS" if lo > -floor else "FAIL" if r.upper < -floor else "INCONCLUSIVE"
+        assert r.state == expect
+
+
+@HYP
+@given(st.integers(2, 1000))
+def test_expected_max_matches_quad(n: int) -> None:
+    from scipy import integrate
+
+    f = lambda x: x * n * sps.norm.pdf(x) * sps.norm.cdf(x) ** (n - 1)  # noqa: E731
+    ref = integrate.quad(f, -12, 12, points=[0, 2, 4], limit=200)[0]
+    assert stats.expected_max_normal(n) == pytest.approx(ref, abs=1e-7)
+
+
+@HYP
+@given(st.integers(5, 200), st.integers(0, 10_000))
+def test_weighted_se_matches_wls_hc1_generated(n: int, seed: int) -> None:
+    rng = _rng(seed)
+    d = rng.normal(0, 1, n)
+    w = rng.uniform(0.5, 3, n)
+    c = stats.compare_arms(np.zeros(n), {"a": d}, weights=w, ci_method="normal")["a"]
+    fit = sm.WLS(d, np.ones(n), weights=w).fit(cov_type="HC1")
+    assert c.effect == pytest.approx(float(fit.params[0]), rel=1e-9, abs=1e-12)
+    assert c.se == pytest.approx(float(fit.bse[0]), rel=1e-8)
