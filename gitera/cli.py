@@ -140,6 +140,71 @@ def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
     sys.exit(run(tag, all_experiments, _out(as_json)))
 
 
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="The rows to split (default: data.source in the frame).")
+@click.option("--accept-underpowered", is_flag=True, help="Seal a test set too small for the threshold, and record that choice.")
+@click.option("--recipient", metavar="PUBKEY", help="Wrap the seal key to this public key (gitera seal keygen); nobody here can decrypt.")
+@json_option
+def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, as_json: bool) -> None:
+    """Split the rows into train / dev / gate / sealed test, audit and size them (one commit).
+
+    Stratified by the frame's `stratify` columns, seeded from the frame's hash; the
+    test rows are encrypted in-repo and their key kept outside git.
+
+    \b
+    Example:
+      gitera split --data data/tickets.csv
+      gitera split --recipient "$(cat custodian.pub)"     # key only the custodian can unwrap
+    """
+    from gitera.commands.split import split as run
+
+    sys.exit(run(tag, data, accept_underpowered, recipient, _out(as_json)))
+
+
+@cli.group(context_settings=CONTEXT)
+def seal() -> None:
+    """Inspect the sealed test set, or make a custodian key pair (never decrypts).
+
+    \b
+    Example:
+      gitera seal status
+    """
+
+
+@seal.command("status", context_settings=CONTEXT)
+@tag_option
+@json_option
+def seal_status(tag: str | None, as_json: bool) -> None:
+    """Show the seal's commitment, binding, key custody and whether it was opened.
+
+    Reads the header only: no key is touched and nothing is decrypted.
+
+    \b
+    Example:
+      gitera seal status --json
+    """
+    from gitera.commands.seal_cmd import seal_status as run
+
+    sys.exit(run(tag, _out(as_json)))
+
+
+@seal.command("keygen", context_settings=CONTEXT)
+@click.option("--private-out", type=click.Path(path_type=Path, dir_okay=False), help="Write the private key to this new file (0600).")
+@json_option
+def seal_keygen(private_out: Path | None, as_json: bool) -> None:
+    """Make an X25519 key pair for a custodian: the agent gets the public key only.
+
+    \b
+    Example:
+      gitera seal keygen --private-out ~/custodian.key
+      gitera split --recipient gitera-seal-pk1:...
+    """
+    from gitera.commands.seal_cmd import keygen
+
+    sys.exit(keygen(private_out, _out(as_json)))
+
+
 @cli.group(context_settings=CONTEXT)
 def hook() -> None:
     """The checks behind the pre-commit hooks (see .pre-commit-hooks.yaml).

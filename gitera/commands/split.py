@@ -1,0 +1,207 @@
+"""gitera split: real rows → train / dev / gate / sealed test, audited and sized, in one commit.
+
+The test rows are written in plaintext only to a private temporary directory under
+.git/gitera/ and sealed from there; no git object ever holds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gitera.commands.lock import require_on_branch
+from gitera.errors import ConfigError, RefusedError
+from gitera.experiment import Experiment, frame_hash, require_intact, resolve
+from gitera.git import Repo
+from gitera.output import Output
+from gitera.repolock import exclusive, state_dir
+from gitera.trailers import build_message
+
+SPLIT_DIR = "split"
+SEAL_NAME = "test.seal"
+WRAPPED_NAME = "key.wrapped"
+_COMMITMENT_SALT_INFO = b"gitera commitment salt v1"
+
+
+def commitment_salt(secret: bytes) -> bytes:
+    """The commitment's salt is derived from the data key, so releasing the key opens it."""
+    return hmac.new(secret, _COMMITMENT_SALT_INFO, hashlib.sha256).digest()
+
+
+def _pp(value: float) -> str:
+    return "∞" if value == float("inf") else f"{value:.3f}"
+
+
+def split_seed(frame_sha256: str, data_seed: int) -> int:
+    """Seeded from the frame's hash: re-splitting differently needs a visible frame change."""
+    return (int(frame_sha256[:15], 16) + data_seed) % (2**63)
+
+
+def _rows_for_split(table_rows: list[dict[str, Any]], ids: list[str], id_column: str | None) -> list[dict[str, Any]]:
+    out = []
+    for row, rid in zip(table_rows, ids):
+        record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
+        record["id"] = rid
+        out.append(record)
+    return out
+
+
+def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    with exclusive(repo.common_dir, "split"):
+        return _split(repo, exp, data, accept_underpowered, recipient, out)
+
+
+def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
+    from gitera import datasource, keys, leak, seal
+    from gitera import split as splitting
+
+    require_on_branch(exp)
+    lock = require_intact(exp)
+    if exp.path(f"{SPLIT_DIR}/manifest.json").exists():
+        raise RefusedError(
+            f"experiment {exp.tag} is already split; a different split needs a new experiment (`gitera init NEW_TAG`)."
+        )
+    frame = exp.load_frame()
+    fd = frame.data
+    source = data if data is not None else (repo.root / fd.source if fd.source else None)
+    if source is None:
+        raise ConfigError(f"no data source: give `gitera split --data FILE` or set data.source in {exp.frame_rel}.")
+    required = [*fd.slices, *fd.stratify, *([fd.label] if fd.label else []), *([fd.split_column] if fd.split_column else [])]
+    if fd.caps:
+        required.append(fd.caps.by)
+    table = datasource.load_rows(source, fd.id, list(dict.fromkeys(required)))
+    rows = _rows_for_split([dict(r) for r in table.rows], list(table.ids), fd.id)
+    fhash = frame_hash(lock)
+    seed = split_seed(fhash, fd.seed)
+    result = splitting.split_rows(
+        rows,
+        ids=list(table.ids),
+        stratify=list(fd.stratify),
+        ratios=fd.split,
+        gate_fraction=fd.gate_fraction,
+        seed=seed,
+        split_column=fd.split_column,
+        cap_by=fd.caps.by if fd.caps else None,
+        cap_per_value=fd.caps.per_value if fd.caps else None,
+        cap_dominant_fraction=fd.caps.dominant_fraction if fd.caps else None,
+        slice_columns=list(fd.slices),
+        out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
+        lines=list(table.lines),
+        source=str(source),
+    )
+    audit = splitting.audit(rows, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
+    counts = result.counts()
+    n_dev = counts["dev"] + counts["gate"]
+    sizing = splitting.sizing(n_dev, counts["test"], frame.threshold.effect, frame.threshold.alpha)
+    note = splitting.check_sizing(sizing, accept_underpowered)
+
+    parts: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "gate": [], "test": []}
+    folds = result.fold_of()
+    for row, label in zip(rows, result.labels):
+        if label is not None:
+            if row["id"] in folds:
+                row = {**row, "fold": folds[row["id"]]}
+            parts[label].append(row)
+
+    exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
+    columns = leak.text_columns(parts["test"], exclude)
+    test_texts = leak.row_texts(parts["test"], columns)
+    open_texts = {leak.normalize(t) for part in ("train", "dev", "gate") for t in leak.row_texts(parts[part], columns)}
+    secret_texts = [t for t in test_texts if leak.normalize(t) not in open_texts]
+    shared = len(test_texts) - len(secret_texts)
+    index = leak.LeakIndex.build(secret_texts, secrets.token_bytes(16))
+
+    split_rel = exp.rel(SPLIT_DIR)
+    files: dict[str, bytes | None] = {}
+    key_where = ""
+    workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
+    try:
+        for part in ("train", "dev", "gate"):
+            target = workdir / f"{part}.jsonl"
+            datasource.write_jsonl(parts[part], target)
+            files[f"{split_rel}/{part}.jsonl"] = target.read_bytes()
+        plain = workdir / "test.jsonl"
+        datasource.write_jsonl(parts["test"], plain)
+        key = keys.new_data_key()
+        seal_rel = f"{split_rel}/{SEAL_NAME}"
+        binding = seal.Binding(exp.tag, fhash, seal_rel)
+        info = seal.seal_file(plain, workdir / SEAL_NAME, key, binding, commitment_salt=commitment_salt(key.secret))
+        files[seal_rel] = (workdir / SEAL_NAME).read_bytes()
+        if recipient:
+            custody = "recipient"
+            files[f"{split_rel}/{WRAPPED_NAME}"] = keys.wrap_key(key, recipient, exp.tag)
+        else:
+            custody = "file"
+            key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    leak_doc = index.to_dict()
+    files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
+    files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
+    manifest: dict[str, Any] = {
+        "version": 1,
+        "tag": exp.tag,
+        "frame_hash": fhash,
+        "source": {"path": str(data) if data is not None else fd.source, "rows": len(rows), "format": table.format},
+        "split": result.to_dict(),
+        "audit": audit.to_dict(),
+        "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
+        "seal": {
+            "path": seal_rel,
+            "seal_id": info.seal_id,
+            "key_id": info.key_id,
+            "algorithm": info.algorithm,
+            "chunk_size": info.chunk_size,
+            "plaintext_size": info.plaintext_size,
+            "sealed_size": info.sealed_size,
+            "custody": custody,
+            "recipient": recipient,
+        },
+        "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
+        "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
+    }
+    files[f"{split_rel}/manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    trailer = {
+        "counts": counts,
+        "mode": result.mode,
+        "commitment": info.commitment,
+        "seal_id": info.seal_id,
+        "key_id": info.key_id,
+        "custody": custody,
+        "accepted_underpowered": bool(note),
+        "frame": fhash,
+    }
+    message = build_message(
+        f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
+        [("Tag", exp.tag), ("Split", trailer)],
+        body=note or "",
+    )
+    commit = repo.commit_files(exp.branch, files, message)
+    text = [
+        audit.format_table(),
+        "",
+        f"Sizing (paired, alpha {frame.threshold.alpha}, power 80 %, discordance {sizing.discordance:g}): "
+        f"minimum detectable effect {_pp(sizing.mde_test)} on test, {_pp(sizing.mde_dev)} on dev; "
+        f"threshold {frame.threshold.effect:g}.",
+    ]
+    if note:
+        text.append(f"Recorded: {note}")
+    if shared:
+        text.append(f"Note: {shared} test text(s) also occur in train/dev; they are not secret and are not leak-guarded.")
+    text.append(
+        f"Split {exp.tag} ({commit[:10]}): {counts['train']} train, {counts['dev']} dev, {counts['gate']} gate, "
+        f"{counts['test']} test rows sealed in {seal_rel} (seal {info.seal_id[:12]}, key {info.key_id[:12]}, "
+        + ("wrapped to the recipient)." if custody == "recipient" else f"key kept in {key_where}).")
+    )
+    text.append("Next: `gitera pilot`.")
+    out.result({"tag": exp.tag, "commit": commit, "counts": counts, "manifest": manifest}, "\n".join(text))
+    return 0
