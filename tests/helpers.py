@@ -56,3 +56,49 @@ def init_and_lock(root: Path, tag: str = "exp1", frame: str = FRAME) -> None:
     (root / ".gitera" / tag / "frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err
+
+
+DEMO = Path(__file__).resolve().parents[1] / "gitera" / "demo_project"
+TICKETS = Path(__file__).resolve().parents[1] / "gitera" / "example_data" / "tickets.csv"
+
+
+def banking_project(root: Path, tag: str = "banking", rows: int | None = None, frame_edits: dict[str, str] | None = None) -> None:
+    """The bundled banking-intents project, initialised and locked (data kept out of git)."""
+    import shutil
+
+    for item in DEMO.iterdir():
+        if item.is_dir():
+            shutil.copytree(item, root / item.name, dirs_exist_ok=True)
+        elif item.name != "frame.yaml":
+            shutil.copy(item, root / item.name)
+    (root / "data").mkdir(exist_ok=True)
+    lines = TICKETS.read_text().splitlines(keepends=True)
+    (root / "data" / "tickets.csv").write_text("".join(lines if rows is None else lines[: rows + 1]))
+    (root / ".gitignore").write_text("data/\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "banking project")
+    r = run_gitera(root, "init", tag)
+    assert r.code == 0, r.err
+    frame = (DEMO / "frame.yaml").read_text()
+    for old, new in (frame_edits or {}).items():
+        assert old in frame, old
+        frame = frame.replace(old, new)
+    (root / ".gitera" / tag / "frame.yaml").write_text(frame)
+    r = run_gitera(root, "lock")
+    assert r.code == 0, r.err
+
+
+def read_test_rows(root: Path, tag: str = "banking") -> list[dict[str, object]]:
+    """Test-only: decrypt the seal with the local key (the product does this only in the verdict)."""
+    import json
+    import tempfile
+
+    from gitera import keys, seal
+
+    manifest = json.loads((root / f".gitera/{tag}/split/manifest.json").read_text())
+    key = keys.parse_data_key((root / f".git/gitera/keys/{tag}.key").read_text().strip(), "key file")
+    rel = manifest["seal"]["path"]
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "test.jsonl"
+        seal.open_seal(root / rel, key, seal.Binding(tag, manifest["frame_hash"], rel), plain)
+        return [json.loads(line) for line in plain.read_text().splitlines()]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from gitera.experiment import GITERA_DIR
 from gitera.git import Repo
 
-_LEAK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/split/leak\.json$")
+if TYPE_CHECKING:
+    from gitera.leak import LeakIndex
 
 
-def _indexes(repo: Repo) -> list[tuple[str, object]]:
+def _indexes(repo: Repo) -> list[tuple[str, LeakIndex]]:
     from gitera.leak import LeakIndex
 
     base = repo.root / GITERA_DIR
@@ -51,7 +53,7 @@ def scan_staged(repo: Repo, files: list[str]) -> list[str]:
             continue  # binary
         text = raw.decode("utf-8", errors="replace")
         for tag, index in indexes:
-            for hit in scan(text, index):  # type: ignore[arg-type]
+            for hit in scan(text, index):
                 problems.append(
                     f"{path}:{hit.line_no} contains a row of experiment {tag}'s sealed test set; "
                     "remove it before committing (a test row seen is contaminated: reseal fresh data in a new experiment)."

@@ -1,0 +1,156 @@
+"""gitera split on the bundled real data, end to end in a real repository."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from tests.conftest import git, run_gitera
+from tests.helpers import banking_project, read_test_rows
+from tests.test_hooks import hooks_repo
+
+
+def all_blobs(root: Path) -> list[bytes]:
+    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=root, capture_output=True, check=True).stdout
+    return [out]  # one buffer holding every object, good enough to search
+
+
+def test_split_writes_ratios_audit_and_seal(repo: Path) -> None:
+    banking_project(repo)
+    r = run_gitera(repo, "split")
+    assert r.code == 0, r.err
+    assert "slice intent_group (7 values)" in r.out and "Sizing (paired" in r.out
+    manifest = json.loads((repo / ".gitera/banking/split/manifest.json").read_text())
+    assert manifest["split"]["counts"] == {"train": 600, "dev": 800, "gate": 200, "test": 400}
+    # per stratum (intent), every part is within one row of its ratio
+    train = [json.loads(x) for x in (repo / ".gitera/banking/split/train.jsonl").read_text().splitlines()]
+    dev = [json.loads(x) for x in (repo / ".gitera/banking/split/dev.jsonl").read_text().splitlines()]
+    gate = [json.loads(x) for x in (repo / ".gitera/banking/split/gate.jsonl").read_text().splitlines()]
+    test = read_test_rows(repo)
+    total = Counter(r["intent"] for r in train + dev + gate + test)
+    for part, ratio in ((train, 0.3), (dev + gate, 0.5), (test, 0.2)):
+        counts = Counter(r["intent"] for r in part)
+        for intent, n in total.items():
+            assert abs(counts[intent] - n * ratio) <= 1, (intent, counts[intent], n * ratio)
+    assert len({r["id"] for r in train + dev + gate + test}) == 2000
+    trailer = git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Split,valueonly)").strip()
+    assert json.loads(trailer)["counts"]["test"] == 400
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / ".gitera/banking/split/.gitattributes").read_text().startswith("*.seal binary")
+
+
+def test_no_test_row_and_no_key_in_any_git_object(repo: Path) -> None:
+    banking_project(repo)
+    assert run_gitera(repo, "split").code == 0
+    blobs = all_blobs(repo)[0]
+    test = read_test_rows(repo)
+    manifest = json.loads((repo / ".gitera/banking/split/manifest.json").read_text())
+    leak = manifest["leak"]
+    open_texts = set()
+    for part in ("train", "dev", "gate"):
+        for line in (repo / f".gitera/banking/split/{part}.jsonl").read_text().splitlines():
+            open_texts.add(json.loads(line)["text"])
+    secret = [r["text"] for r in test if r["text"] not in open_texts]
+    assert len(secret) == len(test) - leak["shared_with_open_splits"]
+    # a short query may be the start of a longer open row ("I have forgotten my passcode" inside
+    # "I have forgotten my passcode to access my app"); what must never appear is the row itself
+    # as a value or a line of its own
+    whole_lines = set(blobs.splitlines())
+    found = [t for t in secret if json.dumps(t).encode() in blobs or json.dumps(t, ensure_ascii=False).encode() in blobs or t.encode() in whole_lines]
+    assert found == []
+    assert len(secret) > 350
+    key_text = (repo / ".git/gitera/keys/banking.key").read_text().strip().encode()
+    import base64
+
+    assert key_text not in blobs and base64.b64decode(key_text) not in blobs
+    mode = (repo / ".git/gitera/keys/banking.key").stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+def test_split_is_deterministic_and_refuses_a_second_split(tmp_path: Path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        root.mkdir()
+        git(root, "init", "-q", "-b", "main")
+        banking_project(root)
+        assert run_gitera(root, "split").code == 0
+        outs.append([(root / f".gitera/banking/split/{p}.jsonl").read_bytes() for p in ("train", "dev", "gate")])
+        r = run_gitera(root, "split")
+        assert r.code == 3 and "already split" in r.err
+    assert outs[0] == outs[1]
+
+
+def test_an_underpowered_test_set_is_refused_unless_accepted(repo: Path) -> None:
+    banking_project(repo, rows=300)
+    r = run_gitera(repo, "split")
+    assert r.code == 3, r.err
+    assert "--accept-underpowered" in r.err
+    assert not (repo / ".gitera/banking/split").exists()
+    r = run_gitera(repo, "split", "--accept-underpowered", "--json")
+    assert r.code == 0, r.err
+    sizing = json.loads(r.out)["manifest"]["sizing"]
+    assert sizing["accepted_underpowered"] is True and sizing["underpowered"] is True
+
+
+def test_split_refuses_when_a_locked_file_changed(repo: Path) -> None:
+    banking_project(repo)
+    (repo / "eval/harness.py").write_text("print('tampered')\n")
+    r = run_gitera(repo, "split")
+    assert r.code == 3
+    assert "locked files of experiment banking changed since the lock: eval/harness.py" in r.err
+
+
+def test_recipient_custody_keeps_no_usable_key_here(repo: Path) -> None:
+    banking_project(repo)
+    pair = json.loads(run_gitera(repo, "seal", "keygen", "--json").out)
+    r = run_gitera(repo, "split", "--recipient", pair["public"])
+    assert r.code == 0, r.err
+    assert (repo / ".gitera/banking/split/key.wrapped").exists()
+    assert not (repo / ".git/gitera/keys/banking.key").exists()
+    status = json.loads(run_gitera(repo, "seal", "status", "--json").out)
+    assert status["custody"] == "recipient" and status["key_available"] is False and status["opened"] is False
+
+
+def test_seal_status_reads_the_header_only(repo: Path) -> None:
+    banking_project(repo)
+    assert run_gitera(repo, "split").code == 0
+    status = json.loads(run_gitera(repo, "seal", "status", "--json").out)
+    manifest = json.loads((repo / ".gitera/banking/split/manifest.json").read_text())
+    assert status["commitment"] == manifest["commitment"]["value"]
+    assert status["custody"] == "file" and status["key_available"] and status["matches_manifest"]
+    assert status["bound_to"]["tag"] == "banking"
+
+
+def test_missing_data_file_is_a_clear_error(repo: Path) -> None:
+    banking_project(repo)
+    (repo / "data/tickets.csv").unlink()
+    r = run_gitera(repo, "split")
+    assert r.code == 2 and "Traceback" not in r.err and "tickets.csv" in r.err
+
+
+def test_leak_hook_through_pre_commit(repo: Path, tmp_path: Path) -> None:
+    banking_project(repo)
+    assert run_gitera(repo, "split").code == 0
+    hooks, rev = hooks_repo(tmp_path)
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {hooks}\n  rev: {rev}\n  hooks:\n  - id: gitera-test-leak-system\n"
+    )
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-q", "-m", "hooks")
+    assert subprocess.run(["pre-commit", "install"], cwd=repo, capture_output=True).returncode == 0
+    test_text = read_test_rows(repo)[7]["text"]
+    (repo / "prompt_notes.md").write_text(f"# notes\n\nA tricky one:   {str(test_text).upper()}  \n")
+    git(repo, "add", "prompt_notes.md")
+    proc = subprocess.run(["git", "commit", "-m", "notes"], cwd=repo, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "prompt_notes.md:3 contains a row of experiment banking's sealed test set" in output
+    assert str(test_text) not in output
+    train_line = (repo / ".gitera/banking/split/train.jsonl").read_text().splitlines()[0]
+    (repo / "prompt_notes.md").write_text("examples from train:\n" + json.loads(train_line)["text"] + "\n")
+    git(repo, "add", "prompt_notes.md")
+    proc = subprocess.run(["git", "commit", "-m", "notes"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
