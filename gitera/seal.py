@@ -11,7 +11,8 @@ Public API::
     Binding(tag, frame_hash, path)        what a seal is bound to (experiment, frame, repo path)
     seal_file(src, dst, key, binding, *, commitment_salt=None, chunk_size=DEFAULT_CHUNK_SIZE,
               algorithm=AES_256_GCM) -> SealInfo
-    open_seal(src, key, binding, dst) -> None     authenticates everything or releases nothing
+    open_seal(src, key, binding, dst, *, commitment=None) -> None
+                                          authenticates everything (and the commitment) or releases nothing
     read_header(src) -> Header                    no key needed (for ``gitera seal status``)
     new_salt() -> bytes
     commit_plaintext(path, salt) -> str           salted SHA-256 over the plaintext (hex)
@@ -377,7 +378,7 @@ def seal_file(
         outbuf = bytearray(chunk_size + TAG_SIZE)
         in_view, out_view = memoryview(inbuf), memoryview(outbuf)
         changed = SealError(f"{src} changed while it was being sealed; run the command again.")
-        with _AtomicWriter(dst) as out:
+        with _AtomicWriter(dst, public=True) as out:
             out.write(header)
             for i in range(count):
                 final = i == count - 1
@@ -412,12 +413,16 @@ def _readinto_full(f: io.BufferedIOBase, view: memoryview) -> int:
     return total
 
 
-def open_seal(src: Path, key: DataKey, binding: Binding, dst: Path) -> None:
+def open_seal(
+    src: Path, key: DataKey, binding: Binding, dst: Path, *, commitment: tuple[bytes, str] | None = None
+) -> None:
     """Authenticate and decrypt the seal ``src`` into ``dst``; on any failure ``dst`` is untouched.
 
     Checks, in order: header (``not_a_seal``, ``unsupported_version``, ``truncated``,
     ``tampered``), binding (``wrong_experiment``), key id (``wrong_key``), length
     (``truncated``/``tampered``), then every chunk's tag (``tampered``/``truncated``).
+    With ``commitment=(salt, expected)`` the plaintext must also open the split-time
+    commitment (``commitment_mismatch``), checked in the same pass before release.
     """
     try:
         f = open(src, "rb")
@@ -439,7 +444,7 @@ def open_seal(src: Path, key: DataKey, binding: Binding, dst: Path) -> None:
                 f"{src} has {actual - header.sealed_size} unexpected bytes after its last chunk: it was altered; "
                 f"restore it from git (git checkout -- {src})."
             )
-        _decrypt_to(f, header, key, src, dst)
+        _decrypt_to(f, header, key, src, dst, commitment)
 
 
 def _truncated(src: Path, actual: int, expected: int) -> SealTruncated:
@@ -463,7 +468,9 @@ def _check_binding(header: Header, binding: Binding, src: Path) -> None:
             )
 
 
-def _decrypt_to(f: io.BufferedIOBase, header: Header, key: DataKey, src: Path, dst: Path) -> None:
+def _decrypt_to(
+    f: io.BufferedIOBase, header: Header, key: DataKey, src: Path, dst: Path, commitment: tuple[bytes, str] | None
+) -> None:
     file_id = bytes.fromhex(header.seal_id)
     aead = _aead(key, header.algorithm, file_id)
     cs = header.chunk_size
@@ -473,6 +480,9 @@ def _decrypt_to(f: io.BufferedIOBase, header: Header, key: DataKey, src: Path, d
     in_view, out_view = memoryview(inbuf), memoryview(outbuf)
     from cryptography.exceptions import InvalidTag
 
+    if commitment is not None and len(commitment[0]) != SALT_SIZE:
+        raise _commitment_mismatch(src)
+    hasher = _commitment_hasher(commitment[0]) if commitment is not None else None
     with _AtomicWriter(dst) as out:
         for i in range(count):
             final = i == count - 1
@@ -490,17 +500,26 @@ def _decrypt_to(f: io.BufferedIOBase, header: Header, key: DataKey, src: Path, d
                     f"(or its chunks reordered); restore it from git (git checkout -- {src})."
                 ) from None
             out.write(out_view[:n])
+            if hasher is not None:
+                hasher.update(out_view[:n])
         if f.read(1):
             raise SealTampered(
                 f"{src} grew while it was being opened: it was altered; restore it from git (git checkout -- {src})."
             )
+        if commitment is not None and hasher is not None:
+            if not hmac.compare_digest(hasher.hexdigest(), commitment[1].lower()):
+                raise _commitment_mismatch(src)
 
 
 class _AtomicWriter:
-    """A 0600 temporary file next to ``dst``, renamed onto ``dst`` only if the block succeeds."""
+    """A 0600 temporary file next to ``dst``, renamed onto ``dst`` only if the block succeeds.
 
-    def __init__(self, dst: Path) -> None:
+    ``public`` makes the finished file 0644 (a seal is ciphertext, committed to git).
+    """
+
+    def __init__(self, dst: Path, public: bool = False) -> None:
         self.dst = dst
+        self.public = public
         self.tmp: Path | None = None
         self.f: BinaryIO | None = None
 
@@ -516,6 +535,8 @@ class _AtomicWriter:
         assert self.f is not None and self.tmp is not None
         try:
             if exc_type is None:
+                if self.public and hasattr(os, "fchmod"):
+                    os.fchmod(self.f.fileno(), 0o644)
                 os.fsync(self.f.fileno())
             self.f.close()
             if exc_type is None:
@@ -546,7 +567,11 @@ def check_commitment(path: Path, salt: bytes, expected: str) -> None:
     """Raise ``commitment_mismatch`` unless ``path`` opens the commitment ``expected`` with ``salt``."""
     got = commit_plaintext(path, salt) if len(salt) == SALT_SIZE else ""
     if not hmac.compare_digest(got, expected.lower()):
-        raise SealCommitmentMismatch(
-            f"{path} does not match the commitment recorded at split time: the test set differs "
-            "from the one that was sealed; do not trust this verdict and reseal fresh data."
-        )
+        raise _commitment_mismatch(path)
+
+
+def _commitment_mismatch(path: Path) -> SealCommitmentMismatch:
+    return SealCommitmentMismatch(
+        f"{path} does not match the commitment recorded at split time: the test set differs "
+        "from the one that was sealed; do not trust this verdict and reseal fresh data."
+    )
