@@ -371,7 +371,8 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
     if len(set(names)) != len(names):
         raise ConfigError(f"arm names must be unique, got {names}")
     thr = threshold
-    adjusted = holm([a.p_value for a in arms])
+    # a p-value that could not be computed (one row, no spread) counts as not significant
+    adjusted = holm([a.p_value if 0.0 <= a.p_value <= 1.0 else 1.0 for a in arms])
     verdicts: list[ArmVerdict] = []
     for arm, p_adj in zip(arms, adjusted):
         eff, lo, hi = orient(arm.effect, arm.ci_low, arm.ci_high, thr.direction)

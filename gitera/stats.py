@@ -191,7 +191,7 @@ def bootstrap_means(
     # General path: draw row indices, count them per resample, and take the means as one
     # (resamples x rows) @ (rows x k) product, which costs the same for 1 or 3 arms.
     out = np.empty((n_resamples, k), dtype=np.float64)
-    chunk = max(1, min(n_resamples, (1 << 22) // n))
+    chunk = max(1, min(n_resamples, (1 << 20) // n))
     counts_buf = np.empty((chunk, n), dtype=np.float64)
     for start in range(0, n_resamples, chunk):
         stop = min(n_resamples, start + chunk)

@@ -256,3 +256,13 @@ def test_analyze_with_clusters_and_severity() -> None:
     v = rules.analyze(base, arms, slices, threshold=THR, clusters=clusters, severity=np.ones(3000))
     assert v.arm == "good"
     assert v.details["comparisons"]["good"]["ci_method"] == "cluster"
+
+
+def test_degenerate_inputs_do_not_crash() -> None:
+    one = rules.analyze(np.array([[0.5, 0.6, 0.7]]), {"v2": np.array([[0.9, 0.8, 1.0]])}, ["s"], threshold=THR)
+    assert one.decision == "underpowered" and one.rows_needed is None
+    json.dumps(one.to_dict(), allow_nan=False)
+    nan_p = decide([arm("v2", 0.08, 0.05, 0.11, math.nan)], THR)
+    assert nan_p.decision == "underpowered" and nan_p.arms[0].p_holm == 1.0
+    same = rules.analyze(np.ones((50, 3)), {"v2": np.ones((50, 3))}, threshold=THR)
+    assert same.decision == "kill"
