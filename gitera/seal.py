@@ -425,7 +425,7 @@ def open_seal(
     commitment (``commitment_mismatch``), checked in the same pass before release.
     """
     try:
-        f = open(src, "rb")
+        f = open(src, "rb")  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
         raise SealNotASeal(f"{src} does not exist; run `gitera split` to create the sealed test set.") from None
     with f:
@@ -506,9 +506,12 @@ def _decrypt_to(
             raise SealTampered(
                 f"{src} grew while it was being opened: it was altered; restore it from git (git checkout -- {src})."
             )
-        if commitment is not None and hasher is not None:
-            if not hmac.compare_digest(hasher.hexdigest(), commitment[1].lower()):
-                raise _commitment_mismatch(src)
+        if (
+            commitment is not None
+            and hasher is not None
+            and not hmac.compare_digest(hasher.hexdigest(), commitment[1].lower())
+        ):
+            raise _commitment_mismatch(src)
 
 
 class _AtomicWriter:

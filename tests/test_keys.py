@@ -270,7 +270,7 @@ def test_only_the_adapter_imports_cryptography() -> None:
     offenders = [
         str(p.relative_to(PACKAGE))
         for p in PACKAGE.rglob("*.py")
-        if p.name not in ("seal.py", "keys.py") and re.search(r"^\s*(from|import)\s+cryptography", p.read_text(), re.M)
+        if p.name not in ("seal.py", "keys.py") and re.search(r"^\s*(from|import)\s+cryptography", p.read_text(), re.MULTILINE)
     ]
     assert offenders == []
 
@@ -278,3 +278,15 @@ def test_only_the_adapter_imports_cryptography() -> None:
 def test_unwrap_for_verdict_is_defined_once() -> None:
     defs = [p.name for p in PACKAGE.rglob("*.py") if "def unwrap_for_verdict" in p.read_text()]
     assert defs == ["keys.py"]
+
+
+def test_only_the_verdict_calls_unwrap_for_verdict() -> None:
+    """Rule 10: the verdict is the only code path that releases a seal key."""
+    callers = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"\bunwrap_for_verdict\s*\(", p.read_text())
+        and p.name != "keys.py"
+        and not p.stem.startswith("verdict")
+    ]
+    assert callers == []

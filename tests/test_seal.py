@@ -110,8 +110,7 @@ def test_key_id_is_derived_not_a_plain_hash() -> None:
 def test_sealing_streams_in_constant_memory(tmp_path: Path) -> None:
     src = tmp_path / "big"
     with open(src, "wb") as f:
-        for _ in range(32):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(32))
     tracemalloc.start()
     try:
         seal_file(src, tmp_path / "big.seal", KEY, BINDING)
@@ -342,7 +341,7 @@ def test_chunk_from_another_seal_with_same_key(tmp_path: Path) -> None:
     raw_a = a.read_bytes()
     (tmp_path / "b").mkdir()
     b = make(tmp_path / "b", os.urandom(2 * CS))
-    h, offs = chunk_offsets(b)
+    _, offs = chunk_offsets(b)
     raw_b = b.read_bytes()
     spliced = raw_a[: offs[0][0]] + raw_b[offs[0][0] : offs[0][1]] + raw_a[offs[0][1] :]
     a.write_bytes(spliced)
@@ -387,7 +386,7 @@ def test_every_kind_is_distinct() -> None:
     import gitera.seal as seal_mod
 
     kinds = [
-        getattr(cls, "kind")
+        cls.kind  # type: ignore[attr-defined]
         for cls in vars(seal_mod).values()
         if isinstance(cls, type) and issubclass(cls, SealError) and cls is not SealError
     ]
