@@ -162,6 +162,44 @@ def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipie
     sys.exit(run(tag, data, accept_underpowered, recipient, _out(as_json)))
 
 
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@json_option
+def pilot(tag: str | None, as_json: bool) -> None:
+    """Score every arm on ONE train row and check every field is real (one commit).
+
+    Refuses to pass when a result is missing, null or a placeholder, or when cost and
+    latency are reported for some arms but not others. `gitera run` needs a passed pilot.
+
+    \b
+    Example:
+      gitera pilot
+    """
+    from gitera.commands.pilot import pilot as run
+
+    sys.exit(run(tag, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--no-cache", is_flag=True, help="Score every row again even if a cached result exists.")
+@json_option
+def run(tag: str | None, no_cache: bool, as_json: bool) -> None:
+    """Score the baseline, then every arm, on all dev rows with the frame's trials (one commit).
+
+    Records per-row results under .gitera/TAG/runs/, one Gitera-Result trailer per arm,
+    and the baseline's trial-to-trial spread as the noise floor.
+
+    \b
+    Example:
+      gitera run
+      gitera run --no-cache --json
+    """
+    from gitera.commands.run import run as run_cmd
+
+    sys.exit(run_cmd(tag, not no_cache, _out(as_json)))
+
+
 @cli.group(context_settings=CONTEXT)
 def seal() -> None:
     """Inspect the sealed test set, or make a custodian key pair (never decrypts).

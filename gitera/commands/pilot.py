@@ -1,0 +1,98 @@
+"""gitera pilot: every arm on ONE train row before the full run (discipline rule 11)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gitera.commands.lock import require_on_branch
+from gitera.errors import Exit, RefusedError
+from gitera.experiment import Experiment, frame_hash, require_intact, resolve
+from gitera.git import Repo
+from gitera.output import Output
+from gitera.repolock import exclusive
+from gitera.scoring import Scorer, arm_commit, load_split, relpath, require_open, require_split, sanitize
+from gitera.trailers import build_message
+
+PILOT_FILE = "pilot.json"
+
+
+def pilot(tag: str | None, out: Output) -> int:
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    with exclusive(repo.common_dir, "pilot"):
+        require_on_branch(exp)
+        lock = require_intact(exp)
+        require_open(exp)
+        manifest = require_split(exp)
+        frame = exp.load_frame()
+        rows = load_split(exp, "train") or load_split(exp, "dev")  # k-fold mode has no train split
+        row = rows[0]
+        scorer = Scorer(exp, frame, lock, out)
+        results: dict[str, Any] = {}
+        runs = {}
+        for arm in frame.arms:
+            commit = arm_commit(exp, frame, arm)
+            out.info(f"pilot: arm {arm} on row {row['id']} …")
+            run = scorer.score(arm, commit, [row], "train", [0])
+            runs[arm] = run
+        from gitera.evalrun import check_pilot
+
+        problems = check_pilot({arm: list(run.results) for arm, run in runs.items()})
+        for arm, run in runs.items():
+            r = run.results[0] if run.results else None
+            results[arm] = {
+                "commit": arm_commit(exp, frame, arm),
+                "status": r.status if r else "missing",
+                "score": r.score if r else None,
+                "cost_usd": r.cost_usd if r else None,
+                "latency_ms": r.latency_ms if r else None,
+                "output": (r.output or "")[:200] if r else None,
+                "error": (r.error or "")[:500] if r and r.error else None,
+            }
+        passed = not problems
+        spent = sum(run.spent_usd for run in runs.values())
+        record = {
+            "status": "pass" if passed else "fail",
+            "row": row["id"],
+            "arms": results,
+            "problems": problems,
+            "frame": frame_hash(lock),
+            "split_commitment": manifest["commitment"]["value"],
+        }
+        files = {relpath(exp, PILOT_FILE): (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()}
+        trailer = {"status": record["status"], "row": row["id"], "problems": len(problems), "spent_usd": sanitize(spent, 8),
+                   "arms": {a: {"score": v["score"], "cost_usd": v["cost_usd"], "latency_ms": v["latency_ms"]} for a, v in results.items()}}
+        message = build_message(f"gitera pilot: {exp.tag} {'passed' if passed else 'FAILED'}", [("Tag", exp.tag), ("Pilot", trailer)],
+                                body="\n".join(problems))
+        commit = repo.commit_files(exp.branch, files, message)
+    lines = [f"{'arm':<16} {'status':<8} {'score':>6} {'cost_usd':>10} {'latency_ms':>11}  output"]
+    for arm, v in results.items():
+        lines.append(
+            f"{arm:<16} {v['status']:<8} {_fmt(v['score']):>6} {_fmt(v['cost_usd']):>10} {_fmt(v['latency_ms']):>11}  {(v['output'] or '')[:40]}"
+        )
+    if passed:
+        lines.append(f"Pilot passed ({commit[:10]}): every arm returned complete, real fields on row {row['id']}. Next: `gitera run`.")
+    else:
+        lines += [f"  - {p}" for p in problems]
+        lines.append(f"Pilot FAILED ({commit[:10]}, recorded): fix the harness or the arms, then run `gitera pilot` again.")
+    out.result({"tag": exp.tag, "commit": commit, **record}, "\n".join(lines))
+    if not passed:
+        out.error("error: the pilot found problems (listed above); `gitera run` refuses until a pilot passes.")
+    return Exit.OK if passed else Exit.EVAL
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+def require_pilot(exp: Experiment) -> None:
+    path = exp.path(f"runs/{PILOT_FILE}")
+    try:
+        status = json.loads(path.read_text()).get("status")
+    except (FileNotFoundError, ValueError):
+        status = None
+    if status != "pass":
+        raise RefusedError(f"experiment {exp.tag} has no passed pilot; run `gitera pilot` first (one row per arm).")

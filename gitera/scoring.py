@@ -1,0 +1,221 @@
+"""Scoring an arm at a commit: the glue between an experiment and the eval engine.
+
+Shared by pilot, run, iterate, gate and verdict. The eval always runs in a clean
+detached work tree of the arm's commit (never the user's tree); results are cached
+by the commit's content (state under .gitera/<tag>/runs excluded), the params, the
+harness (locked files + frame) and the trial index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitera.errors import ConfigError, EvalError, RefusedError
+from gitera.experiment import Experiment, frame_hash
+from gitera.frame import Frame
+from gitera.git import Repo, checkout_dir
+from gitera.output import Output
+from gitera.repolock import state_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from gitera.evalrun import Budget, EvalRun, EvalSpec, RowResult
+
+RUNS = "runs"
+SPLITS = ("train", "dev", "gate")
+
+
+def eval_spec(frame: Frame, lock: Mapping[str, Any]) -> EvalSpec:
+    from gitera.evalrun import EvalSpec
+
+    parts = [frame_hash(dict(lock)), *sorted(f["sha256"] for f in lock["files"])]
+    harness_hash = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return EvalSpec(command=frame.eval.command, python=frame.eval.python, harness_hash=harness_hash)
+
+
+def content_id(repo: Repo, commit: str, tag: str) -> str:
+    """The commit's content minus gitera's run records: what the eval can see."""
+    listing = repo.git("ls-tree", "-r", "--full-tree", commit)
+    skip = f"\t.gitera/{tag}/{RUNS}/"
+    kept = [line for line in listing.splitlines() if skip not in line]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+
+
+def arm_commit(exp: Experiment, frame: Frame, arm: str) -> str:
+    """The commit an arm is scored at: its `ref`, else the experiment branch tip."""
+    ref = frame.arms[arm].ref
+    commit = exp.repo.rev(ref) if ref else exp.repo.rev(f"refs/heads/{exp.branch}")
+    if commit is None:
+        raise ConfigError(f"arm {arm}'s ref {ref!r} is not a commit in this repository; fix `arms.{arm}.ref` in a new experiment.")
+    return commit
+
+
+def load_split(exp: Experiment, split: str) -> list[dict[str, Any]]:
+    path = exp.path(f"split/{split}.jsonl")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RefusedError(f"experiment {exp.tag} has no split yet; run `gitera split` first.") from None
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def require_split(exp: Experiment) -> dict[str, Any]:
+    path = exp.path("split/manifest.json")
+    if not path.exists():
+        raise RefusedError(f"experiment {exp.tag} has no split yet; run `gitera split` first.")
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def require_open(exp: Experiment) -> None:
+    if exp.is_concluded:
+        raise RefusedError(
+            f"experiment {exp.tag} has its verdict: the sealed test set was opened once and the experiment is closed; "
+            "a new question needs a new experiment (`gitera init NEW_TAG`)."
+        )
+
+
+def budget_for(frame: Frame, spent: float) -> Budget | None:
+    from gitera.evalrun import Budget
+
+    cap = frame.iterate.budget.max_cost_usd if frame.iterate else None
+    return Budget(max_cost_usd=cap, spent_before=spent) if cap is not None else None
+
+
+def spent_so_far(repo: Repo, branch: str) -> float:
+    """Money the experiment's evals have spent, summed from the trailers on its branch."""
+    out = repo.git("log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)%x1e%(trailers:key=Gitera-Pilot,valueonly)%x1e", branch)
+    total = 0.0
+    for chunk in out.split("\x1e"):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        try:
+            value = json.loads(chunk).get("spent_usd")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            total += value
+    return total
+
+
+@dataclass
+class Scorer:
+    """Everything needed to score arms of one experiment."""
+
+    exp: Experiment
+    frame: Frame
+    lock: Mapping[str, Any]
+    out: Output
+    use_cache: bool = True
+
+    def score(
+        self,
+        arm: str,
+        commit: str,
+        rows: Sequence[Mapping[str, Any]],
+        split: str,
+        trials: Sequence[int],
+        budget: Budget | None = None,
+        slot: str | None = None,
+    ) -> EvalRun:
+        from gitera.cache import Cache
+        from gitera.evalrun import run_eval
+        from gitera.progress import Progress
+
+        repo = self.exp.repo
+        checkout = checkout_dir(repo, commit, slot or _slot(arm))
+        base = state_dir(repo.common_dir)
+        workdir = base / "work" / _slot(arm)
+        workdir.mkdir(parents=True, exist_ok=True)
+        progress = None if self.out.json_mode or self.out.quiet else Progress(sys.stderr)
+        run = run_eval(
+            eval_spec(self.frame, self.lock),
+            checkout=checkout,
+            tag=self.exp.tag,
+            arm=arm,
+            params=dict(self.frame.arms[arm].params),
+            split=split,
+            rows=list(rows),
+            trials=list(trials),
+            concurrency=self.frame.eval.concurrency,
+            timeout_s=self.frame.eval.timeout_s,
+            cache=Cache(base / "cache") if self.use_cache else None,
+            tree_id=content_id(repo, commit, self.exp.tag),
+            budget=budget,
+            progress=progress,
+            workdir=workdir,
+        )
+        for warning in run.warnings:
+            self.out.warn(f"arm {arm}: {warning}")
+        return run
+
+
+def _slot(arm: str) -> str:
+    return "arm-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in arm)
+
+
+# --- per-row records ------------------------------------------------------------------
+
+
+def results_jsonl(run: EvalRun) -> bytes:
+    lines = [json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) for r in run.results]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def read_results(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            out.append(json.loads(line))
+    return out
+
+
+def matrix(records: Sequence[Mapping[str, Any]], ids: Sequence[str], trials: Sequence[int]) -> np.ndarray:
+    """rows × trials scores in ``ids`` order; NaN where a row × trial has no ok score."""
+    import numpy as np
+
+    index = {str(i): k for k, i in enumerate(ids)}
+    col = {t: j for j, t in enumerate(trials)}
+    m = np.full((len(ids), len(trials)), np.nan)
+    for r in records:
+        k = index.get(str(r["id"]))
+        j = col.get(int(r["trial"]))
+        if k is not None and j is not None and r.get("status") == "ok" and r.get("score") is not None:
+            m[k, j] = float(r["score"])
+    return m
+
+
+def mean_of(records: Sequence[Mapping[str, Any]], field: str) -> float | None:
+    values = [float(r[field]) for r in records if isinstance(r.get(field), (int, float))]
+    return sum(values) / len(values) if values else None
+
+
+def require_complete(run: EvalRun, arm: str, what: str) -> None:
+    if run.complete:
+        return
+    counts = run.status_counts()
+    unscored = sum(v for k, v in counts.items() if k != "ok")
+    first = run.problems[0] if run.problems else (run.stop_reason or "unknown reason")
+    raise EvalError(
+        f"arm {arm}'s {what} is incomplete: {unscored} row×trial result(s) not scored ({first}); "
+        "fix the harness and run again (cached rows are not re-scored)."
+    )
+
+
+def sanitize(value: float | None, digits: int = 6) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def relpath(exp: Experiment, name: str) -> str:
+    return exp.rel(f"{RUNS}/{name}")
