@@ -5,7 +5,9 @@ Layout: ``<root>/<d[:2]>/<d>.jsonl`` where ``d`` digests the run-level part of t
 ``{"id": row key, "h": row content hash, "t": trial, "r": {score, cost_usd, ...}}``.
 Lines are appended with one ``write`` per finished shard; a process killed mid-write
 leaves at most a half line, which reading skips (and the next append starts on a fresh
-line), so an interrupted run resumes where it stopped. Only "ok" results are stored.
+line), so an interrupted run resumes where it stopped. Only "ok" results are stored; a
+line whose score is null is a tombstone that removes an earlier entry (a row streamed
+as ok whose shard later turned out to write it twice).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Cache:
                 continue  # a half-written line from a killed process, or foreign junk
             if isinstance(record["score"], (int, float)):
                 found[entry] = record
+            else:  # a tombstone: the row's final result was not ok after all
+                found.pop(entry, None)
         return found
 
     def put(self, key: CacheKey, entries: Sequence[tuple[Entry, Mapping[str, Any]]]) -> None:

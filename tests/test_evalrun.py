@@ -275,6 +275,33 @@ def test_an_interrupted_run_resumes_where_it_stopped(checkout: Path, tmp_path: P
     assert second.complete and second.cache_hits == done and second.calls == 12 - done
 
 
+def test_rows_of_a_running_shard_are_cached_as_written_so_a_killed_shard_resumes(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_DELAY_S", "0.1")
+    cache = Cache(tmp_path / "cache")
+    spec = EvalSpec(command=cmd("deterministic").command, harness_hash="h1", shard_size=40)
+    first = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", timeout_s=1.2)
+    done = sum(r.status == "ok" for r in first.results)
+    assert 3 < done < 40 and first.results[-1].status == "timeout"
+    second = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", run_timeout_s=None)
+    assert second.cache_hits == done and second.calls == 40 - done and second.complete
+
+
+def test_a_streamed_row_later_written_twice_is_dropped_from_the_cache(checkout: Path, tmp_path: Path) -> None:
+    (checkout / "late_dup.py").write_text(
+        "import json, os, time\n"
+        "out = open(os.environ['GITERA_OUT'], 'w')\n"
+        "out.write(json.dumps({'id': 1, 'score': 1}) + '\\n'); out.flush(); time.sleep(0.6)\n"
+        "out.write(json.dumps({'id': 1, 'score': 0}) + '\\n'); out.write(json.dumps({'id': 2, 'score': 1}) + '\\n')\n"
+    )
+    cache = Cache(tmp_path / "cache")
+    res = run(cmd("late_dup"), checkout, [{"id": 1}, {"id": 2}], cache=cache, tree_id="t", concurrency=1)
+    assert [r.status for r in res.results] == ["invalid", "ok"]
+    again = run(cmd("late_dup"), checkout, [{"id": 1}, {"id": 2}], cache=cache, tree_id="t", concurrency=1)
+    assert again.cache_hits == 1 and again.calls == 1
+
+
 def test_only_ok_results_are_cached(checkout: Path, tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     ids = ["ok1", "omit", "nonnum"]
@@ -322,7 +349,9 @@ def test_progress_is_quiet_off_a_tty_and_draws_one_line_on_a_tty(checkout: Path)
 
 def test_plan_shards_gives_even_waves() -> None:
     shards = plan_shards({t: [str(i) for i in range(1000)] for t in range(3)}, 32)
-    assert len(shards) == 128 and max(len(s.keys) for s in shards) - min(len(s.keys) for s in shards) <= 1
+    sizes = [len(s.keys) for s in shards]
+    assert len(shards) == 32 and sizes == sorted(sizes, reverse=True) and sizes[0] == 100
+    assert len(plan_shards({0: [str(i) for i in range(96)]}, 32)) == 32  # one even wave
     assert sorted(k for s in shards if s.trial == 1 for k in s.keys) == sorted(str(i) for i in range(1000))
     assert len(plan_shards({0: ["a", "b", "c"]}, 8)) == 3
     assert [len(s.keys) for s in plan_shards({0: list("abcde")}, 8, shard_size=2)] == [2, 2, 1]
@@ -350,3 +379,20 @@ def test_check_pilot_flags_missing_null_placeholder_and_inconsistent_fields() ->
         "arm v4: no pilot result",
         "`tokens` is reported for arms v1 but not for v2; report it for every arm",
     ]
+
+
+@pytest.mark.parametrize("kind", ["command", "python"])
+def test_starter_harnesses_run_as_is_and_pass_the_pilot(tmp_path: Path, kind: str) -> None:
+    co = tmp_path / f"co-{kind}"
+    (co / "eval").mkdir(parents=True)
+    template = Path(__file__).parents[1] / "gitera" / "templates" / f"harness_{kind}.py"
+    shutil.copy(template, co / "eval" / "harness.py")
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} eval/harness.py") if kind == "command" else EvalSpec(python="eval.harness:score")
+    rows = [
+        {"id": "a", "text": "I want a refund", "expected": "billing"},
+        {"id": "b", "text": "reset my password", "expected": "billing"},
+    ]
+    res = run(spec, co, rows, trials=[0, 1, 2], workdir=tmp_path / f"w-{kind}")
+    assert res.complete and [r.score for r in res.for_trial(0)] == [1.0, 0.0]
+    assert res.results[1].output == "account" and res.results[1].finding == "wrong_label"
+    assert check_pilot({"v1": res.for_trial(0)[:1], "v2": res.for_trial(1)[:1]}) == []

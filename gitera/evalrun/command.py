@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,12 +13,13 @@ from typing import Any
 
 from gitera.evalrun.collect import Collector, describe_ids
 from gitera.evalrun.model import RetryPolicy, RowId, RowResult
-from gitera.evalrun.parse import find_score, interpret, parse_lines
-from gitera.evalrun.procs import LiveProcesses, kill_group, spawn, tail
+from gitera.evalrun.parse import find_score, id_key, interpret, parse_lines
+from gitera.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, spawn, tail
 from gitera.evalrun.schedule import Unit
 
-WAVES = 4  # shards per concurrency slot: small enough tail, few process start-ups
+WAVES = 4  # at most this many shards per concurrency slot
 MAX_SHARD_ROWS = 256  # bounds what one crash or timeout can take down
+TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished rows
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,37 @@ def _split(keys: Sequence[str], parts: int) -> list[tuple[str, ...]]:
     return out
 
 
+def _counts(pending: Mapping[int, Sequence[str]], units: int) -> dict[int, int]:
+    """Shards per trial, proportional to its rows (largest remainder), at least one each."""
+    total = sum(len(k) for k in pending.values())
+    quotas = {t: units * len(keys) / total for t, keys in pending.items()}
+    counts = {t: min(len(pending[t]), max(1, math.floor(q))) for t, q in quotas.items()}
+    for t in sorted(pending, key=lambda t: quotas[t] - math.floor(quotas[t]), reverse=True):
+        if sum(counts.values()) >= units:
+            break
+        counts[t] = min(len(pending[t]), counts[t] + 1)
+    return counts
+
+
+def _makespan(sizes: Sequence[int], slots: int, start_cost: float) -> float:
+    """Longest slot when shards run largest first (LPT), a process start costing `start_cost` rows."""
+    loads = [0.0] * min(slots, len(sizes))
+    heapq.heapify(loads)
+    for size in sorted(sizes, reverse=True):
+        heapq.heapreplace(loads, loads[0] + size + start_cost)
+    return max(loads)
+
+
 def plan_shards(pending: Mapping[int, Sequence[str]], concurrency: int, shard_size: int | None = None) -> list[Shard]:
-    """Shard rows per trial so the shard count is a multiple of the concurrency (even waves)."""
+    """Shard rows per trial (an invocation has one GITERA_TRIAL), fewest shards for the best finish.
+
+    Candidate shard counts run from `concurrency` (one wave) to 4 waves; each is scored by
+    its simulated makespan in rows, and the cheapest (then fewest) wins. A process start is
+    charged a tenth of a slot's share of rows: harness start-up (interpreter, imports, model
+    clients) competes for the CPU when `concurrency` shards start at once, so an extra wave
+    must buy a real balance gain. In practice: one wave, more when trials split unevenly or
+    a shard would exceed MAX_SHARD_ROWS. Shards are returned largest first (LPT order).
+    """
     pending = {t: keys for t, keys in pending.items() if keys}
     total = sum(len(k) for k in pending.values())
     if not total:
@@ -49,20 +79,24 @@ def plan_shards(pending: Mapping[int, Sequence[str]], concurrency: int, shard_si
     if shard_size is not None:
         counts = {t: math.ceil(len(keys) / shard_size) for t, keys in pending.items()}
     else:
-        units = min(total, concurrency * WAVES)
-        if math.ceil(total / units) > MAX_SHARD_ROWS:
-            units = min(total, math.ceil(total / MAX_SHARD_ROWS / concurrency) * concurrency)
-        units = max(units, len(pending))
-        quotas = {t: units * len(keys) / total for t, keys in pending.items()}
-        counts = {t: max(1, math.floor(q)) for t, q in quotas.items()}
-        by_remainder = sorted(pending, key=lambda t: quotas[t] - math.floor(quotas[t]), reverse=True)
-        for t in by_remainder[: max(0, units - sum(counts.values()))]:
-            counts[t] += 1
+        low = max(len(pending), min(total, concurrency), math.ceil(total / MAX_SHARD_ROWS))
+        high = min(total, max(low + concurrency - 1, concurrency * WAVES))
+        start_cost = max(1.0, total / concurrency / 10)
+        best: tuple[float, int, dict[int, int]] | None = None
+        for units in range(low, high + 1):
+            counts = _counts(pending, units)
+            sizes = [len(c) for t in pending for c in _split(pending[t], counts[t])]
+            if max(sizes) > MAX_SHARD_ROWS:
+                continue
+            cost = _makespan(sizes, concurrency, start_cost)
+            if best is None or cost < best[0]:
+                best = (cost, units, counts)
+        counts = best[2] if best is not None else _counts(pending, high)
     shards: list[Shard] = []
     for trial in sorted(pending):
         for chunk in _split(pending[trial], counts[trial]):
             shards.append(Shard(trial, len(shards), chunk))
-    return shards
+    return sorted(shards, key=lambda s: -len(s.keys))
 
 
 @dataclass
@@ -94,18 +128,43 @@ class CommandRunner:
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
             self.live.add(proc)
+            early: dict[str, RowResult] = {}
+            tailer = _Tail(out_path)
+            end = time.monotonic() + limit
+            waiter = ExitWaiter(proc)
             try:
-                proc.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                kill_group(proc)
+                while not waiter.wait(min(TICK_S, end - time.monotonic())):
+                    if time.monotonic() >= end:
+                        timed_out = True
+                        kill_group(proc)
+                        break
+                    self._stream(shard, tailer, early)
             finally:
+                waiter.close()
                 self.live.discard(proc)
-        return self._collect(unit, proc.returncode, timed_out, by_run, limit, out_path, stdout_path, stderr_path)
+        return self._collect(unit, proc.returncode, timed_out, by_run, limit, out_path, stdout_path, stderr_path, set(early))
+
+    def _stream(self, shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> None:
+        """Record rows a running shard has finished (cache, progress, budget see them now)."""
+        batch: dict[str, RowResult] = {}
+        for line in tailer.new_lines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            key = id_key(obj.get("id")) if isinstance(obj, dict) else None
+            if key is None or key not in shard.keys or key in early or key in batch:
+                continue
+            got = interpret(obj, self.ids[key], shard.trial, "")
+            if got.result.status == "ok" and not got.transient:
+                batch[key] = got.result
+        early.update(batch)
+        if batch:
+            self.collector.early(batch)
 
     def _collect(
         self, unit: Unit[Shard], rc: int, timed_out: bool, by_run: bool, limit: float,
-        out_path: Path, stdout_path: Path, stderr_path: Path,
+        out_path: Path, stdout_path: Path, stderr_path: Path, early: set[str],
     ) -> list[Unit[Shard]]:
         shard = unit.payload
         label = f"trial {shard.trial} shard {shard.index}" + (f" (attempt {unit.attempt})" if unit.attempt > 1 else "")
@@ -152,7 +211,7 @@ class CommandRunner:
         problems.extend(self._shard_problems(label, final, timed_out, by_run, limit, rc, parsed.lines, stderr_path))
         if retry:
             self.collector.spend_only(calls=0, invocations=0, cost=cost_of_retried)
-        self.collector.finish(final, calls=len(shard.keys), invocations=1, problems=problems)
+        self.collector.finish(final, calls=len(shard.keys) - len(early), invocations=1, problems=problems, early=early)
         if not retry:
             return []
         delay = self.retry.delay(unit.attempt)
@@ -188,3 +247,24 @@ def _replace_error(result: RowResult, error: str) -> RowResult:
     from dataclasses import replace
 
     return replace(result, error=error)
+
+
+class _Tail:
+    """Complete lines appended to a file since the last call (the file may not exist yet)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        return data[:end].decode("utf-8", "replace").split("\n")

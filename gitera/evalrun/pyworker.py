@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import queue
 import sys
 import threading
 import time
@@ -62,9 +63,28 @@ def main() -> int:
             return
         send({"k": request["k"], "ok": value, "ms": (time.perf_counter() - start) * 1000})
 
+    # A growing pool: a thread is started only when none is idle, so a call that hangs
+    # (abandoned by the parent at its timeout) never blocks the calls after it.
+    requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    idle = [0]
+    idle_lock = threading.Lock()
+
+    def serve() -> None:
+        while True:
+            call(requests.get())
+            with idle_lock:
+                idle[0] += 1
+
     for line in sys.stdin:
-        if line.strip():
-            threading.Thread(target=call, args=(json.loads(line),), daemon=True).start()
+        if not line.strip():
+            continue
+        with idle_lock:
+            spawn = idle[0] == 0
+            if not spawn:
+                idle[0] -= 1
+        if spawn:
+            threading.Thread(target=serve, daemon=True).start()
+        requests.put(json.loads(line))
     return 0
 
 

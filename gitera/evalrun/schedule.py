@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -63,7 +65,9 @@ class Scheduler(Generic[T]):
     gate: BudgetGate | None = None
     stop_reason: StopReason | None = None
     leftover: list[Unit[T]] = field(default_factory=list)
-    _queue: list[Unit[T]] = field(default_factory=list)
+    _ready: deque[Unit[T]] = field(default_factory=deque)  # in submission order
+    _delayed: list[tuple[float, int, Unit[T]]] = field(default_factory=list)  # heap of retries
+    _seq: int = 0
     _inflight: int = 0
     _inflight_calls: int = 0
     _error: BaseException | None = None
@@ -72,7 +76,7 @@ class Scheduler(Generic[T]):
 
     def run(self, units: Sequence[Unit[T]], execute: Callable[[Unit[T]], list[Unit[T]]], on_cancel: Callable[[], None]) -> None:
         """Run every unit (and the retries `execute` returns); leftovers stay in `self.leftover`."""
-        self._queue = list(units)
+        self._push(units)
         threads = [threading.Thread(target=self._work, args=(execute,), daemon=True) for _ in range(max(1, self.concurrency))]
         for thread in threads:
             thread.start()
@@ -89,7 +93,15 @@ class Scheduler(Generic[T]):
         if self._error is not None:
             on_cancel()
             raise self._error
-        self.leftover = self._queue
+        self.leftover = [*self._ready, *(u for _, _, u in sorted(self._delayed, key=lambda d: d[:2]))]
+
+    def _push(self, units: Sequence[Unit[T]]) -> None:
+        for unit in units:
+            if unit.not_before > time.monotonic():
+                self._seq += 1
+                heapq.heappush(self._delayed, (unit.not_before, self._seq, unit))
+            else:
+                self._ready.append(unit)
 
     def _next(self) -> Unit[T] | None:
         with self._cond:
@@ -97,7 +109,9 @@ class Scheduler(Generic[T]):
                 if self._cancelled or self.stop_reason is not None:
                     return None
                 now = time.monotonic()
-                if not self._queue:
+                while self._delayed and self._delayed[0][0] <= now:
+                    self._ready.append(heapq.heappop(self._delayed)[2])
+                if not self._ready and not self._delayed:
                     if self._inflight == 0:
                         self._cond.notify_all()
                         return None
@@ -107,12 +121,11 @@ class Scheduler(Generic[T]):
                     self.stop_reason = "run_timeout"
                     self._cond.notify_all()
                     return None
-                ready = min(range(len(self._queue)), key=lambda i: self._queue[i].not_before)
-                unit = self._queue[ready]
-                if unit.not_before > now:
-                    wake = unit.not_before if self.deadline is None else min(unit.not_before, self.deadline)
+                if not self._ready:
+                    wake = self._delayed[0][0] if self.deadline is None else min(self._delayed[0][0], self.deadline)
                     self._cond.wait(max(0.0, wake - now))
                     continue
+                unit = self._ready[0]
                 if self.gate is not None:
                     admitted = self.gate.admit(unit.calls, self._inflight_calls)
                     if admitted is None or (admitted is False and self._inflight):
@@ -122,7 +135,7 @@ class Scheduler(Generic[T]):
                         self.stop_reason = "budget"
                         self._cond.notify_all()
                         return None
-                self._queue.pop(ready)
+                self._ready.popleft()
                 self._inflight += 1
                 self._inflight_calls += unit.calls
                 return unit
@@ -143,5 +156,5 @@ class Scheduler(Generic[T]):
                 with self._cond:
                     self._inflight -= 1
                     self._inflight_calls -= unit.calls
-                    self._queue.extend(followups)
+                    self._push(followups)
                     self._cond.notify_all()
