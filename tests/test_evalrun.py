@@ -396,3 +396,31 @@ def test_starter_harnesses_run_as_is_and_pass_the_pilot(tmp_path: Path, kind: st
     assert res.complete and [r.score for r in res.for_trial(0)] == [1.0, 0.0]
     assert res.results[1].output == "account" and res.results[1].finding == "wrong_label"
     assert check_pilot({"v1": res.for_trial(0)[:1], "v2": res.for_trial(1)[:1]}) == []
+
+
+def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import sys\nfrom pathlib import Path\nfrom gitera.evalrun import EvalSpec, run_eval\n"
+        f"co = Path({str(checkout)!r})\n"
+        "try:\n"
+        "    run_eval(EvalSpec(command=sys.executable + ' hang.py'), checkout=co, tag='t', arm='a', params={},\n"
+        "             split='dev', rows=[{'id': 'hang'}], trials=[0], concurrency=1, timeout_s=60,\n"
+        f"             workdir=Path({str(tmp_path / 'w')!r}))\n"
+        "except KeyboardInterrupt:\n    sys.exit(130)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)])
+    pids = checkout / "pids.txt"
+    deadline = time.monotonic() + 10
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    parent, child = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 2
+    while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(parent) and _gone(child)
