@@ -28,20 +28,21 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 TEXT_FIELD = "text"  # the input column the system reads
 LABEL_FIELD = "expected"  # the column holding the correct answer
 PRICE_PER_1K_TOKENS = 0.0  # what one call costs; set it from your provider's price list
 
 
-def predict(text: str, params: dict) -> str:
+def predict(text: str, params: dict[str, Any]) -> str:
     """The system under test. Params come from the arm in the frame (here: a keyword list)."""
     keywords = params.get("keywords", {"refund": "billing", "password": "account"})
     low = text.lower()
     for word, label in keywords.items():
         if word in low:
-            return label
-    return params.get("default", "other")
+            return str(label)
+    return str(params.get("default", "other"))
 
 
 def main() -> int:
