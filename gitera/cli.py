@@ -200,6 +200,100 @@ def run(tag: str | None, no_cache: bool, as_json: bool) -> None:
     sys.exit(run_cmd(tag, not no_cache, _out(as_json)))
 
 
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("-m", "--message", "hypothesis", default="", metavar="HYPOTHESIS", help="The one change this attempt tests, as a hypothesis.")
+@click.option("--loop", is_flag=True, help="Keep iterating until a stop condition, with --propose making each change.")
+@click.option("--propose", metavar="CMD", help="With --loop: a command (an agent or script) that edits the target files.")
+@click.option("--no-cache", is_flag=True, help="Score every row again even if a cached result exists.")
+@json_option
+def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, no_cache: bool, as_json: bool) -> None:
+    """One attempt on the iterated arm: score the target files' change on dev, keep or restore.
+
+    Only the frame's target files may differ from the current best. The attempt is kept
+    only if its paired gain over the best beats max(min_delta, 2 × noise floor, paired SE)
+    and every guard holds; otherwise a second commit restores the best state. After each
+    sprint (default 3 attempts) the generalization gate runs.
+
+    \b
+    Example:
+      $EDITOR rules/v2.txt
+      gitera iterate -m "a rule for 'card+arrive' moves delivery questions out of the fallback"
+      gitera iterate --loop --propose "python agent.py"   # autonomous, until a stop condition
+    """
+    out = _out(as_json)
+    if loop:
+        from gitera.commands.autoloop import autoloop
+
+        if not propose:
+            raise click.UsageError("--loop needs --propose CMD: the command that makes each change")
+        sys.exit(autoloop(tag, propose, out, use_cache=not no_cache))
+    from gitera.commands.iterate import iterate as run_cmd
+
+    sys.exit(run_cmd(tag, hypothesis, out, use_cache=not no_cache))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--no-cache", is_flag=True, help="Score every row again even if a cached result exists.")
+@json_option
+def gate(tag: str | None, no_cache: bool, as_json: bool) -> None:
+    """Run the generalization gate on the current sprint now (it also runs after each sprint).
+
+    Hardcode scan of the sprint's diff, replication on the reserved gate rows through a
+    reusable holdout, and saturation: pass, saturated (locked for the verdict) or fail (killed).
+
+    \b
+    Example:
+      gitera gate --json
+    """
+    from gitera.commands.gate import gate_command
+
+    sys.exit(gate_command(tag, _out(as_json), use_cache=not no_cache))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--attempt", default="best", show_default=True, help="What to diagnose: best, baseline, an arm name or an attempt number.")
+@click.option("--against", default="baseline", show_default=True, help="What to compare with: baseline, best, an arm or an attempt number.")
+@json_option
+def diagnose(tag: str | None, attempt: str, against: str, as_json: bool) -> None:
+    """Per-row wins, losses and ties by slice and failure category (dev rows as ids only).
+
+    \b
+    Example:
+      gitera diagnose                       # the current best vs the baseline
+      gitera diagnose --attempt 4 --against best --json
+    """
+    from gitera.commands.diagnose import diagnose as run_cmd
+
+    sys.exit(run_cmd(tag, attempt, against, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "tsv", "jsonl", "md", "json"]), default="table", show_default=True)
+@click.option("--chart", type=click.Path(path_type=Path, dir_okay=False), help="Also draw the progression chart (PNG; an SVG is written beside it).")
+@json_option
+def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
+    """The experiment's runs, attempts, gates and stops, read from git trailers alone.
+
+    \b
+    Formats: table (default); tsv (commit, metric, guard, status, description);
+    jsonl (a config header line, then one result line per attempt); md (a dashboard
+    for a pull request); json (everything).
+
+    \b
+    Example:
+      gitera log
+      gitera log --format tsv > results.tsv
+      gitera log --format md --chart progression.png
+    """
+    from gitera.commands.log import log as run_cmd
+
+    sys.exit(run_cmd(tag, fmt, as_json, chart, _out(as_json)))
+
+
 @cli.group(context_settings=CONTEXT)
 def seal() -> None:
     """Inspect the sealed test set, or make a custodian key pair (never decrypts).

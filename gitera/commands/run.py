@@ -112,59 +112,66 @@ def run(tag: str | None, use_cache: bool, out: Output) -> int:
         require_on_branch(exp)
         lock = require_intact(exp)
         require_open(exp)
-        require_split(exp)
-        require_pilot(exp)
-        frame = exp.load_frame()
-        fhash = frame_hash(lock)
-        rows = load_split(exp, "dev")
-        ids = [str(r["id"]) for r in rows]
-        scorer = Scorer(exp, frame, lock, out, use_cache=use_cache)
-        spent = spent_so_far(repo, exp.branch)
-        order = [frame.baseline.arm, *frame.candidates]  # the baseline is measured first (rule 2)
-        runs: dict[str, EvalRun] = {}
-        commits: dict[str, str] = {}
-        for arm in order:
-            commits[arm] = arm_commit(exp, frame, arm)
-            out.info(f"run: arm {arm} — {len(rows)} dev rows × {frame.metric.trials} trials")
-            runs[arm] = scorer.score(arm, commits[arm], rows, "dev", list(range(frame.metric.trials)), budget=budget_for(frame, spent))
-            spent += runs[arm].spent_usd
-            if runs[arm].stop_reason == "budget":
-                out.warn(f"the budget of ${frame.iterate.budget.max_cost_usd if frame.iterate else '?'} is spent; arms after {arm} were not run.")
-                break
-        summary = summarize(frame, fhash, ids, runs)
-        number = len(run_dirs(exp)) + 1
-        name = f"run-{number:03d}"
-        files: dict[str, bytes | None] = {}
-        for arm, arm_run in runs.items():
-            rel = relpath(exp, f"{name}/{arm}.jsonl")
-            files[rel] = results_jsonl(arm_run)
-            summary["arms"][arm]["rows_file"] = rel
-            summary["arms"][arm]["commit"] = commits[arm]
-        summary.update(run=number, split="dev", row_ids=ids, trials=list(range(frame.metric.trials)), frame=fhash,
-                       baseline=frame.baseline.arm, arms_order=list(runs))
-        files[relpath(exp, f"{name}/summary.json")] = (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode()
-        trailers: list[tuple[str, str | dict[str, Any]]] = [("Tag", exp.tag)]
-        for arm in runs:
-            a = summary["arms"][arm]
-            status = "baseline" if arm == frame.baseline.arm else "measured"
-            if not a["complete"]:
-                status = "incomplete"
-            trailers.append(("Result", {
-                "kind": "run", "run": number, "arm": arm, "split": "dev", "n": a["n"], "trials": a["trials"],
-                "score": a["score"], "sd": a["sd"], "delta": a.get("delta"), "ci": a.get("ci"), "p": a.get("p"),
-                "status": status, "reason": (a["problems"][0] if a["problems"] else ("noise floor" if status == "baseline" else "")),
-                "cost_per_1k": a["cost_per_1k"], "latency_ms": a["latency_ms"], "spent_usd": a["spent_usd"],
-                "noise_floor": summary["noise_floor"] if arm == frame.baseline.arm else None,
-                "frame": fhash, "rows": a["rows_file"], "commit": commits[arm],
-            }))
-        state = "complete" if summary["complete"] else "INCOMPLETE"
-        message = build_message(f"gitera run: {exp.tag} #{number} on dev ({state})", trailers)
-        commit = repo.commit_files(exp.branch, files, message)
+        commit, summary = record_run(exp, exp.load_frame(), lock, out, use_cache)
+    frame = exp.load_frame()
     out.result({"tag": exp.tag, "commit": commit, **{k: v for k, v in summary.items() if k != "row_ids"}}, render(summary, frame, commit))
     if not summary["complete"]:
         out.error("error: the run is incomplete (some rows unscored); it is recorded but no comparison is made — fix the harness and run again.")
         return Exit.EVAL
     return Exit.OK
+
+
+def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output, use_cache: bool = True) -> tuple[str, dict[str, Any]]:
+    """Score baseline + arms on dev and commit the run; the caller holds the repository lock."""
+    repo = exp.repo
+    require_split(exp)
+    require_pilot(exp)
+    fhash = frame_hash(dict(lock))
+    rows = load_split(exp, "dev")
+    ids = [str(r["id"]) for r in rows]
+    scorer = Scorer(exp, frame, lock, out, use_cache=use_cache)
+    spent = spent_so_far(repo, exp.branch)
+    order = [frame.baseline.arm, *frame.candidates]  # the baseline is measured first (rule 2)
+    runs: dict[str, EvalRun] = {}
+    commits: dict[str, str] = {}
+    for arm in order:
+        commits[arm] = arm_commit(exp, frame, arm)
+        out.info(f"run: arm {arm} — {len(rows)} dev rows × {frame.metric.trials} trials")
+        runs[arm] = scorer.score(arm, commits[arm], rows, "dev", list(range(frame.metric.trials)), budget=budget_for(frame, spent))
+        spent += runs[arm].spent_usd
+        if runs[arm].stop_reason == "budget":
+            out.warn(f"the budget of ${frame.iterate.budget.max_cost_usd if frame.iterate else '?'} is spent; arms after {arm} were not run.")
+            break
+    summary = summarize(frame, fhash, ids, runs)
+    number = len(run_dirs(exp)) + 1
+    name = f"run-{number:03d}"
+    files: dict[str, bytes | None] = {}
+    for arm, arm_run in runs.items():
+        rel = relpath(exp, f"{name}/{arm}.jsonl")
+        files[rel] = results_jsonl(arm_run)
+        summary["arms"][arm]["rows_file"] = rel
+        summary["arms"][arm]["commit"] = commits[arm]
+    summary.update(run=number, split="dev", row_ids=ids, trials=list(range(frame.metric.trials)), frame=fhash,
+                   baseline=frame.baseline.arm, arms_order=list(runs))
+    files[relpath(exp, f"{name}/summary.json")] = (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode()
+    trailers: list[tuple[str, str | dict[str, Any]]] = [("Tag", exp.tag)]
+    for arm in runs:
+        a = summary["arms"][arm]
+        status = "baseline" if arm == frame.baseline.arm else "measured"
+        if not a["complete"]:
+            status = "incomplete"
+        trailers.append(("Result", {
+            "kind": "run", "run": number, "arm": arm, "split": "dev", "n": a["n"], "trials": a["trials"],
+            "score": a["score"], "sd": a["sd"], "delta": a.get("delta"), "ci": a.get("ci"), "p": a.get("p"),
+            "status": status, "reason": (a["problems"][0] if a["problems"] else ("noise floor" if status == "baseline" else "")),
+            "cost_per_1k": a["cost_per_1k"], "latency_ms": a["latency_ms"], "spent_usd": a["spent_usd"],
+            "noise_floor": summary["noise_floor"] if arm == frame.baseline.arm else None,
+            "frame": fhash, "rows": a["rows_file"], "commit": commits[arm],
+        }))
+    state = "complete" if summary["complete"] else "INCOMPLETE"
+    message = build_message(f"gitera run: {exp.tag} #{number} on dev ({state})", trailers)
+    commit = repo.commit_files(exp.branch, files, message)
+    return commit, summary
 
 
 def _f(value: Any, spec: str = ".4f") -> str:

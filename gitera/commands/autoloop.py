@@ -1,0 +1,146 @@
+"""gitera iterate --loop --propose CMD: an agent or script proposes, gitera decides, until a stop.
+
+Before each attempt gitera writes a context file (frame, dashboard, recent attempts, the
+last diagnosis, what was tried) and runs CMD in the repository with
+GITERA_CONTEXT=<context.json>, GITERA_CONTEXT_MD=<context.md> and
+GITERA_HYPOTHESIS_FILE=<file CMD writes its one-line hypothesis to>. A failing proposal
+is reported and counted, never silently skipped; three in a row stop the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from gitera.errors import Exit, GiteraError, RefusedError
+from gitera.experiment import Experiment, resolve
+from gitera.frame import Frame
+from gitera.git import Repo
+from gitera.loopstate import ACTIVE, LoopState
+from gitera.output import Output
+from gitera.repolock import exclusive, state_dir
+
+MAX_PROPOSAL_FAILURES = 3
+PROPOSE_TIMEOUT_S = 1800
+
+
+def write_context(exp: Experiment, frame: Frame, state: LoopState, directory: Path) -> tuple[Path, Path]:
+    from gitera.commands.diagnose import diagnose_data
+
+    assert frame.iterate is not None
+    diagnosis: dict[str, Any] | None
+    try:
+        diagnosis = diagnose_data(exp, frame, "best", "baseline")
+    except GiteraError:
+        diagnosis = None
+    tried = [h for h in state.history if not h.get("gate")]
+    context: dict[str, Any] = {
+        "tag": exp.tag,
+        "question": frame.question,
+        "hypothesis": frame.hypothesis,
+        "arm": frame.iterate.arm,
+        "target_files": list(frame.iterate.target),
+        "metric": {"name": frame.metric.primary, "direction": frame.metric.direction},
+        "dashboard": {
+            "iteration": state.iteration,
+            "max_iterations": frame.iterate.budget.max_iterations,
+            "sprint": state.sprint,
+            "attempt_in_sprint": state.in_sprint + 1,
+            "sprint_size": frame.iterate.sprint,
+            "best": {"iteration": state.best.iteration, "score": state.best.score} if state.best else None,
+            "noise_floor": state.noise_floor,
+            "kept": sum(1 for h in tried if h["status"] == "keep"),
+            "discarded": sum(1 for h in tried if h["status"] == "discard"),
+            "crashed": sum(1 for h in tried if h["status"] in ("crash", "timeout")),
+            "guard_failures": sum(1 for h in tried if h["status"] == "guard_fail"),
+            "spent_usd": state.spent_usd,
+        },
+        "recent_attempts": list(state.history[-10:]),
+        "tried": [h.get("hypothesis") for h in tried],
+        "diagnosis": diagnosis,
+        "rules": [
+            "Change only the target files, and only one thing per attempt.",
+            "Never copy dev rows (text, ids or row->label pairs) into the target files: the gate kills the arm.",
+            "Write a one-line hypothesis to $GITERA_HYPOTHESIS_FILE.",
+        ],
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / "context.json", directory / "context.md"
+    json_path.write_text(json.dumps(context, indent=1, sort_keys=True, default=str))
+    d = context["dashboard"]
+    md = [
+        f"# Experiment {exp.tag}: {frame.question}",
+        f"Edit only: {', '.join(frame.iterate.target)} (arm {frame.iterate.arm}). One change per attempt.",
+        f"Attempt {d['iteration'] + 1}/{d['max_iterations']}, sprint {d['sprint']} ({d['attempt_in_sprint']}/{d['sprint_size']}); "
+        f"best {d['best']}; noise floor {d['noise_floor']:.4g}.",
+        "## Recent attempts",
+        *[f"- #{h.get('iteration')} {h.get('status')}: {h.get('hypothesis')} (score {h.get('score')})" for h in tried[-10:]],
+        "## Rules",
+        *[f"- {r}" for r in context["rules"]],
+    ]
+    md_path.write_text("\n".join(md) + "\n")
+    return json_path, md_path
+
+
+def autoloop(tag: str | None, propose: str, out: Output, use_cache: bool = True) -> int:
+    from gitera.commands.iterate import _iterate, prepare
+
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    failures = 0
+    attempts = 0
+    with exclusive(repo.common_dir, "iterate --loop"):
+        while True:
+            frame, _, state = prepare(repo, exp, out, use_cache)
+            if state.status != ACTIVE:
+                out.info(f"loop finished after {attempts} attempt(s): {state.status} ({state.stop_reason or 'see `gitera status`'}).")
+                return Exit.OK
+            directory = state_dir(repo.common_dir) / "loop" / exp.tag
+            ctx_json, ctx_md = write_context(exp, frame, state, directory)
+            hyp_file = directory / "hypothesis.txt"
+            hyp_file.unlink(missing_ok=True)
+            env = {**os.environ, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
+                   "GITERA_HYPOTHESIS_FILE": str(hyp_file), "GITERA_TAG": exp.tag}
+            out.info(f"loop: asking `{propose}` for attempt {state.iteration + 1}")
+            try:
+                proc = subprocess.run(propose, shell=True, cwd=repo.root, env=env, capture_output=True, text=True, timeout=PROPOSE_TIMEOUT_S)
+                code, tail = proc.returncode, (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            except subprocess.TimeoutExpired:
+                code, tail = -1, [f"timed out after {PROPOSE_TIMEOUT_S} s"]
+            if code != 0:
+                failures += 1
+                out.warn(f"proposal failed (exit {code}): {' | '.join(tail) or 'no output'} — {failures}/{MAX_PROPOSAL_FAILURES} in a row.")
+                if failures >= MAX_PROPOSAL_FAILURES:
+                    out.error(f"error: the proposer failed {failures} times in a row; the loop stops (the branch is at its last complete commit).")
+                    return Exit.EVAL
+                continue
+            hypothesis = hyp_file.read_text().strip() if hyp_file.exists() else ""
+            if not hypothesis:
+                last = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
+                hypothesis = last[-1] if last else f"proposal {state.iteration + 1} from `{propose}`"
+            try:
+                _iterate(repo, exp, " ".join(hypothesis.split())[:300], out, use_cache)
+                failures = 0
+                attempts += 1
+            except RefusedError as exc:
+                if "unchanged from the current best" in exc.message or "files other than the target files" in exc.message:
+                    failures += 1
+                    out.warn(f"proposal not usable: {exc.message} — {failures}/{MAX_PROPOSAL_FAILURES} in a row.")
+                    if failures >= MAX_PROPOSAL_FAILURES:
+                        out.error("error: three proposals in a row were unusable; the loop stops.")
+                        return Exit.EVAL
+                    _discard_edits(repo, frame)
+                    continue
+                if "the loop has stopped" in exc.message:
+                    out.info(exc.message)
+                    return Exit.OK
+                raise
+
+
+def _discard_edits(repo: Repo, frame: Frame) -> None:
+    """Put the target files back to the committed best after an unusable proposal."""
+    assert frame.iterate is not None
+    repo.git("checkout", "HEAD", "--", *[t for t in frame.iterate.target if t in repo.tracked(list(frame.iterate.target))])

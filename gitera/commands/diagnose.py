@@ -1,0 +1,105 @@
+"""gitera diagnose: where an attempt wins and loses against the baseline or the best.
+
+Dev rows appear only as ids and aggregates (their text would be memorized); raw text is
+shown only for train rows, which the loop may learn from.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gitera.errors import RefusedError
+from gitera.experiment import Experiment, require_intact, resolve
+from gitera.frame import Frame
+from gitera.git import Repo
+from gitera.output import Output
+from gitera.scoring import load_split, matrix, read_results
+
+MAX_IDS = 15
+
+
+def _rows_file(exp: Experiment, frame: Frame, which: str) -> tuple[str, str]:
+    """(label, per-row results file) for 'baseline', 'best' or an iteration number."""
+    from gitera.commands.iterate import load_state
+    from gitera.commands.run import latest_run
+
+    summary = latest_run(exp)
+    if summary is None:
+        raise RefusedError(f"experiment {exp.tag} has no complete dev run; run `gitera run` first.")
+    if which == "baseline":
+        return f"baseline {frame.baseline.arm}", str(summary["arms"][frame.baseline.arm]["rows_file"])
+    state = load_state(exp)
+    if which == "best":
+        if state is None or state.best is None:
+            arm = frame.iterate.arm if frame.iterate else frame.candidates[0]
+            return f"arm {arm} (run {summary['run']})", str(summary["arms"][arm]["rows_file"])
+        return f"best (iteration {state.best.iteration})", state.best.rows_file
+    if which in summary["arms"]:
+        return f"arm {which} (run {summary['run']})", str(summary["arms"][which]["rows_file"])
+    if which.isdigit():
+        path = exp.rel(f"runs/attempt-{int(which):03d}.jsonl")
+        if not (exp.repo.root / path).exists():
+            raise RefusedError(f"there is no attempt {which}; see `gitera log`.")
+        return f"attempt {int(which)}", path
+    raise RefusedError(f"{which!r} is not baseline, best, an arm or an attempt number.")
+
+
+def compare_rows(
+    rows: Sequence[Mapping[str, Any]], ids: Sequence[str], a: Any, b: Any, findings: Mapping[str, str | None],
+    slice_columns: Sequence[str], direction: str,
+) -> dict[str, Any]:
+    """Wins / losses / ties of b against a, per slice and per failure category (pure)."""
+    sign = 1.0 if direction == "higher" else -1.0
+    diff = sign * (b.mean(axis=1) - a.mean(axis=1))
+    outcome = ["win" if d > 1e-12 else "loss" if d < -1e-12 else "tie" for d in diff]
+    by_id = {str(r["id"]): r for r in rows}
+    groups: dict[str, dict[str, dict[str, Any]]] = {}
+    for col in [*slice_columns, "finding"]:
+        table: dict[str, dict[str, Any]] = defaultdict(lambda: {"win": 0, "loss": 0, "tie": 0, "loss_ids": []})
+        for rid, o in zip(ids, outcome):
+            value = findings.get(rid) if col == "finding" else by_id.get(rid, {}).get(col)
+            key = str(value) if value is not None else "—"
+            table[key][o] += 1
+            if o == "loss" and len(table[key]["loss_ids"]) < MAX_IDS:
+                table[key]["loss_ids"].append(rid)
+        groups[col] = dict(sorted(table.items(), key=lambda kv: -kv[1]["loss"]))
+    totals = {k: outcome.count(k) for k in ("win", "loss", "tie")}
+    return {"totals": totals, "groups": groups, "loss_ids": [i for i, o in zip(ids, outcome) if o == "loss"][:MAX_IDS]}
+
+
+def diagnose_data(exp: Experiment, frame: Frame, attempt: str, against: str) -> dict[str, Any]:
+    repo = exp.repo
+    rows = load_split(exp, "dev")
+    ids = [str(r["id"]) for r in rows]
+    trials = list(range(frame.metric.trials))
+    label_b, file_b = _rows_file(exp, frame, attempt)
+    label_a, file_a = _rows_file(exp, frame, against)
+    rec_b = read_results((repo.root / file_b).read_text())
+    rec_a = read_results((repo.root / file_a).read_text())
+    findings: dict[str, str | None] = {}
+    for r in rec_b:
+        if r.get("finding") and r.get("trial") == 0:
+            findings[str(r["id"])] = str(r["finding"])
+    result = compare_rows(rows, ids, matrix(rec_a, ids, trials), matrix(rec_b, ids, trials), findings, frame.data.slices, frame.metric.direction)
+    result.update(subject=label_b, against=label_a, n=len(ids))
+    return result
+
+
+def diagnose(tag: str | None, attempt: str, against: str, out: Output) -> int:
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    require_intact(exp)
+    frame = exp.load_frame()
+    result = diagnose_data(exp, frame, attempt, against)
+    t = result["totals"]
+    lines = [f"{result['subject']} vs {result['against']} on {result['n']} dev rows: {t['win']} wins, {t['loss']} losses, {t['tie']} ties"]
+    for col, table in result["groups"].items():
+        lines.append(f"\nby {col}:")
+        lines.append(f"  {'value':<28} {'wins':>5} {'losses':>6} {'ties':>5}  losing dev row ids")
+        for value, g in table.items():
+            lines.append(f"  {value[:28]:<28} {g['win']:>5} {g['loss']:>6} {g['tie']:>5}  {' '.join(g['loss_ids'][:6])}")
+    lines.append("\nDev rows are shown as ids only (their text would be memorized); train rows are the ones to study.")
+    out.result(result, "\n".join(lines))
+    return 0

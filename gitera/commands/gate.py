@@ -1,0 +1,154 @@
+"""gitera gate: the generalization gate at the end of a sprint (automatic, or on demand).
+
+(a) a hardcode scan of the sprint's net diff against train/dev/gate rows; (b) replication
+of the sprint's gain on the reserved gate rows, read only through the reusable holdout;
+(c) saturation. pass → a new sprint; saturated → locked for the verdict; fail → the arm
+returns to its last gate-passed state and is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from gitera.errors import RefusedError
+from gitera.experiment import Experiment, frame_hash, resolve
+from gitera.frame import Frame
+from gitera.git import Repo
+from gitera.loopstate import ACTIVE, KILLED, SATURATED, LoopState
+from gitera.output import Output
+from gitera.repolock import exclusive
+from gitera.scoring import Scorer, load_split, matrix, relpath
+from gitera.trailers import build_message
+
+MAX_HITS_RECORDED = 20
+
+
+def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
+    from gitera.commands.iterate import prepare
+
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    with exclusive(repo.common_dir, "gate"):
+        frame, lock, state = prepare(repo, exp, out, use_cache)
+        if state.status != ACTIVE:
+            from gitera.commands.iterate import _closed_reason
+
+            raise RefusedError(_closed_reason(state))
+        if state.in_sprint == 0:
+            raise RefusedError(f"sprint {state.sprint} has no attempt yet, so there is nothing to gate; run `gitera iterate -m HYPOTHESIS` first.")
+        state = run_gate(exp, frame, lock, state, out, use_cache)
+    gate = state.history[-1]
+    out.result({"tag": exp.tag, "gate": gate, "state": state.to_dict()},
+               f"gate after sprint {gate['sprint']}: {gate['outcome'].upper()} — {'; '.join(gate['reasons'])}")
+    return 0
+
+
+def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output, use_cache: bool,
+                 blobs: Mapping[str, str], rows: list[dict[str, Any]], slot: str) -> tuple[float, float]:
+    """Mean and standard error of the iterated arm, with these target blobs, on the gate rows."""
+    from gitera.commands.iterate import _dangling_commit
+
+    assert frame.iterate is not None
+    repo = exp.repo
+    tip = repo.rev(f"refs/heads/{exp.branch}")
+    assert tip is not None
+    paths = [p for p in frame.iterate.target if p in blobs]
+    contents = dict(zip(paths, repo.cat_blobs([blobs[p] for p in paths])))
+    commit = _dangling_commit(repo, tip, {p: contents.get(p) for p in frame.iterate.target}, "gate check")
+    trials = list(range(frame.metric.trials))
+    run = Scorer(exp, frame, lock, out, use_cache=use_cache).score(frame.iterate.arm, commit, rows, "gate", trials, slot="gate")
+    if not run.complete:
+        raise RefusedError(f"the gate could not score the arm on the gate rows ({run.problems[0] if run.problems else 'incomplete'}); fix the harness and run `gitera gate`.")
+    m = matrix([r.to_json() for r in run.results], [str(r["id"]) for r in rows], trials).mean(axis=1)
+    se = float(m.std(ddof=1) / math.sqrt(len(m))) if len(m) > 1 else 0.0
+    return float(m.mean()), se
+
+
+def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, out: Output, use_cache: bool) -> LoopState:
+    from gitera import gate, leak
+
+    assert frame.iterate is not None and state.best is not None and state.gate_passed is not None
+    repo = exp.repo
+    out.info(f"gate: sprint {state.sprint} — hardcode scan, replication on the gate rows, saturation")
+    tip = repo.rev(f"refs/heads/{exp.branch}")
+    assert tip is not None
+    diff = repo.git("diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
+    open_rows = [*load_split(exp, "train"), *load_split(exp, "dev")]
+    gate_rows = load_split(exp, "gate")
+    exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
+    columns = leak.text_columns(open_rows + gate_rows, exclude)
+    hits = gate.scan_diff(diff, open_rows + gate_rows, text_columns=columns, id_column="id", label_column=frame.data.label)
+
+    sign = 1.0 if frame.metric.direction == "higher" else -1.0
+    holdout = gate.Thresholdout.from_dict(state.holdout) if state.holdout else gate.Thresholdout.create(seed=int(frame_hash(dict(lock))[:8], 16))
+    queries = []
+    if gate_rows:
+        best_gate, se_gate = _gate_scores(exp, frame, lock, out, use_cache, state.best.blobs, gate_rows, "gate-best")
+        start_gate, _ = _gate_scores(exp, frame, lock, out, use_cache, state.gate_passed.blobs, gate_rows, "gate-start")
+        a_best, holdout = gate.thresholdout_query(holdout, float(state.best.score or 0.0), best_gate)
+        a_start, holdout = gate.thresholdout_query(holdout, float(state.gate_passed.score or 0.0), start_gate)
+        queries = [a_best.to_dict(), a_start.to_dict()]
+        dev_gain = sign * (float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0))
+        if a_best.exhausted or a_start.exhausted:
+            replication = None
+        else:
+            replication = gate.replication(dev_gain, sign * a_best.value, sign * a_start.value, state.noise_floor, se_gate)
+        exhausted = a_best.exhausted or a_start.exhausted
+    else:
+        replication, exhausted = None, False
+    scores = [h.get("score") for h in state.history if not h.get("gate")]
+    statuses = [str(h.get("status")) for h in state.history if not h.get("gate")]
+    saturation = gate.saturation(scores, statuses, state.noise_floor)
+    outcome = gate.gate_outcome(hits, replication, saturation, exhausted)
+
+    record: dict[str, Any] = {
+        "gate": True,
+        "sprint": state.sprint,
+        "after_iteration": state.iteration,
+        "outcome": outcome.outcome,
+        "reasons": list(outcome.reasons),
+    }
+    trailer = {
+        **{k: v for k, v in record.items() if k != "gate"},
+        "hardcode": [_hit(h) for h in hits[:MAX_HITS_RECORDED]],
+        "hardcode_hits": len(hits),
+        "replication": replication.to_dict() if replication is not None else None,
+        "holdout_queries": queries,
+        "saturation": saturation.to_dict(),
+        "from_commit": state.sprint_start,
+        "to_commit": tip,
+    }
+    files: dict[str, bytes | None] = {}
+    pending = tuple(p for p in state.pending if p != "gate")
+    if outcome.outcome == "pass":
+        new_state = state.with_(sprint=state.sprint + 1, in_sprint=0, gate_passed=state.best, sprint_start=tip, pending=pending)
+    elif outcome.outcome == "saturated":
+        new_state = state.with_(status=SATURATED, gate_passed=state.best, pending=pending, in_sprint=0)
+    else:
+        back = state.gate_passed
+        paths = [p for p in frame.iterate.target if p in back.blobs]
+        contents = dict(zip(paths, repo.cat_blobs([back.blobs[p] for p in paths])))
+        for path in frame.iterate.target:
+            files[path] = contents.get(path)
+        new_state = state.with_(status=KILLED, best=back, pending=pending, in_sprint=0)
+    trailer["locked_iteration"] = new_state.gate_passed.iteration if new_state.gate_passed else 0
+    record["locked_iteration"] = trailer["locked_iteration"]
+    new_state = new_state.with_(history=(*new_state.history, record), holdout=holdout.to_dict())
+    number = sum(1 for h in state.history if h.get("gate")) + 1
+    files[relpath(exp, f"gate-{number:03d}.json")] = (json.dumps(trailer, indent=1, sort_keys=True) + "\n").encode()
+    from gitera.commands.iterate import STATE_FILE, state_bytes
+
+    files[relpath(exp, STATE_FILE)] = state_bytes(new_state)
+    trailers: list[tuple[str, str | dict[str, Any]]] = [("Tag", exp.tag), ("Gate", trailer)]
+    if outcome.outcome == "fail":
+        trailers.append(("Restore", {"restored_to": state.gate_passed.iteration, "files": list(frame.iterate.target), "reason": "gate failed: arm killed"}))
+    message = build_message(f"gitera gate: {exp.tag} sprint {state.sprint} {outcome.outcome}", trailers, body="\n".join(outcome.reasons))
+    repo.commit_files(exp.branch, files, message)
+    return new_state
+
+
+def _hit(h: Any) -> dict[str, Any]:
+    return {"file": h.file, "line": h.line_no, "kind": h.kind, "rows": list(h.row_ids), "excerpt": h.excerpt}
