@@ -442,7 +442,8 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
         )
 
     def best(cands: list[ArmVerdict]) -> ArmVerdict:
-        return max(cands, key=lambda v: (v.improvement, -v.p_holm))
+        # largest improvement; ties go to the smaller Holm p, then the name (order-independent)
+        return min(cands, key=lambda v: (-v.improvement, v.p_holm, v.name))
 
     full = [v for v in verdicts if v.aggregate == PASS and v.all_slices_pass]
     narrow = [v for v in verdicts if v.aggregate == PASS and v.passing_slices]

@@ -182,7 +182,7 @@ def test_rules_import_without_numpy_or_scipy() -> None:
 _effect = st.floats(-0.3, 0.3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(_effect, st.floats(0.001, 0.2), st.floats(0, 1), _effect, st.floats(0.001, 0.1)),
                 min_size=1, max_size=3))
 def test_direction_flip_and_arm_order_do_not_change_the_verdict(spec: list[tuple[float, float, float, float, float]]) -> None:
