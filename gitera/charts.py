@@ -477,11 +477,12 @@ def forest_plot(
 
     with _style():
         fig = _new_figure(WIDTH_PX, height_px)
-        gs = fig.add_gridspec(1, 3, width_ratios=[1.9, 3.5, 2.7], wspace=0.0)
+        gs = fig.add_gridspec(1, 4, width_ratios=[1.9, 3.1, 2.2, 1.0], wspace=0.0)
         lab = fig.add_subplot(gs[0])
         ax = fig.add_subplot(gs[1], sharey=lab)
         val = fig.add_subplot(gs[2], sharey=lab)
-        for side in (lab, val):
+        stt = fig.add_subplot(gs[3], sharey=lab)
+        for side in (lab, val, stt):
             side.set_xlim(0, 1)
             side.axis("off")
         gids = _Gids()
@@ -524,7 +525,8 @@ def forest_plot(
                 summary = "no estimate"
             val.text(0.03, y, summary, va="center", ha="left", fontsize=8,
                      fontweight="bold" if bold else "normal")
-            val.text(0.98, y, row.state, va="center", ha="right", fontsize=7.5, color=colour)
+            stt.text(1.0, y, row.state, va="center", ha="right", fontsize=7.5, color=colour,
+                     fontweight="bold" if bold else "normal")
 
         zero = ax.axvline(0.0, color=BLACK, linewidth=1.0, zorder=2)
         zero.set_gid("zero-line")
@@ -616,7 +618,7 @@ def cost_vs_accuracy(
         if max_cost <= 0:
             ax.set_xlim(-0.05, 1.0)
             if valid:
-                notes.append("every arm reported zero cost")
+                notes.append("every arm with a reported cost cost $0")
         elif min(costs) >= 0 and max_cost / min(positives) > 100:
             linthresh = min(positives)
             ax.set_xscale("symlog", linthresh=linthresh, linscale=0.6)
@@ -682,6 +684,24 @@ def cost_vs_accuracy(
 # ---------------------------------------------------------------------------------------------
 
 
+def running_best(
+    attempts: Sequence[AttemptPoint], baseline: float, higher_is_better: bool = True
+) -> list[tuple[int, float]]:
+    """(iteration, best score so far) after each attempt, in iteration order: the best of the
+    baseline and every *kept* attempt up to it (discarded attempts are reverted, so they never
+    count). NaN while there is neither a finite baseline nor a kept score."""
+    best = baseline if _finite(baseline) else math.nan
+    out: list[tuple[int, float]] = []
+    for a in sorted(attempts, key=lambda a: a.iteration):
+        s = _num(a.score)
+        if a.status == "keep" and s is not None and (
+            not math.isfinite(best) or (s > best if higher_is_better else s < best)
+        ):
+            best = s
+        out.append((a.iteration, best))
+    return out
+
+
 def progression(
     attempts: Sequence[AttemptPoint],
     baseline: float,
@@ -704,9 +724,6 @@ def progression(
     from matplotlib.ticker import MaxNLocator
 
     ordered = sorted(attempts, key=lambda a: a.iteration)
-
-    def improves(new: float, old: float) -> bool:
-        return new > old if higher_is_better else new < old
 
     with _style():
         fig = _new_figure()
@@ -731,17 +748,10 @@ def progression(
             handles.append(Line2D([], [], color=DARK_GREY, linestyle="--", linewidth=1.0,
                                   label=f"dev baseline ({_fmt(baseline)})"))
 
-        # Running best over kept attempts, starting from the baseline.
         first_x = min(0, ordered[0].iteration)
-        best = baseline if _finite(baseline) else math.nan
-        bx: list[float] = [first_x]
-        by: list[float] = [best]
-        for a in ordered:
-            s = _num(a.score)
-            if a.status == "keep" and s is not None and (not math.isfinite(best) or improves(s, best)):
-                best = s
-            bx.append(a.iteration)
-            by.append(best)
+        steps = running_best(ordered, baseline, higher_is_better)
+        bx: list[float] = [float(first_x)] + [float(x) for x, _ in steps]
+        by: list[float] = [baseline if _finite(baseline) else math.nan] + [y for _, y in steps]
         if any(math.isfinite(v) for v in by):
             (run,) = ax.step(bx, by, where="post", color=BLACK, linewidth=1.6, zorder=2)
             run.set_gid("running-best")
