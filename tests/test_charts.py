@@ -40,7 +40,7 @@ LONG = "retrieval-hybrid-bm25-plus-dense-reranker-with-query-expansion-and-a-ver
 
 def svg_ids(path: Path) -> Counter[str]:
     root = ET.parse(path).getroot()
-    return Counter(el.get("id") for el in root.iter() if el.get("id"))
+    return Counter(gid for el in root.iter() if (gid := el.get("id")))
 
 
 def svg_texts(path: Path) -> list[str]:
