@@ -294,6 +294,62 @@ def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
     sys.exit(run_cmd(tag, fmt, as_json, chart, _out(as_json)))
 
 
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--keep-key", is_flag=True, help="Do not commit the released key (data that must not spread); only its holder can re-check.")
+@click.option("--private-key", envvar="GITERA_SEAL_PRIVATE_KEY", help="The custodian's private key when the seal key is wrapped to a recipient.")
+@json_option
+def verdict(tag: str | None, keep_key: bool, private_key: str | None, as_json: bool) -> None:
+    """Open the sealed test set ONCE, score the locked arms, decide, write the conclusion.
+
+    Refuses unless the lock is intact, the tree is clean, the seal is the split's and every
+    sprint ended with its gate. Afterwards iterate, run and verdict refuse on this experiment.
+
+    \b
+    Example:
+      gitera verdict
+      GITERA_SEAL_PRIVATE_KEY=... gitera verdict --json     # custodian mode, in CI
+    """
+    from gitera.commands.verdict import verdict as run_cmd
+
+    sys.exit(run_cmd(tag, keep_key, private_key, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@json_option
+def verify(tag: str | None, as_json: bool) -> None:
+    """Recompute the discipline self-audit from git alone; exit 1 with one line per violation.
+
+    Locked files in every commit since the lock, results vs their per-row files, keep/discard
+    decisions, sprints and gates, no test row in any blob, the seal, one opening, and the
+    verdict recomputed from the released key.
+
+    \b
+    Example:
+      gitera verify --tag prompt-v2      # in CI on a pull request
+    """
+    from gitera.commands.verify_cmd import verify as run_cmd
+
+    sys.exit(run_cmd(tag, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--format", "fmt", type=click.Choice(["md"]), default="md", show_default=True)
+@json_option
+def report(tag: str | None, fmt: str, as_json: bool) -> None:
+    """A compact markdown summary for a pull-request comment or a CI step summary.
+
+    \b
+    Example:
+      gitera report --format md >> "$GITHUB_STEP_SUMMARY"
+    """
+    from gitera.commands.verify_cmd import report as run_cmd
+
+    sys.exit(run_cmd(tag, fmt, _out(as_json)))
+
+
 @cli.group(context_settings=CONTEXT)
 def seal() -> None:
     """Inspect the sealed test set, or make a custodian key pair (never decrypts).

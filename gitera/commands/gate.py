@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitera.errors import RefusedError
-from gitera.experiment import Experiment, frame_hash, resolve
+from gitera.experiment import Experiment, resolve
 from gitera.frame import Frame
 from gitera.git import Repo
 from gitera.loopstate import ACTIVE, KILLED, SATURATED, LoopState
@@ -27,19 +27,24 @@ MAX_HITS_RECORDED = 20
 
 
 def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
-    from gitera.commands.iterate import prepare
+    from gitera.commands.iterate import load_state, prepare
 
     repo = Repo.find()
     exp = resolve(repo, tag)
     with exclusive(repo.common_dir, "gate"):
+        before = load_state(exp)
         frame, lock, state = prepare(repo, exp, out, use_cache)
-        if state.status != ACTIVE:
+        resumed = before is not None and "gate" in before.pending
+        if resumed:
+            pass  # prepare() just ran the pending gate: report it below
+        elif state.status != ACTIVE:
             from gitera.commands.iterate import _closed_reason
 
             raise RefusedError(_closed_reason(state))
-        if state.in_sprint == 0:
+        elif state.in_sprint == 0:
             raise RefusedError(f"sprint {state.sprint} has no attempt yet, so there is nothing to gate; run `gitera iterate -m HYPOTHESIS` first.")
-        state = run_gate(exp, frame, lock, state, out, use_cache)
+        else:
+            state = run_gate(exp, frame, lock, state, out, use_cache)
     gate = state.history[-1]
     out.result({"tag": exp.tag, "gate": gate, "state": state.to_dict()},
                f"gate after sprint {gate['sprint']}: {gate['outcome'].upper()} — {'; '.join(gate['reasons'])}")
@@ -83,7 +88,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     hits = gate.scan_diff(diff, open_rows + gate_rows, text_columns=columns, id_column="id", label_column=frame.data.label)
 
     sign = 1.0 if frame.metric.direction == "higher" else -1.0
-    holdout = gate.Thresholdout.from_dict(state.holdout) if state.holdout else gate.Thresholdout.create(seed=int(frame_hash(dict(lock))[:8], 16))
+    holdout = gate.Thresholdout.from_dict(state.holdout) if state.holdout else gate.Thresholdout.create(seed=holdout_seed(exp))
     queries = []
     if gate_rows:
         best_gate, se_gate = _gate_scores(exp, frame, lock, out, use_cache, state.best.blobs, gate_rows, "gate-best")
@@ -92,16 +97,17 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         a_start, holdout = gate.thresholdout_query(holdout, float(state.gate_passed.score or 0.0), start_gate)
         queries = [a_best.to_dict(), a_start.to_dict()]
         dev_gain = sign * (float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0))
-        if a_best.exhausted or a_start.exhausted:
+        if a_best.value is None or a_start.value is None:
             replication = None
         else:
             replication = gate.replication(dev_gain, sign * a_best.value, sign * a_start.value, state.noise_floor, se_gate)
-        exhausted = a_best.exhausted or a_start.exhausted
+        exhausted = a_best.value is None or a_start.value is None
     else:
         replication, exhausted = None, False
     scores = [h.get("score") for h in state.history if not h.get("gate")]
     statuses = [str(h.get("status")) for h in state.history if not h.get("gate")]
-    saturation = gate.saturation(scores, statuses, state.noise_floor)
+    saturation = gate.saturation(scores, statuses, state.noise_floor, sprint=frame.iterate.sprint,
+                                 higher_is_better=frame.metric.direction == "higher")
     outcome = gate.gate_outcome(hits, replication, saturation, exhausted)
 
     record: dict[str, Any] = {
@@ -148,6 +154,28 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     message = build_message(f"gitera gate: {exp.tag} sprint {state.sprint} {outcome.outcome}", trailers, body="\n".join(outcome.reasons))
     repo.commit_files(exp.branch, files, message)
     return new_state
+
+
+def holdout_seed(exp: Experiment) -> int:
+    """The reusable holdout's noise seed: a secret kept outside git until the verdict records it.
+
+    A public seed would let anyone subtract the noise and read the gate rows' scores.
+    """
+    import os
+    import secrets
+
+    from gitera.keys import key_path
+
+    path = key_path(exp.repo.common_dir, exp.tag).with_suffix(".holdout")
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        seed = secrets.randbits(62)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{seed}\n")
+        return seed
 
 
 def _hit(h: Any) -> dict[str, Any]:

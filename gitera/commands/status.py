@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gitera.errors import GiteraError
@@ -27,9 +28,29 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             info["changed_locked_files"] = changed_locked_files(exp, lock)
         except GiteraError as exc:
             info["lock_error"] = exc.message
-    for stage, name in (("split", "split/manifest.json"), ("concluded", "verdict.json")):
+    for stage, name in (("split", "split/manifest.json"), ("piloted", "runs/pilot.json"), ("run", "runs/run-001/summary.json"),
+                        ("iterating", "runs/iterate.json"), ("concluded", "verdict.json")):
         if exp.path(name).exists():
             info["stage"] = stage
+    state_path = exp.path("runs/iterate.json")
+    if state_path.exists():
+        try:
+            st = json.loads(state_path.read_text())
+            best, gp = st.get("best") or {}, st.get("gate_passed") or {}
+            info["loop"] = {
+                "arm": st.get("arm"), "status": st.get("status"), "iteration": st.get("iteration"), "sprint": st.get("sprint"),
+                "attempts_in_sprint": st.get("in_sprint"), "best": {"iteration": best.get("iteration"), "score": best.get("score")},
+                "locked_iteration": gp.get("iteration"), "noise_floor": st.get("noise_floor"), "spent_usd": st.get("spent_usd"),
+                "pending": st.get("pending"), "stop_reason": st.get("stop_reason"),
+            }
+        except (ValueError, AttributeError):
+            info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
+    if exp.is_concluded:
+        try:
+            v = json.loads(exp.path("verdict.json").read_text())
+            info["verdict"] = {"decision": v["decision"]["decision"], "arm": v["decision"]["arm"], "conclusion": v.get("conclusion")}
+        except (ValueError, KeyError):
+            info["verdict"] = {"decision": "unreadable"}
     return info
 
 
@@ -46,10 +67,25 @@ def _text(info: dict[str, Any]) -> str:
         lines.append(f"  LOCK BROKEN — changed since the lock: {', '.join(changed)} (restore them with `git checkout -- <file>`)")
     elif changed is not None:
         lines.append("  locked files intact")
+    loop = info.get("loop")
+    if loop:
+        lines.append(
+            f"  loop: {loop['status']} — iteration {loop['iteration']}, sprint {loop['sprint']} ({loop['attempts_in_sprint']} attempt(s) since the gate), "
+            f"best #{loop['best']['iteration']} = {loop['best']['score']}, locked for the verdict: #{loop['locked_iteration']}"
+        )
+        if loop.get("pending"):
+            lines.append(f"  interrupted step pending: {', '.join(loop['pending'])} — the next `gitera iterate` or `gitera gate` finishes it")
+        if loop.get("stop_reason"):
+            lines.append(f"  stopped: {loop['stop_reason']}")
+    if info.get("verdict"):
+        lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
     if info["stage"] == "framed":
         lines.append("  next: fill the frame, then `gitera lock`")
-    elif info["stage"] == "locked":
-        lines.append("  next: `gitera split`")
+    else:
+        following = {"locked": "`gitera split`", "split": "`gitera pilot`", "piloted": "`gitera run`",
+                     "run": "`gitera iterate -m HYPOTHESIS` or `gitera verdict`", "iterating": "`gitera iterate -m HYPOTHESIS`, or `gitera verdict` when the loop is done"}
+        if info["stage"] in following:
+            lines.append(f"  next: {following[info['stage']]}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,205 @@
+"""gitera verdict: the ONE opening of the sealed test set, the decision, and the conclusion.
+
+The only code path that unwraps the seal key. It refuses unless the lock is intact, the
+tree is clean, the seal is the one made at the split, and every sprint ended with its
+gate; it scores the baseline and the locked arms (the iterated arm at its latest
+gate-passed state, never its best-scoring one) on the test rows in one pass, applies
+the pre-registered rules, and commits the per-row test results, the released key (unless
+--keep-key), the commitment's opening, the conclusion and its charts, then tags the commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gitera.commands.lock import require_on_branch
+from gitera.commands.split import commitment_salt
+from gitera.errors import EvalError, RefusedError
+from gitera.experiment import Experiment, frame_hash, require_intact, resolve
+from gitera.frame import Frame
+from gitera.git import Repo
+from gitera.history import read
+from gitera.output import Output
+from gitera.repolock import exclusive, state_dir
+from gitera.scoring import Scorer, arm_commit, matrix, mean_of, relpath, require_open, require_split, results_jsonl, sanitize
+from gitera.trailers import build_message
+
+VERDICT_FILE = "verdict.json"
+
+
+def seal_commit_blob(exp: Experiment, manifest: Mapping[str, Any]) -> str | None:
+    """The seal's blob id in the split commit (the one whose trailer names this seal id)."""
+    for r in read(exp.repo, exp.branch, exp.tag):
+        if r.kind == "Split" and r.data.get("seal_id") == manifest["seal"]["seal_id"]:
+            return exp.repo.ls_tree(r.commit, [manifest["seal"]["path"]]).get(manifest["seal"]["path"])
+    return None
+
+
+def check_ready(exp: Experiment, frame: Frame, manifest: Mapping[str, Any]) -> Any:
+    """Every refusal of the verdict, in words; returns the loop state (or None)."""
+    from gitera.commands.iterate import load_state
+
+    repo = exp.repo
+    dirty = [p for code, p in repo.status_porcelain() if code != "??"]
+    if dirty:
+        raise RefusedError(f"the working tree has uncommitted changes ({', '.join(dirty[:5])}); commit or stash them — the verdict scores committed states only.")
+    seal_rel = manifest["seal"]["path"]
+    now = repo.ls_tree("HEAD", [seal_rel]).get(seal_rel)
+    then = seal_commit_blob(exp, manifest)
+    if then is None or now != then:
+        raise RefusedError(f"{seal_rel} is not the seal made at the split (seal {manifest['seal']['seal_id'][:12]}); restore it from the split commit — the verdict opens only that seal.")
+    state = load_state(exp)
+    if state is not None:
+        if state.pending:
+            raise RefusedError(f"the last iterate step is unfinished ({', '.join(state.pending)}); run `gitera iterate` or `gitera gate` to finish it first.")
+        if state.in_sprint > 0 and state.status == "active":
+            raise RefusedError(
+                f"sprint {state.sprint} has {state.in_sprint} attempt(s) without its generalization gate; run `gitera gate` first."
+            )
+    return state
+
+
+def locked_arms(exp: Experiment, frame: Frame, state: Any) -> dict[str, tuple[str, str]]:
+    """arm -> (commit to score, what it is): the baseline and candidates; the iterated arm at its gate-passed state."""
+    from gitera.commands.iterate import _dangling_commit
+
+    arms: dict[str, tuple[str, str]] = {}
+    for arm in frame.arms:
+        arms[arm] = (arm_commit(exp, frame, arm), "as registered")
+    if frame.iterate is not None and state is not None and state.gate_passed is not None:
+        gp = state.gate_passed
+        repo = exp.repo
+        tip = repo.rev(f"refs/heads/{exp.branch}")
+        assert tip is not None
+        paths = [p for p in frame.iterate.target if p in gp.blobs]
+        contents = dict(zip(paths, repo.cat_blobs([gp.blobs[p] for p in paths])))
+        commit = _dangling_commit(repo, tip, {p: contents.get(p) for p in frame.iterate.target}, f"locked iteration {gp.iteration}")
+        arms[frame.iterate.arm] = (commit, f"iteration {gp.iteration} (the latest gate-passed state)")
+    return arms
+
+
+def verdict(tag: str | None, keep_key: bool, private_key: str | None, out: Output) -> int:
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    with exclusive(repo.common_dir, "verdict"):
+        return _verdict(repo, exp, keep_key, private_key, out)
+
+
+def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | None, out: Output) -> int:
+    from gitera import keys, rules, seal
+
+    require_on_branch(exp)
+    lock = require_intact(exp)
+    require_open(exp)
+    manifest = require_split(exp)
+    frame = exp.load_frame()
+    state = check_ready(exp, frame, manifest)
+    fhash = frame_hash(dict(lock))
+    seal_rel = manifest["seal"]["path"]
+    wrapped = exp.path("split/key.wrapped")
+    key = keys.unwrap_for_verdict(git_common_dir=repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
+                                  env=os.environ, private_key=private_key)
+    salt = commitment_salt(key.secret)
+    work = Path(tempfile.mkdtemp(prefix="verdict-", dir=state_dir(repo.common_dir)))
+    try:
+        plain = work / "test.jsonl"
+        seal.open_seal(repo.root / seal_rel, key, seal.Binding(exp.tag, fhash, seal_rel), plain,
+                       commitment=(salt, manifest["commitment"]["value"]))
+        rows = [json.loads(line) for line in plain.read_text(encoding="utf-8").splitlines() if line.strip()]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ids = [str(r["id"]) for r in rows]
+    trials = list(range(frame.metric.trials))
+    arms = locked_arms(exp, frame, state)
+    scorer = Scorer(exp, frame, lock, out, use_cache=False)
+    results: dict[str, Any] = {}
+    for arm, (commit, what) in arms.items():
+        out.info(f"verdict: arm {arm} ({what}) on {len(rows)} sealed test rows × {len(trials)} trials")
+        results[arm] = scorer.score(arm, commit, rows, "test", trials, slot=f"verdict-{arm}")
+    incomplete = [a for a, r in results.items() if not r.complete]
+    if incomplete:
+        raise EvalError(
+            f"arm(s) {', '.join(incomplete)} left test rows unscored ({results[incomplete[0]].problems[:1]}); nothing was recorded — "
+            "fix the harness and run `gitera verdict` again (the same single pass)."
+        )
+    records = {a: [x.to_json() for x in r.results] for a, r in results.items()}
+    mats = {a: matrix(records[a], ids, trials) for a in results}
+    slice_col = frame.data.slices[0] if frame.data.slices else None
+    slices = [str(r.get(slice_col)) for r in rows] if slice_col else None
+    clusters = [str(r.get(frame.data.cluster)) for r in rows] if frame.data.cluster else None
+    threshold = rules.Threshold(effect=frame.threshold.effect, basis=frame.threshold.basis, slice_loss_floor=frame.threshold.slice_loss_floor,
+                                alpha=frame.threshold.alpha, direction=frame.metric.direction)
+    base = frame.baseline.arm
+    decision = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold,
+                             seed=int(fhash[:8], 16), clusters=clusters)
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    doc_dir = f"docs/experiments/{day}-{exp.tag}"
+    arm_summary: dict[str, dict[str, Any]] = {}
+    for arm in results:
+        m = mats[arm]
+        tm = m.mean(axis=0)
+        cost = mean_of(records[arm], "cost_usd")
+        arm_summary[arm] = {
+            "what": arms[arm][1], "commit": arms[arm][0], "score": sanitize(float(m.mean())),
+            "sd": sanitize(float(tm.std(ddof=1))) if len(trials) > 1 else None,
+            "cost_per_1k": sanitize(cost * 1000 if cost is not None else None), "latency_ms": sanitize(mean_of(records[arm], "latency_ms"), 3),
+            "rows_file": relpath(exp, f"test/{arm}.jsonl"),
+            "findings": _findings(records[arm]),
+        }
+    opening = {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]}
+    verdict_doc: dict[str, Any] = {
+        "tag": exp.tag, "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "decision": decision.to_dict(), "arms": arm_summary, "slice_column": slice_col, "n_test": len(ids), "trials": trials,
+        "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
+        "opening": opening, "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
+        "locked_iteration": state.gate_passed.iteration if state is not None and state.gate_passed is not None else None,
+        "row_ids": ids, "conclusion": doc_dir,
+    }
+    files: dict[str, bytes | None] = {}
+    for arm in results:
+        files[arm_summary[arm]["rows_file"]] = results_jsonl(results[arm])
+    files[exp.rel(VERDICT_FILE)] = (json.dumps(verdict_doc, indent=1, sort_keys=True) + "\n").encode()
+    from gitera.conclusion import build
+
+    files.update(build(exp, frame, verdict_doc, doc_dir, mats, slices))
+    trailer = {"decision": decision.decision, "arm": decision.arm, "slices": list(decision.slices), "frame": fhash,
+               "seal_id": manifest["seal"]["seal_id"], "commitment": manifest["commitment"]["value"], "key_released": not keep_key,
+               "n_test": len(ids), "conclusion": f"{doc_dir}/conclusion.md"}
+    sentence = decision_sentence(decision.to_dict(), frame)
+    message = build_message(f"gitera verdict: {exp.tag}: {decision.decision.replace('_', ' ')}", [("Tag", exp.tag), ("Verdict", trailer)], body=sentence)
+    commit = repo.commit_files(exp.branch, files, message)
+    repo.git("tag", "-a", f"gitera/{exp.tag}/verdict", "-m", f"gitera verdict for {exp.tag}: {sentence}", commit)
+    out.result({"tag": exp.tag, "commit": commit, "decision": decision.to_dict(), "conclusion": f"{doc_dir}/conclusion.md",
+                "charts": sorted(p for p in files if p.endswith((".png", ".svg")))},
+               f"{sentence}\nConclusion: {doc_dir}/conclusion.md\nCharts: {doc_dir}/*.png, *.svg\n"
+               f"Recorded in {commit[:10]} (tag gitera/{exp.tag}/verdict); the test set is now opened and the experiment closed.")
+    return 0
+
+
+def _findings(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        f = r.get("finding")
+        if f:
+            counts[str(f)] = counts.get(str(f), 0) + 1
+    return counts
+
+
+def decision_sentence(d: Mapping[str, Any], frame: Frame) -> str:
+    arm, kind = d.get("arm"), d.get("decision")
+    if kind == "ship":
+        return f"Ship {arm}: it beats {frame.baseline.arm} by at least the registered {frame.threshold.effect:g} on the sealed test set and holds on every slice."
+    if kind == "ship_narrowly":
+        return f"Ship {arm} narrowly, to {', '.join(d.get('slices') or [])} only: it clears the threshold overall but not on every slice."
+    if kind == "underpowered":
+        need = d.get("rows_needed")
+        return "Underpowered — cannot conclude: no arm is decided either way" + (f"; about {need} test rows would decide it." if need else ".")
+    return f"Kill: no arm beats {frame.baseline.arm} by the registered {frame.threshold.effect:g} on the sealed test set."

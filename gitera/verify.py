@@ -1,0 +1,267 @@
+"""The discipline self-audit, recomputed from git alone (for CI on a pull request).
+
+Each check returns (name, ok, detail). Nothing here trusts the working tree or the
+loop's state file: every number is recomputed from committed blobs and trailers, so a
+commit made with --no-verify, an edited trailer or a rewritten results file shows up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gitera.experiment import Experiment
+from gitera.git import Repo
+from gitera.history import Record, read
+
+Check = tuple[str, bool, str]
+TOL = 1e-6
+
+
+def _show(repo: Repo, commit: str, path: str) -> bytes | None:
+    return repo.show(commit, path)
+
+
+def _records_file(repo: Repo, commit: str, path: str) -> list[dict[str, Any]] | None:
+    raw = _show(repo, commit, path)
+    if raw is None:
+        return None
+    out = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                return None
+    return out
+
+
+def _mean_scores(records: Sequence[Mapping[str, Any]]) -> tuple[float | None, dict[str, float]]:
+    """Mean score (trials averaged per row first) and the per-row means."""
+    per: dict[str, list[float]] = {}
+    for r in records:
+        if r.get("status") == "ok" and isinstance(r.get("score"), (int, float)):
+            per.setdefault(str(r["id"]), []).append(float(r["score"]))
+    rows = {k: sum(v) / len(v) for k, v in per.items()}
+    return (sum(rows.values()) / len(rows) if rows else None), rows
+
+
+def _commit_of(records: Sequence[Record], kind: str) -> str | None:
+    for r in records:
+        if r.kind == kind:
+            return r.commit
+    return None
+
+
+def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Check]:
+    records = read(repo, exp.branch, exp.tag)
+    checks: list[Check] = []
+    lock_commit = _commit_of(records, "Lock")
+    tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
+    if lock_commit is None:
+        return [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
+    lock = json.loads(_show(repo, lock_commit, exp.lock_rel) or b"{}")
+    locked = {rec["path"]: rec["blob"] for rec in [lock.get("frame", {}), *lock.get("files", [])] if "path" in rec}
+    locked[exp.lock_rel] = repo.ls_tree(lock_commit, [exp.lock_rel]).get(exp.lock_rel, "")
+    fhash = lock.get("frame", {}).get("sha256")
+    checks.append(_locked_files(repo, lock_commit, tip, locked))
+    checks.append(_frame_hash(records, fhash))
+    frame = _frame_at(repo, exp, lock_commit)
+    metric = frame.get("metric") or {}
+    primary = metric.get("primary") or {}
+    sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
+    checks += _results(repo, exp, records, sign)
+    checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
+    split_commit = _commit_of(records, "Split")
+    verdicts = [r for r in records if r.kind == "Verdict"]
+    if split_commit:
+        manifest = json.loads(_show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
+        seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
+        touched = repo.git("rev-list", f"{split_commit}..{tip}", "--", seal_path).split()
+        checks.append(("the seal is unchanged since the split", not touched,
+                       f"changed in {', '.join(c[:10] for c in touched)}" if touched else ""))
+        checks.append(_no_test_rows(repo, exp, split_commit, verdicts[0].commit if verdicts else tip))
+    checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
+    if verdicts:
+        after = [r for r in records if r.time >= verdicts[0].time and r.commit != verdicts[0].commit and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
+        later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel("")).split()
+        bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
+        checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
+        checks += _recompute_verdict(repo, exp, verdicts[0])
+    elif not pending_verdict:
+        checks.append(("the verdict", True, "not run yet"))
+    return checks
+
+
+def _locked_files(repo: Repo, lock_commit: str, tip: str, locked: Mapping[str, str]) -> Check:
+    bad = []
+    for commit in repo.git("rev-list", f"{lock_commit}..{tip}", "--", *locked).split():
+        here = repo.ls_tree(commit, list(locked))
+        for path, blob in locked.items():
+            if here.get(path) != blob:
+                bad.append(f"{path} in {commit[:10]}")
+    return ("locked files unchanged in every commit since the lock", not bad, "; ".join(bad[:5]))
+
+
+def _frame_hash(records: Sequence[Record], fhash: str | None) -> Check:
+    bad = [r.commit[:10] for r in records if r.kind == "Result" and r.data.get("frame") not in (None, fhash)]
+    return ("every result was made under the locked frame", not bad, f"other frame in {', '.join(bad[:5])}" if bad else "")
+
+
+def _frame_at(repo: Repo, exp: Experiment, commit: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(_show(repo, commit, exp.frame_rel) or b"")
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float) -> list[Check]:
+    mismatched: list[str] = []
+    decisions: list[str] = []
+    best_rows: dict[str, float] | None = None
+    noise = 0.0
+    iterated_arm = None
+    for r in records:
+        if r.kind == "Restore" and best_rows is not None:
+            continue
+        if r.kind != "Result":
+            continue
+        d = r.data
+        rows_path = d.get("rows")
+        recs = _records_file(repo, r.commit, rows_path) if rows_path else None
+        if recs is None:
+            mismatched.append(f"{r.commit[:10]} {d.get('arm')}: per-row file {rows_path} missing")
+            continue
+        mean, per_row = _mean_scores(recs)
+        if d.get("score") is not None and (mean is None or abs(mean - float(d["score"])) > TOL):
+            mismatched.append(f"{r.commit[:10]} {d.get('kind')} {d.get('arm')} #{d.get('iteration', '')}: trailer score {d['score']} but rows give {mean}")
+        if d.get("kind") == "run" and d.get("status") == "baseline":
+            noise = float(d.get("noise_floor") or 0.0)
+        if d.get("kind") == "attempt":
+            if iterated_arm is None:
+                iterated_arm = d.get("arm")
+                run = next((x for x in records if x.kind == "Result" and x.data.get("kind") == "run" and x.data.get("arm") == iterated_arm), None)
+                if run is not None:
+                    base_recs = _records_file(repo, run.commit, str(run.data.get("rows"))) or []
+                    best_rows = _mean_scores(base_recs)[1]
+            if best_rows is None or not per_row:
+                continue
+            common = [k for k in per_row if k in best_rows]
+            if common:
+                diffs = [per_row[k] - best_rows[k] for k in common]
+                gain = sign * sum(diffs) / len(diffs)
+                recorded = d.get("delta")
+                if recorded is not None and abs(gain - float(recorded)) > 1e-4:
+                    mismatched.append(f"{r.commit[:10]} attempt #{d.get('iteration')}: recorded gain {recorded} but rows give {gain:+.6f}")
+                threshold = d.get("threshold")
+                status = d.get("status")
+                if status == "keep" and threshold is not None and not float(recorded if recorded is not None else gain) > float(threshold) - TOL:
+                    decisions.append(f"#{d.get('iteration')} kept with gain {recorded} not above {threshold}")
+                if status == "discard" and threshold is not None and recorded is not None and float(recorded) > float(threshold) + TOL:
+                    decisions.append(f"#{d.get('iteration')} discarded although its gain {recorded} beats {threshold}")
+                if threshold is not None and float(threshold) + TOL < 2 * noise:
+                    decisions.append(f"#{d.get('iteration')} used a threshold {threshold} below 2× the noise floor {noise}")
+            if d.get("status") == "keep":
+                best_rows = per_row
+    return [
+        ("every Gitera-Result matches its per-row file", not mismatched, "; ".join(mismatched[:5])),
+        ("keep/discard decisions follow the rules", not decisions, "; ".join(decisions[:5])),
+    ]
+
+
+def _sprints(records: Sequence[Record], size: int) -> Check:
+    count, bad = 0, []
+    for r in records:
+        if r.kind == "Result" and r.data.get("kind") == "attempt":
+            count += 1
+            if count > size:
+                bad.append(f"attempt #{r.data.get('iteration')} is attempt {count} of a sprint of {size} without a gate")
+        elif r.kind == "Gate":
+            count = 0
+    return (f"sprints of at most {size} attempts, each closed by its gate", not bad, "; ".join(bad[:5]))
+
+
+def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:
+    from gitera.leak import LeakIndex, scan
+
+    raw = _show(repo, split_commit, exp.rel("split/leak.json"))
+    if raw is None:
+        return ("no sealed test row in any committed file", False, "split/leak.json is missing")
+    index = LeakIndex.from_dict(json.loads(raw))
+    objects = repo.git("rev-list", "--objects", f"{split_commit}^..{until}").splitlines()
+    skip = exp.rel("split/")
+    paths = {}
+    for line in objects:
+        parts = line.split(" ", 1)
+        if len(parts) == 2 and not parts[1].startswith(skip) and "/runs/" not in parts[1]:
+            paths[parts[0]] = parts[1]
+    hits = []
+    blobs = repo.cat_blobs(list(paths))
+    for (oid, path), content in zip(paths.items(), blobs):
+        if content is None or b"\0" in content[:8192]:
+            continue
+        for hit in scan(content.decode("utf-8", errors="replace"), index):
+            hits.append(f"{path}:{hit.line_no}")
+    return ("no sealed test row in any committed file before the verdict", not hits, "; ".join(sorted(set(hits))[:5]))
+
+
+def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Check]:
+    raw = _show(repo, verdict.commit, exp.rel("verdict.json"))
+    if raw is None:
+        return [("the verdict can be recomputed", False, "verdict.json is missing")]
+    doc = json.loads(raw)
+    if not doc.get("key"):
+        return [("the verdict can be recomputed", True, "key kept by its custodian (--keep-key): recomputed decision not checked here")]
+    import base64
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from gitera import rules, seal
+    from gitera.commands.split import commitment_salt
+    from gitera.scoring import matrix
+
+    key = seal.DataKey(base64.b64decode(doc["key"]))
+    checks: list[Check] = []
+    salt = commitment_salt(key.secret)
+    checks.append(("the released key opens the split's commitment", salt.hex() == doc["opening"]["salt"], ""))
+    work = Path(tempfile.mkdtemp(prefix="gitera-verify-"))
+    try:
+        sealed = work / "test.seal"
+        sealed.write_bytes(_show(repo, verdict.commit, doc["seal"]["path"]) or b"")
+        plain = work / "test.jsonl"
+        try:
+            seal.open_seal(sealed, key, seal.Binding(exp.tag, doc["frame"], doc["seal"]["path"]), plain, commitment=(salt, doc["opening"]["commitment"]))
+        except Exception as exc:  # noqa: BLE001 - any seal error is a failed check, reported in words
+            return [*checks, ("the sealed test set opens with the released key", False, str(exc))]
+        rows = [json.loads(x) for x in plain.read_text().splitlines() if x.strip()]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ids = [str(r["id"]) for r in rows]
+    checks.append(("the scored test rows are exactly the sealed ones", ids == doc["row_ids"], ""))
+    mats = {}
+    for arm, info in doc["arms"].items():
+        recs = _records_file(repo, verdict.commit, info["rows_file"]) or []
+        mats[arm] = matrix(recs, ids, doc["trials"])
+    dec = doc["decision"]
+    th = dec["threshold"]
+    threshold = rules.Threshold(effect=th["effect"], basis=th["basis"], slice_loss_floor=th["slice_loss_floor"], alpha=th["alpha"], direction=th["direction"])
+    base = next(a for a in doc["arms"] if a not in {x["name"] for x in dec["arms"]})
+    col = doc.get("slice_column")
+    slices = [str(r.get(col)) for r in rows] if col else None
+    again = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold, seed=int(doc["frame"][:8], 16)).to_dict()
+    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == dec["slices"]
+    checks.append(("the verdict recomputed from the test rows is the same", same,
+                   "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']}"))
+    recorded = {a["name"]: a["effect"] for a in dec["arms"]}
+    effects_ok = all(
+        a["name"] in recorded and (a["effect"] is None or recorded[a["name"]] is None or math.isclose(a["effect"], recorded[a["name"]], abs_tol=1e-9))
+        for a in again["arms"]
+    )
+    checks.append(("the recorded test effects match the per-row files", effects_ok, ""))
+    return checks
