@@ -350,6 +350,26 @@ def report(tag: str | None, fmt: str, as_json: bool) -> None:
     sys.exit(run_cmd(tag, fmt, _out(as_json)))
 
 
+@cli.command(context_settings=CONTEXT)
+@click.option("--dir", "keep", type=click.Path(path_type=Path, file_okay=False), help="Build the demo repository here (default: a new temporary directory).")
+@json_option
+def demo(keep: Path | None, as_json: bool) -> None:
+    """Run the whole pipeline on the bundled real example (BANKING77 intents) in a new repo.
+
+    init, lock, split, pilot, run, iterations in two sprints with the gate (the second
+    sprint plants a hardcoded dev row, which the gate catches), verdict and verify;
+    prints the decision and the paths of the conclusion and charts.
+
+    \b
+    Example:
+      gitera demo
+      gitera demo --dir /tmp/banking-demo --json
+    """
+    from gitera.commands.demo import demo as run_cmd
+
+    sys.exit(run_cmd(keep, _out(as_json)))
+
+
 @cli.group(context_settings=CONTEXT)
 def seal() -> None:
     """Inspect the sealed test set, or make a custodian key pair (never decrypts).

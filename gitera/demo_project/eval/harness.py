@@ -23,6 +23,10 @@ import json
 import math
 import os
 import re
+
+# Several shards run at once: one BLAS thread each avoids oversubscribing the cores.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 import sys
 import time
 from collections import Counter, defaultdict
