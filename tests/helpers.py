@@ -102,3 +102,67 @@ def read_test_rows(root: Path, tag: str = "banking") -> list[dict[str, object]]:
         plain = Path(tmp) / "test.jsonl"
         seal.open_seal(root / rel, key, seal.Binding(tag, manifest["frame_hash"], rel), plain)
         return [json.loads(line) for line in plain.read_text().splitlines()]
+
+
+SYNTHETIC = Path(__file__).resolve().parent / "synthetic"
+
+SYNTHETIC_FRAME = """\
+question: Does policy B beat policy A?
+hypothesis: B answers more rows correctly.
+baseline: {arm: a, ref: "policy_a.txt:1"}
+arms:
+  a: {change: current policy, params: {policy: policy_a.txt}}
+  b: {change: the iterated policy, params: {policy: policy_b.txt}}
+ARMS_EXTRA
+iterate:
+  arm: b
+  target: [policy_b.txt]
+  sprint: 3
+  budget: {max_iterations: MAX_ITER, max_consecutive_crashes: 3}
+data:
+  source: data/rows.csv
+  id: row_id
+  label: label
+  slices: [group]
+  stratify: [group]
+  seed: 3
+metric:
+  primary: {name: accuracy, direction: higher}
+  guards: [{name: latency_ms, max_increase: 1.0}]
+  trials: 3
+threshold: {effect: EFFECT, basis: point, slice_loss_floor: 0.05, alpha: 0.05}
+eval: {command: python harness.py, concurrency: 2, timeout_s: TIMEOUT}
+locked: [harness.py]
+"""
+
+
+def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = ("g1", "g2", "g3"), policies: dict[str, str] | None = None,
+                      extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
+                      accept_underpowered: bool = True) -> None:
+    """A locked, split, piloted experiment `syn` with the deterministic policy harness."""
+    import csv
+    import shutil
+
+    shutil.copy(SYNTHETIC / "harness.py", root / "harness.py")
+    for name, text in (policies or {"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.5\n"}).items():
+        (root / name).write_text(text)
+    (root / "data").mkdir(exist_ok=True)
+    with (root / "data/rows.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row_id", "text", "label", "group"])
+        for i in range(rows):
+            g = groups[i % len(groups)]
+            w.writerow([f"s{i:05d}", f"customer message number {i} about topic {i % 17} in {g} with detail {i * 7919 % 10007}", f"L{i % 5}", g])
+    (root / ".gitignore").write_text("data/\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "synthetic project")
+    assert run_gitera(root, "init", "syn").code == 0
+    frame = (SYNTHETIC_FRAME.replace("ARMS_EXTRA", extra_arms).replace("EFFECT", str(effect))
+             .replace("MAX_ITER", str(max_iterations)).replace("TIMEOUT", str(timeout_s)))
+    (root / ".gitera/syn/frame.yaml").write_text(frame)
+    r = run_gitera(root, "lock")
+    assert r.code == 0, r.err
+    r = run_gitera(root, "split", *(["--accept-underpowered"] if accept_underpowered else []))
+    assert r.code == 0, r.err
+    r = run_gitera(root, "pilot")
+    assert r.code == 0, r.out + r.err

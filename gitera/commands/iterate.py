@@ -88,8 +88,13 @@ def start_state(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
 
 
 def dirty_outside_targets(repo: Repo, targets: Sequence[str]) -> list[str]:
-    """Changed tracked files other than the targets, and untracked files beside a target."""
-    target_dirs = {str(Path(t).parent) for t in targets}
+    """Changed tracked files other than the targets, and untracked files beside a target.
+
+    An untracked file in a target's directory could be read by the arm (a prompt include, a
+    rules fragment), so it is refused; the repository root is exempt, since unrelated notes
+    and scratch files live there.
+    """
+    target_dirs = {str(Path(t).parent) for t in targets} - {"."}
     bad = []
     for code, path in repo.status_porcelain():
         if path in targets:
