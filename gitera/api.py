@@ -1,0 +1,70 @@
+"""Read access to experiments for notebooks and scripts: `import gitera; exp = gitera.open_experiment()`.
+
+Everything here reads the repository (git trailers and committed files); nothing changes it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitera.experiment import Experiment, resolve
+from gitera.frame import Frame
+from gitera.git import Repo
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    experiment: Experiment
+
+    @property
+    def tag(self) -> str:
+        return self.experiment.tag
+
+    @property
+    def frame(self) -> Frame:
+        """The pre-registered frame, parsed and validated."""
+        return self.experiment.load_frame()
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every Gitera-* trailer record on the branch, oldest first: {commit, time, kind, data}."""
+        from gitera.history import read
+
+        return [{"commit": r.commit, "time": r.time, "kind": r.kind, "data": r.data}
+                for r in read(self.experiment.repo, self.experiment.branch, self.experiment.tag)]
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """The iterate attempts (Gitera-Result records of kind "attempt"), each with its commit."""
+        return [{"commit": r["commit"], **r["data"]} for r in self.records()
+                if r["kind"] == "Result" and r["data"].get("kind") == "attempt"]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The dev runs' per-arm records (Gitera-Result of kind "run")."""
+        return [{"commit": r["commit"], **r["data"]} for r in self.records()
+                if r["kind"] == "Result" and r["data"].get("kind") == "run"]
+
+    def rows(self, split: str = "dev") -> list[dict[str, Any]]:
+        """The input rows of an open split (train, dev or gate); the test set stays sealed."""
+        if split not in ("train", "dev", "gate"):
+            raise ValueError("only train, dev and gate rows are readable; the test set is sealed until the verdict")
+        path = self.experiment.path(f"split/{split}.jsonl")
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def results(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The per-row × trial results behind one run or attempt record (its `rows` file at its commit)."""
+        raw = self.experiment.repo.show(record["commit"], record["rows"])
+        if raw is None:
+            raise FileNotFoundError(f"{record['rows']} is not in commit {record['commit'][:10]}")
+        return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+
+    def verdict(self) -> dict[str, Any] | None:
+        """verdict.json once the experiment is concluded, else None."""
+        path = self.experiment.path("verdict.json")
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def open_experiment(path: str | Path = ".", tag: str | None = None) -> ExperimentView:
+    """The experiment at ``path`` (a directory in the repo): ``tag``, or the checked-out autoexp/ branch's."""
+    return ExperimentView(resolve(Repo.find(Path(path)), tag))
