@@ -1,0 +1,156 @@
+"""Issue 6 safety: a SIGKILLed `gitera iterate` never corrupts the repo, and two gitera processes never interleave.
+
+The iterate runs as a real subprocess in its own session so the kill also takes the eval
+children with it; after every kill the branch, the object store and the user's other files
+are checked, and the next command finishes (or clearly refuses) what the killed one left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gitera.repolock import exclusive
+from tests.conftest import BIN_DIR, git, run_gitera
+from tests.helpers import synthetic_project
+
+BRANCH = "autoexp/syn"
+
+
+def gitera_proc(repo: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.Popen([sys.executable, "-m", "gitera", *args], cwd=repo, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def gitera_sub(repo: Path, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    proc = gitera_proc(repo, *args)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def kill_after(proc: subprocess.Popen[str], delay: float) -> None:
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole session: gitera, git and the eval children
+        except ProcessLookupError:
+            pass
+    proc.communicate(timeout=30)
+
+
+def assert_repo_sound(repo: Path) -> str:
+    tip = git(repo, "rev-parse", "--verify", BRANCH).strip()
+    assert git(repo, "cat-file", "-t", tip).strip() == "commit"
+    fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    return tip
+
+
+def user_files(repo: Path) -> dict[str, bytes]:
+    return {name: (repo / name).read_bytes() for name in ("notes.md", "scratch/draft.txt")}
+
+
+def test_sigkill_at_any_point_of_iterate_leaves_a_sound_repo_and_a_resumable_loop(repo: Path) -> None:
+    synthetic_project(repo, rows=600)
+    assert run_gitera(repo, "run").code == 0  # the baseline and arms: the loop starts from here
+    (repo / "notes.md").write_text("my untracked notes — keep me\n")
+    (repo / "scratch").mkdir()
+    (repo / "scratch" / "draft.txt").write_bytes(b"half-written idea\x00\xff\n")
+    mine = user_files(repo)
+    policy = repo / "policy_b.txt"
+    step = iter(range(1, 100))
+
+    def candidate() -> str:
+        # every other attempt is a clear gain (kept), the others a no-op nudge (discarded, then restored)
+        k = next(step)
+        return f"accuracy: {0.5 + 0.04 * ((k + 1) // 2):.2f}\n" if k % 2 else f"accuracy: {0.5 + 0.04 * (k // 2):.2f}01\n"
+
+    # a normal attempt, timed: the kill points spread over it
+    policy.write_text(candidate())
+    started = time.monotonic()
+    code, out, err = gitera_sub(repo, "iterate", "-m", "timed attempt")
+    duration = time.monotonic() - started
+    assert code == 0, out + err
+    assert user_files(repo) == mine
+
+    delays = [0.05] + [duration * f for f in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05)]
+    outcomes = []
+    for i, delay in enumerate(delays):
+        text = candidate()
+        policy.write_text(text)
+        before = git(repo, "rev-parse", BRANCH).strip()
+        kill_after(gitera_proc(repo, "iterate", "-m", f"killed attempt {i}"), delay)
+        tip = assert_repo_sound(repo)
+        assert user_files(repo) == mine, f"kill at {delay:.2f}s changed the user's files"
+        code, out, err = gitera_sub(repo, "status")
+        assert code == 0 and "experiment syn" in out, out + err
+        # the next iterate finishes what the kill left and tests the change (re-applied if it was restored)
+        if policy.read_text() != text:
+            policy.write_text(text)
+        code, out, err = gitera_sub(repo, "iterate", "-m", f"retry of attempt {i}")
+        assert code == 0 or (code == 3 and err.strip()), (delay, code, out, err)
+        if code == 3:
+            # the killed attempt had already been recorded
+            assert "unchanged from the current best" in err, (err, git(repo, "log", "-3", "--format=%B", BRANCH))
+        outcomes.append((round(delay, 2), tip != before, code))
+        assert_repo_sound(repo)
+        assert user_files(repo) == mine
+        code, out, err = gitera_sub(repo, "status")
+        assert code == 0 and "interrupted step pending" not in out, out + err
+        # nothing gitera owns is left stale in the work tree or the index
+        assert git(repo, "status", "--porcelain", "--untracked-files=all").splitlines() == ["?? notes.md", "?? scratch/draft.txt"]
+    # both sides were hit: kills before anything was recorded and kills after
+    assert any(moved for _, moved, _ in outcomes) and any(not moved for _, moved, _ in outcomes), outcomes
+    code, out, err = gitera_sub(repo, "verify")
+    assert code == 0, out + err
+    raw = git(repo, "log", "--format=%(trailers:key=Gitera-Result,valueonly)", BRANCH)
+    iterations = [line for line in raw.splitlines() if '"kind": "attempt"' in line or '"kind":"attempt"' in line]
+    assert iterations, raw
+
+
+def test_iterate_refuses_other_uncommitted_work_and_leaves_it_byte_identical(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    (repo / "README.md").write_text("edited, not staged\n")
+    (repo / "notes.md").write_text("untracked\n")
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    code, out, err = gitera_sub(repo, "iterate", "-m", "with a dirty README")
+    assert code == 3 and "files other than the target files changed: README.md" in err, out + err
+    assert (repo / "README.md").read_text() == "edited, not staged\n"
+    assert (repo / "notes.md").read_text() == "untracked\n"
+    assert (repo / "policy_b.txt").read_text() == "accuracy: 0.7\n"
+    assert git(repo, "diff", "--cached", "--name-only") == ""
+    assert_repo_sound(repo)
+
+
+def test_a_second_gitera_iterate_is_refused_while_one_holds_the_repo(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    tip = git(repo, "rev-parse", BRANCH).strip()
+    common = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    with exclusive(common, "iterate"):
+        code, out, err = gitera_sub(repo, "iterate", "-m", "refused while another holds the repo")
+    assert code == 6, out + err
+    assert "another gitera process is working in this repository" in err and f"pid {os.getpid()}" in err, err
+    assert "`gitera iterate`" in err
+    assert git(repo, "rev-parse", BRANCH).strip() == tip  # nothing was written
+    assert (repo / "policy_b.txt").read_text() == "accuracy: 0.7\n"
+
+    # two real processes at once: exactly one records the attempt, the other is refused with exit 6
+    procs = [gitera_proc(repo, "iterate", "-m", f"racer {i}") for i in range(2)]
+    results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 6], results
+    loser = next(err for code, _, err in results if code == 6)
+    assert "another gitera process is working in this repository" in loser
+    assert_repo_sound(repo)
+    subjects = git(repo, "log", "--format=%s", f"{tip}..{BRANCH}").splitlines()
+    assert len(subjects) == 1 and subjects[0].startswith("gitera iterate: syn #1 keep: racer"), subjects
+    code, out, err = gitera_sub(repo, "verify")
+    assert code == 0, out + err
