@@ -308,6 +308,11 @@ def parse_frame(data: Any, lines: Mapping[FieldPath, int], filename: str) -> Fra
     data_ = _data(c, top.get("data") or {})
     eval_ = _eval(c, top["eval"])
     locked = tuple(c.repo_path(p, ("locked", i)) for i, p in enumerate(c.text_list(top.get("locked"), ("locked",))))
+    judge = eval_.judge
+    if judge is not None and judge.family and eval_.cross_judge is None:
+        same = [a.name for a in arms.values() if str(a.params.get("family", "")) == judge.family]
+        if same:
+            c.fail(("eval", "judge"), f"the judge shares family {judge.family!r} with arm {same[0]}: declare a `cross_judge` of another family (rule 15)")
     iterate = None
     if top.get("iterate") is not None:
         iterate = _iterate(c, top["iterate"], candidates)

@@ -156,7 +156,50 @@ class Scorer:
         )
         for warning in run.warnings:
             self.out.warn(f"arm {arm}: {warning}")
+        if self.frame.eval.judge is not None:
+            run = self._judged(run, arm, checkout, rows, split, trials, base)
         return run
+
+    def _judged(self, run: EvalRun, arm: str, checkout: Path, rows: Sequence[Mapping[str, Any]], split: str,
+                trials: Sequence[int], base: Path) -> EvalRun:
+        """Replace the arm's scores by the blind judge's (rule 15)."""
+        from gitera import judging
+        from gitera.evalrun import run_eval
+
+        judge = self.frame.eval.judge
+        assert judge is not None
+        spec = judging.judge_spec(judge, eval_spec(self.frame, self.lock).harness_hash)
+        seed = frame_hash(dict(self.lock))
+        judged = {}
+        for t in trials:
+            jrows = judging.judge_rows(rows, run, t, seed, list(self.frame.arms), arm)
+            judged[t] = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split=split, rows=jrows,
+                                 trials=[t], concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s,
+                                 workdir=judging.workdir_for(base, arm))
+        return judging.apply_judge(run, judged)
+
+    def cross_judge(self, runs: Mapping[str, EvalRun], rows: Sequence[Mapping[str, Any]], commit: str) -> dict[str, Any] | None:
+        """Re-judge the first 5 dev rows of each candidate with the cross-judge; record the agreement."""
+        from gitera import judging
+        from gitera.evalrun import run_eval
+
+        cross = self.frame.eval.cross_judge
+        if cross is None or self.frame.eval.judge is None:
+            return None
+        spec = judging.judge_spec(cross, eval_spec(self.frame, self.lock).harness_hash + ":cross")
+        seed = frame_hash(dict(self.lock))
+        checkout = checkout_dir(self.exp.repo, commit, "cross-judge")
+        picked = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}|{r['id']}".encode()).hexdigest())[: judging.CROSS_ROWS]
+        report: dict[str, Any] = {"arms": {}}
+        for arm, run in runs.items():
+            jrows = judging.judge_rows(picked, run, 0, seed, list(self.frame.arms), arm)
+            cj = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split="dev", rows=jrows, trials=[0],
+                          concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s,
+                          workdir=judging.workdir_for(state_dir(self.exp.repo.common_dir), "cross"))
+            primary = {str(r.id): r.score for r in run.results if r.trial == 0 and str(r.id) in {str(p["id"]) for p in picked}}
+            report["arms"][arm] = judging.cross_check(primary, {str(r.id): r.score for r in cj.results})
+        report["flagged"] = any(a["flagged"] for a in report["arms"].values())
+        return report
 
 
 def _slot(arm: str) -> str:

@@ -131,19 +131,20 @@ metric:
   guards: [{name: latency_ms, max_increase: 1.0}]
   trials: 3
 threshold: {effect: EFFECT, basis: point, slice_loss_floor: 0.05, alpha: 0.05}
-eval: {command: python harness.py, concurrency: 2, timeout_s: TIMEOUT}
+eval: {command: python harness.py, concurrency: 2, timeout_s: TIMEOUTEVAL_EXTRA}
 locked: [harness.py]
 """
 
 
 def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = ("g1", "g2", "g3"), policies: dict[str, str] | None = None,
                       extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
-                      accept_underpowered: bool = True) -> None:
+                      accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = ()) -> None:
     """A locked, split, piloted experiment `syn` with the deterministic policy harness."""
     import csv
     import shutil
 
     shutil.copy(SYNTHETIC / "harness.py", root / "harness.py")
+    shutil.copy(SYNTHETIC / "judge.py", root / "judge.py")
     for name, text in (policies or {"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.5\n"}).items():
         (root / name).write_text(text)
     (root / "data").mkdir(exist_ok=True)
@@ -158,7 +159,8 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     git(root, "commit", "-q", "-m", "synthetic project")
     assert run_gitera(root, "init", "syn").code == 0
     frame = (SYNTHETIC_FRAME.replace("ARMS_EXTRA", extra_arms).replace("EFFECT", str(effect))
-             .replace("MAX_ITER", str(max_iterations)).replace("TIMEOUT", str(timeout_s)))
+             .replace("MAX_ITER", str(max_iterations)).replace("TIMEOUT", str(timeout_s)).replace("EVAL_EXTRA", eval_extra)
+             .replace("locked: [harness.py]", "locked: [" + ", ".join(["harness.py", *locked_extra]) + "]"))
     (root / ".gitera/syn/frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err

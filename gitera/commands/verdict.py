@@ -56,6 +56,16 @@ def check_ready(exp: Experiment, frame: Frame, manifest: Mapping[str, Any]) -> A
     then = seal_commit_blob(exp, manifest)
     if then is None or now != then:
         raise RefusedError(f"{seal_rel} is not the seal made at the split (seal {manifest['seal']['seal_id'][:12]}); restore it from the split commit — the verdict opens only that seal.")
+    from gitera.commands.run import latest_run
+
+    summary = latest_run(exp)
+    if frame.eval.cross_judge is not None and summary is not None:
+        report = summary.get("cross_judge")
+        if report is None:
+            raise RefusedError("the frame declares a cross_judge but the latest run has no cross-judge check; run `gitera run` again.")
+        if report.get("flagged"):
+            raise RefusedError("the cross-judge disagreed with the judge on 2 or more of 5 dev rows: the metric is not trustworthy; "
+                               "fix the rubric in a new experiment (rule 15).")
     state = load_state(exp)
     if state is not None:
         if state.pending:
