@@ -102,3 +102,24 @@ def test_iterate_refuses_other_dirty_files_and_no_change(repo: Path) -> None:
     (repo / "policy_a.txt").write_text("accuracy: 0.9\n")
     r = run_gitera(repo, "iterate", "-m", "two changes")
     assert r.code == 3 and "files other than the target files changed: policy_a.txt" in r.err
+
+
+def test_score_only_harness_is_recorded_with_a_warning(tmp_path: Path) -> None:
+    root = tmp_path / "agg"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    synthetic_project(root)
+    from gitera.commands.run import summarize
+    from gitera.evalrun import EvalRun
+    from gitera.experiment import resolve
+    from gitera.git import Repo
+
+    exp = resolve(Repo.find(root), "syn")
+    frame = exp.load_frame()
+    runs = {arm: EvalRun(arm=arm, split="dev", trials=(0, 1, 2), results=(), complete=True, aggregate_only=True,
+                         aggregate_scores={0: 0.5, 1: 0.52, 2: 0.51}) for arm in ("a", "b")}
+    summary = summarize(frame, "0" * 64, ["x", "y"], runs)
+    assert summary["aggregate_only"] is True
+    assert summary["arms"]["b"]["score"] == 0.51 and "delta" not in summary["arms"]["b"]
+    assert "paired tests and slices are impossible" in summary["arms"]["b"]["problems"][0]
+    assert summary["noise_floor"] == 0.01

@@ -226,6 +226,11 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
     started = state.started_at or time.time()
     scorer = Scorer(exp, frame, lock, out, use_cache=use_cache)
     run = scorer.score(it.arm, candidate, rows, "dev", trials, budget=budget_for(frame, state.spent_usd), slot="iterate")
+    if run.aggregate_only:
+        raise RefusedError(
+            "the harness reports only `SCORE:` aggregates, so no paired keep/discard decision is possible; "
+            "write one result line per row to $GITERA_OUT (docs/eval-contract.md) and iterate again."
+        )
     records = [r.to_json() for r in run.results]
     number = state.iteration + 1
     rows_rel = relpath(exp, f"attempt-{number:03d}.jsonl")

@@ -38,7 +38,10 @@ def pilot(tag: str | None, out: Output) -> int:
             runs[arm] = run
         from gitera.evalrun import check_pilot
 
-        problems = check_pilot({arm: list(run.results) for arm, run in runs.items()})
+        problems = check_pilot({arm: list(run.results) for arm, run in runs.items() if not run.aggregate_only})
+        for arm, run in runs.items():
+            if run.aggregate_only:
+                out.warn(f"arm {arm}'s harness prints only `SCORE:` aggregates: paired tests, slices, iterate and the verdict need per-row results.")
         for arm, run in runs.items():
             r = run.results[0] if run.results else None
             results[arm] = {

@@ -68,10 +68,11 @@ def summarize(frame: Frame, fhash: str, ids: Sequence[str], runs: Mapping[str, E
     base = frame.baseline.arm
     mats = {arm: matrix([r.to_json() for r in run.results], ids, trials) for arm, run in runs.items()}
     complete = all(run.complete for run in runs.values())
+    aggregate_only = any(run.aggregate_only for run in runs.values())
     arms: dict[str, Any] = {}
     noise = None
     comparisons: dict[str, Any] = {}
-    if complete and len(ids) >= 2:
+    if complete and len(ids) >= 2 and not aggregate_only:
         noise = stats.noise_floor(mats[base])
         others = {a: m for a, m in mats.items() if a != base}
         if others:
@@ -92,13 +93,26 @@ def summarize(frame: Frame, fhash: str, ids: Sequence[str], runs: Mapping[str, E
             "statuses": run.status_counts(),
             "problems": list(run.problems[:20]),
         }
+        if run.aggregate_only and run.complete:
+            # SCORE: lines only (the fallback): one number per trial, no rows to pair
+            vals = [float(v) for v in run.aggregate_scores.values()]
+            info["score"] = sanitize(sum(vals) / len(vals)) if vals else None
+            info["sd"] = sanitize(float(np.std(vals, ddof=1))) if len(vals) > 1 else None
+            info["aggregate_only"] = True
+            info["problems"].append("aggregate only (SCORE: lines): paired tests and slices are impossible")
         if arm in comparisons:
             c = comparisons[arm]
             info.update(delta=sanitize(c.effect), ci=[sanitize(c.ci_low), sanitize(c.ci_high)], p=sanitize(c.p_value, 8), test=c.test)
         arms[arm] = info
+    if aggregate_only and complete and runs[base].aggregate_only:
+        vals = [float(v) for v in runs[base].aggregate_scores.values()]
+        base_sd = sanitize(float(np.std(vals, ddof=1))) if len(vals) > 1 else None
+    else:
+        base_sd = sanitize(noise.sd) if noise else None
     return {
         "complete": complete,
-        "noise_floor": sanitize(noise.sd) if noise else None,
+        "aggregate_only": aggregate_only,
+        "noise_floor": base_sd,
         "noise": {"sd": sanitize(noise.sd), "within_row_var": sanitize(noise.within_row_var), "between_row_var": sanitize(noise.between_row_var),
                   "trial_means": [sanitize(x) for x in noise.trial_means]} if noise else None,
         "arms": arms,

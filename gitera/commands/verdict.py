@@ -134,6 +134,9 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     for arm, (commit, what) in arms.items():
         out.info(f"verdict: arm {arm} ({what}) on {len(rows)} sealed test rows × {len(trials)} trials")
         results[arm] = scorer.score(arm, commit, rows, "test", trials, slot=f"verdict-{arm}")
+    if any(r.aggregate_only for r in results.values()):
+        raise RefusedError("the harness reports only `SCORE:` aggregates: the verdict's paired tests and slices need one result line per row "
+                           "in $GITERA_OUT (docs/eval-contract.md); nothing was recorded.")
     incomplete = [a for a, r in results.items() if not r.complete]
     if incomplete:
         raise EvalError(

@@ -31,6 +31,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any, Protocol
 
 PRICE_PER_1K_TOKENS = {"rules": 0.0, "centroid": 0.0001, "logreg": 0.0002}
 WORD = re.compile(r"[a-z0-9']+")
@@ -41,13 +42,18 @@ def tokens(text: str) -> list[str]:
     return words + [a + " " + b for a, b in zip(words, words[1:])]
 
 
-def load_jsonl(path: Path) -> list[dict]:
+def load_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
 def groups() -> dict[str, str]:
-    return json.loads(Path("eval/groups.json").read_text())
+    data: dict[str, str] = json.loads(Path("eval/groups.json").read_text())
+    return data
+
+
+class Model(Protocol):
+    def predict(self, text: str) -> str: ...
 
 
 class Rules:
@@ -87,7 +93,7 @@ class Tfidf:
 
 
 class Centroid:
-    def __init__(self, train: list[dict]) -> None:
+    def __init__(self, train: list[dict[str, Any]]) -> None:
         self.tfidf = Tfidf([r["text"] for r in train])
         sums: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         for r in train:
@@ -104,7 +110,7 @@ class Centroid:
 
 
 class LogReg:
-    def __init__(self, train: list[dict], epochs: int, seed: int) -> None:
+    def __init__(self, train: list[dict[str, Any]], epochs: int, seed: int) -> None:
         import numpy as np
 
         self.np = np
@@ -132,7 +138,7 @@ class LogReg:
         return m
 
     def predict(self, text: str) -> str:
-        return self.labels[int((self._matrix([text]) @ self.w).argmax())]
+        return str(self.labels[int((self._matrix([text]) @ self.w).argmax())])
 
 
 def main() -> int:
@@ -143,6 +149,7 @@ def main() -> int:
     train = load_jsonl(Path(f".gitera/{tag}/split/train.jsonl"))
     kind = params.get("model", "rules")
     start = time.perf_counter()
+    model: Model
     if kind == "rules":
         model = Rules(params.get("rules", "rules/v1.txt"), Counter(r["intent"] for r in train).most_common(1)[0][0])
     elif kind == "centroid":
