@@ -74,6 +74,8 @@ def cross_check(primary: Mapping[str, float | None], cross: Mapping[str, float |
 
 
 def workdir_for(base: Path, arm: str) -> Path:
-    path = base / "work" / f"judge-{arm}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """A fresh directory per judge call (an engine workdir is never reused)."""
+    import tempfile
+
+    (base / "work").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"judge-{arm}-", dir=base / "work"))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,15 +129,23 @@ class Scorer:
         budget: Budget | None = None,
         slot: str | None = None,
     ) -> EvalRun:
+        repo = self.exp.repo
+        checkout = checkout_dir(repo, commit, slot or _slot(arm))
+        base = state_dir(repo.common_dir)
+        (base / "work").mkdir(exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=_slot(arm) + "-", dir=base / "work"))
+        try:
+            return self._score(arm, commit, checkout, rows, split, trials, budget, base, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _score(self, arm: str, commit: str, checkout: Path, rows: Sequence[Mapping[str, Any]], split: str,
+               trials: Sequence[int], budget: Budget | None, base: Path, workdir: Path) -> EvalRun:
         from gitera.cache import Cache
         from gitera.evalrun import run_eval
         from gitera.progress import Progress
 
         repo = self.exp.repo
-        checkout = checkout_dir(repo, commit, slot or _slot(arm))
-        base = state_dir(repo.common_dir)
-        workdir = base / "work" / _slot(arm)
-        workdir.mkdir(parents=True, exist_ok=True)
         progress = None if self.out.json_mode or self.out.quiet else Progress(sys.stderr)
         run = run_eval(
             eval_spec(self.frame, self.lock),
@@ -173,9 +183,12 @@ class Scorer:
         judged = {}
         for t in trials:
             jrows = judging.judge_rows(rows, run, t, seed, list(self.frame.arms), arm)
-            judged[t] = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split=split, rows=jrows,
-                                 trials=[t], concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s,
-                                 workdir=judging.workdir_for(base, arm))
+            workdir = judging.workdir_for(base, arm)
+            try:
+                judged[t] = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split=split, rows=jrows,
+                                     trials=[t], concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s, workdir=workdir)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
         return judging.apply_judge(run, judged)
 
     def cross_judge(self, runs: Mapping[str, EvalRun], rows: Sequence[Mapping[str, Any]], commit: str) -> dict[str, Any] | None:
@@ -193,9 +206,12 @@ class Scorer:
         report: dict[str, Any] = {"arms": {}}
         for arm, run in runs.items():
             jrows = judging.judge_rows(picked, run, 0, seed, list(self.frame.arms), arm)
-            cj = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split="dev", rows=jrows, trials=[0],
-                          concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s,
-                          workdir=judging.workdir_for(state_dir(self.exp.repo.common_dir), "cross"))
+            workdir = judging.workdir_for(state_dir(self.exp.repo.common_dir), "cross")
+            try:
+                cj = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split="dev", rows=jrows, trials=[0],
+                              concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s, workdir=workdir)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
             primary = {str(r.id): r.score for r in run.results if r.trial == 0 and str(r.id) in {str(p["id"]) for p in picked}}
             report["arms"][arm] = judging.cross_check(primary, {str(r.id): r.score for r in cj.results})
         report["flagged"] = any(a["flagged"] for a in report["arms"].values())

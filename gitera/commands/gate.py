@@ -179,4 +179,5 @@ def holdout_seed(exp: Experiment) -> int:
 
 
 def _hit(h: Any) -> dict[str, Any]:
-    return {"file": h.file, "line": h.line_no, "kind": h.kind, "rows": list(h.row_ids), "excerpt": h.excerpt}
+    # file:line and row ids only: the matched line may hold a dev row's text, which must not spread further
+    return {"file": h.file, "line": h.line_no, "kind": h.kind, "rows": list(h.row_ids)}

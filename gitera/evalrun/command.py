@@ -119,6 +119,7 @@ class CommandRunner:
         base.mkdir(parents=True, exist_ok=True)
         rows_path, out_path = base / "rows.jsonl", base / "out.jsonl"
         stdout_path, stderr_path = base / "stdout.txt", base / "stderr.txt"
+        out_path.unlink(missing_ok=True)  # a reused workdir must never feed an earlier run's lines back
         rows_path.write_text("".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys), encoding="utf-8")
         env = {**self.env, "GITERA_TRIAL": str(shard.trial), "GITERA_ROWS": str(rows_path), "GITERA_OUT": str(out_path)}
         limit, by_run = self.timeout_s, False

@@ -1,0 +1,104 @@
+"""The loop's remaining behaviours: noise, timeouts, budget stops, the gate, diagnose, autonomous mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.conftest import git, run_gitera
+from tests.helpers import SYNTHETIC, synthetic_project
+
+
+def test_a_within_noise_improvement_is_discarded(repo: Path) -> None:
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\nnoise: 0.3\n", "policy_b.txt": "accuracy: 0.5\nnoise: 0.3\n"})
+    (repo / "policy_b.txt").write_text("accuracy: 0.51\nnoise: 0.3\n")
+    r = run_gitera(repo, "iterate", "-m", "a hair more accurate")
+    assert r.code == 0, r.err
+    assert "#1 DISCARD" in r.out and "noise floor" in r.out
+    result = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Result,valueonly)", "HEAD~1"))
+    assert result["status"] == "discard" and result["outcome"] in ("neutral", "falsified")
+    assert result["threshold"] >= 2 * result["noise_floor"] > 0
+
+
+def test_a_hanging_attempt_is_a_timeout_and_is_restored(repo: Path) -> None:
+    synthetic_project(repo, timeout_s=2)
+    (repo / "policy_b.txt").write_text("hang\n")
+    r = run_gitera(repo, "iterate", "-m", "this will hang")
+    assert r.code == 5
+    assert "#1 TIMEOUT" in r.out
+    assert (repo / "policy_b.txt").read_text() == "accuracy: 0.5\n"
+
+
+def test_budget_stop_is_recorded_and_explained(repo: Path) -> None:
+    synthetic_project(repo, max_iterations=2)
+    for i, acc in enumerate(("0.6", "0.7"), 1):
+        (repo / "policy_b.txt").write_text(f"accuracy: {acc}\n")
+        r = run_gitera(repo, "iterate", "-m", f"step {i}")
+        assert r.code == 0, r.err
+    assert "the loop stops: the budget of 2 iterations is spent" in r.out
+    assert json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Stop,valueonly)"))["reason"].startswith("the budget of 2")
+    (repo / "policy_b.txt").write_text("accuracy: 0.8\n")
+    r = run_gitera(repo, "iterate", "-m", "one more")
+    assert r.code == 3 and "the loop has stopped (the budget of 2 iterations is spent)" in r.err
+    status = json.loads(run_gitera(repo, "status", "--json").out)
+    assert status["loop"]["status"] == "stopped"
+
+
+def test_gate_catches_a_planted_hardcode_and_passes_a_general_change(repo: Path) -> None:
+    synthetic_project(repo)
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    for acc in ("0.6", "0.7", "0.8"):
+        (repo / "policy_b.txt").write_text(f"accuracy: {acc}\n")
+        assert run_gitera(repo, "iterate", "-m", f"accuracy {acc}").code == 0
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)"))
+    assert gate["outcome"] == "pass", gate
+    planted = dev[3]["text"]
+    (repo / "policy_b.txt").write_text(f"accuracy: 0.9\n{planted}\n")
+    r = run_gitera(repo, "iterate", "-m", "better, with a memorized row")
+    assert r.code == 0 and "#4 KEEP" in r.out
+    r = run_gitera(repo, "gate")
+    assert r.code == 0, r.err
+    assert "FAIL" in r.out and "hardcode" in r.out
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)"))
+    assert gate["outcome"] == "fail" and gate["hardcode_hits"] >= 1
+    assert gate["hardcode"][0]["file"] == "policy_b.txt" and gate["hardcode"][0]["line"] == 2
+    assert dev[3]["id"] in gate["hardcode"][0]["rows"]
+    assert planted not in json.dumps(gate)  # the trailer names the row, it does not copy it
+    assert (repo / "policy_b.txt").read_text() == "accuracy: 0.8\n"  # back to the gate-passed state
+    r = run_gitera(repo, "iterate", "-m", "keep going")
+    assert r.code == 3 and "killed" in r.err
+
+
+def test_diagnose_shows_dev_rows_as_ids_only(repo: Path) -> None:
+    synthetic_project(repo)
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\ngroup.g2: 0.3\n")
+    assert run_gitera(repo, "iterate", "-m", "better except g2").code == 0
+    r = run_gitera(repo, "diagnose", "--json")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    groups = d["groups"]["group"]
+    assert groups["g2"]["loss"] > 0 and groups["g1"]["loss"] == 0 and groups["g1"]["win"] > 0
+    text = run_gitera(repo, "diagnose").out
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    assert not any(row["text"] in text for row in dev)
+    assert any(row["id"] in text for row in dev)
+
+
+def test_autonomous_loop_runs_until_the_budget_and_reports_failing_proposals(repo: Path) -> None:
+    synthetic_project(repo, max_iterations=4)
+    shutil.copy(SYNTHETIC / "propose.py", repo.parent / "propose.py")
+    r = run_gitera(repo, "iterate", "--loop", "--propose", f"python {repo.parent / 'propose.py'}")
+    assert r.code == 0, r.err
+    log = [json.loads(x) for x in run_gitera(repo, "log", "--format", "jsonl").out.splitlines()[1:]]
+    assert len(log) == 4 and log[0]["hypothesis"].startswith("step 1: accuracy 0.58")
+    assert json.loads(run_gitera(repo, "status", "--json").out)["loop"]["status"] in ("stopped", "killed", "saturated")
+
+    other = repo.parent / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    synthetic_project(other)
+    r = run_gitera(other, "iterate", "--loop", "--propose", f"python {repo.parent / 'propose.py'} --fail")
+    assert r.code == 5
+    assert r.err.count("proposal failed (exit 1): proposer crashed") == 3
+    assert "failed 3 times in a row" in r.err
