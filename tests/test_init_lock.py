@@ -122,3 +122,26 @@ def test_no_traceback_for_a_corrupt_lock_file(repo: Path) -> None:
     (repo / ".gitera/exp1/lock.json").write_text("{not json")
     r = run_gitera(repo, "lock")
     assert r.code == 2 and "Traceback" not in r.err and "lock.json is not valid JSON" in r.err
+
+
+def test_init_with_a_starter_harness_that_runs(repo: Path, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    r = run_gitera(repo, "init", "exp1", "--harness", "command")
+    assert r.code == 0, r.err
+    frame = (repo / ".gitera/exp1/frame.yaml").read_text()
+    assert 'command: "python eval/harness.py"' in frame and 'locked: ["eval/harness.py"]' in frame
+    assert "eval/harness.py" in git(repo, "show", "--name-only", "--format=", "HEAD")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "r1", "text": "I want a refund", "expected": "billing"}\n{"id": "r2", "text": "hello", "expected": "account"}\n')
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "GITERA_ROWS": str(rows), "GITERA_OUT": str(out), "GITERA_ARM": "v1", "GITERA_ARM_PARAMS": "{}",
+           "GITERA_TRIAL": "0", "GITERA_SPLIT": "train", "GITERA_TAG": "exp1"}
+    subprocess.run([sys.executable, "eval/harness.py"], cwd=repo, env=env, check=True)
+    results = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["id"] for x in results] == ["r1", "r2"]
+    assert results[0]["score"] in (1, True) and results[1]["score"] in (0, False)
+    assert all("cost_usd" in x and "latency_ms" in x for x in results)
+    r = run_gitera(repo, "init", "exp2", "--harness", "python")
+    assert r.code == 3 and "eval/harness.py already exists" in r.err
