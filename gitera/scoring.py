@@ -29,7 +29,7 @@ from gitera.repolock import state_dir
 if TYPE_CHECKING:
     import numpy as np
 
-    from gitera.evalrun import Budget, EvalRun, EvalSpec, RowResult
+    from gitera.evalrun import Budget, EvalRun, EvalSpec
 
 RUNS = "runs"
 SPLITS = ("train", "dev", "gate")
