@@ -108,3 +108,146 @@ def test_three_arms_the_one_that_holds_everywhere_ships(repo: Path) -> None:
     assert d["decision"] == "ship" and d["arm"] == "c"
     assert "b passes the aggregate but not every slice" in d["reasons"][0]
     assert set(doc["arms"]) == {"a", "b", "c"}
+
+
+# --------------------------------------------------------------------------------------------
+# 2. refusals
+# --------------------------------------------------------------------------------------------
+
+
+def test_after_the_verdict_verdict_iterate_and_run_refuse(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    verdict(repo)
+    head = tip(repo)
+    r = run_gitera(repo, "verdict")
+    assert r.code == 3 and "has its verdict" in r.err, r.err
+    assert "Traceback" not in r.err
+    (repo / "policy_b.txt").write_text("accuracy: 0.9\n")
+    r = run_gitera(repo, "iterate", "-m", "one more try after the verdict")
+    assert r.code == 3 and "has its verdict" in r.err, r.err
+    git(repo, "checkout", "--", "policy_b.txt")
+    r = run_gitera(repo, "run")
+    assert r.code == 3 and "has its verdict" in r.err, r.err
+    assert tip(repo) == head
+    assert git(repo, "tag", "--list", "gitera/syn/*").split() == ["gitera/syn/verdict"]
+
+
+def test_verdict_refuses_a_dirty_tracked_file_and_names_it(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    head = tip(repo)
+    (repo / "README.md").write_text("edited but not committed\n")
+    r = run_gitera(repo, "verdict")
+    assert r.code == 3, r.err
+    assert "uncommitted changes (README.md)" in r.err and "commit or stash them" in r.err
+    assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+    assert git(repo, "tag", "--list", "gitera/syn/*") == ""
+
+
+def test_verdict_refuses_a_sprint_without_its_gate(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    r = run_gitera(repo, "iterate", "-m", "raise accuracy to 0.7")
+    assert r.code == 0, r.out + r.err
+    head = tip(repo)
+    r = run_gitera(repo, "verdict")
+    assert r.code == 3, r.err
+    assert "sprint 1 has 1 attempt(s) without its generalization gate; run `gitera gate` first." in r.err
+    assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+
+
+def test_verdict_without_the_key_exits_4_and_records_nothing(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    head = tip(repo)
+    (repo / ".git/gitera/keys/syn.key").unlink()
+    r = run_gitera(repo, "verdict")
+    assert r.code == 4, r.out + r.err
+    assert "no seal key for experiment 'syn'" in r.err and "GITERA_SEAL_KEY" in r.err
+    assert "Traceback" not in r.err
+    assert tip(repo) == head
+    assert git(repo, "status", "--porcelain") == ""
+    assert not (repo / ".gitera/syn/verdict.json").exists() and not (repo / "docs").exists()
+    assert git(repo, "tag", "--list", "gitera/syn/*") == ""
+
+
+# --------------------------------------------------------------------------------------------
+# 3. what the verdict records
+# --------------------------------------------------------------------------------------------
+
+
+def test_verdict_records_key_opening_tag_conclusion_and_charts(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    doc = verdict(repo)
+    # the released key and the commitment's opening
+    manifest = json.loads((repo / ".gitera/syn/split/manifest.json").read_text())
+    assert doc["key_released"] is True and isinstance(doc["key"], str) and len(doc["key"]) >= 40
+    assert doc["opening"]["commitment"] == manifest["commitment"]["value"]
+    assert len(doc["opening"]["salt"]) == 64
+    assert doc["n_test"] == len(doc["row_ids"]) == 120
+    # the annotated tag on the verdict commit
+    assert git(repo, "cat-file", "-t", "gitera/syn/verdict").strip() == "tag"
+    assert git(repo, "rev-parse", "gitera/syn/verdict^{commit}").strip() == tip(repo)
+    assert "Ship b" in git(repo, "tag", "-n1", "gitera/syn/verdict")
+    # the one-page conclusion
+    folder = repo / doc["conclusion"]
+    assert folder.parent == repo / "docs/experiments" and folder.name.endswith("-syn")
+    md = (folder / "conclusion.md").read_text()
+    assert "**Ship b: it beats a by at least the registered 0.05 on the sealed test set and holds on every slice.**" in md
+    assert "> Does policy B beat policy A?" in md
+    assert "| slice | rows | effect | one-sided bounds | state |" in md
+    for g in ("g1", "g2", "g3"):
+        assert any(line.startswith(f"| {g} | 40 |") and line.endswith("| PASS |") for line in md.splitlines()), g
+    assert "- [x] locked files unchanged in every commit since the lock" in md
+    assert "- [x] no sealed test row in any committed file before the verdict" in md
+    assert "- [ ]" not in md
+    data = json.loads((folder / "data.json").read_text())
+    assert data["decision"]["decision"] == "ship" and "key" not in data and "row_ids" not in data
+    assert all(c["ok"] for c in data["audit"])
+    # charts: no attempts were made, so no progression chart
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["arm-bar.png", "arm-bar.svg", "conclusion.md", "cost-vs-accuracy.png", "cost-vs-accuracy.svg",
+                            "data.json", "forest-plot.png", "forest-plot.svg"])
+    assert (folder / "arm-bar.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (folder / "forest-plot.svg").read_bytes()[:2000]
+    # everything is committed, nothing left behind
+    assert git(repo, "status", "--porcelain") == ""
+    committed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert f"{doc['conclusion']}/conclusion.md" in committed and ".gitera/syn/verdict.json" in committed
+    # the audit passes from git alone
+    r = run_gitera(repo, "verify")
+    assert r.code == 0, r.out
+    assert "All checks pass." in r.out
+    assert "ok   the verdict recomputed from the test rows is the same" in r.out
+
+
+def test_verdict_after_iterations_draws_the_progression_and_locks_the_gate_passed_state(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    for acc in ("0.7", "0.72", "0.8"):
+        (repo / "policy_b.txt").write_text(f"accuracy: {acc}\n")
+        r = run_gitera(repo, "iterate", "-m", f"accuracy {acc}")
+        assert r.code == 0, r.out + r.err
+    assert git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)").strip()  # sprint 1 closed by its gate
+    doc = verdict(repo)
+    folder = repo / doc["conclusion"]
+    assert (folder / "progression.png").exists() and (folder / "progression.svg").exists()
+    md = (folder / "conclusion.md").read_text()
+    assert "## Iterations" in md and "**#1**" in md
+    if doc["locked_iteration"] is not None:
+        assert "← locked for the verdict (latest gate-passed)" in md
+        assert doc["arms"]["b"]["what"] == f"iteration {doc['locked_iteration']} (the latest gate-passed state)"
+    r = run_gitera(repo, "verify")
+    assert r.code == 0 and "All checks pass." in r.out, r.out
+
+
+def test_keep_key_leaves_the_key_out_and_verify_still_passes(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    doc = verdict(repo, "--keep-key")
+    assert doc["key"] is None and doc["key_released"] is False
+    assert doc["opening"]["commitment"]
+    trailer = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Verdict,valueonly)").strip())
+    assert trailer["key_released"] is False
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    assert "kept by its custodian: --keep-key" in md
+    r = run_gitera(repo, "verify")
+    assert r.code == 0, r.out
+    assert "key kept by its custodian (--keep-key): recomputed decision not checked here" in r.out
+    assert "All checks pass." in r.out
