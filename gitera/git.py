@@ -227,15 +227,57 @@ class Repo:
                 _run(["update-index", "--add", "--cacheinfo", f"100644,{sha},{path}"], self.root, env=env)
             tree = _run(["write-tree"], self.root, env=env).stdout.decode().strip()
         new = _run(["commit-tree", tree, "-p", old, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
+        sync = sync_worktree and self.current_branch() == branch
+        if sync:  # a kill between the ref move and the sync is finished by finish_interrupted_sync
+            self._write_journal({"ref": ref, "commit": new, "paths": list(files)})
         proc = _run(["update-ref", "-m", "gitera: " + message.splitlines()[0][:60], ref, new, old], self.root, check=False)
         if proc.returncode != 0:
+            self._journal_path().unlink(missing_ok=True)
             raise RefusedError(
                 f"branch {branch} moved while gitera was writing (another process?); "
                 "nothing was changed — run the command again."
             )
-        if sync_worktree and self.current_branch() == branch:
+        if sync:
             self._sync_paths(files)
+            self._journal_path().unlink(missing_ok=True)
         return new
+
+    def _journal_path(self) -> Path:
+        return self.git_dir / "gitera-sync.json"
+
+    def _write_journal(self, data: Mapping[str, object]) -> None:
+        import json
+
+        path = self._journal_path()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    def finish_interrupted_sync(self) -> list[str]:
+        """Bring the work tree and index in line with a gitera commit whose sync was killed.
+
+        Only the paths that commit wrote are touched, and only when the branch is still
+        checked out at that commit; returns the paths brought up to date.
+        """
+        import json
+
+        path = self._journal_path()
+        try:
+            journal = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            return []
+        ref, commit, paths = journal.get("ref", ""), journal.get("commit"), list(journal.get("paths") or [])
+        branch = ref.removeprefix("refs/heads/")
+        done: list[str] = []
+        if commit and self.rev(ref) == commit and self.current_branch() == branch and paths:
+            contents = self.cat_blobs([f"{commit}:{p}" for p in paths])
+            for p in paths:
+                (self.root / p).with_name(Path(p).name + ".gitera-tmp").unlink(missing_ok=True)
+            self._sync_paths(dict(zip(paths, contents)))
+            done = paths
+        path.unlink(missing_ok=True)
+        return done
 
     def _sync_paths(self, files: Mapping[str, bytes | None]) -> None:
         for path, content in files.items():

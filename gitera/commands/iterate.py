@@ -142,6 +142,8 @@ def iterate(tag: str | None, hypothesis: str, out: Output, use_cache: bool = Tru
     if not hypothesis.strip():
         raise UsageError('state the one change this attempt tests: gitera iterate -m "HYPOTHESIS".')
     with exclusive(repo.common_dir, "iterate"):
+        if repo.finish_interrupted_sync():
+            out.info("Finished updating the work tree after an interrupted gitera command.")
         return _iterate(repo, exp, " ".join(hypothesis.split()), out, use_cache)
 
 
