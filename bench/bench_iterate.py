@@ -34,7 +34,7 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "
 
 
 def sh(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or ENV)
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or ENV, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {proc.stdout[-500:]} {proc.stderr[-500:]}")
     return proc
@@ -100,7 +100,7 @@ def bench_gitera(base: Path, rows: int, repeat: int) -> tuple[float, float, list
         acc = 0.5 + 0.04 * (i // 2 + 1)
         (root / "policy_b.txt").write_text(f"accuracy: {acc:.2f}\n" if i % 2 == 0 else f"accuracy: {acc:.2f}01\n")
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "gitera", "iterate", "-m", f"attempt {i}", "--no-cache"], cwd=root,
+        proc = subprocess.run(check=False, args=[sys.executable, "-m", "gitera", "iterate", "-m", f"attempt {i}", "--no-cache"], cwd=root,
                               capture_output=True, text=True, env=ENV)
         totals.append(time.perf_counter() - start)
         if proc.returncode not in (0, 5):
