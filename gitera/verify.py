@@ -85,7 +85,9 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
         checks.append(_no_test_rows(repo, exp, split_commit, verdicts[0].commit if verdicts else tip))
     checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
     if verdicts:
-        after = [r for r in records if r.time >= verdicts[0].time and r.commit != verdicts[0].commit and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
+        # by history, not by commit time: a backdated commit after the opening is still after it
+        since = set(repo.git("rev-list", f"{verdicts[0].commit}..{tip}").split())
+        after = [r for r in records if r.commit in since and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
         later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel("")).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))

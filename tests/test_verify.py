@@ -1,0 +1,141 @@
+"""gitera verify (issue 7): the self-audit recomputed from git alone names each tampering.
+
+Every tampering is made the way a user could make it: a plain `git commit` (with
+--no-verify, with crafted trailers, with a backdated date) on the experiment branch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import git, run_gitera
+from tests.helpers import read_test_rows, synthetic_project
+
+RESULTS = "every Gitera-Result matches its per-row file"
+LOCKED = "locked files unchanged in every commit since the lock"
+NO_ROWS = "no sealed test row in any committed file"
+AFTER = "nothing but the verdict's files after the opening"
+SPRINTS = "sprints of at most 3 attempts, each closed by its gate"
+
+
+def ran(root: Path, **kw: Any) -> None:
+    synthetic_project(root, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.8\n"}, **kw)
+    r = run_gitera(root, "run")
+    assert r.code == 0, r.out + r.err
+
+
+def decided(root: Path) -> None:
+    ran(root)
+    r = run_gitera(root, "verdict")
+    assert r.code == 0, r.out + r.err
+
+
+def commit(root: Path, message: str, *args: str, env: dict[str, str] | None = None) -> str:
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", message, *args], cwd=root, check=True,
+                   env={**os.environ, **(env or {})}, capture_output=True)
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+def results(root: Path, rev: str = "HEAD") -> list[dict[str, Any]]:
+    out = git(root, "log", "-1", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)", rev)
+    return [json.loads(x) for x in out.split("\x1e") if x.strip()]
+
+
+def verify(root: Path) -> tuple[int, str, dict[str, Any]]:
+    r = run_gitera(root, "verify")
+    j = run_gitera(root, "verify", "--json")
+    assert j.code == r.code
+    return r.code, r.out, json.loads(j.out)
+
+
+def failing(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("FAIL ")]
+
+
+def assert_only_violation(root: Path, check: str, *named: str) -> str:
+    code, out, doc = verify(root)
+    assert code == 1, out
+    fails = failing(out)
+    assert len(fails) == 1 and fails[0].startswith(f"FAIL {check}"), out
+    for n in named:
+        assert n in fails[0], (n, fails[0])
+    assert "1 violation(s)." in out
+    assert doc["ok"] is False and len(doc["violations"]) == 1 and doc["violations"][0].startswith(check)
+    assert [c["check"] for c in doc["checks"] if not c["ok"]] == [fails[0][5:].split(":")[0]]
+    return fails[0]
+
+
+def test_a_clean_history_passes(repo: Path) -> None:
+    ran(repo)
+    code, out, doc = verify(repo)
+    assert code == 0 and "All checks pass." in out and doc["ok"] is True and doc["violations"] == []
+    assert "ok   the verdict: not run yet" in out
+
+
+def test_a_locked_file_changed_with_no_verify_is_named(repo: Path) -> None:
+    ran(repo)
+    (repo / "harness.py").write_text((repo / "harness.py").read_text() + "\n# quietly tuned\n")
+    git(repo, "add", "harness.py")
+    bad = commit(repo, "tune the harness")
+    assert_only_violation(repo, LOCKED, f"harness.py in {bad[:10]}")
+
+
+def test_an_edited_trailer_score_is_caught(repo: Path) -> None:
+    ran(repo)
+    run_b = next(x for x in results(repo) if x["arm"] == "b")
+    forged = {**run_b, "score": round(float(run_b["score"]) + 0.1, 6)}
+    bad = commit(repo, f"x\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(forged, separators=(',', ':'))}", "--allow-empty")
+    line = assert_only_violation(repo, RESULTS, bad[:10], f"trailer score {forged['score']}")
+    assert f"rows give {run_b['score']}"[:18] in line
+
+
+def test_a_sealed_test_row_in_a_committed_file_is_caught(repo: Path) -> None:
+    ran(repo)
+    row = read_test_rows(repo, tag="syn")[0]
+    (repo / "notes.md").write_text(f"# notes\n\nan interesting example:\n{row['text']}\n")
+    git(repo, "add", "notes.md")
+    commit(repo, "my notes")
+    assert_only_violation(repo, NO_ROWS, "notes.md:4")
+
+
+def test_a_committed_dev_row_is_not_a_leak(repo: Path) -> None:
+    ran(repo)
+    test_ids = {r["id"] for r in read_test_rows(repo, tag="syn")}
+    rows = (repo / "data/rows.csv").read_text().splitlines()[1:]
+    other = next(line for line in rows if line.split(",")[0] not in test_ids)
+    (repo / "notes.md").write_text(f"{other.split(',')[1]}\n")
+    git(repo, "add", "notes.md")
+    commit(repo, "notes on a dev row")
+    code, out, _ = verify(repo)
+    assert code == 0, out
+
+
+def test_a_file_under_the_experiment_changed_after_the_verdict_is_caught(repo: Path) -> None:
+    decided(repo)
+    (repo / ".gitera/syn/notes.md").write_text("an afterthought\n")
+    git(repo, "add", ".gitera/syn/notes.md")
+    bad = commit(repo, "afterthought")
+    assert_only_violation(repo, AFTER, bad[:10])
+
+
+def test_an_attempt_after_the_verdict_is_caught_even_backdated(repo: Path) -> None:
+    decided(repo)
+    run_b = next(x for x in results(repo, "HEAD~1") if x["arm"] == "b")
+    attempt = {"kind": "attempt", "arm": "b", "iteration": 1, "sprint": 1, "rows": run_b["rows"], "score": run_b["score"]}
+    # committed after the verdict, but dated before it: the audit follows the history, not the clock
+    bad = commit(repo, f"sneaky\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty",
+                 env={"GIT_COMMITTER_DATE": "2001-01-01T00:00:00Z", "GIT_AUTHOR_DATE": "2001-01-01T00:00:00Z"})
+    assert_only_violation(repo, AFTER, bad[:10])
+
+
+def test_a_fourth_attempt_in_a_sprint_without_a_gate_is_caught(repo: Path) -> None:
+    ran(repo)
+    run_b = next(x for x in results(repo) if x["arm"] == "b")
+    for i in range(1, 5):
+        attempt = {"kind": "attempt", "arm": "b", "iteration": i, "sprint": 1, "rows": run_b["rows"], "score": run_b["score"]}
+        commit(repo, f"attempt {i}\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty")
+    assert_only_violation(repo, SPRINTS, "attempt #4 is attempt 4 of a sprint of 3 without a gate")
