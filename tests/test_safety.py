@@ -79,7 +79,7 @@ def test_sigkill_at_any_point_of_iterate_leaves_a_sound_repo_and_a_resumable_loo
     assert code == 0, out + err
     assert user_files(repo) == mine
 
-    delays = [0.05] + [duration * f for f in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05)]
+    delays = [0.05] + [duration * f for f in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.3, 1.6, 2.0)]
     outcomes = []
     for i, delay in enumerate(delays):
         text = candidate()
