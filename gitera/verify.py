@@ -88,7 +88,8 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
         # by history, not by commit time: a backdated commit after the opening is still after it
         since = set(repo.git("rev-list", f"{verdicts[0].commit}..{tip}").split())
         after = [r for r in records if r.commit in since and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
-        later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel("")).split()
+        conclusion = str(verdicts[0].data.get("conclusion") or "").rpartition("/")[0]
+        later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
         checks += _recompute_verdict(repo, exp, verdicts[0])
@@ -196,11 +197,11 @@ def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) ->
         return ("no sealed test row in any committed file", False, "split/leak.json is missing")
     index = LeakIndex.from_dict(json.loads(raw))
     objects = repo.git("rev-list", "--objects", f"{split_commit}^..{until}").splitlines()
-    skip = exp.rel("split/")
+    skip = (exp.rel("split/"), exp.rel("runs/"))  # the experiment's own results, not any folder named runs/
     paths = {}
     for line in objects:
         parts = line.split(" ", 1)
-        if len(parts) == 2 and not parts[1].startswith(skip) and "/runs/" not in parts[1]:
+        if len(parts) == 2 and not parts[1].startswith(skip):
             paths[parts[0]] = parts[1]
     hits = []
     blobs = repo.cat_blobs(list(paths))

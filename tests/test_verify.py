@@ -139,3 +139,24 @@ def test_a_fourth_attempt_in_a_sprint_without_a_gate_is_caught(repo: Path) -> No
         attempt = {"kind": "attempt", "arm": "b", "iteration": i, "sprint": 1, "rows": run_b["rows"], "score": run_b["score"]}
         commit(repo, f"attempt {i}\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty")
     assert_only_violation(repo, SPRINTS, "attempt #4 is attempt 4 of a sprint of 3 without a gate")
+
+
+def test_a_sealed_test_row_in_a_predictions_dump_under_a_runs_folder_is_caught(repo: Path) -> None:
+    # only the experiment's own .gitera/<tag>/runs/ results are exempt from the scan, not any runs/ folder
+    ran(repo)
+    row = read_test_rows(repo, tag="syn")[3]
+    (repo / "analysis/runs").mkdir(parents=True)
+    (repo / "analysis/runs/preds.jsonl").write_text(json.dumps({"input": row["text"], "pred": "L1"}) + "\n")
+    git(repo, "add", "analysis/runs/preds.jsonl")
+    commit(repo, "save some predictions")
+    assert_only_violation(repo, NO_ROWS, "analysis/runs/preds.jsonl:1")
+
+
+def test_a_conclusion_rewritten_after_the_verdict_is_caught(repo: Path) -> None:
+    decided(repo)
+    doc = json.loads((repo / ".gitera/syn/verdict.json").read_text())
+    md = repo / doc["conclusion"] / "conclusion.md"
+    md.write_text(md.read_text().replace("Ship b", "Ship b everywhere, forever"))
+    git(repo, "add", str(md.relative_to(repo)))
+    bad = commit(repo, "polish the conclusion")
+    assert_only_violation(repo, AFTER, bad[:10])
