@@ -11,14 +11,14 @@ threshold checks, slice states), live in :mod:`gitera.rules` and are re-exported
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize
-from scipy import stats as sps
 
 from gitera.errors import ConfigError
 from gitera.rules import (
@@ -87,6 +87,24 @@ def paired_differences(baseline: npt.ArrayLike, arm: npt.ArrayLike) -> FloatArra
     if a.shape != b.shape:
         raise ConfigError(f"arm has {a.shape[0]} rows but the baseline has {b.shape[0]}; score both on the same rows")
     return a - b
+
+
+
+class _Lazy:
+    """scipy.stats / scipy.optimize imported on first use: the iterate loop's ladder rule needs
+    neither, and importing scipy costs about a second of start-up on a small machine."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+sps: Any = _Lazy("scipy.stats")
+optimize: Any = _Lazy("scipy.optimize")
 
 
 @dataclass(frozen=True)
@@ -721,8 +739,12 @@ def paired_continuous_mde(
 
 
 _GRID = np.linspace(-12.0, 12.0, 24001)
-_LOGCDF = sps.norm.logcdf(_GRID)
-_LOGPDF = sps.norm.logpdf(_GRID)
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_logs() -> tuple[FloatArray, FloatArray]:
+    """log Phi and log phi on the grid, computed once on first use (keeps import light)."""
+    return sps.norm.logcdf(_GRID), sps.norm.logpdf(_GRID)
 
 
 def expected_max_normal(n: int) -> float:
@@ -735,7 +757,8 @@ def expected_max_normal(n: int) -> float:
         raise ValueError("n must be >= 1")
     if n == 1:
         return 0.0
-    dens = np.exp(math.log(n) + _LOGPDF + (n - 1) * _LOGCDF)
+    logcdf, logpdf = _normal_logs()
+    dens = np.exp(math.log(n) + logpdf + (n - 1) * logcdf)
     return float(np.trapezoid(_GRID * dens, _GRID))
 
 
