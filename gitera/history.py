@@ -15,7 +15,7 @@ from gitera.git import Repo
 from gitera.repolock import state_dir
 
 KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -27,30 +27,34 @@ class Record:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+_WANTED = frozenset(f"Gitera-{k}" for k in KEYS)
+
+
 def _parse(out: str) -> list[Record]:
     records: list[Record] = []
+    loads = json.loads
     for entry in out.split("\x1e"):
         entry = entry.strip("\n")
         if not entry:
             continue
-        parts = entry.split("\x00")
-        commit, stamp, subject = parts[0], parts[1], parts[2]
-        for key, values in zip(KEYS, parts[3:]):
-            for value in values.split("\x1f"):
-                value = value.strip()
-                if not value:
-                    continue
-                try:
-                    data = json.loads(value)
-                except ValueError:
-                    data = {"invalid": value}
-                if isinstance(data, dict):
-                    records.append(Record(commit, int(stamp), subject, key, data))
+        commit, stamp, subject, trailers = entry.split("\x00", 3)
+        for line in trailers.split("\x1f"):
+            key, sep, value = line.partition(":")
+            if not sep or key not in _WANTED:
+                continue
+            value = value.strip()
+            try:
+                data = loads(value)
+            except ValueError:
+                data = {"invalid": value}
+            if isinstance(data, dict):
+                records.append(Record(commit, int(stamp), subject, key[7:], data))
     return records
 
 
 def _log(repo: Repo, rev_range: list[str]) -> list[Record]:
-    fmt = "%H%x00%ct%x00%s" + "".join(f"%x00%(trailers:key=Gitera-{k},valueonly,separator=%x1f)" for k in KEYS) + "%x1e"
+    # one trailer block per commit (cheaper for git than one placeholder per key), in message order
+    fmt = "%H%x00%ct%x00%s%x00%(trailers:only,unfold,separator=%x1f)%x1e"
     out = repo.git("log", "--reverse", f"--format={fmt}", *rev_range)
     return _parse(out)
 

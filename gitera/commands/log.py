@@ -60,7 +60,8 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
         return "\n".join(lines)
     if fmt == "jsonl":
         header = {"type": "config", "tag": tag, "baseline": s["baseline"], "max_iterations": max_iterations, "fields": list(RESULT_FIELDS)}
-        return "\n".join(json.dumps(x, sort_keys=True, ensure_ascii=False) for x in [header, *(result_line(a) for a in atts)])
+        encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # one encoder: json.dumps builds one per call
+        return "\n".join(encode(x) for x in [header, *(result_line(a) for a in atts)])
     if fmt == "json":
         return {"tag": tag, "summary": s, "attempts": [result_line(a) for a in atts],
                 "records": [{"commit": r.commit, "time": r.time, "kind": r.kind, "data": r.data} for r in records]}
