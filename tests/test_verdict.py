@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import git, run_gitera
 from tests.helpers import synthetic_project
 
@@ -30,7 +28,8 @@ def project(root: Path, *, a: str, b: str, c: str | None = None, **kw: Any) -> N
 def verdict(root: Path, *args: str) -> dict[str, Any]:
     r = run_gitera(root, "verdict", *args)
     assert r.code == 0, r.out + r.err
-    return json.loads((root / ".gitera/syn/verdict.json").read_text())
+    doc: dict[str, Any] = json.loads((root / ".gitera/syn/verdict.json").read_text())
+    return doc
 
 
 def tip(root: Path) -> str:
@@ -231,9 +230,10 @@ def test_verdict_after_iterations_draws_the_progression_and_locks_the_gate_passe
     assert (folder / "progression.png").exists() and (folder / "progression.svg").exists()
     md = (folder / "conclusion.md").read_text()
     assert "## Iterations" in md and "**#1**" in md
-    if doc["locked_iteration"] is not None:
-        assert "← locked for the verdict (latest gate-passed)" in md
-        assert doc["arms"]["b"]["what"] == f"iteration {doc['locked_iteration']} (the latest gate-passed state)"
+    assert doc["locked_iteration"] == 3  # the kept 0.8 policy passed sprint 1's gate
+    assert "← locked for the verdict (latest gate-passed)" in md
+    assert doc["arms"]["b"]["what"] == "iteration 3 (the latest gate-passed state)"
+    assert doc["decision"]["decision"] == "ship" and doc["decision"]["arm"] == "b"
     r = run_gitera(repo, "verify")
     assert r.code == 0 and "All checks pass." in r.out, r.out
 
