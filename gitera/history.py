@@ -15,7 +15,7 @@ from gitera.git import Repo
 from gitera.repolock import state_dir
 
 KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Record:
     subject: str
     kind: str  # the trailer name: Result, Gate, ...
     data: dict[str, Any] = field(default_factory=dict)
+    raw: str = ""  # the trailer's JSON text as committed
 
 
 _WANTED = frozenset(f"Gitera-{k}" for k in KEYS)
@@ -48,7 +49,7 @@ def _parse(out: str) -> list[Record]:
             except ValueError:
                 data = {"invalid": value}
             if isinstance(data, dict):
-                records.append(Record(commit, int(stamp), subject, key[7:], data))
+                records.append(Record(commit, int(stamp), subject, key[7:], data, value))
     return records
 
 

@@ -257,7 +257,10 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Che
     base = next(a for a in doc["arms"] if a not in {x["name"] for x in dec["arms"]})
     col = doc.get("slice_column")
     slices = [str(r.get(col)) for r in rows] if col else None
-    again = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold, seed=int(doc["frame"][:8], 16)).to_dict()
+    cluster_col = doc.get("cluster_column")
+    clusters = [str(r.get(cluster_col)) for r in rows] if cluster_col else None
+    again = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold,
+                          seed=int(doc["frame"][:8], 16), clusters=clusters).to_dict()
     same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == dec["slices"]
     checks.append(("the verdict recomputed from the test rows is the same", same,
                    "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']}"))

@@ -170,7 +170,8 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     opening = {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]}
     verdict_doc: dict[str, Any] = {
         "tag": exp.tag, "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "decision": decision.to_dict(), "arms": arm_summary, "slice_column": slice_col, "n_test": len(ids), "trials": trials,
+        "decision": decision.to_dict(), "arms": arm_summary, "slice_column": slice_col, "cluster_column": frame.data.cluster,
+        "n_test": len(ids), "trials": trials,
         "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
         "opening": opening, "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
         "locked_iteration": state.gate_passed.iteration if state is not None and state.gate_passed is not None else None,
