@@ -80,7 +80,7 @@ def summarize(frame: Frame, fhash: str, ids: Sequence[str], runs: Mapping[str, E
     for arm, run in runs.items():
         m = mats[arm]
         results = [r.to_json() for r in run.results]
-        trial_means = np.nanmean(m, axis=0) if m.size else np.array([])
+        trial_means = np.nanmean(m, axis=0) if m.size and not run.aggregate_only else np.array([])
         info: dict[str, Any] = {
             "complete": run.complete,
             "n": len(ids),
