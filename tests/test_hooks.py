@@ -46,6 +46,26 @@ def precommit_repo(repo: Path, tmp_path: Path) -> Path:
     return repo
 
 
+def test_the_primary_hook_ids_run_from_our_manifest(repo: Path, tmp_path: Path) -> None:
+    """gitera-locked / gitera-trailers themselves (entry, stages, pass_filenames from the manifest),
+    with only the language overridden to the installed gitera so the test installs nothing."""
+    init_and_lock(repo)
+    hooks, rev = hooks_repo(tmp_path)
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {hooks}\n  rev: {rev}\n  hooks:\n"
+        "  - id: gitera-locked\n    language: system\n  - id: gitera-trailers\n    language: system\n"
+    )
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-q", "-m", "use gitera hooks")
+    proc = subprocess.run(["pre-commit", "install", "-t", "pre-commit", "-t", "commit-msg"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (repo / "eval/metric.py").write_text("def accuracy(a, b):\n    return 1.0\n")
+    git(repo, "add", "eval/metric.py")
+    proc = commit(repo, "-m", "tweak")
+    assert proc.returncode != 0 and "eval/metric.py is locked by experiment exp1" in proc.stdout + proc.stderr
+    assert "- hook id: gitera-locked" in proc.stdout + proc.stderr
+
+
 def test_manifest_is_valid() -> None:
     proc = subprocess.run(["pre-commit", "validate-manifest", str(SOURCE / ".pre-commit-hooks.yaml")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
