@@ -8,6 +8,7 @@ from gitera.errors import RefusedError
 from gitera.experiment import Experiment, build_lock, resolve, sha256
 from gitera.git import Repo
 from gitera.output import Output
+from gitera.repolock import exclusive
 from gitera.trailers import build_message
 
 
@@ -18,11 +19,18 @@ def require_on_branch(exp: Experiment) -> None:
             f"experiment {exp.tag} is changed only on its branch; run `git switch {exp.branch}` first "
             f"(you are on {current or 'a detached HEAD'})."
         )
+    # a killed gitera commit may have moved the branch without updating these paths: finish it
+    exp.repo.finish_interrupted_sync()
 
 
 def lock(tag: str | None, out: Output) -> int:
     repo = Repo.find()
     exp = resolve(repo, tag)
+    with exclusive(repo.common_dir, "lock"):
+        return _lock(repo, exp, out)
+
+
+def _lock(repo: Repo, exp: Experiment, out: Output) -> int:
     require_on_branch(exp)
     if exp.is_locked:
         locked_at = exp.read_lock().get("locked_at", "?")
