@@ -302,7 +302,25 @@ def _save(fig: Figure, out_dir: str | Path, name: str) -> tuple[Path, Path]:
     png, svg = out / f"{name}.png", out / f"{name}.svg"
     fig.savefig(png, format="png", dpi=DPI, metadata={"Date": None})
     fig.savefig(svg, format="svg", dpi=DPI, metadata={"Date": None})
+    svg.write_text(_stable_clip_ids(svg.read_text(encoding="utf-8")), encoding="utf-8")
     return png, svg
+
+
+def _stable_clip_ids(text: str) -> str:
+    """Renumber clip-path ids in order of first use.
+
+    matplotlib derives a non-rectangular clip path's id from the path object's identity, so
+    two renders of the same chart differed (found by a fresh-process CI run)."""
+    import re
+
+    names: dict[str, str] = {}
+
+    def rename(match: re.Match[str]) -> str:
+        old = match.group(1)
+        new = names.setdefault(old, f"clip{len(names) + 1}")
+        return match.group(0).replace(old, new)
+
+    return re.sub(r'(?:id="|url\(#)(p[0-9a-f]{10})\b', rename, text)
 
 
 def _outside_legend(fig: Figure, handles: Sequence[Any], ncol: int) -> None:

@@ -94,8 +94,11 @@ def test_rounding_invariants(sizes: list[int], seed: int, raw: tuple[int, int, i
             assert c["test"] >= 1
     counts = result.counts()
     n = len(rows)
-    # totals track the ratios too (the running deficit), within a row per part
-    assert abs(counts["train"] - ratios[0] * n) <= 1.5 + 0.0
+    # totals track the ratios too (the running deficit), within a row per part — except that the
+    # min-test rule moves one row per small stratum from train or dev to test, which the deficit
+    # cannot always win back (each stratum stays within one row of its quota; found in CI)
+    forced = sum(1 for k in sizes if k >= 3 and ratios[2] * k < 1)
+    assert abs(counts["train"] - ratios[0] * n) <= 1.5 + forced
     assert abs(counts["test"] - ratios[2] * n) <= 1.5 + len(sizes)  # the min-test rule may add a row per stratum
 
 
