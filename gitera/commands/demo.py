@@ -31,6 +31,9 @@ GENERAL_RULES = [
 ]
 
 
+DEMO_HOLDOUT_SEED = 1
+
+
 def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
@@ -98,6 +101,13 @@ def demo(keep: Path | None, out: Output) -> int:
         _setup(root)
         out.info(f"Demo repository: {root}")
         project = resources.files("gitera") / "demo_project"
+        # the reusable holdout's noise seed is normally a fresh secret; the demo fixes it so that its
+        # story (sprint 1 passes the gate, sprint 2's planted hardcode fails it) is the same every run
+        keys = root / ".git" / "gitera" / "keys"
+        keys.mkdir(parents=True, mode=0o700, exist_ok=True)
+        fd = os.open(keys / "banking.holdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{DEMO_HOLDOUT_SEED}\n")
         step("init", "banking")
         (root / ".gitera/banking/frame.yaml").write_bytes((project / "frame.yaml").read_bytes())
         step("lock")
@@ -106,13 +116,13 @@ def demo(keep: Path | None, out: Output) -> int:
         step("run")
         rules = root / "rules/v2.txt"
         # the fourth attempt smuggles a hardcoded dev row in beside a general rule: the gate must kill it
-        edits = [(r, h) for r, h in GENERAL_RULES[:3]] + [(GENERAL_RULES[3][0] + "\n" + _planted_hardcode(root), GENERAL_RULES[3][1])]
+        edits = [*GENERAL_RULES[:3], (GENERAL_RULES[3][0] + "\n" + _planted_hardcode(root), GENERAL_RULES[3][1])]
         for line, hypothesis in edits:
             text = rules.read_text()
             # a rule placed first takes precedence over the catch-all rules below it
             header, body = text.split("\n", 2)[:2], text.split("\n", 2)[2]
             rules.write_text("\n".join(header) + "\n" + line + "\n" + body)
-            code, _ = step("iterate", "-m", hypothesis)
+            step("iterate", "-m", hypothesis)
             status = json.loads((root / ".gitera/banking/runs/iterate.json").read_text())
             if status["status"] != "active":
                 break
@@ -120,9 +130,8 @@ def demo(keep: Path | None, out: Output) -> int:
         if state["status"] == "active" and state["in_sprint"] > 0:
             step("gate")
         step("log")
-        code, text = step("verdict", "--json")
-        verdict = json.loads(text)
-        vcode, vtext = step("verify")
+        verdict = json.loads(step("verdict", "--json")[1])
+        vcode = step("verify")[0]
     finally:
         if env_before is not None:
             os.environ["GITERA_SEAL_KEY"] = env_before
