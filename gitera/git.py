@@ -11,7 +11,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,6 +197,47 @@ class Repo:
         # `git switch -c` keeps uncommitted work as it is: nothing is lost.
         self.git("switch", "--quiet", "-c", branch, start)
 
+    def write_blobs(self, contents: Sequence[bytes], object_format_len: int) -> list[str]:
+        """Store blobs and return their ids. SHA-1 repositories get loose objects written directly
+        (zlib of "blob <size>\\0" + content, git's own format): one file each instead of one git
+        process each. Other object formats go through `git hash-object`."""
+        import zlib
+
+        ids = []
+        for content in contents:
+            if object_format_len != 40:
+                ids.append(_run(["hash-object", "-w", "--stdin"], self.root, input=content).stdout.decode().strip())
+                continue
+            sha = blob_id(content)
+            target = self.common_dir / "objects" / sha[:2] / sha[2:]
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="tmp_obj_")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(zlib.compress(b"blob %d\0" % len(content) + content))
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, target)
+            ids.append(sha)
+        return ids
+
+    def _index_info(self, files: Mapping[str, str | None], env: Mapping[str, str] | None = None) -> None:
+        """Set (blob id) or remove (None) index entries in one `git update-index --index-info` call."""
+        zero = "0" * 40
+        lines = "".join(f"100644 {sha}\t{path}\n" if sha else f"0 {zero}\t{path}\n" for path, sha in files.items())
+        if lines:
+            _run(["update-index", "--index-info"], self.root, input=lines.encode(), env=env)
+
+    def make_commit(self, parent: str, files: Mapping[str, bytes | None], message: str) -> str:
+        """A commit of ``parent``'s tree with ``files`` set (None deletes), on no branch."""
+        names = [p for p, c in files.items() if c is not None]
+        blobs = dict(zip(names, self.write_blobs([files[p] or b"" for p in names], len(parent))))
+        with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _run(["read-tree", parent], self.root, env=env)
+            self._index_info({p: blobs.get(p) for p in files}, env=env)
+            tree = _run(["write-tree"], self.root, env=env).stdout.decode().strip()
+        return _run(["commit-tree", tree, "-p", parent, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
+
     def commit_files(
         self,
         branch: str,
@@ -216,17 +257,7 @@ class Repo:
         old = self.rev(ref)
         if old is None:
             raise UsageError(f"branch {branch} does not exist; run `gitera init` first.")
-        with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
-            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            _run(["read-tree", old], self.root, env=env)
-            for path, content in files.items():
-                if content is None:
-                    _run(["update-index", "--force-remove", "--", path], self.root, env=env)
-                    continue
-                sha = _run(["hash-object", "-w", "--stdin"], self.root, input=content).stdout.decode().strip()
-                _run(["update-index", "--add", "--cacheinfo", f"100644,{sha},{path}"], self.root, env=env)
-            tree = _run(["write-tree"], self.root, env=env).stdout.decode().strip()
-        new = _run(["commit-tree", tree, "-p", old, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
+        new = self.make_commit(old, files, message)
         sync = sync_worktree and self.current_branch() == branch
         if sync:  # a kill between the ref move and the sync is finished by finish_interrupted_sync
             self._write_journal({"ref": ref, "commit": new, "paths": list(files)})
@@ -285,19 +316,13 @@ class Repo:
             if content is None:
                 if target.exists():
                     target.unlink()
-                self.git("update-index", "--force-remove", "--", path)
                 continue
             if not target.exists() or target.read_bytes() != content:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 tmp = target.with_name(target.name + ".gitera-tmp")
                 tmp.write_bytes(content)
                 os.replace(tmp, target)
-            sha = blob_id(content)
-            self.git("update-index", "--add", "--cacheinfo", f"100644,{sha},{path}")
-
-    def log_trailers(self, rev_range: str, keys: Iterable[str]) -> str:
-        fmt = "%H%x00" + "".join(f"%(trailers:key={k},valueonly,separator=%x1f)%x00" for k in keys) + "%x1e"
-        return self.git("log", f"--format={fmt}", rev_range)
+        self._index_info({p: (blob_id(c) if c is not None else None) for p, c in files.items()})
 
 
 def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:

@@ -550,3 +550,44 @@ def analyze(
         "noise_floor": asdict(stats.noise_floor(baseline_scores)) if stats.n_trials(baseline_scores) >= 2 else None,
     }
     return Verdict(v.decision, v.arm, v.slices, v.reasons, v.arms, v.threshold, v.rows_needed, details)
+
+
+# --------------------------------------------------------------------------------------------
+# The iterate loop's promotion rule (numpy-free, so the loop's decision path starts fast)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    keep: bool
+    gain: float
+    se: float
+    threshold: float
+    reason: str
+
+
+def ladder(diffs: Sequence[float], noise_floor: float, min_delta: float) -> Promotion:
+    """Keep a candidate only if it clearly beats the current best (Blum & Hardt's ladder, 2015).
+
+    ``diffs``: per-row (candidate - current best) with trials averaged first, signed so that
+    positive is better. gain = mean(diffs); se = sd(diffs, ddof 1) / sqrt(rows);
+    threshold = max(min_delta, 2 x noise_floor, se); keep iff gain > threshold. Comparing with
+    the *current best* means a run of noise-sized "gains" cannot accumulate.
+    """
+    if not (math.isfinite(noise_floor) and noise_floor >= 0):
+        raise ConfigError(f"noise floor {noise_floor} must be a finite number >= 0 (measure it with >= 2 trials)")
+    if not (math.isfinite(min_delta) and min_delta >= 0):
+        raise ConfigError(f"min_delta {min_delta} must be a finite number >= 0")
+    n = len(diffs)
+    if n == 0:
+        raise ConfigError("no rows to compare; score the candidate on the same rows as the best")
+    gain = math.fsum(diffs) / n
+    if n < 2:
+        return Promotion(False, gain, math.nan, math.nan, "one row gives no paired standard error; not kept")
+    se = math.sqrt(math.fsum((x - gain) ** 2 for x in diffs) / (n - 1)) / math.sqrt(n)
+    parts = {"min_delta": min_delta, "2 x noise floor": 2 * noise_floor, "paired SE": se}
+    which = max(parts, key=lambda k: parts[k])
+    thr = parts[which]
+    if gain > thr:
+        return Promotion(True, gain, se, thr, f"kept: gain {gain:+.4g} exceeds the {which} {thr:.4g}")
+    return Promotion(False, gain, se, thr, f"discarded: gain {gain:+.4g} does not exceed the {which} {thr:.4g}")

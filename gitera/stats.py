@@ -22,6 +22,8 @@ import numpy.typing as npt
 
 from gitera.errors import ConfigError
 from gitera.rules import (
+    Promotion,
+    ladder,
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -768,15 +770,6 @@ def best_of_n_optimism(n: int, se: float) -> float:
     return expected_max_normal(n) * se
 
 
-@dataclass(frozen=True)
-class Promotion:
-    keep: bool
-    gain: float
-    se: float
-    threshold: float
-    reason: str
-
-
 def promotion_decision(
     best_rows: npt.ArrayLike,
     candidate_rows: npt.ArrayLike,
@@ -784,34 +777,17 @@ def promotion_decision(
     min_delta: float,
     direction: str = "higher",
 ) -> Promotion:
-    """The ladder rule for ``gitera iterate``: keep a candidate only if it clearly beats the best.
+    """The ladder rule for ``gitera iterate`` on (rows, trials) arrays; see :func:`gitera.rules.ladder`.
 
     gain = mean over rows of (candidate - current best) per-row scores (trials averaged first),
-    signed so that positive is better; se = sd of the per-row differences / sqrt(rows);
-    threshold = max(min_delta, 2 x noise_floor, se). Keep iff gain > threshold. The comparison is
-    always against the *current best* (the ladder: Blum & Hardt 2015), so a run of noise-sized
-    "gains" cannot accumulate.
+    signed so that positive is better; keep iff gain > max(min_delta, 2 x noise_floor, paired SE).
     """
-    if not (math.isfinite(noise_floor) and noise_floor >= 0):
-        raise ConfigError(f"noise floor {noise_floor} must be a finite number >= 0 (measure it with >= 2 trials)")
-    if not (math.isfinite(min_delta) and min_delta >= 0):
-        raise ConfigError(f"min_delta {min_delta} must be a finite number >= 0")
     if direction not in ("higher", "lower"):
         raise ConfigError(f"direction {direction!r}: use 'higher' or 'lower'")
     d = paired_differences(best_rows, candidate_rows)
     if direction == "lower":
         d = -d
-    n = d.shape[0]
-    gain = float(d.mean())
-    if n < 2:
-        return Promotion(False, gain, math.nan, math.nan, "one row gives no paired standard error; not kept")
-    se = float(d.std(ddof=1) / math.sqrt(n))
-    parts = {"min_delta": min_delta, "2 x noise floor": 2 * noise_floor, "paired SE": se}
-    which = max(parts, key=lambda k: parts[k])
-    thr = parts[which]
-    if gain > thr:
-        return Promotion(True, gain, se, thr, f"kept: gain {gain:+.4g} exceeds the {which} {thr:.4g}")
-    return Promotion(False, gain, se, thr, f"discarded: gain {gain:+.4g} does not exceed the {which} {thr:.4g}")
+    return ladder([float(x) for x in d], noise_floor, min_delta)
 
 
 # --------------------------------------------------------------------------------------------

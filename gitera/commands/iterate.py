@@ -9,7 +9,6 @@ sprint the generalization gate runs. Each step is one compare-and-swap commit.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,6 @@ from gitera.scoring import (
     Scorer,
     budget_for,
     load_split,
-    matrix,
     mean_of,
     read_results,
     relpath,
@@ -308,29 +306,30 @@ def _closed_reason(state: LoopState) -> str:
 
 def _dangling_commit(repo: Repo, tip: str, contents: Mapping[str, bytes | None], subject: str) -> str:
     """A commit of the tip with the candidate target files, on no branch: what the eval scores."""
-    import os
-    import subprocess
+    return repo.make_commit(tip, contents, f"gitera candidate: {subject}"[:200])
 
-    with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        subprocess.run(["git", "read-tree", tip], cwd=repo.root, env=env, check=True, capture_output=True)
-        for path, content in contents.items():
-            if content is None:
-                subprocess.run(["git", "update-index", "--force-remove", "--", path], cwd=repo.root, env=env, check=True, capture_output=True)
-                continue
-            sha = repo.git("hash-object", "-w", "--stdin", input=content).strip()
-            subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}"], cwd=repo.root, env=env, check=True, capture_output=True)
-        tree = subprocess.run(["git", "write-tree"], cwd=repo.root, env=env, check=True, capture_output=True, text=True).stdout.strip()
-    return repo.git("commit-tree", tree, "-p", tip, "-m", f"gitera candidate: {subject}"[:200]).strip()
+
+def row_trial_scores(records: Sequence[Mapping[str, Any]], ids: Sequence[str], trials: Sequence[int]) -> list[list[float]]:
+    """rows × trials scores of a complete run, in ``ids`` order (plain lists)."""
+    col = {t: j for j, t in enumerate(trials)}
+    index = {i: k for k, i in enumerate(ids)}
+    out = [[0.0] * len(trials) for _ in ids]
+    for r in records:
+        k, j = index.get(str(r["id"])), col.get(int(r["trial"]))
+        if k is not None and j is not None and r.get("score") is not None:
+            out[k][j] = float(r["score"])
+    return out
 
 
 def decide(frame: Frame, state: LoopState, complete: bool, problems: Sequence[str], counts: Mapping[str, int],
            records: Sequence[Mapping[str, Any]], best_records: Sequence[Mapping[str, Any]], ids: Sequence[str],
            trials: Sequence[int], exp: Experiment) -> dict[str, Any]:
-    """The keep / discard / crash / timeout / guard_fail decision with its reason in words."""
-    import numpy as np
+    """The keep / discard / crash / timeout / guard_fail decision with its reason in words.
 
-    from gitera import stats
+    Plain Python on purpose: numpy and scipy would add ~0.2 s to every attempt's start-up."""
+    from statistics import NormalDist, stdev
+
+    from gitera.rules import ladder
 
     base: dict[str, Any] = {"score": None, "sd": None, "gain": None, "ci": None, "threshold": None,
                             "cost_per_1k": None, "latency_ms": sanitize(mean_of(records, "latency_ms"), 3)}
@@ -340,17 +339,17 @@ def decide(frame: Frame, state: LoopState, complete: bool, problems: Sequence[st
         status = "timeout" if counts.get("timeout", 0) >= max(1, sum(v for k, v in counts.items() if k != "ok")) / 2 else "crash"
         first = problems[0] if problems else "rows were not scored"
         return {**base, "status": status, "outcome": "neutral", "reason": f"{status}: {sum(v for k, v in counts.items() if k != 'ok')} row×trial results unscored ({first})"}
-    cand = matrix(records, ids, trials)
-    best = matrix(best_records, ids, trials)
-    trial_means = cand.mean(axis=0)
-    base["score"] = sanitize(float(cand.mean()))
-    base["sd"] = sanitize(float(np.std(trial_means, ddof=1))) if len(trials) > 1 else None
+    cand = row_trial_scores(records, ids, trials)
+    best = row_trial_scores(best_records, ids, trials)
+    n = len(ids)
+    trial_means = [sum(row[j] for row in cand) / n for j in range(len(trials))]
+    base["score"] = sanitize(sum(trial_means) / len(trial_means))
+    base["sd"] = sanitize(stdev(trial_means)) if len(trials) > 1 else None
     it = frame.iterate
     assert it is not None
-    promo = stats.promotion_decision(best, cand, state.noise_floor, it.min_delta, frame.metric.direction)
-    # CLT interval with the stdlib's normal quantile: the decision path stays free of scipy (start-up)
-    from statistics import NormalDist
-
+    sign = 1.0 if frame.metric.direction == "higher" else -1.0
+    diffs = [sign * (sum(c) / len(c) - sum(b) / len(b)) for c, b in zip(cand, best)]
+    promo = ladder(diffs, state.noise_floor, it.min_delta)
     z = NormalDist().inv_cdf(1 - frame.threshold.alpha / 2)
     half = z * promo.se if promo.se == promo.se else float("nan")
     base.update(gain=sanitize(promo.gain), ci=[sanitize(promo.gain - half), sanitize(promo.gain + half)], threshold=sanitize(promo.threshold))
