@@ -15,7 +15,6 @@ from gitera.git import Repo
 from gitera.repolock import state_dir
 
 KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot")
-CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -53,40 +52,47 @@ def _parse(out: str) -> list[Record]:
     return records
 
 
-def _log(repo: Repo, rev_range: list[str]) -> list[Record]:
+LOG_FORMAT = "%H%x00%ct%x00%s%x00%(trailers:only,unfold,separator=%x1f)%x1e"
+
+
+def _log_text(repo: Repo, rev_range: list[str]) -> str:
     # one trailer block per commit (cheaper for git than one placeholder per key), in message order
-    fmt = "%H%x00%ct%x00%s%x00%(trailers:only,unfold,separator=%x1f)%x1e"
-    out = repo.git("log", "--reverse", f"--format={fmt}", *rev_range)
-    return _parse(out)
+    return repo.git("log", "--reverse", f"--format={LOG_FORMAT}", *rev_range)
 
 
 def read(repo: Repo, branch: str, tag: str, use_cache: bool = True) -> list[Record]:
-    """Every Gitera-* record on the branch, oldest first."""
+    """Every Gitera-* record on the branch, oldest first.
+
+    The cache keeps git's own output for the branch up to a tip (writing it costs nothing;
+    re-serializing parsed records cost as much as the git call), so a grown branch reads
+    only its new commits from git.
+    """
     tip = repo.rev(f"refs/heads/{branch}")
     if tip is None:
         return []
-    path = state_dir(repo.common_dir) / "history" / f"{tag}.json"
-    cached: dict[str, Any] | None = None
+    directory = state_dir(repo.common_dir) / "history"
+    cache, meta = directory / f"{tag}.log", directory / f"{tag}.tip"
+    text = None
     if use_cache:
         try:
-            cached = json.loads(path.read_text())
-            if cached.get("version") != CACHE_VERSION:
-                cached = None
-        except (OSError, ValueError):
-            cached = None
-    if cached and cached.get("tip") == tip:
-        return [Record(**r) for r in cached["records"]]
-    base = cached.get("tip") if cached else None
-    if cached and base and _is_ancestor(repo, base, tip):
-        records = [Record(**r) for r in cached["records"]] + _log(repo, [f"{base}..{tip}"])
-    else:
-        records = _log(repo, [tip])
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "tip": tip, "records": [r.__dict__ for r in records]}))
-        os.replace(tmp, path)
-    return records
+            cached_tip = meta.read_text().strip()
+            if cached_tip == tip:
+                text = cache.read_text(encoding="utf-8")
+            elif cached_tip and _is_ancestor(repo, cached_tip, tip):
+                text = cache.read_text(encoding="utf-8") + _log_text(repo, [f"{cached_tip}..{tip}"])
+        except (OSError, UnicodeDecodeError):
+            text = None
+    fresh = text is None
+    if text is None:
+        text = _log_text(repo, [tip])
+    if use_cache and (fresh or meta.read_text().strip() != tip):
+        directory.mkdir(parents=True, exist_ok=True)
+        meta.unlink(missing_ok=True)  # the tip is written last: a torn cache is never trusted
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, cache)
+        meta.write_text(tip + "\n")
+    return _parse(text)
 
 
 def _is_ancestor(repo: Repo, base: str, tip: str) -> bool:
