@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal
 
 from gitera.errors import ConfigError
@@ -41,7 +40,6 @@ DECISIONS = (SHIP, SHIP_NARROWLY, UNDERPOWERED, KILL)
 Basis = Literal["point", "ci_low"]
 Direction = Literal["higher", "lower"]
 
-_N = NormalDist()
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +157,10 @@ def rows_to_clear(
         return None
     if sd <= 0.0:
         return 2
-    z = _N.inv_cdf(1.0 - alpha_one_sided) + _N.inv_cdf(power)
+    from statistics import NormalDist  # imported here: the loop's decision path never needs it
+
+    normal = NormalDist()
+    z = normal.inv_cdf(1.0 - alpha_one_sided) + normal.inv_cdf(power)
     return max(2, math.ceil((z * sd / gap) ** 2))
 
 

@@ -16,7 +16,6 @@ from gitera.evalrun.command import CommandRunner, Shard, plan_shards
 from gitera.evalrun.model import Budget, EvalRun, EvalSpec, RetryPolicy, RowId, RowResult
 from gitera.evalrun.parse import id_key
 from gitera.evalrun.procs import LiveProcesses
-from gitera.evalrun.pymode import Call, PythonRunner
 from gitera.evalrun.schedule import BudgetGate, Scheduler, Unit
 from gitera.progress import Progress
 
@@ -128,6 +127,8 @@ def run_eval(
         leftover_calls = [(k, u.payload.trial) for u in cmd_sched.leftover for k in u.payload.keys]
     else:
         assert spec.python is not None
+        from gitera.evalrun.pymode import Call, PythonRunner  # python mode only
+
         py_runner = PythonRunner(spec.python, arm, params, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live)
         units = [Unit(Call(k, t), 1) for t in trials for k in pending[t]]
         py_sched: Scheduler[Call] = Scheduler(concurrency, deadline, collector.gate)
