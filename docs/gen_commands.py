@@ -30,7 +30,9 @@ def reference() -> str:
     for path, cmd in walk(cli, []):
         if not path:
             continue
-        ctx = click.Context(cmd, info_name="gitera " + " ".join(path), terminal_width=100, max_content_width=100)
+        # the command's own context settings (-h): click caches the help option on first use
+        settings = {**cmd.context_settings, "terminal_width": 100, "max_content_width": 100}
+        ctx = click.Context(cmd, info_name="gitera " + " ".join(path), **settings)
         help_text = cmd.get_help(ctx)
         parts.append(f"### gitera {' '.join(path)}\n\n```\n{help_text}\n```\n")
     return "\n".join(parts)

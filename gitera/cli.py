@@ -33,7 +33,14 @@ def _out(as_json: bool = False) -> Output:
     return Output(json_mode=as_json)
 
 
-@click.group(context_settings=CONTEXT)
+class PipelineOrder(click.Group):
+    """List commands in the order they are defined here: the pipeline's order, not the alphabet's."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=PipelineOrder, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", "-V", prog_name="gitera")
 def cli() -> None:
     """gitera: turn an AI engineering question into a verdict a reviewer can check.
