@@ -172,3 +172,24 @@ def test_concluded_experiments_no_longer_lock(repo: Path) -> None:
     git(repo, "add", "eval/run.py")
     r = run_gitera(repo, "hook", "locked")
     assert r.code == 0, r.err
+
+
+def test_language_python_hook_installs_gitera_and_refuses(repo: Path) -> None:
+    """The plain `gitera-locked` id as users get it: pre-commit builds its own environment with
+    gitera from this repository (about 15 s here) and the hook refuses a locked-file commit."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("the source tree is not a git checkout")
+    init_and_lock(repo)
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n- repo: {SOURCE}\n  rev: {head.stdout.strip()}\n  hooks:\n  - id: gitera-locked\n"
+    )
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-q", "-m", "use gitera hooks")
+    proc = subprocess.run(["pre-commit", "install-hooks"], cwd=repo, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert subprocess.run(["pre-commit", "install"], cwd=repo, capture_output=True).returncode == 0
+    (repo / "eval/run.py").write_text("print('changed')\n")
+    git(repo, "add", "eval/run.py")
+    proc = commit(repo, "-m", "change the harness")
+    assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1" in proc.stdout + proc.stderr
