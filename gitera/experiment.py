@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,15 +65,35 @@ class Experiment:
             ) from None
 
     def load_frame(self) -> Frame:
+        """The parsed frame. A frame already parsed once is read from a JSON copy keyed by its
+        sha256 under .git/gitera/frames/ (no yaml import on every command's start-up)."""
+        raw = self.frame_bytes()
+        cache = self.repo.common_dir / "gitera" / "frames" / f"{sha256(raw)}.json"
+        try:
+            return parse_frame(json.loads(cache.read_text()), {}, self.frame_rel)
+        except (OSError, ValueError, ConfigError):
+            pass
+        frame, data = self._parse_yaml(raw)
+        try:
+            text = json.dumps(data, sort_keys=True)
+            if json.loads(text) == data:  # only plain JSON values (YAML dates etc. are parsed each time)
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(text)
+                os.replace(tmp, cache)
+        except (TypeError, ValueError, OSError):
+            pass
+        return frame
+
+    def _parse_yaml(self, raw: bytes) -> tuple[Frame, Any]:
         from gitera.yamlio import load_with_lines
 
-        raw = self.frame_bytes()
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{self.frame_rel}: not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8.") from None
         data, lines = load_with_lines(text, self.frame_rel)
-        return parse_frame(data, lines, self.frame_rel)
+        return parse_frame(data, lines, self.frame_rel), data
 
     def read_lock(self) -> dict[str, Any]:
         try:
