@@ -77,8 +77,7 @@ def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_d
     return files
 
 
-def build(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str, mats: Mapping[str, Any],
-          slices: Sequence[str] | None) -> dict[str, bytes | None]:
+def build(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str) -> dict[str, bytes | None]:
     dev = _dev_summary(exp)
     files = chart_files(exp, frame, verdict, doc_dir, dev)
     charts = sorted(Path(p).name for p in files if p.endswith(".png"))

@@ -38,7 +38,7 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
 
-def _gitera(root: Path, out: Output, *args: str) -> tuple[int, str]:
+def _gitera(root: Path, *args: str) -> tuple[int, str]:
     """Run one gitera command as a user would, in the demo repo."""
     proc = subprocess.run([sys.executable, "-m", "gitera", *args], cwd=root, capture_output=True, text=True)
     if proc.returncode not in (0,) and args[0] not in ("iterate", "verify"):
@@ -91,7 +91,7 @@ def demo(keep: Path | None, out: Output) -> int:
     def step(*args: str) -> tuple[int, str]:
         t = time.time()
         out.info(f"$ gitera {' '.join(args)}")
-        code, text = _gitera(root, out, *args)
+        code, text = _gitera(root, *args)
         steps.append({"command": "gitera " + " ".join(args), "exit": code, "seconds": round(time.time() - t, 2)})
         for line in text.strip().splitlines()[-4:]:
             out.info(f"    {line}")

@@ -51,7 +51,7 @@ def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
     return 0
 
 
-def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output, use_cache: bool,
+def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output,
                  blobs: Mapping[str, str], rows: list[dict[str, Any]], slot: str) -> tuple[float, float]:
     """Mean and standard error of the iterated arm, with these target blobs, on the gate rows."""
     from gitera.commands.iterate import _dangling_commit
@@ -64,7 +64,9 @@ def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Ou
     contents = dict(zip(paths, repo.cat_blobs([blobs[p] for p in paths])))
     commit = _dangling_commit(repo, tip, {p: contents.get(p) for p in frame.iterate.target}, "gate check")
     trials = list(range(frame.metric.trials))
-    run = Scorer(exp, frame, lock, out, use_cache=use_cache).score(frame.iterate.arm, commit, rows, "gate", trials, slot="gate")
+    # never cached: a per-row cache of the gate rows would let anyone read the holdout around the
+    # reusable-holdout mechanism
+    run = Scorer(exp, frame, lock, out, use_cache=False).score(frame.iterate.arm, commit, rows, "gate", trials, slot=slot)
     if not run.complete:
         raise RefusedError(f"the gate could not score the arm on the gate rows ({run.problems[0] if run.problems else 'incomplete'}); fix the harness and run `gitera gate`.")
     m = matrix([r.to_json() for r in run.results], [str(r["id"]) for r in rows], trials).mean(axis=1)
@@ -91,8 +93,8 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     holdout = gate.Thresholdout.from_dict(state.holdout) if state.holdout else gate.Thresholdout.create(seed=holdout_seed(exp))
     queries = []
     if gate_rows:
-        best_gate, se_gate = _gate_scores(exp, frame, lock, out, use_cache, state.best.blobs, gate_rows, "gate-best")
-        start_gate, _ = _gate_scores(exp, frame, lock, out, use_cache, state.gate_passed.blobs, gate_rows, "gate-start")
+        best_gate, se_gate = _gate_scores(exp, frame, lock, out, state.best.blobs, gate_rows, "gate-best")
+        start_gate, _ = _gate_scores(exp, frame, lock, out, state.gate_passed.blobs, gate_rows, "gate-start")
         a_best, holdout = gate.thresholdout_query(holdout, float(state.best.score or 0.0), best_gate)
         a_start, holdout = gate.thresholdout_query(holdout, float(state.gate_passed.score or 0.0), start_gate)
         queries = [a_best.to_dict(), a_start.to_dict()]

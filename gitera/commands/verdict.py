@@ -183,7 +183,7 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     files[exp.rel(VERDICT_FILE)] = (json.dumps(verdict_doc, indent=1, sort_keys=True) + "\n").encode()
     from gitera.conclusion import build
 
-    files.update(build(exp, frame, verdict_doc, doc_dir, mats, slices))
+    files.update(build(exp, frame, verdict_doc, doc_dir))
     trailer = {"decision": decision.decision, "arm": decision.arm, "slices": list(decision.slices), "frame": fhash,
                "seal_id": manifest["seal"]["seal_id"], "commitment": manifest["commitment"]["value"], "key_released": not keep_key,
                "n_test": len(ids), "conclusion": f"{doc_dir}/conclusion.md"}
