@@ -4,6 +4,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, run_gitera
 from tests.helpers import FRAME, init_and_lock, write_project
 
@@ -145,3 +147,25 @@ def test_init_with_a_starter_harness_that_runs(repo: Path, tmp_path: Path) -> No
     assert all("cost_usd" in x and "latency_ms" in x for x in results)
     r = run_gitera(repo, "init", "exp2", "--harness", "python")
     assert r.code == 3 and "eval/harness.py already exists" in r.err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("trials: 3", "trials: 1", "metric.trials"),
+        ("question: Does", "question: [Does", "invalid YAML"),
+        ("  v2: {change: adds", "  v3: {change: a}\n  v4: {change: b}\n  v5: {change: c}\n  v2: {change: adds", "arms"),
+        ("effect: 0.05,", "effect: lots,", "threshold.effect"),
+        ("question: Does v2 beat v1 on intent routing?\n", "", "question"),
+    ],
+)
+def test_lock_on_a_malformed_frame_is_one_line_exit_2(repo: Path, old: str, new: str, field: str) -> None:
+    write_project(repo)
+    assert run_gitera(repo, "init", "exp1").code == 0
+    assert old in FRAME
+    (repo / ".gitera/exp1/frame.yaml").write_text(FRAME.replace(old, new, 1))
+    r = run_gitera(repo, "lock")
+    assert r.code == 2
+    assert r.err.count("\n") == 1 and "Traceback" not in r.err
+    assert r.err.startswith("gitera: error: .gitera/exp1/frame.yaml:") and field in r.err
+    assert not (repo / ".gitera/exp1/lock.json").exists()
