@@ -17,7 +17,7 @@ from gitera.errors import RefusedError
 from gitera.experiment import Experiment, resolve
 from gitera.frame import Frame
 from gitera.git import Repo
-from gitera.loopstate import ACTIVE, KILLED, SATURATED, LoopState
+from gitera.loopstate import ACTIVE, KILLED, SATURATED, LoopState, Point
 from gitera.output import Output
 from gitera.repolock import exclusive
 from gitera.scoring import Scorer, load_split, matrix, relpath
@@ -52,17 +52,12 @@ def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
 
 
 def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output,
-                 blobs: Mapping[str, str], rows: list[dict[str, Any]], slot: str) -> tuple[float, float]:
-    """Mean and standard error of the iterated arm, with these target blobs, on the gate rows."""
-    from gitera.commands.iterate import _dangling_commit
+                 point: Point, rows: list[dict[str, Any]], slot: str) -> tuple[float, float]:
+    """Mean and standard error of the iterated arm, at this loop state, on the gate rows."""
+    from gitera.commands.iterate import point_commit
 
     assert frame.iterate is not None
-    repo = exp.repo
-    tip = repo.rev(f"refs/heads/{exp.branch}")
-    assert tip is not None
-    paths = [p for p in frame.iterate.target if p in blobs]
-    contents = dict(zip(paths, repo.cat_blobs([blobs[p] for p in paths])))
-    commit = _dangling_commit(repo, tip, {p: contents.get(p) for p in frame.iterate.target}, "gate check")
+    commit = point_commit(exp.repo, frame.iterate.target, point, f"gate check of iteration {point.iteration}")
     trials = list(range(frame.metric.trials))
     # never cached: a per-row cache of the gate rows would let anyone read the holdout around the
     # reusable-holdout mechanism
@@ -93,8 +88,8 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     holdout = gate.Thresholdout.from_dict(state.holdout) if state.holdout else gate.Thresholdout.create(seed=holdout_seed(exp))
     queries = []
     if gate_rows:
-        best_gate, se_gate = _gate_scores(exp, frame, lock, out, state.best.blobs, gate_rows, "gate-best")
-        start_gate, _ = _gate_scores(exp, frame, lock, out, state.gate_passed.blobs, gate_rows, "gate-start")
+        best_gate, se_gate = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
+        start_gate, _ = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
         a_best, holdout = gate.thresholdout_query(holdout, float(state.best.score or 0.0), best_gate)
         a_start, holdout = gate.thresholdout_query(holdout, float(state.gate_passed.score or 0.0), start_gate)
         queries = [a_best.to_dict(), a_start.to_dict()]
@@ -137,10 +132,9 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         new_state = state.with_(status=SATURATED, gate_passed=state.best, pending=pending, in_sprint=0)
     else:
         back = state.gate_passed
-        paths = [p for p in frame.iterate.target if p in back.blobs]
-        contents = dict(zip(paths, repo.cat_blobs([back.blobs[p] for p in paths])))
-        for path in frame.iterate.target:
-            files[path] = contents.get(path)
+        from gitera.commands.iterate import target_files
+
+        files.update(target_files(repo, frame.iterate.target, back))
         new_state = state.with_(status=KILLED, best=back, pending=pending, in_sprint=0)
     trailer["locked_iteration"] = new_state.gate_passed.iteration if new_state.gate_passed else 0
     record["locked_iteration"] = trailer["locked_iteration"]

@@ -174,14 +174,25 @@ def resume(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopSt
     return state
 
 
+def target_files(repo: Repo, targets: Sequence[str], point: Point) -> dict[str, bytes | None]:
+    """The target files' contents at a loop state (None where the file does not exist there)."""
+    paths = [p for p in targets if p in point.blobs]
+    contents = dict(zip(paths, repo.cat_blobs([point.blobs[p] for p in paths])))
+    return {p: contents.get(p) for p in targets}
+
+
+def point_commit(repo: Repo, targets: Sequence[str], point: Point, subject: str) -> str:
+    """A commit of the branch tip with the target files at ``point``, on no branch (to score it)."""
+    tip = repo.rev("HEAD")
+    assert tip is not None
+    return repo.make_commit(tip, target_files(repo, targets, point), f"gitera candidate: {subject}"[:200])
+
+
 def restore(exp: Experiment, frame: Frame, state: LoopState, to: Point | None, why: str,
             iteration: int | None, extra_trailers: Sequence[tuple[str, str | dict[str, Any]]] = ()) -> LoopState:
     assert frame.iterate is not None and to is not None
     repo = exp.repo
-    contents = repo.cat_blobs([to.blobs[p] for p in frame.iterate.target if p in to.blobs])
-    files: dict[str, bytes | None] = {}
-    for path in frame.iterate.target:
-        files[path] = contents.pop(0) if path in to.blobs else None
+    files = target_files(repo, frame.iterate.target, to)
     new_state = state.with_(pending=tuple(p for p in state.pending if p != "restore"))
     files[relpath(exp, STATE_FILE)] = state_bytes(new_state)
     record = {"iteration": iteration, "restored_to": to.iteration, "commit": to.commit, "files": list(frame.iterate.target), "reason": why}

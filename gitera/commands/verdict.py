@@ -79,19 +79,14 @@ def check_ready(exp: Experiment, frame: Frame, manifest: Mapping[str, Any]) -> A
 
 def locked_arms(exp: Experiment, frame: Frame, state: Any) -> dict[str, tuple[str, str]]:
     """arm -> (commit to score, what it is): the baseline and candidates; the iterated arm at its gate-passed state."""
-    from gitera.commands.iterate import _dangling_commit
+    from gitera.commands.iterate import point_commit
 
     arms: dict[str, tuple[str, str]] = {}
     for arm in frame.arms:
         arms[arm] = (arm_commit(exp, frame, arm), "as registered")
     if frame.iterate is not None and state is not None and state.gate_passed is not None:
         gp = state.gate_passed
-        repo = exp.repo
-        tip = repo.rev(f"refs/heads/{exp.branch}")
-        assert tip is not None
-        paths = [p for p in frame.iterate.target if p in gp.blobs]
-        contents = dict(zip(paths, repo.cat_blobs([gp.blobs[p] for p in paths])))
-        commit = _dangling_commit(repo, tip, {p: contents.get(p) for p in frame.iterate.target}, f"locked iteration {gp.iteration}")
+        commit = point_commit(exp.repo, frame.iterate.target, gp, f"locked iteration {gp.iteration}")
         arms[frame.iterate.arm] = (commit, f"iteration {gp.iteration} (the latest gate-passed state)")
     return arms
 
