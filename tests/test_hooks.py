@@ -29,20 +29,23 @@ def hooks_repo(tmp_path: Path) -> tuple[Path, str]:
     return root, git(root, "rev-parse", "HEAD").strip()
 
 
+def use_precommit(repo: Path, source: Path, rev: str, hooks: str, *hook_types: str) -> None:
+    """Commit a .pre-commit-config.yaml using ``hooks`` (YAML lines) from ``source`` at ``rev``
+    and install the git hooks of ``hook_types`` (default: pre-commit)."""
+    (repo / ".pre-commit-config.yaml").write_text(f"repos:\n- repo: {source}\n  rev: {rev}\n  hooks:\n{hooks}")
+    git(repo, "add", ".pre-commit-config.yaml")
+    git(repo, "commit", "-q", "-m", "use gitera hooks")
+    types = [arg for t in (hook_types or ("pre-commit",)) for arg in ("-t", t)]
+    proc = subprocess.run(["pre-commit", "install", *types], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.fixture
 def precommit_repo(repo: Path, tmp_path: Path) -> Path:
     init_and_lock(repo)
     hooks, rev = hooks_repo(tmp_path)
-    (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {hooks}\n  rev: {rev}\n  hooks:\n"
-        "  - id: gitera-locked-system\n  - id: gitera-trailers-system\n  - id: gitera-test-leak-system\n"
-    )
-    git(repo, "add", ".pre-commit-config.yaml")
-    git(repo, "commit", "-q", "-m", "use gitera hooks")
-    proc = subprocess.run(
-        ["pre-commit", "install", "-t", "pre-commit", "-t", "commit-msg", "-t", "pre-push"], cwd=repo, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    use_precommit(repo, hooks, rev, "  - id: gitera-locked-system\n  - id: gitera-trailers-system\n  - id: gitera-test-leak-system\n",
+                  "pre-commit", "commit-msg", "pre-push")
     return repo
 
 
@@ -51,14 +54,8 @@ def test_the_primary_hook_ids_run_from_our_manifest(repo: Path, tmp_path: Path) 
     with only the language overridden to the installed gitera so the test installs nothing."""
     init_and_lock(repo)
     hooks, rev = hooks_repo(tmp_path)
-    (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {hooks}\n  rev: {rev}\n  hooks:\n"
-        "  - id: gitera-locked\n    language: system\n  - id: gitera-trailers\n    language: system\n"
-    )
-    git(repo, "add", ".pre-commit-config.yaml")
-    git(repo, "commit", "-q", "-m", "use gitera hooks")
-    proc = subprocess.run(["pre-commit", "install", "-t", "pre-commit", "-t", "commit-msg"], cwd=repo, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    use_precommit(repo, hooks, rev, "  - id: gitera-locked\n    language: system\n  - id: gitera-trailers\n    language: system\n",
+                  "pre-commit", "commit-msg")
     (repo / "eval/metric.py").write_text("def accuracy(a, b):\n    return 1.0\n")
     git(repo, "add", "eval/metric.py")
     proc = commit(repo, "-m", "tweak")
@@ -181,14 +178,9 @@ def test_language_python_hook_installs_gitera_and_refuses(repo: Path) -> None:
     if head.returncode != 0:
         pytest.skip("the source tree is not a git checkout")
     init_and_lock(repo)
-    (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {SOURCE}\n  rev: {head.stdout.strip()}\n  hooks:\n  - id: gitera-locked\n"
-    )
-    git(repo, "add", ".pre-commit-config.yaml")
-    git(repo, "commit", "-q", "-m", "use gitera hooks")
+    use_precommit(repo, SOURCE, head.stdout.strip(), "  - id: gitera-locked\n")
     proc = subprocess.run(["pre-commit", "install-hooks"], cwd=repo, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert subprocess.run(["pre-commit", "install"], cwd=repo, capture_output=True).returncode == 0
     (repo / "eval/run.py").write_text("print('changed')\n")
     git(repo, "add", "eval/run.py")
     proc = commit(repo, "-m", "change the harness")

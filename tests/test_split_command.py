@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import git, run_gitera
 from tests.helpers import banking_project, read_test_rows
-from tests.test_hooks import hooks_repo
+from tests.test_hooks import hooks_repo, use_precommit
 
 
 def all_blobs(root: Path) -> list[bytes]:
@@ -135,12 +135,7 @@ def test_leak_hook_through_pre_commit(repo: Path, tmp_path: Path) -> None:
     banking_project(repo)
     assert run_gitera(repo, "split").code == 0
     hooks, rev = hooks_repo(tmp_path)
-    (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {hooks}\n  rev: {rev}\n  hooks:\n  - id: gitera-test-leak-system\n"
-    )
-    git(repo, "add", ".pre-commit-config.yaml")
-    git(repo, "commit", "-q", "-m", "hooks")
-    assert subprocess.run(["pre-commit", "install"], cwd=repo, capture_output=True).returncode == 0
+    use_precommit(repo, hooks, rev, "  - id: gitera-test-leak-system\n")
     test_text = read_test_rows(repo)[7]["text"]
     (repo / "prompt_notes.md").write_text(f"# notes\n\nA tricky one:   {str(test_text).upper()}  \n")
     git(repo, "add", "prompt_notes.md")
