@@ -17,7 +17,7 @@ from typing import Any
 from gitera.commands.lock import require_on_branch
 from gitera.errors import ConfigError, Exit, RefusedError, UsageError
 from gitera.experiment import Experiment, frame_hash, require_intact, resolve
-from gitera.frame import Frame
+from gitera.frame import Frame, Iterate
 from gitera.git import Repo, blob_id
 from gitera.loopstate import ACTIVE, KILLED, SATURATED, STOPPED, LoopState, Point, stop_reason
 from gitera.output import Output
@@ -131,6 +131,13 @@ def plateau(history: Sequence[Mapping[str, Any]]) -> bool:
     return len(recent) >= PLATEAU_WINDOW and not any(h["status"] == "keep" for h in recent)
 
 
+def why_stop(state: LoopState, it: Iterate) -> str | None:
+    """The frame's budget and the plateau rule applied to the loop state now."""
+    b = it.budget
+    return stop_reason(state, max_iterations=b.max_iterations, max_cost_usd=b.max_cost_usd, max_hours=b.max_wall_clock_hours,
+                       max_crashes=b.max_consecutive_crashes, now=time.time(), plateau=plateau(state.history))
+
+
 # --- the command ----------------------------------------------------------------------
 
 
@@ -207,9 +214,7 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
     assert it is not None and state.best is not None
     if state.status != ACTIVE:
         raise RefusedError(_closed_reason(state))
-    reason = stop_reason(state, max_iterations=it.budget.max_iterations, max_cost_usd=it.budget.max_cost_usd,
-                         max_hours=it.budget.max_wall_clock_hours, max_crashes=it.budget.max_consecutive_crashes,
-                         now=time.time(), plateau=plateau(state.history))
+    reason = why_stop(state, it)
     if reason:
         record_stop(exp, state, reason)
         raise RefusedError(f"the loop has stopped: {reason}; the verdict will use iteration {state.gate_passed.iteration if state.gate_passed else 0} (the latest gate-passed state).")
@@ -285,9 +290,7 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
         gate = new_state.history[-1] if new_state.history and new_state.history[-1].get("gate") else None
         if gate:
             lines.append(f"  gate after sprint {gate['sprint']}: {gate['outcome'].upper()} — {'; '.join(gate['reasons'])}")
-    after = stop_reason(new_state, max_iterations=it.budget.max_iterations, max_cost_usd=it.budget.max_cost_usd,
-                        max_hours=it.budget.max_wall_clock_hours, max_crashes=it.budget.max_consecutive_crashes,
-                        now=time.time(), plateau=plateau(new_state.history))
+    after = why_stop(new_state, it)
     if after and new_state.status == ACTIVE:
         new_state = record_stop(exp, new_state, after)
         lines.append(f"  the loop stops: {after}.")
