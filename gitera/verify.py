@@ -74,6 +74,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
     sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
     checks += _results(repo, exp, records, sign)
     checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
+    checks.append(_gate_outcomes(records))
     split_commit = _commit_of(records, "Split")
     verdicts = [r for r in records if r.kind == "Verdict"]
     if split_commit:
@@ -187,6 +188,27 @@ def _sprints(records: Sequence[Record], size: int) -> Check:
         elif r.kind == "Gate":
             count = 0
     return (f"sprints of at most {size} attempts, each closed by its gate", not bad, "; ".join(bad[:5]))
+
+
+def gate_expected(g: Mapping[str, Any]) -> str:
+    """The outcome a Gitera-Gate trailer's own recorded checks call for (gitera.gate.gate_outcome)."""
+    replication = g.get("replication") or None
+    if int(g.get("hardcode_hits") or 0) > 0 or (replication is not None and not replication.get("passed")):
+        return "fail"
+    exhausted = any(q.get("exhausted") for q in g.get("holdout_queries") or [])
+    if (g.get("saturation") or {}).get("saturated") or exhausted:
+        return "saturated"
+    return "pass"
+
+
+def _gate_outcomes(records: Sequence[Record]) -> Check:
+    bad = []
+    for r in records:
+        if r.kind == "Gate":
+            want = gate_expected(r.data)
+            if r.data.get("outcome") != want:
+                bad.append(f"{r.commit[:10]} gate after sprint {r.data.get('sprint')} recorded {r.data.get('outcome')!r} but its checks give {want!r}")
+    return ("every gate outcome follows from its recorded checks", not bad, "; ".join(bad[:5]))
 
 
 def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:

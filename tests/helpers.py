@@ -168,3 +168,14 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     assert r.code == 0, r.err
     r = run_gitera(root, "pilot")
     assert r.code == 0, r.out + r.err
+
+
+def fix_holdout_seed(root: Path, tag: str = "syn", seed: int = 1) -> None:
+    """Fix the reusable holdout's secret noise seed (as `gitera demo` does) so a test's gates replay the same."""
+    import os
+
+    keys = root / ".git" / "gitera" / "keys"
+    keys.mkdir(parents=True, mode=0o700, exist_ok=True)
+    fd = os.open(keys / f"{tag}.holdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{seed}\n")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from tests.conftest import git, run_gitera
-from tests.helpers import SYNTHETIC, synthetic_project
+from tests.helpers import SYNTHETIC, fix_holdout_seed, synthetic_project
 
 
 def test_a_within_noise_improvement_is_discarded(repo: Path) -> None:
@@ -68,6 +69,41 @@ def test_gate_catches_a_planted_hardcode_and_passes_a_general_change(repo: Path)
     assert (repo / "policy_b.txt").read_text() == "accuracy: 0.8\n"  # back to the gate-passed state
     r = run_gitera(repo, "iterate", "-m", "keep going")
     assert r.code == 3 and "killed" in r.err
+
+
+def all_blob_text(repo: Path) -> str:
+    objects = git(repo, "rev-list", "--all", "--objects").split()
+    shas = [o for o in objects if len(o) == 40]
+    out = subprocess.run(["git", "cat-file", "--batch"], cwd=repo, input=("\n".join(shas) + "\n").encode(), capture_output=True, check=True)
+    return out.stdout.decode("utf-8", "replace")
+
+
+def test_a_gain_only_on_the_climbing_rows_fails_the_gate_and_the_holdout_seed_stays_out_of_git(repo: Path) -> None:
+    # the arm gets better only when scored on the climbing dev rows (the harness sees GITERA_SPLIT):
+    # the gate's one gain query disagrees with the dev gain, the gate rows' paired gain is revealed
+    # (about 0) and replication fails
+    synthetic_project(repo)
+    fix_holdout_seed(repo, seed=424242424242)
+    for acc in ("0.6", "0.7", "0.8"):
+        (repo / "policy_b.txt").write_text(f"accuracy: 0.5\nsplit.dev: {acc}\n")
+        r = run_gitera(repo, "iterate", "-m", f"dev-only accuracy {acc}")
+        assert r.code == 0 and "KEEP" in r.out, r.out + r.err
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)"))
+    assert gate["outcome"] == "fail" and gate["hardcode_hits"] == 0, gate
+    rep = gate["replication"]
+    assert rep["passed"] is False and rep["dev_gain"] > 0.25 and abs(rep["gate_gain"]) < 0.05, rep
+    assert len(gate["holdout_queries"]) == 1 and gate["holdout_queries"][0]["holdout_used"] is True
+    assert (repo / "policy_b.txt").read_text() == "accuracy: 0.5\n"  # back to the gate-passed state
+    r = run_gitera(repo, "iterate", "-m", "keep going")
+    assert r.code == 3 and "killed" in r.err
+    # the seed is a secret: in no git object, not in the committed state, not in --json output
+    state = json.loads((repo / ".gitera/syn/runs/iterate.json").read_text())
+    assert state["holdout"] is not None and "seed" not in state["holdout"] and state["holdout"]["spent"] == 1
+    assert "424242424242" not in all_blob_text(repo)
+    assert "424242424242" not in git(repo, "log", "--all", "--format=%B")
+    assert "424242424242" not in run_gitera(repo, "status", "--json").out
+    assert "424242424242" not in run_gitera(repo, "gate", "--json").out + run_gitera(repo, "log", "--format", "json").out
+    assert run_gitera(repo, "verify").code == 0
 
 
 def test_diagnose_shows_dev_rows_as_ids_only(repo: Path) -> None:

@@ -225,7 +225,10 @@ def test_verdict_after_iterations_draws_the_progression_and_locks_the_gate_passe
         r = run_gitera(repo, "iterate", "-m", f"accuracy {acc}")
         assert r.code == 0, r.out + r.err
     assert git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)").strip()  # sprint 1 closed by its gate
+    seed = int((repo / ".git/gitera/keys/syn.holdout").read_text())
+    assert str(seed) not in git(repo, "log", "--all", "-p", "--format=%B")  # secret while the loop runs
     doc = verdict(repo)
+    assert doc["holdout_seed"] == seed  # released with the key, so a reviewer can replay the gate
     folder = repo / doc["conclusion"]
     assert (folder / "progression.png").exists() and (folder / "progression.svg").exists()
     md = (folder / "conclusion.md").read_text()
@@ -241,7 +244,7 @@ def test_verdict_after_iterations_draws_the_progression_and_locks_the_gate_passe
 def test_keep_key_leaves_the_key_out_and_verify_still_passes(repo: Path) -> None:
     project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
     doc = verdict(repo, "--keep-key")
-    assert doc["key"] is None and doc["key_released"] is False
+    assert doc["key"] is None and doc["key_released"] is False and doc["holdout_seed"] is None
     assert doc["opening"]["commitment"]
     trailer = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Verdict,valueonly)").strip())
     assert trailer["key_released"] is False

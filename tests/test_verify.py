@@ -160,3 +160,12 @@ def test_a_conclusion_rewritten_after_the_verdict_is_caught(repo: Path) -> None:
     git(repo, "add", str(md.relative_to(repo)))
     bad = commit(repo, "polish the conclusion")
     assert_only_violation(repo, AFTER, bad[:10])
+
+
+def test_a_gate_trailer_whose_outcome_contradicts_its_checks_is_caught(repo: Path) -> None:
+    ran(repo)
+    forged = {"sprint": 1, "after_iteration": 3, "outcome": "pass", "reasons": ["looks fine"], "hardcode": [],
+              "hardcode_hits": 2, "replication": None, "holdout_queries": [],
+              "saturation": {"saturated": False, "reason": "", "attempts": 3, "best": 0.8}, "locked_iteration": 3}
+    bad = commit(repo, f"gate\n\nGitera-Tag: syn\nGitera-Gate: {json.dumps(forged)}", "--allow-empty")
+    assert_only_violation(repo, "every gate outcome follows from its recorded checks", bad[:10], "recorded 'pass' but its checks give 'fail'")

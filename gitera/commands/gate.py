@@ -52,8 +52,8 @@ def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
 
 
 def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output,
-                 point: Point, rows: list[dict[str, Any]], slot: str) -> tuple[float, float]:
-    """Mean and standard error of the iterated arm, at this loop state, on the gate rows."""
+                 point: Point, rows: list[dict[str, Any]], slot: str) -> Any:
+    """Per-row scores (trials averaged) of the iterated arm, at this loop state, on the gate rows."""
     from gitera.commands.iterate import point_commit
 
     assert frame.iterate is not None
@@ -64,9 +64,14 @@ def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Ou
     run = Scorer(exp, frame, lock, out, use_cache=False).score(frame.iterate.arm, commit, rows, "gate", trials, slot=slot)
     if not run.complete:
         raise RefusedError(f"the gate could not score the arm on the gate rows ({run.problems[0] if run.problems else 'incomplete'}); fix the harness and run `gitera gate`.")
-    m = matrix([r.to_json() for r in run.results], [str(r["id"]) for r in rows], trials).mean(axis=1)
-    se = float(m.std(ddof=1) / math.sqrt(len(m))) if len(m) > 1 else 0.0
-    return float(m.mean()), se
+    return matrix([r.to_json() for r in run.results], [str(r["id"]) for r in rows], trials).mean(axis=1)
+
+
+def paired_gain(best: Any, start: Any) -> tuple[float, float]:
+    """Mean and standard error of the per-row gain best − start on the same gate rows (paired)."""
+    d = best - start
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+    return float(d.mean()), se
 
 
 def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, out: Output, use_cache: bool) -> LoopState:
@@ -85,20 +90,26 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     hits = gate.scan_diff(diff, open_rows + gate_rows, text_columns=columns, id_column="id", label_column=frame.data.label)
 
     sign = 1.0 if frame.metric.direction == "higher" else -1.0
-    holdout = gate.Thresholdout.from_dict(state.holdout) if state.holdout else gate.Thresholdout.create(seed=holdout_seed(exp))
+    # the seed is a secret of the key store, never part of the committed state (see holdout_seed)
+    seed = holdout_seed(exp)
+    holdout = (gate.Thresholdout.from_dict({**state.holdout, "seed": seed}) if state.holdout
+               else gate.Thresholdout.create(seed=seed))
     queries = []
     if gate_rows:
-        best_gate, se_gate = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
-        start_gate, _ = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
-        a_best, holdout = gate.thresholdout_query(holdout, float(state.best.score or 0.0), best_gate)
-        a_start, holdout = gate.thresholdout_query(holdout, float(state.gate_passed.score or 0.0), start_gate)
-        queries = [a_best.to_dict(), a_start.to_dict()]
-        dev_gain = sign * (float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0))
-        if a_best.value is None or a_start.value is None:
+        best_gate = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
+        start_gate = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
+        gate_gain, se_gain = paired_gain(best_gate, start_gate)
+        dev_gain = float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0)
+        # ONE query on the sprint's gain: the climbing rows' gain and the same paired gain on the
+        # gate rows. (Asking for the two levels separately could answer one from the climbing rows
+        # and the other from the gate rows, and their difference would then mean nothing.)
+        answer, holdout = gate.thresholdout_query(holdout, dev_gain, gate_gain)
+        queries = [answer.to_dict()]
+        if answer.value is None:
             replication = None
         else:
-            replication = gate.replication(dev_gain, sign * a_best.value, sign * a_start.value, state.noise_floor, se_gate)
-        exhausted = a_best.value is None or a_start.value is None
+            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se_gain)
+        exhausted = answer.value is None
     else:
         replication, exhausted = None, False
     scores = [h.get("score") for h in state.history if not h.get("gate")]
@@ -138,7 +149,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         new_state = state.with_(status=KILLED, best=back, pending=pending, in_sprint=0)
     trailer["locked_iteration"] = new_state.gate_passed.iteration if new_state.gate_passed else 0
     record["locked_iteration"] = trailer["locked_iteration"]
-    new_state = new_state.with_(history=(*new_state.history, record), holdout=holdout.to_dict())
+    new_state = new_state.with_(history=(*new_state.history, record), holdout=public_holdout(holdout))
     number = sum(1 for h in state.history if h.get("gate")) + 1
     files[relpath(exp, f"gate-{number:03d}.json")] = (json.dumps(trailer, indent=1, sort_keys=True) + "\n").encode()
     from gitera.commands.iterate import STATE_FILE, state_bytes
@@ -150,6 +161,11 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     message = build_message(f"gitera gate: {exp.tag} sprint {state.sprint} {outcome.outcome}", trailers, body="\n".join(outcome.reasons))
     repo.commit_files(exp.branch, files, message)
     return new_state
+
+
+def public_holdout(holdout: Any) -> dict[str, Any]:
+    """The holdout state as committed and printed: everything but the secret seed."""
+    return {k: v for k, v in holdout.to_dict().items() if k != "seed"}
 
 
 def holdout_seed(exp: Experiment) -> int:

@@ -169,6 +169,8 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
         "n_test": len(ids), "trials": trials,
         "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
         "opening": opening, "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
+        # the reusable holdout's noise seed, secret while the loop ran, is released with the key
+        "holdout_seed": None if keep_key else _released_holdout_seed(repo, exp.tag),
         "locked_iteration": state.gate_passed.iteration if state is not None and state.gate_passed is not None else None,
         "row_ids": ids, "conclusion": doc_dir,
     }
@@ -191,6 +193,15 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
                f"{sentence}\nConclusion: {doc_dir}/conclusion.md\nCharts: {doc_dir}/*.png, *.svg\n"
                f"Recorded in {commit[:10]} (tag gitera/{exp.tag}/verdict); the test set is now opened and the experiment closed.")
     return 0
+
+
+def _released_holdout_seed(repo: Repo, tag: str) -> int | None:
+    from gitera.keys import key_path
+
+    try:
+        return int(key_path(repo.common_dir, tag).with_suffix(".holdout").read_text().strip())
+    except (OSError, ValueError):
+        return None  # no gate ever ran
 
 
 def _findings(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:

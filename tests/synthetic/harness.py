@@ -4,6 +4,8 @@ The arm's params name a policy file; each line of it is `key: value`:
     accuracy: 0.6        rows whose stable hash falls below 0.6 score 1 (monotone: a higher
                          accuracy is a superset of correct rows, so paired gains are exact)
     group.<g>: 0.3       override the accuracy for rows of group <g>
+    split.<s>: 0.8       override the accuracy when scoring split <s> (dev, gate, test): a gain
+                         that exists only on the climbing rows, for the gate to catch
     noise: 0.02          per-trial flips with this probability (seeded by row and trial)
     latency: 50          latency_ms reported per row
     cost: 0.001          cost_usd per row
@@ -38,10 +40,11 @@ def main() -> int:
     if "hang" in policy:
         time.sleep(60)
     trial = int(os.environ["GITERA_TRIAL"])
+    split = os.environ.get("GITERA_SPLIT", "")
     rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().splitlines() if x.strip()]
     with open(os.environ["GITERA_OUT"], "w") as out:
         for row in rows:
-            acc = float(policy.get(f"group.{row.get('group')}", policy.get("accuracy", "0.5")))
+            acc = float(policy.get(f"group.{row.get('group')}", policy.get(f"split.{split}", policy.get("accuracy", "0.5"))))
             score = 1 if u("row", row["id"]) < acc else 0
             if u("noise", row["id"], trial) < float(policy.get("noise", "0")):
                 score = 1 - score
