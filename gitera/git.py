@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,44 @@ class GitFailed(GiteraError):
     pass
 
 
+STALE_LOCK_S = 3.0  # git holds a ref or index lock for milliseconds; one this old was left by a killed git
+_LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+
+
+def clear_stale_lock(stderr: str, *, stale_after: float = STALE_LOCK_S) -> bool:
+    """Remove the git lock file named in ``stderr`` if a killed git process left it; True to retry.
+
+    A SIGKILLed ``git update-ref`` or ``update-index`` leaves ``<ref>.lock`` or ``index.lock``
+    behind, and every later git write then fails. gitera's own repository lock keeps other
+    gitera processes out, so the only live holder could be the user's own git command: the lock
+    is removed only once it has existed, unchanged, for ``stale_after`` seconds (waiting up to
+    that long), and True is returned as soon as it disappears by itself.
+    """
+    import time
+
+    m = _LOCK_FILE.search(stderr)
+    if m is None:
+        return False
+    lock = Path(m.group(1))
+    try:
+        first = lock.stat()
+    except FileNotFoundError:
+        return True
+    while True:
+        age = time.time() - first.st_mtime
+        if age >= stale_after:
+            break
+        time.sleep(min(0.1, stale_after - age))
+        try:
+            now = lock.stat()
+        except FileNotFoundError:
+            return True
+        if (now.st_ino, now.st_mtime_ns) != (first.st_ino, first.st_mtime_ns):
+            return False  # rewritten: a live git process holds it
+    lock.unlink(missing_ok=True)
+    return True
+
+
 def _run(
     args: Sequence[str],
     cwd: Path,
@@ -35,14 +74,22 @@ def _run(
     full_env = None
     if env is not None:
         full_env = {**os.environ, **env}
-    try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, input=input, env=full_env, capture_output=True
-        )
-    except FileNotFoundError:
-        raise GitFailed("git was not found; install git and make sure it is on PATH.") from None
+    for attempt in (1, 2):
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=cwd, input=input, env=full_env, capture_output=True
+            )
+        except FileNotFoundError:
+            raise GitFailed("git was not found; install git and make sure it is on PATH.") from None
+        if proc.returncode == 0 or attempt == 2 or not clear_stale_lock(proc.stderr.decode(errors="replace")):
+            break
     if check and proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        text = proc.stderr.decode(errors="replace")
+        lock = _LOCK_FILE.search(text)
+        if lock:
+            raise GitFailed(f"git {args[0]} failed: {lock.group(1)} exists and is in use by another git process; "
+                            "let it finish (or, if no git command is running, delete that file) and run the command again.")
+        err = text.strip().splitlines()
         detail = err[-1] if err else f"exit code {proc.returncode}"
         raise GitFailed(f"git {args[0]} failed: {detail}")
     return proc
@@ -264,6 +311,10 @@ class Repo:
         proc = _run(["update-ref", "-m", "gitera: " + message.splitlines()[0][:60], ref, new, old], self.root, check=False)
         if proc.returncode != 0:
             self._journal_path().unlink(missing_ok=True)
+            lock = _LOCK_FILE.search(proc.stderr.decode(errors="replace"))
+            if lock:
+                raise RefusedError(f"branch {branch} is locked by another git process ({lock.group(1)} exists); nothing was changed — "
+                                   "let it finish (or, if no git command is running, delete that file) and run the command again.")
             raise RefusedError(
                 f"branch {branch} moved while gitera was writing (another process?); "
                 "nothing was changed — run the command again."

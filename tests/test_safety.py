@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gitera.repolock import exclusive
 from tests.conftest import BIN_DIR, git, run_gitera
-from tests.helpers import synthetic_project
+from tests.helpers import fix_holdout_seed, synthetic_project
 
 BRANCH = "autoexp/syn"
 
@@ -57,7 +57,8 @@ def user_files(repo: Path) -> dict[str, bytes]:
 
 
 def test_sigkill_at_any_point_of_iterate_leaves_a_sound_repo_and_a_resumable_loop(repo: Path) -> None:
-    synthetic_project(repo, rows=600)
+    synthetic_project(repo, rows=1000)  # 100 gate rows: enough that a real sprint gain replicates
+    fix_holdout_seed(repo)  # the gates' holdout noise replays the same in every run of this test
     assert run_gitera(repo, "run").code == 0  # the baseline and arms: the loop starts from here
     (repo / "notes.md").write_text("my untracked notes — keep me\n")
     (repo / "scratch").mkdir()
@@ -159,3 +160,38 @@ def test_a_second_gitera_iterate_is_refused_while_one_holds_the_repo(repo: Path)
     assert len(subjects) == 1 and subjects[0].startswith("gitera iterate: syn #1 keep: racer"), subjects
     code, out, err = gitera_sub(repo, "verify")
     assert code == 0, out + err
+
+
+def test_lock_files_a_killed_git_left_behind_are_cleared_and_a_live_one_is_respected(repo: Path) -> None:
+    # a SIGKILL during `git update-ref` or `git update-index` leaves <ref>.lock / index.lock behind;
+    # without this every later write would fail until the user deleted them by hand
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    ref_lock = repo / ".git/refs/heads/autoexp/syn.lock"
+    index_lock = repo / ".git/index.lock"
+    for lock in (ref_lock, index_lock):
+        lock.write_text("left by a killed git\n")
+        old = time.time() - 60
+        os.utime(lock, (old, old))
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    code, out, err = gitera_sub(repo, "iterate", "-m", "after a killed git")
+    assert code == 0, out + err
+    assert not ref_lock.exists() and not index_lock.exists()
+    assert git(repo, "status", "--porcelain").strip() == ""  # the index was updated too
+    assert_repo_sound(repo)
+
+    # a lock that a running git keeps rewriting is not stale: refused with a clear sentence, left in place
+    tip = git(repo, "rev-parse", BRANCH).strip()
+    ref_lock.write_text("held\n")
+    (repo / "policy_b.txt").write_text("accuracy: 0.8\n")
+    proc = gitera_proc(repo, "iterate", "-m", "while git holds the branch")
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        ref_lock.write_text(f"held {time.monotonic()}\n")  # a live holder: the file keeps changing
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, out + err
+    assert "is locked by another git process" in err and "syn.lock" in err and "Traceback" not in err, err
+    assert ref_lock.exists() and git(repo, "rev-parse", BRANCH).strip() == tip
+    ref_lock.unlink()
+    assert (repo / "policy_b.txt").read_text() == "accuracy: 0.8\n"
