@@ -53,7 +53,8 @@ class Experiment:
 
     @property
     def is_concluded(self) -> bool:
-        return self.path("verdict.json").exists()
+        """The verdict ran: its file is here, or its annotated tag exists (deleting the file reopens nothing)."""
+        return self.path("verdict.json").exists() or self.repo.rev(f"refs/tags/gitera/{self.tag}/verdict") is not None
 
     def frame_bytes(self) -> bytes:
         try:
@@ -179,7 +180,8 @@ def frame_hash(lock: dict[str, Any]) -> str:
 def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
     """Locked paths whose working-tree content differs from the lock (or that are gone)."""
     changed = []
-    for rec in locked_records(lock):
+    records = locked_records(lock)
+    for rec in records:
         target = exp.repo.root / rec["path"]
         try:
             content = target.read_bytes()
@@ -188,6 +190,19 @@ def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
             continue
         if sha256(content) != rec["sha256"]:
             changed.append(rec["path"])
+    # the committed state too: evals score the branch's commits, so a change committed with
+    # --no-verify and then restored on disk must not pass
+    tip = exp.repo.rev(f"refs/heads/{exp.branch}")
+    if tip is not None and not changed:
+        paths = [str(rec["path"]) for rec in records]
+        blobs = exp.repo.ls_tree(tip, paths)
+        contents = dict(zip([p for p in paths if p in blobs], exp.repo.cat_blobs([blobs[p] for p in paths if p in blobs])))
+        for rec in records:
+            committed = contents.get(str(rec["path"]))
+            if committed is None:
+                changed.append(f"{rec['path']} (deleted in the commit {exp.branch} points at)")
+            elif sha256(committed) != rec["sha256"]:
+                changed.append(f"{rec['path']} (changed in the commit {exp.branch} points at)")
     return changed
 
 

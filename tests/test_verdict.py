@@ -129,6 +129,26 @@ def test_after_the_verdict_verdict_iterate_and_run_refuse(repo: Path) -> None:
     assert r.code == 3 and "has its verdict" in r.err, r.err
     assert tip(repo) == head
     assert git(repo, "tag", "--list", "gitera/syn/*").split() == ["gitera/syn/verdict"]
+    # deleting verdict.json reopens nothing: the verdict's tag is in history
+    git(repo, "rm", "-q", ".gitera/syn/verdict.json")
+    git(repo, "commit", "-q", "--no-verify", "-m", "forget the verdict")
+    head = tip(repo)
+    for args in (("verdict",), ("run",)):
+        r = run_gitera(repo, *args)
+        assert r.code == 3 and "has its verdict" in r.err, (args, r.err)
+    assert tip(repo) == head
+
+
+def test_a_locked_file_committed_changed_and_restored_on_disk_is_refused(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    harness = repo / "harness.py"
+    original = harness.read_bytes()
+    harness.write_bytes(original + b"# a quiet change\n")
+    git(repo, "commit", "-q", "--no-verify", "-am", "tweak the harness")
+    harness.write_bytes(original)  # the work tree looks intact; the commit that would be scored is not
+    for args in (("run",), ("verdict",), ("pilot",)):
+        r = run_gitera(repo, *args)
+        assert r.code == 3 and "harness.py (changed in the commit autoexp/syn points at)" in r.err, (args, r.err)
 
 
 def test_verdict_refuses_a_dirty_tracked_file_and_names_it(repo: Path) -> None:

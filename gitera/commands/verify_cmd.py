@@ -46,7 +46,7 @@ def report(tag: str | None, fmt: str, out: Output) -> int:
         frame = None
     verdict = next((r.data for r in records if r.kind == "Verdict"), None)
     if verdict:
-        doc: dict[str, Any] = json.loads((repo.root / exp.rel("verdict.json")).read_text()) if exp.is_concluded else {}
+        doc: dict[str, Any] = json.loads((repo.root / exp.rel("verdict.json")).read_text()) if (repo.root / exp.rel("verdict.json")).exists() else {}
         lines += [f"**Verdict: {verdict['decision'].replace('_', ' ')}** {verdict.get('arm') or ''} "
                   f"{('(' + ', '.join(verdict.get('slices') or []) + ')') if verdict.get('slices') else ''} — see `{verdict.get('conclusion')}`", ""]
         d = doc.get("decision", {})
