@@ -324,8 +324,9 @@ def mcnemar(b: int, c: int) -> McNemar:
     if n == 0:
         return McNemar(b, c, 1.0, 1.0)
     k = min(b, c)
-    p = min(1.0, 2.0 * float(sps.binom.cdf(k, n, 0.5)))
-    mid = p - float(sps.binom.pmf(k, n, 0.5))
+    cdf, pmf = float(sps.binom.cdf(k, n, 0.5)), float(sps.binom.pmf(k, n, 0.5))
+    p = min(1.0, 2.0 * cdf)
+    mid = 2.0 * cdf - pmf  # before capping: with b == c the uncapped exact p exceeds 1 by exactly pmf
     return McNemar(int(b), int(c), p, min(1.0, max(0.0, mid)))
 
 

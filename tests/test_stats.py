@@ -250,6 +250,9 @@ def test_mcnemar_matches_statsmodels_and_published_midp() -> None:
     ref = sm_mcnemar([[1, 1], [7, 12]], exact=True)
     assert r.p_exact == pytest.approx(ref.pvalue, rel=1e-12)
     assert stats.mcnemar(0, 0).p_exact == 1.0
+    # equal discordant counts are no evidence at all: both p-values are exactly 1
+    for k in (1, 5, 20):
+        assert stats.mcnemar(k, k).p_exact == 1.0 and stats.mcnemar(k, k).p_midp == pytest.approx(1.0, abs=1e-12)
 
 
 @HYP
@@ -260,8 +263,10 @@ def test_mcnemar_generated(b: int, c: int) -> None:
     assert r.p_exact == pytest.approx(min(1.0, ref), rel=1e-9)
     k, n = min(b, c), b + c
     if n:
-        mid = min(1.0, 2 * sps.binom.cdf(k, n, 0.5)) - sps.binom.pmf(k, n, 0.5)
-        assert r.p_midp == pytest.approx(max(0.0, mid), rel=1e-9, abs=1e-15)
+        # mid-p = 2 * (P(X < k) + P(X = k) / 2), capped at 1, from exact binomial sums
+        below = sum(math.comb(n, i) for i in range(k)) / 2**n
+        mid = min(1.0, 2 * below + math.comb(n, k) / 2**n)
+        assert r.p_midp == pytest.approx(mid, rel=1e-9, abs=1e-15)
         assert r.p_midp <= r.p_exact
 
 
