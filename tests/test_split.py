@@ -273,8 +273,8 @@ def test_sizing_large_effect_and_tiny_sets() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6), seed=st.integers(0, 2**32))
-def test_kfold_invariants(sizes: list[int], seed: int) -> None:
+@given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6).filter(lambda s: sum(s) < 50), seed=st.integers(0, 2**32))
+def test_kfold_invariants(sizes: list[int], seed: int) -> None:  # k-fold is the under-50-rows mode
     rows = [{"s": f"s{k}"} for k, n in enumerate(sizes) for _ in range(n)]
     ids = [f"id{i}" for i in range(len(rows))]
     try:
