@@ -55,9 +55,14 @@ def load_with_lines(text: str, filename: str) -> tuple[Any, dict[FieldPath, int]
         raise ConfigError(f"{filename}:{line}: invalid YAML: {problem}; fix the syntax and retry.") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}:1: invalid YAML: {exc}; fix the syntax and retry.") from None
+    except RecursionError:
+        raise ConfigError(f"{filename}:1: invalid YAML: nested too deeply to be a frame; fix the file and retry.") from None
     lines: dict[FieldPath, int] = {}
-    if node is not None:
-        _lines(node, (), lines)
+    try:
+        if node is not None:
+            _lines(node, (), lines)
+    except RecursionError:
+        raise ConfigError(f"{filename}:1: invalid YAML: nested too deeply to be a frame; fix the file and retry.") from None
     return data, lines
 
 

@@ -132,6 +132,8 @@ def trailers(message_file: Path, out: Output) -> int:
         message = message_file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"commit message file {message_file} does not exist.") from None
+    except IsADirectoryError:
+        raise UsageError(f"{message_file} is a directory; give the commit message file (git passes it to the commit-msg hook).") from None
     except UnicodeDecodeError:
         out.error(f"{message_file}: the commit message is not UTF-8; gitera trailers must be UTF-8.")
         return Exit.USAGE

@@ -122,6 +122,10 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
     if chart is not None:
         from gitera.commands.charting import progression_chart
 
+        if not any(r.kind == "Result" and r.data.get("kind") == "attempt" for r in records):
+            raise UsageError(f"experiment {exp.tag} has no iterate attempt yet, so there is no progression to draw; "
+                             "run `gitera iterate -m HYPOTHESIS` first.")
+
         progression_chart(records, chart)
     if isinstance(rendered, dict):
         print(json.dumps(rendered, indent=2, sort_keys=True, default=str), file=out.stdout)
