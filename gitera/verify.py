@@ -93,6 +93,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
         later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
+        checks.append(_verdict_locked(repo, exp, records, verdicts[0]))
         checks += _recompute_verdict(repo, exp, verdicts[0])
     elif not pending_verdict:
         checks.append(("the verdict", True, "not run yet"))
@@ -201,6 +202,30 @@ def gate_expected(g: Mapping[str, Any]) -> str:
     return "pass"
 
 
+def gate_locked_iteration(records: Sequence[Record]) -> int | None:
+    """The iteration the verdict must score, from the Gitera-Gate trailers alone (before any verdict).
+
+    None when the loop never made an attempt; 0 when it did but no gate passed one.
+    """
+    locked: int | None = None
+    for r in records:
+        if r.kind == "Verdict":
+            break
+        if r.kind == "Result" and r.data.get("kind") == "attempt" and locked is None:
+            locked = 0
+        elif r.kind == "Gate" and r.data.get("locked_iteration") is not None:
+            locked = int(r.data["locked_iteration"])
+    return locked
+
+
+def attempt_commit(records: Sequence[Record], iteration: int) -> str | None:
+    """The commit of iterate attempt ``iteration`` (its Gitera-Result trailer), if any."""
+    for r in records:
+        if r.kind == "Result" and r.data.get("kind") == "attempt" and r.data.get("iteration") == iteration:
+            return r.commit
+    return None
+
+
 def _gate_outcomes(records: Sequence[Record]) -> Check:
     bad = []
     for r in records:
@@ -209,6 +234,15 @@ def _gate_outcomes(records: Sequence[Record]) -> Check:
             if r.data.get("outcome") != want:
                 bad.append(f"{r.commit[:10]} gate after sprint {r.data.get('sprint')} recorded {r.data.get('outcome')!r} but its checks give {want!r}")
     return ("every gate outcome follows from its recorded checks", not bad, "; ".join(bad[:5]))
+
+
+def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record) -> Check:
+    doc = json.loads(_show(repo, verdict.commit, exp.rel("verdict.json")) or b"{}")
+    want = gate_locked_iteration(records)
+    got = doc.get("locked_iteration")
+    ok = got == want or (want == 0 and got is None)
+    return ("the verdict scored the latest gate-passed iteration", ok,
+            "" if ok else f"verdict.json locks iteration {got}, the Gitera-Gate trailers give {want}")
 
 
 def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:

@@ -274,3 +274,23 @@ def test_keep_key_leaves_the_key_out_and_verify_still_passes(repo: Path) -> None
     assert r.code == 0, r.out
     assert "key kept by its custodian (--keep-key): recomputed decision not checked here" in r.out
     assert "All checks pass." in r.out
+
+
+def test_an_edited_loop_state_cannot_choose_the_iteration_the_verdict_scores(repo: Path) -> None:
+    # runs/iterate.json is an ordinary committed file: an agent that marks its latest attempt as
+    # gate-passed there is refused, because the Gitera-Gate trailers say which iteration passed
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    for acc in ("0.6", "0.7", "0.8", "0.9"):
+        (repo / "policy_b.txt").write_text(f"accuracy: {acc}\n")
+        r = run_gitera(repo, "iterate", "-m", f"accuracy {acc}")
+        assert r.code == 0, r.out + r.err
+    state_path = repo / ".gitera/syn/runs/iterate.json"
+    state = json.loads(state_path.read_text())
+    assert state["gate_passed"]["iteration"] == 3 and state["best"]["iteration"] == 4
+    state["in_sprint"], state["gate_passed"] = 0, state["best"]
+    state_path.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+    git(repo, "commit", "-q", "--no-verify", "-am", "mark #4 as gate-passed")
+    head = tip(repo)
+    r = run_gitera(repo, "verdict")
+    assert r.code == 3 and "the Gitera-Gate trailers say 3" in r.err and "was edited" in r.err, r.err
+    assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()

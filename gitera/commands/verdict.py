@@ -74,7 +74,27 @@ def check_ready(exp: Experiment, frame: Frame, manifest: Mapping[str, Any]) -> A
             raise RefusedError(
                 f"sprint {state.sprint} has {state.in_sprint} attempt(s) without its generalization gate; run `gitera gate` first."
             )
+        _state_matches_history(exp, frame, state)
     return state
+
+
+def _state_matches_history(exp: Experiment, frame: Frame, state: Any) -> None:
+    """The loop state file is an ordinary committed file: check what the verdict takes from it against the trailers."""
+    from gitera.verify import attempt_commit, gate_locked_iteration
+
+    gp = state.gate_passed
+    if gp is None or frame.iterate is None:
+        return
+    records = read(exp.repo, exp.branch, exp.tag)
+    want = gate_locked_iteration(records)
+    state_file = exp.rel("runs/iterate.json")
+    if want is not None and gp.iteration != want:
+        raise RefusedError(f"{state_file} says iteration {gp.iteration} is the latest gate-passed state but the Gitera-Gate "
+                           f"trailers say {want}; the state file was edited — restore it from the last gitera commit.")
+    commit = attempt_commit(records, gp.iteration) if gp.iteration > 0 else None
+    if commit is not None and exp.repo.ls_tree(commit, list(frame.iterate.target)) != gp.blobs:
+        raise RefusedError(f"{state_file} records target files for iteration {gp.iteration} that differ from that attempt's "
+                           f"commit {commit[:10]}; the state file was edited — restore it from the last gitera commit.")
 
 
 def locked_arms(exp: Experiment, frame: Frame, state: Any) -> dict[str, tuple[str, str]]:
