@@ -511,9 +511,24 @@ def hooks_install(force: bool, as_json: bool) -> None:
     sys.exit(install(force, _out(as_json)))
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP (a CI job cancelled, a closed terminal) take the Ctrl-C path: eval children killed, work dirs removed."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, interrupt)
+        except (ValueError, OSError):  # not the main thread (an embedding caller): leave its handlers alone
+            pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: the one boundary that turns GiteraError into a message and an exit code."""
     out = Output()
+    _terminate_like_ctrl_c()
     try:
         cli.main(args=argv, prog_name="gitera", standalone_mode=False)
     except GiteraError as exc:

@@ -195,3 +195,35 @@ def test_lock_files_a_killed_git_left_behind_are_cleared_and_a_live_one_is_respe
     assert ref_lock.exists() and git(repo, "rev-parse", BRANCH).strip() == tip
     ref_lock.unlink()
     assert (repo / "policy_b.txt").read_text() == "accuracy: 0.8\n"
+
+
+def _harness_processes(repo: Path) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if "harness.py" in cmd and cwd.startswith(str(repo)):
+            found.append(f"{pid} {cmd}")
+    return found
+
+
+def test_sigterm_during_a_run_kills_the_eval_children_like_ctrl_c(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    (repo / "policy_a.txt").write_text("accuracy: 0.5\nhang\n")
+    git(repo, "commit", "-q", "-am", "a hanging baseline")
+    proc = gitera_proc(repo, "run")
+    deadline = time.monotonic() + 20
+    while not _harness_processes(repo) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _harness_processes(repo), "the harness never started"
+    os.kill(proc.pid, signal.SIGTERM)  # gitera alone, as a CI runner cancelling a job does
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, out + err
+    time.sleep(0.5)
+    assert _harness_processes(repo) == []
+    assert_repo_sound(repo)
