@@ -138,12 +138,13 @@ locked: [harness.py]
 
 def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = ("g1", "g2", "g3"), policies: dict[str, str] | None = None,
                       extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
-                      accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = ()) -> None:
+                      accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
+                      harness: Path | None = None, pilot: bool = True) -> None:
     """A locked, split, piloted experiment `syn` with the deterministic policy harness."""
     import csv
     import shutil
 
-    shutil.copy(SYNTHETIC / "harness.py", root / "harness.py")
+    shutil.copy(harness or SYNTHETIC / "harness.py", root / "harness.py")
     shutil.copy(SYNTHETIC / "judge.py", root / "judge.py")
     for name, text in (policies or {"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.5\n"}).items():
         (root / name).write_text(text)
@@ -166,8 +167,9 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     assert r.code == 0, r.err
     r = run_gitera(root, "split", *(["--accept-underpowered"] if accept_underpowered else []))
     assert r.code == 0, r.err
-    r = run_gitera(root, "pilot")
-    assert r.code == 0, r.out + r.err
+    if pilot:
+        r = run_gitera(root, "pilot")
+        assert r.code == 0, r.out + r.err
 
 
 def fix_holdout_seed(root: Path, tag: str = "syn", seed: int = 1) -> None:

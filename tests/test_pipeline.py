@@ -123,3 +123,13 @@ def test_score_only_harness_is_recorded_with_a_warning(tmp_path: Path) -> None:
     assert summary["arms"]["b"]["score"] == 0.51 and "delta" not in summary["arms"]["b"]
     assert "paired tests and slices are impossible" in summary["arms"]["b"]["problems"][0]
     assert summary["noise_floor"] == 0.01
+
+
+def test_the_pilot_refuses_a_score_only_harness_that_reports_no_cost_or_latency(repo: Path) -> None:
+    synthetic_project(repo, harness=Path(__file__).parent / "harnesses" / "score_only.py", pilot=False)
+    r = run_gitera(repo, "pilot")
+    assert r.code == 5, r.out + r.err  # the eval's output failed the pilot (docs/commands.md exit codes)
+    assert "arm a: the harness prints only `SCORE:`, so `cost_usd` and `latency_ms` are missing" in r.out + r.err
+    assert "paired tests, slices, iterate and the verdict need per-row results" in r.err
+    r = run_gitera(repo, "run")
+    assert r.code == 3 and "pilot" in r.err, r.err

@@ -39,6 +39,10 @@ def pilot(tag: str | None, out: Output) -> int:
         from gitera.evalrun import check_pilot
 
         problems = check_pilot({arm: list(run.results) for arm, run in runs.items() if not run.aggregate_only})
+        # an aggregate-only harness gives no per-row cost or latency at all (rule 11)
+        problems += [f"arm {arm}: the harness prints only `SCORE:`, so `cost_usd` and `latency_ms` are missing; "
+                     "write one result line per row to $GITERA_OUT (docs/eval-contract.md)"
+                     for arm, run in runs.items() if run.aggregate_only]
         for arm, run in runs.items():
             if run.aggregate_only:
                 out.warn(f"arm {arm}'s harness prints only `SCORE:` aggregates: paired tests, slices, iterate and the verdict need per-row results.")
