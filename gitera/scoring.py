@@ -85,11 +85,28 @@ def require_open(exp: Experiment) -> None:
         )
 
 
-def budget_for(frame: Frame, spent: float) -> Budget | None:
+def budget_for(frame: Frame, spent: float, exp: Experiment | None = None) -> Budget | None:
+    """The cost cap for a run, with the pilot's dearest per-row cost as the first estimate.
+
+    Without an estimate the first unit (a whole shard) would be admitted blind and could
+    overshoot the cap before any cost was known.
+    """
     from gitera.evalrun import Budget
 
     cap = frame.iterate.budget.max_cost_usd if frame.iterate else None
-    return Budget(max_cost_usd=cap, spent_before=spent) if cap is not None else None
+    if cap is None:
+        return None
+    return Budget(max_cost_usd=cap, spent_before=spent, est_cost_per_call=pilot_cost_per_call(exp) if exp is not None else None)
+
+
+def pilot_cost_per_call(exp: Experiment) -> float | None:
+    """The highest cost_usd any arm reported for its pilot row (None without a pilot)."""
+    try:
+        arms = json.loads(exp.path("runs/pilot.json").read_text()).get("arms") or {}
+        costs = [float(a["cost_usd"]) for a in arms.values() if isinstance(a, dict) and a.get("cost_usd") is not None]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return max(costs) if costs and max(costs) > 0 else None
 
 
 def spent_so_far(repo: Repo, branch: str) -> float:

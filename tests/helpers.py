@@ -139,7 +139,7 @@ locked: [harness.py]
 def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = ("g1", "g2", "g3"), policies: dict[str, str] | None = None,
                       extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
                       accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
-                      harness: Path | None = None, pilot: bool = True) -> None:
+                      harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None) -> None:
     """A locked, split, piloted experiment `syn` with the deterministic policy harness."""
     import csv
     import shutil
@@ -162,6 +162,8 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     frame = (SYNTHETIC_FRAME.replace("ARMS_EXTRA", extra_arms).replace("EFFECT", str(effect))
              .replace("MAX_ITER", str(max_iterations)).replace("TIMEOUT", str(timeout_s)).replace("EVAL_EXTRA", eval_extra)
              .replace("locked: [harness.py]", "locked: [" + ", ".join(["harness.py", *locked_extra]) + "]"))
+    if max_cost_usd is not None:
+        frame = frame.replace("max_consecutive_crashes: 3}", f"max_consecutive_crashes: 3, max_cost_usd: {max_cost_usd}}}")
     (root / ".gitera/syn/frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err

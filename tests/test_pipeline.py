@@ -133,3 +133,18 @@ def test_the_pilot_refuses_a_score_only_harness_that_reports_no_cost_or_latency(
     assert "paired tests, slices, iterate and the verdict need per-row results" in r.err
     r = run_gitera(repo, "run")
     assert r.code == 3 and "pilot" in r.err, r.err
+
+
+def test_run_stops_before_the_cost_cap_using_the_pilots_cost_estimate(repo: Path) -> None:
+    # each arm costs 240 dev rows x 3 trials x $0.0001 = $0.072; a $0.08 cap has room for one arm
+    # and the pilot, not two: the first arm's first shard must not be admitted blind
+    synthetic_project(repo, max_cost_usd=0.08)
+    r = run_gitera(repo, "run")
+    assert "Traceback" not in r.err and "RuntimeWarning" not in r.err, r.err
+    assert "of the $0.08 budget" in r.err and "the budget of $0.08 is spent" in r.err, r.err
+    spent = 0.0
+    raw = git(repo, "log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)%x1e%(trailers:key=Gitera-Pilot,valueonly)", "autoexp/syn")
+    for chunk in raw.split("\x1e"):
+        if chunk.strip():
+            spent += float(json.loads(chunk).get("spent_usd") or 0.0)
+    assert 0.07 < spent <= 0.08 + 1e-9, spent

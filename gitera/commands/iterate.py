@@ -241,7 +241,7 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
     out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): scoring {it.arm} on {len(rows)} dev rows × {len(trials)} trials")
     started = state.started_at or time.time()
     scorer = Scorer(exp, frame, lock, out, use_cache=use_cache)
-    run = scorer.score(it.arm, candidate, rows, "dev", trials, budget=budget_for(frame, state.spent_usd), slot="iterate")
+    run = scorer.score(it.arm, candidate, rows, "dev", trials, budget=budget_for(frame, state.spent_usd, exp), slot="iterate")
     if run.aggregate_only:
         raise RefusedError(
             "the harness reports only `SCORE:` aggregates, so no paired keep/discard decision is possible; "

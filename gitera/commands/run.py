@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,9 @@ def summarize(frame: Frame, fhash: str, ids: Sequence[str], runs: Mapping[str, E
     for arm, run in runs.items():
         m = mats[arm]
         results = [r.to_json() for r in run.results]
-        trial_means = np.nanmean(m, axis=0) if m.size and not run.aggregate_only else np.array([])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an arm stopped by the budget has empty trials
+            trial_means = np.nanmean(m, axis=0) if m.size and not run.aggregate_only else np.array([])
         info: dict[str, Any] = {
             "complete": run.complete,
             "n": len(ids),
@@ -151,7 +154,7 @@ def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Outp
     for arm in order:
         commits[arm] = arm_commit(exp, frame, arm)
         out.info(f"run: arm {arm} — {len(rows)} dev rows × {frame.metric.trials} trials")
-        runs[arm] = scorer.score(arm, commits[arm], rows, "dev", list(range(frame.metric.trials)), budget=budget_for(frame, spent))
+        runs[arm] = scorer.score(arm, commits[arm], rows, "dev", list(range(frame.metric.trials)), budget=budget_for(frame, spent, exp))
         spent += runs[arm].spent_usd
         if runs[arm].stop_reason == "budget":
             out.warn(f"the budget of ${frame.iterate.budget.max_cost_usd if frame.iterate else '?'} is spent; arms after {arm} were not run.")
