@@ -194,14 +194,12 @@ def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
     # --no-verify and then restored on disk must not pass
     tip = exp.repo.rev(f"refs/heads/{exp.branch}")
     if tip is not None and not changed:
-        paths = [str(rec["path"]) for rec in records]
-        blobs = exp.repo.ls_tree(tip, paths)
-        contents = dict(zip([p for p in paths if p in blobs], exp.repo.cat_blobs([blobs[p] for p in paths if p in blobs])))
+        blobs = exp.repo.ls_tree(tip, [str(rec["path"]) for rec in records])
         for rec in records:
-            committed = contents.get(str(rec["path"]))
+            committed = blobs.get(str(rec["path"]))
             if committed is None:
                 changed.append(f"{rec['path']} (deleted in the commit {exp.branch} points at)")
-            elif sha256(committed) != rec["sha256"]:
+            elif committed != rec["blob"]:
                 changed.append(f"{rec['path']} (changed in the commit {exp.branch} points at)")
     return changed
 
