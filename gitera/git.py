@@ -27,6 +27,7 @@ class GitFailed(GiteraError):
 
 STALE_LOCK_S = 3.0  # git holds a ref or index lock for milliseconds; one this old was left by a killed git
 _LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+_LOCK_ADVICE = "let it finish (or, if no git command is running, delete that file) and run the command again."
 
 
 def clear_stale_lock(stderr: str, *, stale_after: float = STALE_LOCK_S) -> bool:
@@ -87,8 +88,7 @@ def _run(
         text = proc.stderr.decode(errors="replace")
         lock = _LOCK_FILE.search(text)
         if lock:
-            raise GitFailed(f"git {args[0]} failed: {lock.group(1)} exists and is in use by another git process; "
-                            "let it finish (or, if no git command is running, delete that file) and run the command again.")
+            raise GitFailed(f"git {args[0]} failed: {lock.group(1)} exists and is in use by another git process; {_LOCK_ADVICE}")
         err = text.strip().splitlines()
         detail = err[-1] if err else f"exit code {proc.returncode}"
         raise GitFailed(f"git {args[0]} failed: {detail}")
@@ -313,8 +313,7 @@ class Repo:
             self._journal_path().unlink(missing_ok=True)
             lock = _LOCK_FILE.search(proc.stderr.decode(errors="replace"))
             if lock:
-                raise RefusedError(f"branch {branch} is locked by another git process ({lock.group(1)} exists); nothing was changed — "
-                                   "let it finish (or, if no git command is running, delete that file) and run the command again.")
+                raise RefusedError(f"branch {branch} is locked by another git process ({lock.group(1)} exists); nothing was changed — {_LOCK_ADVICE}")
             raise RefusedError(
                 f"branch {branch} moved while gitera was writing (another process?); "
                 "nothing was changed — run the command again."

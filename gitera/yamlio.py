@@ -45,9 +45,12 @@ def _lines(node: yaml.Node, path: FieldPath, out: dict[FieldPath, int]) -> None:
 
 def load_with_lines(text: str, filename: str) -> tuple[Any, dict[FieldPath, int]]:
     """Parse YAML text; return the data and a map from field path to 1-based line."""
+    lines: dict[FieldPath, int] = {}
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        if node is not None:
+            _lines(node, (), lines)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -55,12 +58,6 @@ def load_with_lines(text: str, filename: str) -> tuple[Any, dict[FieldPath, int]
         raise ConfigError(f"{filename}:{line}: invalid YAML: {problem}; fix the syntax and retry.") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}:1: invalid YAML: {exc}; fix the syntax and retry.") from None
-    except RecursionError:
-        raise ConfigError(f"{filename}:1: invalid YAML: nested too deeply to be a frame; fix the file and retry.") from None
-    lines: dict[FieldPath, int] = {}
-    try:
-        if node is not None:
-            _lines(node, (), lines)
     except RecursionError:
         raise ConfigError(f"{filename}:1: invalid YAML: nested too deeply to be a frame; fix the file and retry.") from None
     return data, lines
