@@ -654,6 +654,15 @@ class GateOutcome:
         return {"outcome": self.outcome, "reasons": list(self.reasons), "hardcode_hits": self.hardcode_hits}
 
 
+def outcome_of(hardcode_hits: int, replication_passed: bool | None, saturated: bool, exhausted: bool) -> str:
+    """The rule alone, fail > saturated > pass; ``gitera verify`` re-applies it to a recorded gate."""
+    if hardcode_hits > 0 or replication_passed is False:
+        return "fail"
+    if saturated or exhausted:
+        return "saturated"
+    return "pass"
+
+
 def gate_outcome(hits: Sequence[HardcodeHit], replication: Replication | None, saturation: Saturation,
                  thresholdout_exhausted: bool) -> GateOutcome:
     """Combine the checks: fail > saturated > pass (docs/gate.md, "Outcomes").
@@ -665,6 +674,7 @@ def gate_outcome(hits: Sequence[HardcodeHit], replication: Replication | None, s
       iteration for the verdict; fresh gate data is needed to iterate further);
     - otherwise ``pass``.
     """
+    kind = outcome_of(len(hits), None if replication is None else replication.passed, saturation.saturated, thresholdout_exhausted)
     fail: list[str] = []
     if hits:
         kinds = sorted({h.kind for h in hits})
@@ -672,14 +682,14 @@ def gate_outcome(hits: Sequence[HardcodeHit], replication: Replication | None, s
         fail.append(f"{len(hits)} hardcode hit(s) ({', '.join(kinds)}) at {where}: remove it or the arm is killed")
     if replication is not None and not replication.passed:
         fail.append(f"replication failed: {replication.reason}")
-    if fail:
+    if kind == "fail":
         return GateOutcome("fail", tuple(fail), len(hits))
     sat: list[str] = []
     if saturation.saturated:
         sat.append(f"saturated: {saturation.reason}")
     if thresholdout_exhausted:
         sat.append("the reusable holdout's budget is exhausted: the gate rows need fresh data")
-    if sat:
+    if kind == "saturated":
         return GateOutcome("saturated", tuple(sat), 0)
     if replication is None:
         ok = "no hardcode; not saturated; replication NOT measured (no gate rows)"

@@ -192,14 +192,13 @@ def _sprints(records: Sequence[Record], size: int) -> Check:
 
 
 def gate_expected(g: Mapping[str, Any]) -> str:
-    """The outcome a Gitera-Gate trailer's own recorded checks call for (gitera.gate.gate_outcome)."""
+    """The outcome a Gitera-Gate trailer's own recorded checks call for (the gate's own rule)."""
+    from gitera.gate import outcome_of
+
     replication = g.get("replication") or None
-    if int(g.get("hardcode_hits") or 0) > 0 or (replication is not None and not replication.get("passed")):
-        return "fail"
-    exhausted = any(q.get("exhausted") for q in g.get("holdout_queries") or [])
-    if (g.get("saturation") or {}).get("saturated") or exhausted:
-        return "saturated"
-    return "pass"
+    return outcome_of(int(g.get("hardcode_hits") or 0), None if replication is None else bool(replication.get("passed")),
+                      bool((g.get("saturation") or {}).get("saturated")),
+                      any(q.get("exhausted") for q in g.get("holdout_queries") or []))
 
 
 def gate_locked_iteration(records: Sequence[Record]) -> int | None:

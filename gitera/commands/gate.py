@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from gitera.errors import RefusedError
@@ -168,6 +169,13 @@ def public_holdout(holdout: Any) -> dict[str, Any]:
     return {k: v for k, v in holdout.to_dict().items() if k != "seed"}
 
 
+def holdout_seed_path(common_dir: Path, tag: str) -> Path:
+    """Where the holdout seed lives: beside the seal key, outside git."""
+    from gitera.keys import key_path
+
+    return key_path(common_dir, tag).with_suffix(".holdout")
+
+
 def holdout_seed(exp: Experiment) -> int:
     """The reusable holdout's noise seed: a secret kept outside git until the verdict records it.
 
@@ -176,9 +184,7 @@ def holdout_seed(exp: Experiment) -> int:
     import os
     import secrets
 
-    from gitera.keys import key_path
-
-    path = key_path(exp.repo.common_dir, exp.tag).with_suffix(".holdout")
+    path = holdout_seed_path(exp.repo.common_dir, exp.tag)
     try:
         return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):

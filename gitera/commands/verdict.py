@@ -216,10 +216,10 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
 
 
 def _released_holdout_seed(repo: Repo, tag: str) -> int | None:
-    from gitera.keys import key_path
+    from gitera.commands.gate import holdout_seed_path
 
     try:
-        return int(key_path(repo.common_dir, tag).with_suffix(".holdout").read_text().strip())
+        return int(holdout_seed_path(repo.common_dir, tag).read_text().strip())
     except (OSError, ValueError):
         return None  # no gate ever ran
 
