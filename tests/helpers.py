@@ -183,3 +183,11 @@ def fix_holdout_seed(root: Path, tag: str = "syn", seed: int = 1) -> None:
     fd = os.open(keys / f"{tag}.holdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(f"{seed}\n")
+
+
+def all_blobs(root: Path) -> list[bytes]:
+    """Every object in the repository's store (reachable or not), in one buffer, to search."""
+    import subprocess
+
+    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=root, capture_output=True, check=True).stdout
+    return [out]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 from tests.conftest import git, run_gitera
-from tests.helpers import SYNTHETIC, fix_holdout_seed, synthetic_project
+from tests.helpers import SYNTHETIC, all_blobs, fix_holdout_seed, synthetic_project
 
 
 def test_a_within_noise_improvement_is_discarded(repo: Path) -> None:
@@ -71,13 +70,6 @@ def test_gate_catches_a_planted_hardcode_and_passes_a_general_change(repo: Path)
     assert r.code == 3 and "killed" in r.err
 
 
-def all_blob_text(repo: Path) -> str:
-    objects = git(repo, "rev-list", "--all", "--objects").split()
-    shas = [o for o in objects if len(o) == 40]
-    out = subprocess.run(["git", "cat-file", "--batch"], cwd=repo, input=("\n".join(shas) + "\n").encode(), capture_output=True, check=True)
-    return out.stdout.decode("utf-8", "replace")
-
-
 def test_a_gain_only_on_the_climbing_rows_fails_the_gate_and_the_holdout_seed_stays_out_of_git(repo: Path) -> None:
     # the arm gets better only when scored on the climbing dev rows (the harness sees GITERA_SPLIT):
     # the gate's one gain query disagrees with the dev gain, the gate rows' paired gain is revealed
@@ -99,7 +91,7 @@ def test_a_gain_only_on_the_climbing_rows_fails_the_gate_and_the_holdout_seed_st
     # the seed is a secret: in no git object, not in the committed state, not in --json output
     state = json.loads((repo / ".gitera/syn/runs/iterate.json").read_text())
     assert state["holdout"] is not None and "seed" not in state["holdout"] and state["holdout"]["spent"] == 1
-    assert "424242424242" not in all_blob_text(repo)
+    assert all(b"424242424242" not in blob for blob in all_blobs(repo))
     assert "424242424242" not in git(repo, "log", "--all", "--format=%B")
     assert "424242424242" not in run_gitera(repo, "status", "--json").out
     assert "424242424242" not in run_gitera(repo, "gate", "--json").out + run_gitera(repo, "log", "--format", "json").out

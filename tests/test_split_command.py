@@ -8,13 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from tests.conftest import git, run_gitera
-from tests.helpers import banking_project, read_test_rows
+from tests.helpers import all_blobs, banking_project, read_test_rows
 from tests.test_hooks import hooks_repo, use_precommit
-
-
-def all_blobs(root: Path) -> list[bytes]:
-    out = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=root, capture_output=True, check=True).stdout
-    return [out]  # one buffer holding every object, good enough to search
 
 
 def test_split_writes_ratios_audit_and_seal(repo: Path) -> None:
