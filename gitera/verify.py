@@ -80,17 +80,18 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
     if split_commit:
         manifest = json.loads(_show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
         seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
-        touched = repo.git("rev-list", f"{split_commit}..{tip}", "--", seal_path).split()
+        sealed = repo.ls_tree(split_commit, [seal_path])
+        touched = changed_since(repo, split_commit, tip, {seal_path: sealed.get(seal_path, "")})
         checks.append(("the seal is unchanged since the split", not touched,
-                       f"changed in {', '.join(c[:10] for c in touched)}" if touched else ""))
-        checks.append(_no_test_rows(repo, exp, split_commit, verdicts[0].commit if verdicts else tip))
+                       f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
+        checks.append(_no_test_rows(repo, exp, split_commit, f"{verdicts[0].commit}^" if verdicts else tip))
     checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
     if verdicts:
         # by history, not by commit time: a backdated commit after the opening is still after it
         since = set(repo.git("rev-list", f"{verdicts[0].commit}..{tip}").split())
         after = [r for r in records if r.commit in since and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
         conclusion = str(verdicts[0].data.get("conclusion") or "").rpartition("/")[0]
-        later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
+        later = repo.git("rev-list", "--full-history", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
         checks.append(_verdict_locked(repo, exp, records, verdicts[0]))
@@ -100,13 +101,26 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
     return checks
 
 
-def _locked_files(repo: Repo, lock_commit: str, tip: str, locked: Mapping[str, str]) -> Check:
+def changed_since(repo: Repo, base: str, tip: str, expected: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(path, commit) for every commit reachable from ``tip`` but not ``base`` whose tree holds a
+    path of ``expected`` with another blob (or without it), oldest first.
+
+    ``--full-history`` and every merge: git's default history simplification follows only one
+    parent of a merge that leaves the paths as they were, so a change made and reverted on a
+    merged side branch would be hidden.
+    """
+    paths = list(expected)
+    touching = repo.git("rev-list", "--reverse", "--full-history", f"{base}..{tip}", "--", *paths).split()
+    merges = repo.git("rev-list", "--reverse", "--merges", f"{base}..{tip}").split()
     bad = []
-    for commit in repo.git("rev-list", f"{lock_commit}..{tip}", "--", *locked).split():
-        here = repo.ls_tree(commit, list(locked))
-        for path, blob in locked.items():
-            if here.get(path) != blob:
-                bad.append(f"{path} in {commit[:10]}")
+    for commit in dict.fromkeys([*touching, *merges]):
+        here = repo.ls_tree(commit, paths)
+        bad += [(path, commit[:10]) for path, blob in expected.items() if here.get(path) != blob]
+    return bad
+
+
+def _locked_files(repo: Repo, lock_commit: str, tip: str, locked: Mapping[str, str]) -> Check:
+    bad = [f"{path} in {commit}" for path, commit in changed_since(repo, lock_commit, tip, locked)]
     return ("locked files unchanged in every commit since the lock", not bad, "; ".join(bad[:5]))
 
 
@@ -244,28 +258,41 @@ def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verd
             "" if ok else f"verdict.json locks iteration {got}, the Gitera-Gate trailers give {want}")
 
 
+NO_TEST_ROWS = "no sealed test row in any committed file before the verdict"
+OPEN_SPLITS = ("train.jsonl", "dev.jsonl", "gate.jsonl")
+CIPHERTEXTS = ("test.seal", "key.wrapped")
+
+
 def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:
+    """Scan every text blob committed from the split up to ``until`` (the verdict's parent, or the tip).
+
+    Nothing is exempt by its path: a file dropped into split/ or runs/, or a row added to a
+    gitera file by another commit, is scanned like any other. Only the split's ciphertexts (as
+    the split commit wrote them) are skipped. A test row's text that also occurs inside a
+    train/dev/gate row as the split wrote them (a near-duplicate in the data, e.g. a short
+    question quoted in a longer one) is public by the split's own design: its hits count nowhere.
+    """
     from gitera.leak import LeakIndex, scan
 
     raw = _show(repo, split_commit, exp.rel("split/leak.json"))
     if raw is None:
-        return ("no sealed test row in any committed file", False, "split/leak.json is missing")
+        return (NO_TEST_ROWS, False, "split/leak.json is missing")
     index = LeakIndex.from_dict(json.loads(raw))
-    objects = repo.git("rev-list", "--objects", f"{split_commit}^..{until}").splitlines()
-    skip = (exp.rel("split/"), exp.rel("runs/"))  # the experiment's own results, not any folder named runs/
-    paths = {}
-    for line in objects:
-        parts = line.split(" ", 1)
-        if len(parts) == 2 and not parts[1].startswith(skip):
-            paths[parts[0]] = parts[1]
-    hits = []
-    blobs = repo.cat_blobs(list(paths))
-    for (oid, path), content in zip(paths.items(), blobs):
+    made = repo.ls_tree(split_commit, [exp.rel(f"split/{name}") for name in (*OPEN_SPLITS, *CIPHERTEXTS)])
+    opened = {blob for path, blob in made.items() if path.endswith(OPEN_SPLITS)}
+    public = {hit.fingerprint for content in repo.cat_blobs(sorted(opened)) if content
+              for hit in scan(content.decode("utf-8", errors="replace"), index)}
+    paths: dict[str, str] = {}
+    for line in repo.git("rev-list", "--objects", until, "--not", f"{split_commit}^@").splitlines():
+        oid, sep, path = line.partition(" ")
+        if sep and oid not in made.values():
+            paths[oid] = path
+    hits = set()
+    for (oid, path), content in zip(paths.items(), repo.cat_blobs(list(paths))):
         if content is None or b"\0" in content[:8192]:
             continue
-        for hit in scan(content.decode("utf-8", errors="replace"), index):
-            hits.append(f"{path}:{hit.line_no}")
-    return ("no sealed test row in any committed file before the verdict", not hits, "; ".join(sorted(set(hits))[:5]))
+        hits |= {f"{path}:{hit.line_no}" for hit in scan(content.decode("utf-8", errors="replace"), index) if hit.fingerprint not in public}
+    return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
 
 
 def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Check]:
