@@ -18,6 +18,15 @@ def _f(v: Any, spec: str = ".4f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else "—"
 
 
+def _ci(low: Any, high: Any) -> str:
+    return f"[{_f(low, '+.4f')}, {_f(high, '+.4f')}]"
+
+
+def _slice_columns(verdict: Mapping[str, Any]) -> str:
+    columns = verdict.get("slice_columns") or ([verdict["slice_column"]] if verdict.get("slice_column") else [])
+    return ", ".join(f"`{c}`" for c in columns) or "the slice column"
+
+
 def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
     from gitera.commands.run import latest_run
 
@@ -111,7 +120,9 @@ def render_markdown(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], d
     L += ["", "## As registered", "",
           f"- Metric: **{frame.metric.primary}** ({frame.metric.direction} is better), {frame.metric.trials} trials per row; secondary: {', '.join(frame.metric.secondary) or '—'}.",
           f"- Threshold: effect ≥ {t.effect:g} on the {'point estimate' if t.basis == 'point' else 'CI lower bound'}, significant at α = {t.alpha:g} after Holm.",
-          f"- Slice loss floor: {t.slice_loss_floor:g} (one-sided lower bound per {verdict.get('slice_column') or 'slice'}).",
+          f"- Slice loss floor: {t.slice_loss_floor:g} (one-sided lower bound per slice of {_slice_columns(verdict)}).",
+          *([f"- Severity: the effect is severity-weighted by column `{verdict['severity_column']}`; the unweighted effect must clear "
+             "the threshold too (rule 16); slices are judged unweighted."] if verdict.get("severity_column") else []),
           f"- Baseline as deployed: `{frame.baseline.ref}`.", ""]
     if dev:
         L += ["## Dev results (not the evidence: the test set decides)", "", "| arm | dev score ± sd | Δ vs baseline | 95% CI |", "|---|---:|---:|---|"]
@@ -130,10 +141,14 @@ def render_markdown(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], d
             L.append(f"- **#{x.get('iteration')}** (sprint {x.get('sprint')}, `{r.commit[:10]}`): {x.get('hypothesis')} — "
                      f"{x.get('status')}, {x.get('outcome')}; dev {_f(x.get('score'))} (Δ {_f(x.get('delta'), '+.4f')} vs best). {x.get('reason')}{mark}")
         L.append("")
+    weighted = bool(verdict.get("severity_column"))
     L += ["## Test results", "", f"{verdict['n_test']} sealed test rows, opened once by this verdict.", "",
-          "| arm | effect vs baseline | 95% CI | p (Holm) | aggregate |", "|---|---:|---|---:|---|"]
+          "| arm | effect vs baseline" + (" (weighted) | unweighted effect | unweighted 95% CI" if weighted else "") + " | 95% CI | p (Holm) | aggregate |",
+          "|---|---:|" + ("---:|---|" if weighted else "") + "---|---:|---|"]
     for av in d["arms"]:
-        L.append(f"| {av['name']} | {_f(av['effect'], '+.4f')} | [{_f(av['ci_low'], '+.4f')}, {_f(av['ci_high'], '+.4f')}] | {_f(av['p_holm'], '.3g')} | {av['aggregate']} |")
+        u = av.get("unweighted") or {}
+        extra = f" {_f(u.get('effect'), '+.4f')} | {_ci(u.get('ci_low'), u.get('ci_high'))} |" if weighted else ""
+        L.append(f"| {av['name']} | {_f(av['effect'], '+.4f')} |{extra} {_ci(av['ci_low'], av['ci_high'])} | {_f(av['p_holm'], '.3g')} | {av['aggregate']} |")
     for av in d["arms"]:
         if av["slices"]:
             L += ["", f"Slices of **{av['name']}** (non-inferiority at −{t.slice_loss_floor:g}):", "",

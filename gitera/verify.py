@@ -337,19 +337,27 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Che
     th = dec["threshold"]
     threshold = rules.Threshold(effect=th["effect"], basis=th["basis"], slice_loss_floor=th["slice_loss_floor"], alpha=th["alpha"], direction=th["direction"])
     base = next(a for a in doc["arms"] if a not in {x["name"] for x in dec["arms"]})
-    col = doc.get("slice_column")
-    slices = [str(r.get(col)) for r in rows] if col else None
-    cluster_col = doc.get("cluster_column")
-    clusters = [str(r.get(cluster_col)) for r in rows] if cluster_col else None
-    again = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold,
-                          seed=int(doc["frame"][:8], 16), clusters=clusters).to_dict()
-    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == dec["slices"]
+    columns = doc.get("slice_columns")
+    recorded_slices = dec["slices"]
+    if columns is None:  # a verdict.json from before every slice column was analysed: its first one, plain names
+        columns = [doc["slice_column"]] if doc.get("slice_column") else []
+        recorded_slices = [f"{columns[0]}={n}" for n in recorded_slices] if columns else recorded_slices
+    again = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
+                               seed=int(doc["frame"][:8], 16), slice_columns=columns, cluster=doc.get("cluster_column"),
+                               severity=doc.get("severity_column")).to_dict()
+    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices
     checks.append(("the verdict recomputed from the test rows is the same", same,
                    "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']}"))
-    recorded = {a["name"]: a["effect"] for a in dec["arms"]}
-    effects_ok = all(
-        a["name"] in recorded and (a["effect"] is None or recorded[a["name"]] is None or math.isclose(a["effect"], recorded[a["name"]], abs_tol=1e-9))
-        for a in again["arms"]
-    )
+    recorded = {a["name"]: _effects(a) for a in dec["arms"]}
+    effects_ok = all(a["name"] in recorded and all(map(_close, _effects(a), recorded[a["name"]])) for a in again["arms"])
     checks.append(("the recorded test effects match the per-row files", effects_ok, ""))
     return checks
+
+
+def _effects(arm: Mapping[str, Any]) -> tuple[Any, Any]:
+    """An arm's test effect, and its unweighted effect when the effect is severity-weighted."""
+    return arm["effect"], (arm.get("unweighted") or {}).get("effect")
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a is None and b is None or a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9)

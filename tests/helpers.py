@@ -141,8 +141,12 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
                       extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
                       accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
                       harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None,
-                      row_text: Callable[[int], str] | None = None, frame_edits: dict[str, str] | None = None) -> None:
-    """A locked, split, piloted experiment `syn` with the deterministic policy harness (``row_text(i)``: row i's text)."""
+                      row_text: Callable[[int], str] | None = None, frame_edits: dict[str, str] | None = None,
+                      columns: dict[str, Callable[[int], str]] | None = None) -> None:
+    """A locked, split, piloted experiment `syn` with the deterministic policy harness.
+
+    ``row_text(i)``: row i's text; ``columns``: more data columns, name -> value of row i.
+    """
     import csv
     import shutil
 
@@ -153,11 +157,11 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     (root / "data").mkdir(exist_ok=True)
     with (root / "data/rows.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["row_id", "text", "label", "group"])
+        w.writerow(["row_id", "text", "label", "group", *(columns or {})])
         for i in range(rows):
             g = groups[i % len(groups)]
             words = row_text(i) if row_text else f"customer message number {i} about topic {i % 17} in {g} with detail {i * 7919 % 10007}"
-            w.writerow([f"s{i:05d}", words, f"L{i % 5}", g])
+            w.writerow([f"s{i:05d}", words, f"L{i % 5}", g, *(f(i) for f in (columns or {}).values())])
     (root / ".gitignore").write_text("data/\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "synthetic project")

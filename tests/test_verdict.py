@@ -49,7 +49,7 @@ def test_ship_an_arm_better_everywhere(repo: Path) -> None:
     doc = json.loads((repo / ".gitera/syn/verdict.json").read_text())
     d = doc["decision"]
     assert d["decision"] == "ship" and d["arm"] == "b"
-    assert d["slices"] == ["g1", "g2", "g3"]
+    assert d["slices"] == ["group=g1", "group=g2", "group=g3"]
     (b,) = d["arms"]
     assert b["aggregate"] == "PASS" and {s["state"] for s in b["slices"]} == {"PASS"}
     assert b["effect"] > 0.2
@@ -62,14 +62,13 @@ def test_ship_narrowly_to_the_passing_slices(repo: Path) -> None:
     doc = verdict(repo)
     d = doc["decision"]
     assert d["decision"] == "ship_narrowly" and d["arm"] == "b"
-    assert d["slices"] == ["g1", "g2"]
-    assert "g3" not in d["slices"]
+    assert d["slices"] == ["group=g1", "group=g2"]
     states = {s["name"]: s["state"] for s in d["arms"][0]["slices"]}
-    assert states == {"g1": "PASS", "g2": "PASS", "g3": "FAIL"}
+    assert states == {"group=g1": "PASS", "group=g2": "PASS", "group=g3": "FAIL"}
     assert d["arms"][0]["aggregate"] == "PASS"
     md = (repo / doc["conclusion"] / "conclusion.md").read_text()
-    assert "Ship b narrowly, to g1, g2 only: it clears the threshold overall but not on every slice." in md
-    assert "b loses on slice g3" in md
+    assert "Ship b narrowly, to group=g1, group=g2 only: it clears the threshold overall but not on every slice." in md
+    assert "b loses on slice group=g3" in md
 
 
 def test_underpowered_reports_the_rows_needed(repo: Path) -> None:
@@ -102,7 +101,7 @@ def test_three_arms_the_one_that_holds_everywhere_ships(repo: Path) -> None:
     assert set(by) == {"b", "c"}
     assert by["b"]["effect"] > by["c"]["effect"]
     assert by["b"]["aggregate"] == "PASS" and by["c"]["aggregate"] == "PASS"
-    assert {s["name"]: s["state"] for s in by["b"]["slices"]}["g3"] == "FAIL"
+    assert {s["name"]: s["state"] for s in by["b"]["slices"]}["group=g3"] == "FAIL"
     assert {s["state"] for s in by["c"]["slices"]} == {"PASS"}
     assert d["decision"] == "ship" and d["arm"] == "c"
     assert "b passes the aggregate but not every slice" in d["reasons"][0]
@@ -213,7 +212,7 @@ def test_verdict_records_key_opening_tag_conclusion_and_charts(repo: Path) -> No
     assert "**Ship b: it beats a by at least the registered 0.05 on the sealed test set and holds on every slice.**" in md
     assert "> Does policy B beat policy A?" in md
     assert "| slice | rows | effect | one-sided bounds | state |" in md
-    for g in ("g1", "g2", "g3"):
+    for g in ("group=g1", "group=g2", "group=g3"):
         assert any(line.startswith(f"| {g} | 40 |") and line.endswith("| PASS |") for line in md.splitlines()), g
     assert "- [x] locked files unchanged in every commit since the lock" in md
     assert "- [x] no sealed test row in any committed file before the verdict" in md
@@ -293,4 +292,84 @@ def test_an_edited_loop_state_cannot_choose_the_iteration_the_verdict_scores(rep
     head = tip(repo)
     r = run_gitera(repo, "verdict")
     assert r.code == 3 and "the Gitera-Gate trailers say 3" in r.err and "was edited" in r.err, r.err
+    assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 4. every slice column, and severity weights (rule 16)
+# --------------------------------------------------------------------------------------------
+
+
+def tier(i: int) -> str:
+    return "free" if (i // 3) % 3 == 0 else "gold"  # cuts across the groups (group = i % 3)
+
+
+def test_every_slice_column_is_analysed_and_a_second_column_can_narrow_the_rollout(repo: Path) -> None:
+    # b wins on every group but loses on the free tier, which cuts across the groups: analysing
+    # only the first slice column (group) would ship it everywhere
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.85\ntier.free: 0.3\n", rows=900, columns={"tier": tier},
+            frame_edits={"slices: [group]": "slices: [group, tier]"})
+    doc = verdict(repo)
+    d = doc["decision"]
+    states = {s["name"]: (s["column"], s["state"]) for s in d["arms"][0]["slices"]}
+    assert states == {"group=g1": ("group", "PASS"), "group=g2": ("group", "PASS"), "group=g3": ("group", "PASS"),
+                      "tier=free": ("tier", "FAIL"), "tier=gold": ("tier", "PASS")}
+    assert d["decision"] == "ship_narrowly" and d["arm"] == "b"
+    assert d["slices"] == ["group=g1", "group=g2", "group=g3", "tier=gold"]
+    assert doc["slice_columns"] == ["group", "tier"]
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    assert ("Ship b narrowly, to rows in group=g1 or group=g2 or group=g3, and in tier=gold only: "
+            "it clears the threshold overall but not on every slice.") in md
+    assert any(line.startswith("| tier=free |") and "FAIL" in line for line in md.splitlines())
+    svg = (repo / doc["conclusion"] / "forest-plot.svg").read_text()
+    for name in states:
+        assert f'id="marker-b-{name}"' in svg, name
+    r = run_gitera(repo, "verify")
+    assert r.code == 0 and "ok   the verdict recomputed from the test rows is the same" in r.out, r.out
+
+
+def severity(i: int) -> str:
+    return "10" if i % 3 == 0 else "1"  # group g1 (i % 3 == 0) is ten times as costly to get wrong
+
+
+def test_severity_weights_decide_and_both_effects_are_recorded(repo: Path) -> None:
+    # b gains 0.2 on the light groups and nothing on the heavy one: unweighted it clears the 0.05
+    # threshold (+0.13), weighted it does not (+0.03); the frame registered the weights, so no ship
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.7\ngroup.g1: 0.5\n", rows=900, columns={"sev": severity},
+            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+    doc = verdict(repo)
+    d = doc["decision"]
+    (b,) = d["arms"]
+    assert doc["severity_column"] == "sev"
+    assert 0.0 < b["effect"] < 0.045 and 0.08 < b["unweighted"]["effect"] < 0.18
+    assert b["unweighted"]["ci_low"] < b["unweighted"]["effect"] < b["unweighted"]["ci_high"]
+    assert b["aggregate"] != "PASS" and d["decision"] in ("underpowered", "kill")
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    assert "severity-weighted by column `sev`" in md
+    assert f"| b | {b['effect']:+.4f} |" in md and f"{b['unweighted']['effect']:+.4f}" in md
+    r = run_gitera(repo, "verify")
+    assert r.code == 0, r.out
+    assert "ok   the verdict recomputed from the test rows is the same" in r.out
+    assert "ok   the recorded test effects match the per-row files" in r.out
+
+
+def test_an_unweighted_winner_still_needs_the_weighted_effect(repo: Path) -> None:
+    # rule 16 the other way round: weighted about +0.15 clears, unweighted about 0 does not: no ship either
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.4\ngroup.g1: 0.7\n", rows=900, columns={"sev": severity},
+            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+    doc = verdict(repo)
+    (b,) = doc["decision"]["arms"]
+    assert b["effect"] > 0.1 and b["unweighted"]["effect"] < 0.05
+    assert b["aggregate"] != "PASS" and doc["decision"]["decision"] != "ship"
+    assert any("the severity-weighted effect clears the threshold but the unweighted one" in r for r in b["reasons"])
+
+
+def test_a_bad_severity_weight_is_refused_before_any_arm_is_scored(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n", columns={"sev": lambda i: "n/a"},
+            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+    head = tip(repo)
+    r = run_gitera(repo, "verdict")
+    assert r.code == 2, r.out + r.err
+    assert "has severity 'n/a' in column 'sev' (metric.severity); give every row a finite weight >= 0" in r.err
+    assert "Traceback" not in r.err and "verdict: arm" not in r.out + r.err
     assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()

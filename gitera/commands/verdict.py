@@ -142,6 +142,8 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ids = [str(r["id"]) for r in rows]
+    if frame.metric.severity:
+        rules.severity_weights(rows, frame.metric.severity)  # before any arm is scored: a bad weight wastes no eval calls
     trials = list(range(frame.metric.trials))
     arms = locked_arms(exp, frame, state)
     scorer = Scorer(exp, frame, lock, out, use_cache=False)
@@ -160,14 +162,12 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
         )
     records = {a: [x.to_json() for x in r.results] for a, r in results.items()}
     mats = {a: matrix(records[a], ids, trials) for a in results}
-    slice_col = frame.data.slices[0] if frame.data.slices else None
-    slices = [str(r.get(slice_col)) for r in rows] if slice_col else None
-    clusters = [str(r.get(frame.data.cluster)) for r in rows] if frame.data.cluster else None
     threshold = rules.Threshold(effect=frame.threshold.effect, basis=frame.threshold.basis, slice_loss_floor=frame.threshold.slice_loss_floor,
                                 alpha=frame.threshold.alpha, direction=frame.metric.direction)
     base = frame.baseline.arm
-    decision = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold,
-                             seed=int(fhash[:8], 16), clusters=clusters)
+    decision = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
+                                  seed=int(fhash[:8], 16), slice_columns=frame.data.slices, cluster=frame.data.cluster,
+                                  severity=frame.metric.severity)
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     doc_dir = f"docs/experiments/{day}-{exp.tag}"
     arm_summary: dict[str, dict[str, Any]] = {}
@@ -185,7 +185,9 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     opening = {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]}
     verdict_doc: dict[str, Any] = {
         "tag": exp.tag, "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "decision": decision.to_dict(), "arms": arm_summary, "slice_column": slice_col, "cluster_column": frame.data.cluster,
+        # every slice column, slices named column=value (older verdicts: "slice_column", its first one, plain values)
+        "decision": decision.to_dict(), "arms": arm_summary, "slice_columns": list(frame.data.slices),
+        "cluster_column": frame.data.cluster, "severity_column": frame.metric.severity,
         "n_test": len(ids), "trials": trials,
         "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
         "opening": opening, "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
@@ -234,11 +236,13 @@ def _findings(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def decision_sentence(d: Mapping[str, Any], frame: Frame) -> str:
+    from gitera.rules import narrow_scope
+
     arm, kind = d.get("arm"), d.get("decision")
     if kind == "ship":
         return f"Ship {arm}: it beats {frame.baseline.arm} by at least the registered {frame.threshold.effect:g} on the sealed test set and holds on every slice."
     if kind == "ship_narrowly":
-        return f"Ship {arm} narrowly, to {', '.join(d.get('slices') or [])} only: it clears the threshold overall but not on every slice."
+        return f"Ship {arm} narrowly, to {narrow_scope(d.get('slices') or [])} only: it clears the threshold overall but not on every slice."
     if kind == "underpowered":
         need = d.get("rows_needed")
         return "Underpowered — cannot conclude: no arm is decided either way" + (f"; about {need} test rows would decide it." if need else ".")
