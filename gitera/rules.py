@@ -588,6 +588,38 @@ def analyze(
     return Verdict(v.decision, v.arm, v.slices, v.reasons, v.arms, v.threshold, v.rows_needed, details)
 
 
+@dataclass(frozen=True)
+class DevTestGap:
+    """DISCIPLINE rule 21 for one arm: its dev score against its test score.
+
+    ``gap`` is dev minus test in the improvement direction (positive: dev looks better than
+    test). ``tuned``: the dev score was selected on dev (the iterated arm at its locked
+    iteration); a fixed arm's gap is the two row sets' sampling difference, shown for
+    comparison, never an alarm. ``bar`` = 2 x the noise floor.
+    """
+
+    arm: str
+    dev: float
+    test: float
+    gap: float
+    bar: float
+    dev_source: str
+    tuned: bool
+
+    @property
+    def alarm(self) -> bool:
+        return self.tuned and self.gap > self.bar
+
+    def sentence(self) -> str:
+        return (f"{self.arm}: dev {self.dev:.4f} ({self.dev_source}) vs test {self.test:.4f}, gap {self.gap:+.4f} "
+                f"{'>' if self.gap > self.bar else '<='} 2x the noise floor {self.bar:.4f}")
+
+
+def dev_test_gap(arm: str, dev: float, test: float, noise_floor: float, direction: str, dev_source: str, tuned: bool) -> DevTestGap:
+    sign = 1.0 if direction == "higher" else -1.0
+    return DevTestGap(arm, dev, test, sign * (dev - test), 2.0 * noise_floor, dev_source, tuned)
+
+
 def severity_weights(rows: Sequence[Mapping[str, Any]], column: str) -> list[float]:
     """Each row's severity weight from ``column`` (frame ``metric.severity``): a finite number >= 0."""
     weights: list[float] = []

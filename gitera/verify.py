@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.experiment import Experiment
 from gitera.git import Repo
 from gitera.history import Record, read
+
+if TYPE_CHECKING:
+    from gitera import rules
 
 Check = tuple[str, bool, str]
 TOL = 1e-6
@@ -247,6 +250,46 @@ def _gate_outcomes(records: Sequence[Record]) -> Check:
             if r.data.get("outcome") != want:
                 bad.append(f"{r.commit[:10]} gate after sprint {r.data.get('sprint')} recorded {r.data.get('outcome')!r} but its checks give {want!r}")
     return ("every gate outcome follows from its recorded checks", not bad, "; ".join(bad[:5]))
+
+
+def dev_test_gaps(records: Sequence[Record], verdict: Mapping[str, Any]) -> list[rules.DevTestGap]:
+    """Rule 21 from the trailers alone: each arm's dev score against its test score in ``verdict``.
+
+    The iterated arm's dev score is its locked (latest gate-passed) iteration's, the state the
+    verdict scored; the other arms' (and an iterated arm no gate passed) come from the latest dev run.
+    """
+    from gitera import rules
+
+    before = records[: next((i for i, r in enumerate(records) if r.kind == "Verdict"), len(records))]
+    results = [r.data for r in before if r.kind == "Result"]
+    runs = {d.get("arm"): d for d in results if d.get("kind") == "run"}  # the latest run of each arm
+    noise = float(next((d.get("noise_floor") for d in runs.values() if d.get("status") == "baseline"), None) or 0.0)
+    locked = verdict.get("locked_iteration") or 0
+    attempt = next((d for d in results if d.get("kind") == "attempt" and d.get("iteration") == locked), None)
+    direction = str(verdict["decision"]["threshold"]["direction"])
+    gaps = []
+    for arm, info in verdict["arms"].items():
+        tuned = attempt is not None and attempt.get("arm") == arm
+        dev = (attempt if attempt is not None and tuned else runs.get(arm) or {}).get("score")
+        if isinstance(dev, (int, float)) and isinstance(info.get("score"), (int, float)):
+            source = f"iteration {locked}, locked" if tuned else "dev run"
+            gaps.append(rules.dev_test_gap(arm, float(dev), float(info["score"]), noise, direction, source, tuned))
+    return gaps
+
+
+def gap_alarms(repo: Repo, exp: Experiment) -> list[str]:
+    """The overfitting alarms (rule 21) of a decided experiment, from git alone: reported, not violations."""
+    records = read(repo, exp.branch, exp.tag)
+    verdict = next((r for r in records if r.kind == "Verdict"), None)
+    raw = _show(repo, verdict.commit, exp.rel("verdict.json")) if verdict else None
+    if raw is None:
+        return []
+    try:
+        doc = json.loads(raw)
+        gaps = dev_test_gaps(records, doc)
+    except (ValueError, KeyError, TypeError):
+        return []  # an unreadable verdict.json is already a failed check
+    return [f"overfitting alarm (rule 21): {g.sentence()}" for g in gaps if g.alarm]
 
 
 def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record) -> Check:

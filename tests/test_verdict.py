@@ -10,8 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gitera import stats
 from tests.conftest import git, run_gitera
-from tests.helpers import synthetic_project
+from tests.helpers import fix_holdout_seed, synthetic_project
 
 ARM_C = "  c: {change: another policy, params: {policy: policy_c.txt}}\n"
 
@@ -211,9 +214,17 @@ def test_verdict_records_key_opening_tag_conclusion_and_charts(repo: Path) -> No
     md = (folder / "conclusion.md").read_text()
     assert "**Ship b: it beats a by at least the registered 0.05 on the sealed test set and holds on every slice.**" in md
     assert "> Does policy B beat policy A?" in md
-    assert "| slice | rows | effect | one-sided bounds | state |" in md
+    assert "| slice | rows | a | b | effect | one-sided bounds | state |" in md
     for g in ("group=g1", "group=g2", "group=g3"):
         assert any(line.startswith(f"| {g} | 40 |") and line.endswith("| PASS |") for line in md.splitlines()), g
+        # each side's slice score, with its Wilson interval (the harness scores 0 or 1 per row)
+        for arm in ("a", "b"):
+            info = doc["arms"][arm]["slices"][g]
+            low, high = info["wilson"]
+            assert info["n"] == 40 and low < info["score"] < high
+            w = stats.wilson_interval(round(info["score"] * 40), 40, 0.05)
+            assert (low, high) == (pytest.approx(w.low, abs=1e-6), pytest.approx(w.high, abs=1e-6))
+            assert f"{info['score']:.3f} [{low:.3f}, {high:.3f}]" in next(line for line in md.splitlines() if line.startswith(f"| {g} | 40 |"))
     assert "- [x] locked files unchanged in every commit since the lock" in md
     assert "- [x] no sealed test row in any committed file before the verdict" in md
     assert "- [ ]" not in md
@@ -373,3 +384,69 @@ def test_a_bad_severity_weight_is_refused_before_any_arm_is_scored(repo: Path) -
     assert "has severity 'n/a' in column 'sev' (metric.severity); give every row a finite weight >= 0" in r.err
     assert "Traceback" not in r.err and "verdict: arm" not in r.out + r.err
     assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 5. the loop in the conclusion: the gates, a kill, the dev–test gap (rule 21), best of N
+# --------------------------------------------------------------------------------------------
+
+
+def climb(root: Path, policies: list[str]) -> None:
+    for i, text in enumerate(policies):
+        (root / "policy_b.txt").write_text(text)
+        r = run_gitera(root, "iterate", "-m", f"attempt {i + 1}")
+        assert r.code == 0, r.out + r.err
+
+
+def test_an_arm_that_climbed_on_dev_alone_raises_the_overfitting_alarm(repo: Path) -> None:
+    # b's gains exist on the dev and gate rows only (the gate passes them), not on the test rows
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    fix_holdout_seed(repo)
+    climb(repo, [f"accuracy: 0.5\nsplit.dev: {x}\nsplit.gate: {x}\n" for x in ("0.6", "0.7", "0.8")])
+    doc = verdict(repo)
+    assert doc["locked_iteration"] == 3
+    locked_dev = next(x for x in results_of(repo) if x.get("kind") == "attempt" and x["iteration"] == 3)["score"]
+    folder = repo / doc["conclusion"]
+    data = json.loads((folder / "data.json").read_text())
+    gap = {g["arm"]: g for g in data["dev_test_gap"]}
+    assert gap["b"]["dev"] == locked_dev and gap["b"]["dev_source"] == "iteration 3, locked"  # not the run's pre-iteration 0.5
+    assert gap["b"]["gap"] == pytest.approx(locked_dev - doc["arms"]["b"]["score"]) and gap["b"]["gap"] > 0.2
+    assert gap["b"]["alarm"] is True and gap["a"]["alarm"] is False and gap["a"]["tuned"] is False
+    md = (folder / "conclusion.md").read_text()
+    assert "## Dev–test gap (rule 21)" in md
+    assert f"| b | {locked_dev:.4f} (iteration 3, locked) | {doc['arms']['b']['score']:.4f} | {gap['b']['gap']:+.4f} | 0.0000 | ⚠ overfitting alarm |" in md
+    assert f"Overfitting alarm: b: dev {locked_dev:.4f} (iteration 3, locked) vs test" in md
+    assert data["best_of_n"]["n"] == 3 and data["best_of_n"]["optimism"] > 0
+    assert "kept among 3 scored attempts" in md
+    # verify reports the alarm but it is no process violation
+    r = run_gitera(repo, "verify")
+    assert r.code == 0 and "All checks pass." in r.out, r.out
+    assert f"ALARM overfitting alarm (rule 21): b: dev {locked_dev:.4f} (iteration 3, locked)" in r.out
+    j = json.loads(run_gitera(repo, "verify", "--json").out)
+    assert j["ok"] is True and j["violations"] == [] and len(j["alarms"]) == 1 and j["alarms"][0].startswith("overfitting alarm (rule 21): b:")
+
+
+def test_a_gate_that_kills_the_arm_is_reported_with_its_numbers(repo: Path) -> None:
+    # the sprint's gain exists on the dev rows only: replication on the gate rows fails, the arm is killed
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    fix_holdout_seed(repo)
+    climb(repo, [f"accuracy: 0.5\nsplit.dev: {x}\n" for x in ("0.6", "0.7", "0.8")])
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)", "autoexp/syn").strip())
+    assert gate["outcome"] == "fail" and gate["replication"]["passed"] is False
+    doc = verdict(repo)
+    assert doc["locked_iteration"] == 0 and doc["arms"]["b"]["what"].startswith("iteration 0 ")
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    section = md.split("## Generalization gates")[1].split("\n## ")[0]
+    assert "**Sprint 1** (after iteration 3" in section and "**fail** — the arm was killed." in section
+    rep = gate["replication"]
+    assert f"Replication failed: gate gain {rep['gate_gain']:+.4f} vs required {rep['required']:+.4f} (dev gain {rep['dev_gain']:+.4f})" in section
+    assert "Hardcode scan: no hit." in section and "Saturation: not saturated" in section
+    assert ("The generalization gate killed b after sprint 1; the verdict scored b at the state registered in the frame "
+            "(no iteration passed a gate).") in section
+    gaps = {g["arm"]: g for g in json.loads((repo / doc["conclusion"] / "data.json").read_text())["dev_test_gap"]}
+    assert gaps["b"]["dev_source"] == "dev run" and gaps["b"]["alarm"] is False  # the killed climb is not what was scored
+
+
+def results_of(root: Path) -> list[dict[str, Any]]:
+    out = git(root, "log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)", "autoexp/syn")
+    return [json.loads(x) for x in out.replace("\n", "\x1e").split("\x1e") if x.strip()]

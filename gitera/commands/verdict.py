@@ -181,6 +181,7 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
             "cost_per_1k": sanitize(cost * 1000 if cost is not None else None), "latency_ms": sanitize(mean_of(records[arm], "latency_ms"), 3),
             "rows_file": relpath(exp, f"test/{arm}.jsonl"),
             "findings": _findings(records[arm]),
+            "slices": slice_scores(m, rows, frame.data.slices, frame.threshold.alpha),
         }
     opening = {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]}
     verdict_doc: dict[str, Any] = {
@@ -224,6 +225,24 @@ def _released_holdout_seed(repo: Repo, tag: str) -> int | None:
         return int(holdout_seed_path(repo.common_dir, tag).read_text().strip())
     except (OSError, ValueError):
         return None  # no gate ever ran
+
+
+def slice_scores(scores: Any, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], alpha: float) -> dict[str, dict[str, Any]]:
+    """One arm's test score in each slice (``column=value``), trials averaged per row first, with a
+    Wilson interval when every row's score is 0 or 1 (a proportion of rows: honest for small slices)."""
+    from gitera import stats
+
+    means = [float(x) for x in stats.row_means(scores)]
+    binary = stats.is_binary(means)
+    out: dict[str, dict[str, Any]] = {}
+    for column in columns:
+        groups: dict[str, list[float]] = {}
+        for row, x in zip(rows, means):
+            groups.setdefault(f"{column}={row.get(column)}", []).append(x)
+        for name, xs in sorted(groups.items()):
+            w = stats.wilson_interval(round(sum(xs)), len(xs), alpha) if binary else None
+            out[name] = {"n": len(xs), "score": sanitize(sum(xs) / len(xs)), "wilson": [sanitize(w.low), sanitize(w.high)] if w else None}
+    return out
 
 
 def _findings(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:

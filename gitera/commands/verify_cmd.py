@@ -12,16 +12,19 @@ from gitera.output import Output
 
 
 def verify(tag: str | None, out: Output) -> int:
-    from gitera.verify import audit
+    """Exit 1 on a violation; an overfitting alarm (rule 21) is printed but is no violation:
+    an honest overfit is a finding about the arm, not a breach of the process."""
+    from gitera.verify import audit, gap_alarms
 
     repo = Repo.find()
     exp = resolve(repo, tag)
     checks = audit(repo, exp)
+    alarms = gap_alarms(repo, exp)
     failed = [(c, d) for c, ok, d in checks if not ok]
     out.result(
         {"tag": exp.tag, "ok": not failed, "checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks],
-         "violations": [f"{c}: {d}" if d else c for c, d in failed]},
-        "\n".join(f"{'ok  ' if ok else 'FAIL'} {c}{(': ' + d) if d else ''}" for c, ok, d in checks)
+         "violations": [f"{c}: {d}" if d else c for c, d in failed], "alarms": alarms},
+        "\n".join([*(f"{'ok  ' if ok else 'FAIL'} {c}{(': ' + d) if d else ''}" for c, ok, d in checks), *(f"ALARM {a}" for a in alarms)])
         + (f"\n{len(failed)} violation(s)." if failed else "\nAll checks pass."),
     )
     return Exit.FAILED if failed else Exit.OK
