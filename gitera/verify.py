@@ -51,7 +51,7 @@ def _mean_scores(records: Sequence[Mapping[str, Any]]) -> tuple[float | None, di
     return (sum(rows.values()) / len(rows) if rows else None), rows
 
 
-def _commit_of(records: Sequence[Record], kind: str) -> str | None:
+def commit_of(records: Sequence[Record], kind: str) -> str | None:
     for r in records:
         if r.kind == kind:
             return r.commit
@@ -61,7 +61,7 @@ def _commit_of(records: Sequence[Record], kind: str) -> str | None:
 def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Check]:
     records = read(repo, exp.branch, exp.tag)
     checks: list[Check] = []
-    lock_commit = _commit_of(records, "Lock")
+    lock_commit = commit_of(records, "Lock")
     tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
     if lock_commit is None:
         return [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
@@ -71,14 +71,14 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
     fhash = lock.get("frame", {}).get("sha256")
     checks.append(_locked_files(repo, lock_commit, tip, locked))
     checks.append(_frame_hash(records, fhash))
-    frame = _frame_at(repo, exp, lock_commit)
+    frame = frame_at(repo, exp, lock_commit)
     metric = frame.get("metric") or {}
     primary = metric.get("primary") or {}
     sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
     checks += _results(repo, exp, records, sign)
     checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
     checks.append(_gate_outcomes(records))
-    split_commit = _commit_of(records, "Split")
+    split_commit = commit_of(records, "Split")
     verdicts = [r for r in records if r.kind == "Verdict"]
     if split_commit:
         manifest = json.loads(_show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
@@ -132,7 +132,7 @@ def _frame_hash(records: Sequence[Record], fhash: str | None) -> Check:
     return ("every result was made under the locked frame", not bad, f"other frame in {', '.join(bad[:5])}" if bad else "")
 
 
-def _frame_at(repo: Repo, exp: Experiment, commit: str) -> dict[str, Any]:
+def frame_at(repo: Repo, exp: Experiment, commit: str) -> dict[str, Any]:
     import yaml
 
     try:
@@ -277,17 +277,24 @@ def dev_test_gaps(records: Sequence[Record], verdict: Mapping[str, Any]) -> list
     return gaps
 
 
-def gap_alarms(repo: Repo, exp: Experiment) -> list[str]:
-    """The overfitting alarms (rule 21) of a decided experiment, from git alone: reported, not violations."""
-    records = read(repo, exp.branch, exp.tag)
+def verdict_doc(repo: Repo, exp: Experiment, records: Sequence[Record]) -> dict[str, Any] | None:
+    """verdict.json as the (first) verdict commit recorded it: git's copy, never the working tree's."""
     verdict = next((r for r in records if r.kind == "Verdict"), None)
     raw = _show(repo, verdict.commit, exp.rel("verdict.json")) if verdict else None
-    if raw is None:
+    try:
+        doc = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def gap_alarms(exp: Experiment, records: Sequence[Record], doc: Mapping[str, Any] | None) -> list[str]:
+    """The overfitting alarms (rule 21) of a decided experiment, from git alone: reported, not violations."""
+    if doc is None:
         return []
     try:
-        doc = json.loads(raw)
         gaps = dev_test_gaps(records, doc)
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return []  # an unreadable verdict.json is already a failed check
     return [f"overfitting alarm (rule 21): {g.sentence()}" for g in gaps if g.alarm]
 
