@@ -254,3 +254,27 @@ def test_the_seal_changed_and_reverted_on_a_merged_side_branch_is_named(repo: Pa
     ran(repo)
     changed = side_branch_change_and_revert(repo, ".gitera/syn/split/test.seal")
     assert_only_violation(repo, "the seal is unchanged since the split", changed[:10])
+
+
+def test_a_verdict_json_from_before_every_slice_column_was_analysed_still_recomputes(repo: Path) -> None:
+    # older verdicts recorded one "slice_column" and plain slice names ("g1"); verify still reads them
+    decided(repo)
+    path = repo / ".gitera/syn/verdict.json"
+    doc = json.loads(path.read_text())
+    (column,) = doc.pop("slice_columns")
+    doc.pop("severity_column")
+    doc["slice_column"] = column
+    d = doc["decision"]
+    d["slices"] = [s.split("=", 1)[1] for s in d["slices"]]
+    for arm in d["arms"]:
+        arm.pop("unweighted")
+        for s in arm["slices"]:
+            s["name"] = s["name"].split("=", 1)[1]
+            s.pop("column")
+    assert d["slices"] == ["g1", "g2", "g3"]
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    git(repo, "add", str(path.relative_to(repo)))
+    git(repo, "commit", "-q", "--amend", "--no-edit", "--no-verify")  # the verdict commit as an older gitera wrote it
+    code, out, _ = verify(repo)
+    assert code == 0, out
+    assert "ok   the verdict recomputed from the test rows is the same" in out
