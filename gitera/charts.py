@@ -456,6 +456,18 @@ def _group_rows(rows: Sequence[ForestRow]) -> list[tuple[str, list[ForestRow], l
     return [(arm, agg[arm], slices[arm]) for arm in order]
 
 
+#: Forest-plot legend: (is an aggregate row, state) -> words. An arm's aggregate is judged
+#: against the threshold, a slice against the loss floor: the same state means different things.
+FOREST_STATE_WORDS: Mapping[tuple[bool, str], str] = {
+    (True, "PASS"): "arm PASS: clears the threshold",
+    (True, "FAIL"): "arm FAIL: misses the threshold",
+    (True, "INCONCLUSIVE"): "arm INCONCLUSIVE: cannot tell yet",
+    (False, "PASS"): "slice PASS: within the loss floor",
+    (False, "FAIL"): "slice FAIL: slice loses beyond the floor",
+    (False, "INCONCLUSIVE"): "slice INCONCLUSIVE: cannot tell yet",
+}
+
+
 def forest_plot(
     rows: Sequence[ForestRow],
     threshold: float,
@@ -509,7 +521,7 @@ def forest_plot(
             if k % 2 == 0:
                 ax.axhspan(y0 - 0.5, y1 + 0.5, color="#f2f2f2", zorder=0, linewidth=0)
         xs: list[float] = [0.0, float(threshold), -float(loss_floor)]
-        states_seen: list[str] = []
+        states_seen: set[tuple[bool, str]] = set()  # (is an aggregate row, state)
         for y, kind, arm, row in layout:
             bold = kind != "slice"
             if row is None:
@@ -519,8 +531,7 @@ def forest_plot(
             lab.text(0.0 if bold else 0.07, y, text, va="center", ha="left",
                      fontweight="bold" if bold else "normal")
             colour, marker = STATE_STYLE[row.state]
-            if row.state not in states_seen:
-                states_seen.append(row.state)
+            states_seen.add((row.slice is None, row.state))
             parts = ("marker", arm) if row.slice is None else ("marker", arm, row.slice)
             ci_parts = ("ci",) + parts[1:]
             lo, hi = _num(row.ci_low), _num(row.ci_high)
@@ -566,11 +577,11 @@ def forest_plot(
         fig.suptitle(f"Effect on {metric} vs baseline, per arm and per slice",
                      fontweight="bold", fontsize=12)
 
-        state_words = {"PASS": "PASS", "FAIL": "FAIL (slice loses)", "INCONCLUSIVE": "INCONCLUSIVE"}
         handles: list[Any] = [
             Line2D([], [], linestyle="none", marker=STATE_STYLE[s][1], color=STATE_STYLE[s][0],
-                   markersize=7, label=state_words[s])
-            for s in ("PASS", "FAIL", "INCONCLUSIVE") if s in states_seen
+                   markersize=8.5 if aggregate else 6.5, markeredgecolor=BLACK if aggregate else STATE_STYLE[s][0],
+                   markeredgewidth=0.8, label=FOREST_STATE_WORDS[aggregate, s])
+            for aggregate, s in FOREST_STATE_WORDS if (aggregate, s) in states_seen
         ]
         handles += [
             Line2D([], [], color=BLACK, linewidth=1.0, label="no difference (0)"),

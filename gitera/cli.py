@@ -330,7 +330,8 @@ def verify(tag: str | None, as_json: bool) -> None:
 
     Locked files in every commit since the lock, results vs their per-row files, keep/discard
     decisions, sprints and gates, no test row in any blob, the seal, one opening, and the
-    verdict recomputed from the released key.
+    verdict recomputed from the released key. An overfitting alarm (rule 21) is printed as an
+    ALARM line but is no violation.
 
     \b
     Example:
@@ -348,11 +349,14 @@ def verify(tag: str | None, as_json: bool) -> None:
 def report(tag: str | None, fmt: str, as_json: bool) -> None:
     """A compact markdown summary for a pull-request comment or a CI step summary.
 
+    Before the verdict: the dev dashboard. After it: per arm the test delta with its CI, the
+    aggregate state, failing slices, cost and latency. Always the verify status. Read from git.
+
     \b
     Example:
       gitera report --format md >> "$GITHUB_STEP_SUMMARY"
     """
-    from gitera.commands.verify_cmd import report as run_cmd
+    from gitera.commands.report import report as run_cmd
 
     sys.exit(run_cmd(tag, fmt, _out(as_json)))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from gitera.errors import ConfigError
@@ -198,6 +198,7 @@ class SliceResult:
     alpha: float
     state: str
     rows_needed: int | None
+    column: str | None = None  # the slice column it belongs to (None: one unnamed grouping)
 
 
 def make_slice_result(
@@ -212,12 +213,13 @@ def make_slice_result(
     alpha: float,
     direction: str = "higher",
     power: float = 0.8,
+    column: str | None = None,
 ) -> SliceResult:
     """Classify one slice against the loss floor (intersection-union test, no multiplicity)."""
     m, lo, hi = orient(mean, lower, upper, direction)
     state = slice_state(lo, hi, floor)
     needed = rows_to_clear(m, sd_diff, -floor, alpha, power) if state == INCONCLUSIVE else None
-    return SliceResult(str(name), int(n), mean, sd_diff, lower, upper, alpha, state, needed)
+    return SliceResult(str(name), int(n), mean, sd_diff, lower, upper, alpha, state, needed, column)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,6 +265,7 @@ class ArmVerdict:
     slices: tuple[SliceResult, ...]
     rows_needed: int | None
     reasons: tuple[str, ...]
+    unweighted: tuple[float, float, float] | None = None  # (effect, ci_low, ci_high) when ``effect`` is severity-weighted
 
     @property
     def passing_slices(self) -> tuple[str, ...]:
@@ -271,6 +274,16 @@ class ArmVerdict:
     @property
     def all_slices_pass(self) -> bool:
         return all(s.state == PASS for s in self.slices)
+
+    @property
+    def ships_somewhere(self) -> bool:
+        """Some rows remain to ship to: at least one passing slice in every slice column.
+
+        With several columns a narrow rollout is the rows whose slice in EVERY column passes,
+        so one column whose slices all fail leaves no rows at all.
+        """
+        columns = {s.column for s in self.slices}
+        return bool(self.slices) and all(any(s.state == PASS for s in self.slices if s.column == c) for c in columns)
 
 
 @dataclass(frozen=True)
@@ -303,9 +316,10 @@ class Verdict:
                 "threshold": asdict(self.threshold),
                 "arms": [
                     {
-                        **{k: v for k, v in asdict(a).items() if k != "slices"},
+                        **{k: v for k, v in asdict(a).items() if k not in ("slices", "unweighted")},
                         "reasons": list(a.reasons),
                         "slices": [asdict(s) for s in a.slices],
+                        "unweighted": dict(zip(("effect", "ci_low", "ci_high"), a.unweighted)) if a.unweighted else None,
                     }
                     for a in self.arms
                 ],
@@ -332,6 +346,17 @@ def _json_clean(obj: Any) -> Any:
 
 def _fmt(x: float) -> str:
     return f"{x:+.4g}"
+
+
+def narrow_scope(slices: Sequence[str]) -> str:
+    """Where a narrow rollout goes, in words: ``g1, g2`` for one slice column; with several,
+    ``rows in tier=gold or tier=silver, and in region=eu`` (a row must pass in every column)."""
+    columns: dict[str, list[str]] = {}
+    for name in slices:
+        columns.setdefault(name.partition("=")[0] if "=" in name else "", []).append(name)
+    if len(columns) <= 1:
+        return ", ".join(slices)
+    return "rows in " + ", and in ".join(" or ".join(names) for names in columns.values())
 
 
 def _aggregate_rows_needed(
@@ -410,7 +435,7 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
         slices = tuple(
             make_slice_result(
                 s.name, s.n, s.mean, s.sd_diff, s.lower, s.upper,
-                floor=thr.slice_loss_floor, alpha=s.alpha, direction=thr.direction, power=power,
+                floor=thr.slice_loss_floor, alpha=s.alpha, direction=thr.direction, power=power, column=s.column,
             )
             for s in arm.slices
         )
@@ -438,7 +463,7 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
                 improvement=eff, p_value=arm.p_value, p_holm=p_adj, n=arm.n, sd_diff=arm.sd_diff,
                 significant=significant,
                 clears=clears, aggregate=aggregate, slices=slices, rows_needed=rows_needed,
-                reasons=tuple(reasons),
+                reasons=tuple(reasons), unweighted=arm.unweighted,
             )
         )
 
@@ -447,7 +472,7 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
         return min(cands, key=lambda v: (-v.improvement, v.p_holm, v.name))
 
     full = [v for v in verdicts if v.aggregate == PASS and v.all_slices_pass]
-    narrow = [v for v in verdicts if v.aggregate == PASS and v.passing_slices]
+    narrow = [v for v in verdicts if v.aggregate == PASS and v.ships_somewhere]
     reasons = [f"{v.name}: {r}" for v in verdicts for r in v.reasons]
     if full:
         w = best(full)
@@ -465,7 +490,7 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
         w = best(narrow)
         not_passing = [s.name for s in w.slices if s.state != PASS]
         lead = (
-            f"ship {w.name} narrowly, to slices {', '.join(w.passing_slices)}: its aggregate passes "
+            f"ship {w.name} narrowly, to {narrow_scope(w.passing_slices)}: its aggregate passes "
             f"but slices {', '.join(not_passing)} do not"
         )
         return Verdict(SHIP_NARROWLY, w.name, w.passing_slices, (lead, *reasons), tuple(verdicts), thr)
@@ -489,7 +514,7 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
 def analyze(
     baseline_scores: ArrayLike,
     arm_scores: Mapping[str, ArrayLike],
-    slices: ArrayLike | None = None,
+    slices: ArrayLike | Mapping[str, ArrayLike] | None = None,
     *,
     threshold: Threshold,
     seed: int = 0,
@@ -502,9 +527,11 @@ def analyze(
     """Everything from per-row x trial score arrays in one call (lazy-imports gitera.stats).
 
     ``baseline_scores`` and each of ``arm_scores``: shape (rows, trials) (or (rows,)), the same
-    rows in the same order. ``slices``: one label per row. ``clusters``: one cluster label per
-    row (cluster-robust CI and test). ``severity``: one non-negative weight per row; the effect is
-    then severity-weighted and the unweighted effect must clear the threshold too.
+    rows in the same order. ``slices``: one label per row, or a mapping slice column -> one label
+    per row (every column is analysed; slices are then named ``column=label``). ``clusters``: one
+    cluster label per row (cluster-robust CI and test). ``severity``: one non-negative weight per
+    row; the effect is then severity-weighted and the unweighted effect must clear the threshold
+    too (slices stay unweighted: a loss floor is about rows, not weights).
     """
     from gitera import stats
 
@@ -528,15 +555,22 @@ def analyze(
         if severity is not None
         else None
     )
+    columns: dict[str | None, ArrayLike] = {}
+    if isinstance(slices, Mapping):
+        columns.update(slices)
+    elif slices is not None:
+        columns[None] = slices
     inputs: list[ArmInput] = []
     for name, rows in arm_rows.items():
         c = comparisons[name]
-        sl: tuple[SliceResult, ...] = ()
-        if slices is not None:
-            sl = stats.slice_noninferiority(
-                rows - base, slices, floor=threshold.slice_loss_floor, alpha=threshold.alpha,
+        sl = tuple(
+            replace(s, name=s.name if column is None else f"{column}={s.name}", column=column)
+            for column, labels in columns.items()
+            for s in stats.slice_noninferiority(
+                rows - base, labels, floor=threshold.slice_loss_floor, alpha=threshold.alpha,
                 direction=threshold.direction, power=power,
             )
+        )
         u = unweighted[name] if unweighted is not None else None
         inputs.append(
             ArmInput(
@@ -548,9 +582,84 @@ def analyze(
     v = decide(inputs, threshold, power=power)
     details = {
         "comparisons": {name: asdict(c) for name, c in comparisons.items()},
+        **({"unweighted_comparisons": {name: asdict(c) for name, c in unweighted.items()}} if unweighted else {}),
         "noise_floor": asdict(stats.noise_floor(baseline_scores)) if stats.n_trials(baseline_scores) >= 2 else None,
     }
     return Verdict(v.decision, v.arm, v.slices, v.reasons, v.arms, v.threshold, v.rows_needed, details)
+
+
+@dataclass(frozen=True)
+class DevTestGap:
+    """DISCIPLINE rule 21 for one arm: its dev score against its test score.
+
+    ``gap`` is dev minus test in the improvement direction (positive: dev looks better than
+    test). ``tuned``: the dev score was selected on dev (the iterated arm at its locked
+    iteration); a fixed arm's gap is the two row sets' sampling difference, shown for
+    comparison, never an alarm. ``bar`` = 2 x the noise floor.
+    """
+
+    arm: str
+    dev: float
+    test: float
+    gap: float
+    bar: float
+    dev_source: str
+    tuned: bool
+
+    @property
+    def alarm(self) -> bool:
+        return self.tuned and self.gap > self.bar
+
+    def sentence(self) -> str:
+        return (f"{self.arm}: dev {self.dev:.4f} ({self.dev_source}) vs test {self.test:.4f}, gap {self.gap:+.4f} "
+                f"{'>' if self.gap > self.bar else '<='} 2x the noise floor {self.bar:.4f}")
+
+
+def dev_test_gap(arm: str, dev: float, test: float, noise_floor: float, direction: str, dev_source: str, tuned: bool) -> DevTestGap:
+    sign = 1.0 if direction == "higher" else -1.0
+    return DevTestGap(arm, dev, test, sign * (dev - test), 2.0 * noise_floor, dev_source, tuned)
+
+
+def severity_weights(rows: Sequence[Mapping[str, Any]], column: str) -> list[float]:
+    """Each row's severity weight from ``column`` (frame ``metric.severity``): a finite number >= 0."""
+    weights: list[float] = []
+    for row in rows:
+        value = row.get(column)
+        try:
+            w = float(value) if not isinstance(value, bool) and value is not None and value != "" else math.nan
+        except (TypeError, ValueError):
+            w = math.nan
+        if not math.isfinite(w) or w < 0:
+            raise ConfigError(
+                f"row {row.get('id')!r} has severity {value!r} in column {column!r} (metric.severity); "
+                "give every row a finite weight >= 0 in the data, then split again in a new experiment"
+            )
+        weights.append(w)
+    if weights and not sum(weights) > 0:
+        raise ConfigError(f"every row's severity weight in column {column!r} is 0; give the rows that matter a positive weight")
+    return weights
+
+
+def analyze_rows(
+    baseline_scores: ArrayLike,
+    arm_scores: Mapping[str, ArrayLike],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    threshold: Threshold,
+    seed: int,
+    slice_columns: Sequence[str] = (),
+    cluster: str | None = None,
+    severity: str | None = None,
+) -> Verdict:
+    """:func:`analyze` with the slices, clusters and severity weights read from the scored rows'
+    columns, as the frame names them (the verdict, and ``gitera verify`` recomputing it)."""
+    return analyze(
+        baseline_scores, arm_scores,
+        {c: [str(r.get(c)) for r in rows] for c in slice_columns} or None,
+        threshold=threshold, seed=seed,
+        clusters=[str(r.get(cluster)) for r in rows] if cluster else None,
+        severity=severity_weights(rows, severity) if severity else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.experiment import Experiment
 from gitera.git import Repo
 from gitera.history import Record, read
+
+if TYPE_CHECKING:
+    from gitera import rules
 
 Check = tuple[str, bool, str]
 TOL = 1e-6
@@ -48,7 +51,7 @@ def _mean_scores(records: Sequence[Mapping[str, Any]]) -> tuple[float | None, di
     return (sum(rows.values()) / len(rows) if rows else None), rows
 
 
-def _commit_of(records: Sequence[Record], kind: str) -> str | None:
+def commit_of(records: Sequence[Record], kind: str) -> str | None:
     for r in records:
         if r.kind == kind:
             return r.commit
@@ -58,7 +61,7 @@ def _commit_of(records: Sequence[Record], kind: str) -> str | None:
 def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Check]:
     records = read(repo, exp.branch, exp.tag)
     checks: list[Check] = []
-    lock_commit = _commit_of(records, "Lock")
+    lock_commit = commit_of(records, "Lock")
     tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
     if lock_commit is None:
         return [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
@@ -68,29 +71,30 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
     fhash = lock.get("frame", {}).get("sha256")
     checks.append(_locked_files(repo, lock_commit, tip, locked))
     checks.append(_frame_hash(records, fhash))
-    frame = _frame_at(repo, exp, lock_commit)
+    frame = frame_at(repo, exp, lock_commit)
     metric = frame.get("metric") or {}
     primary = metric.get("primary") or {}
     sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
     checks += _results(repo, exp, records, sign)
     checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
     checks.append(_gate_outcomes(records))
-    split_commit = _commit_of(records, "Split")
+    split_commit = commit_of(records, "Split")
     verdicts = [r for r in records if r.kind == "Verdict"]
     if split_commit:
         manifest = json.loads(_show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
         seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
-        touched = repo.git("rev-list", f"{split_commit}..{tip}", "--", seal_path).split()
+        sealed = repo.ls_tree(split_commit, [seal_path])
+        touched = changed_since(repo, split_commit, tip, {seal_path: sealed.get(seal_path, "")})
         checks.append(("the seal is unchanged since the split", not touched,
-                       f"changed in {', '.join(c[:10] for c in touched)}" if touched else ""))
-        checks.append(_no_test_rows(repo, exp, split_commit, verdicts[0].commit if verdicts else tip))
+                       f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
+        checks.append(_no_test_rows(repo, exp, split_commit, f"{verdicts[0].commit}^" if verdicts else tip))
     checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
     if verdicts:
         # by history, not by commit time: a backdated commit after the opening is still after it
         since = set(repo.git("rev-list", f"{verdicts[0].commit}..{tip}").split())
         after = [r for r in records if r.commit in since and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
         conclusion = str(verdicts[0].data.get("conclusion") or "").rpartition("/")[0]
-        later = repo.git("rev-list", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
+        later = repo.git("rev-list", "--full-history", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
         checks.append(_verdict_locked(repo, exp, records, verdicts[0]))
@@ -100,13 +104,26 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
     return checks
 
 
-def _locked_files(repo: Repo, lock_commit: str, tip: str, locked: Mapping[str, str]) -> Check:
+def changed_since(repo: Repo, base: str, tip: str, expected: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(path, commit) for every commit reachable from ``tip`` but not ``base`` whose tree holds a
+    path of ``expected`` with another blob (or without it), oldest first.
+
+    ``--full-history`` and every merge: git's default history simplification follows only one
+    parent of a merge that leaves the paths as they were, so a change made and reverted on a
+    merged side branch would be hidden.
+    """
+    paths = list(expected)
+    touching = repo.git("rev-list", "--reverse", "--full-history", f"{base}..{tip}", "--", *paths).split()
+    merges = repo.git("rev-list", "--reverse", "--merges", f"{base}..{tip}").split()
     bad = []
-    for commit in repo.git("rev-list", f"{lock_commit}..{tip}", "--", *locked).split():
-        here = repo.ls_tree(commit, list(locked))
-        for path, blob in locked.items():
-            if here.get(path) != blob:
-                bad.append(f"{path} in {commit[:10]}")
+    for commit in dict.fromkeys([*touching, *merges]):
+        here = repo.ls_tree(commit, paths)
+        bad += [(path, commit[:10]) for path, blob in expected.items() if here.get(path) != blob]
+    return bad
+
+
+def _locked_files(repo: Repo, lock_commit: str, tip: str, locked: Mapping[str, str]) -> Check:
+    bad = [f"{path} in {commit}" for path, commit in changed_since(repo, lock_commit, tip, locked)]
     return ("locked files unchanged in every commit since the lock", not bad, "; ".join(bad[:5]))
 
 
@@ -115,7 +132,7 @@ def _frame_hash(records: Sequence[Record], fhash: str | None) -> Check:
     return ("every result was made under the locked frame", not bad, f"other frame in {', '.join(bad[:5])}" if bad else "")
 
 
-def _frame_at(repo: Repo, exp: Experiment, commit: str) -> dict[str, Any]:
+def frame_at(repo: Repo, exp: Experiment, commit: str) -> dict[str, Any]:
     import yaml
 
     try:
@@ -235,6 +252,53 @@ def _gate_outcomes(records: Sequence[Record]) -> Check:
     return ("every gate outcome follows from its recorded checks", not bad, "; ".join(bad[:5]))
 
 
+def dev_test_gaps(records: Sequence[Record], verdict: Mapping[str, Any]) -> list[rules.DevTestGap]:
+    """Rule 21 from the trailers alone: each arm's dev score against its test score in ``verdict``.
+
+    The iterated arm's dev score is its locked (latest gate-passed) iteration's, the state the
+    verdict scored; the other arms' (and an iterated arm no gate passed) come from the latest dev run.
+    """
+    from gitera import rules
+
+    before = records[: next((i for i, r in enumerate(records) if r.kind == "Verdict"), len(records))]
+    results = [r.data for r in before if r.kind == "Result"]
+    runs = {d.get("arm"): d for d in results if d.get("kind") == "run"}  # the latest run of each arm
+    noise = float(next((d.get("noise_floor") for d in runs.values() if d.get("status") == "baseline"), None) or 0.0)
+    locked = verdict.get("locked_iteration") or 0
+    attempt = next((d for d in results if d.get("kind") == "attempt" and d.get("iteration") == locked), None)
+    direction = str(verdict["decision"]["threshold"]["direction"])
+    gaps = []
+    for arm, info in verdict["arms"].items():
+        tuned = attempt is not None and attempt.get("arm") == arm
+        dev = (attempt if attempt is not None and tuned else runs.get(arm) or {}).get("score")
+        if isinstance(dev, (int, float)) and isinstance(info.get("score"), (int, float)):
+            source = f"iteration {locked}, locked" if tuned else "dev run"
+            gaps.append(rules.dev_test_gap(arm, float(dev), float(info["score"]), noise, direction, source, tuned))
+    return gaps
+
+
+def verdict_doc(repo: Repo, exp: Experiment, records: Sequence[Record]) -> dict[str, Any] | None:
+    """verdict.json as the (first) verdict commit recorded it: git's copy, never the working tree's."""
+    verdict = next((r for r in records if r.kind == "Verdict"), None)
+    raw = _show(repo, verdict.commit, exp.rel("verdict.json")) if verdict else None
+    try:
+        doc = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def gap_alarms(exp: Experiment, records: Sequence[Record], doc: Mapping[str, Any] | None) -> list[str]:
+    """The overfitting alarms (rule 21) of a decided experiment, from git alone: reported, not violations."""
+    if doc is None:
+        return []
+    try:
+        gaps = dev_test_gaps(records, doc)
+    except (KeyError, TypeError, AttributeError):
+        return []  # an unreadable verdict.json is already a failed check
+    return [f"overfitting alarm (rule 21): {g.sentence()}" for g in gaps if g.alarm]
+
+
 def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record) -> Check:
     doc = json.loads(_show(repo, verdict.commit, exp.rel("verdict.json")) or b"{}")
     want = gate_locked_iteration(records)
@@ -244,28 +308,41 @@ def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verd
             "" if ok else f"verdict.json locks iteration {got}, the Gitera-Gate trailers give {want}")
 
 
+NO_TEST_ROWS = "no sealed test row in any committed file before the verdict"
+OPEN_SPLITS = ("train.jsonl", "dev.jsonl", "gate.jsonl")
+CIPHERTEXTS = ("test.seal", "key.wrapped")
+
+
 def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:
+    """Scan every text blob committed from the split up to ``until`` (the verdict's parent, or the tip).
+
+    Nothing is exempt by its path: a file dropped into split/ or runs/, or a row added to a
+    gitera file by another commit, is scanned like any other. Only the split's ciphertexts (as
+    the split commit wrote them) are skipped. A test row's text that also occurs inside a
+    train/dev/gate row as the split wrote them (a near-duplicate in the data, e.g. a short
+    question quoted in a longer one) is public by the split's own design: its hits count nowhere.
+    """
     from gitera.leak import LeakIndex, scan
 
     raw = _show(repo, split_commit, exp.rel("split/leak.json"))
     if raw is None:
-        return ("no sealed test row in any committed file", False, "split/leak.json is missing")
+        return (NO_TEST_ROWS, False, "split/leak.json is missing")
     index = LeakIndex.from_dict(json.loads(raw))
-    objects = repo.git("rev-list", "--objects", f"{split_commit}^..{until}").splitlines()
-    skip = (exp.rel("split/"), exp.rel("runs/"))  # the experiment's own results, not any folder named runs/
-    paths = {}
-    for line in objects:
-        parts = line.split(" ", 1)
-        if len(parts) == 2 and not parts[1].startswith(skip):
-            paths[parts[0]] = parts[1]
-    hits = []
-    blobs = repo.cat_blobs(list(paths))
-    for (oid, path), content in zip(paths.items(), blobs):
+    made = repo.ls_tree(split_commit, [exp.rel(f"split/{name}") for name in (*OPEN_SPLITS, *CIPHERTEXTS)])
+    opened = {blob for path, blob in made.items() if path.endswith(OPEN_SPLITS)}
+    public = {hit.fingerprint for content in repo.cat_blobs(sorted(opened)) if content
+              for hit in scan(content.decode("utf-8", errors="replace"), index)}
+    paths: dict[str, str] = {}
+    for line in repo.git("rev-list", "--objects", until, "--not", f"{split_commit}^@").splitlines():
+        oid, sep, path = line.partition(" ")
+        if sep and oid not in made.values():
+            paths[oid] = path
+    hits = set()
+    for (oid, path), content in zip(paths.items(), repo.cat_blobs(list(paths))):
         if content is None or b"\0" in content[:8192]:
             continue
-        for hit in scan(content.decode("utf-8", errors="replace"), index):
-            hits.append(f"{path}:{hit.line_no}")
-    return ("no sealed test row in any committed file before the verdict", not hits, "; ".join(sorted(set(hits))[:5]))
+        hits |= {f"{path}:{hit.line_no}" for hit in scan(content.decode("utf-8", errors="replace"), index) if hit.fingerprint not in public}
+    return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
 
 
 def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Check]:
@@ -310,19 +387,27 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Che
     th = dec["threshold"]
     threshold = rules.Threshold(effect=th["effect"], basis=th["basis"], slice_loss_floor=th["slice_loss_floor"], alpha=th["alpha"], direction=th["direction"])
     base = next(a for a in doc["arms"] if a not in {x["name"] for x in dec["arms"]})
-    col = doc.get("slice_column")
-    slices = [str(r.get(col)) for r in rows] if col else None
-    cluster_col = doc.get("cluster_column")
-    clusters = [str(r.get(cluster_col)) for r in rows] if cluster_col else None
-    again = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold,
-                          seed=int(doc["frame"][:8], 16), clusters=clusters).to_dict()
-    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == dec["slices"]
+    columns = doc.get("slice_columns")
+    recorded_slices = dec["slices"]
+    if columns is None:  # a verdict.json from before every slice column was analysed: its first one, plain names
+        columns = [doc["slice_column"]] if doc.get("slice_column") else []
+        recorded_slices = [f"{columns[0]}={n}" for n in recorded_slices] if columns else recorded_slices
+    again = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
+                               seed=int(doc["frame"][:8], 16), slice_columns=columns, cluster=doc.get("cluster_column"),
+                               severity=doc.get("severity_column")).to_dict()
+    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices
     checks.append(("the verdict recomputed from the test rows is the same", same,
                    "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']}"))
-    recorded = {a["name"]: a["effect"] for a in dec["arms"]}
-    effects_ok = all(
-        a["name"] in recorded and (a["effect"] is None or recorded[a["name"]] is None or math.isclose(a["effect"], recorded[a["name"]], abs_tol=1e-9))
-        for a in again["arms"]
-    )
+    recorded = {a["name"]: _effects(a) for a in dec["arms"]}
+    effects_ok = all(a["name"] in recorded and all(map(_close, _effects(a), recorded[a["name"]])) for a in again["arms"])
     checks.append(("the recorded test effects match the per-row files", effects_ok, ""))
     return checks
+
+
+def _effects(arm: Mapping[str, Any]) -> tuple[Any, Any]:
+    """An arm's test effect, and its unweighted effect when the effect is severity-weighted."""
+    return arm["effect"], (arm.get("unweighted") or {}).get("effect")
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a is None and b is None or a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import git, run_gitera
@@ -139,8 +140,13 @@ locked: [harness.py]
 def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = ("g1", "g2", "g3"), policies: dict[str, str] | None = None,
                       extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
                       accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
-                      harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None) -> None:
-    """A locked, split, piloted experiment `syn` with the deterministic policy harness."""
+                      harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None,
+                      row_text: Callable[[int], str] | None = None, frame_edits: dict[str, str] | None = None,
+                      columns: dict[str, Callable[[int], str]] | None = None) -> None:
+    """A locked, split, piloted experiment `syn` with the deterministic policy harness.
+
+    ``row_text(i)``: row i's text; ``columns``: more data columns, name -> value of row i.
+    """
     import csv
     import shutil
 
@@ -151,10 +157,11 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     (root / "data").mkdir(exist_ok=True)
     with (root / "data/rows.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["row_id", "text", "label", "group"])
+        w.writerow(["row_id", "text", "label", "group", *(columns or {})])
         for i in range(rows):
             g = groups[i % len(groups)]
-            w.writerow([f"s{i:05d}", f"customer message number {i} about topic {i % 17} in {g} with detail {i * 7919 % 10007}", f"L{i % 5}", g])
+            words = row_text(i) if row_text else f"customer message number {i} about topic {i % 17} in {g} with detail {i * 7919 % 10007}"
+            w.writerow([f"s{i:05d}", words, f"L{i % 5}", g, *(f(i) for f in (columns or {}).values())])
     (root / ".gitignore").write_text("data/\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "synthetic project")
@@ -164,6 +171,9 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
              .replace("locked: [harness.py]", "locked: [" + ", ".join(["harness.py", *locked_extra]) + "]"))
     if max_cost_usd is not None:
         frame = frame.replace("max_consecutive_crashes: 3}", f"max_consecutive_crashes: 3, max_cost_usd: {max_cost_usd}}}")
+    for old, new in (frame_edits or {}).items():
+        assert old in frame, old
+        frame = frame.replace(old, new)
     (root / ".gitera/syn/frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err

@@ -26,3 +26,12 @@ def test_library_reads_frame_attempts_and_rows(repo: Path) -> None:
         exp.rows("test")
     assert exp.verdict() is None
     assert {r["arm"] for r in exp.runs()} == {"a", "b"}
+
+
+def test_library_reads_the_committed_verdict(repo: Path) -> None:
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.8\n"})
+    assert run_gitera(repo, "run").code == 0
+    assert run_gitera(repo, "verdict").code == 0
+    (repo / ".gitera/syn/verdict.json").write_text("{}")  # an edit in the working tree is not the verdict
+    doc = gitera.open_experiment(repo, tag="syn").verdict()
+    assert doc is not None and doc["decision"]["decision"] == "ship" and doc["decision"]["arm"] == "b"

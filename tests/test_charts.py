@@ -193,7 +193,25 @@ def test_forest_plot_content(tmp_path: Path) -> None:
     assert "threshold (+0.050)" in texts
     assert "slice loss floor (\u22120.020)" in texts
     assert "\u22120.050 [\u22120.090, \u22120.030]" in texts
-    assert {"PASS", "FAIL (slice loses)", "INCONCLUSIVE"} <= set(texts)
+    assert {"PASS", "FAIL", "INCONCLUSIVE"} <= set(texts)  # the state column
+    legend = {"arm PASS: clears the threshold", "arm INCONCLUSIVE: cannot tell yet", "slice PASS: within the loss floor",
+              "slice FAIL: slice loses beyond the floor", "slice INCONCLUSIVE: cannot tell yet"}
+    assert legend <= set(texts)
+    assert "arm FAIL: misses the threshold" not in texts  # no aggregate failed
+
+
+def test_forest_plot_legend_reads_an_aggregate_fail_as_missing_the_threshold(tmp_path: Path) -> None:
+    # an arm whose aggregate FAILs while every slice holds: nothing in the chart may say a slice loses
+    rows = (
+        ForestRow("v2 (all rows)", "v2", None, 0.01, -0.01, 0.03, "FAIL"),
+        ForestRow("tier=gold", "v2", "tier=gold", 0.01, -0.01, 0.03, "PASS"),
+        ForestRow("tier=free", "v2", "tier=free", 0.01, -0.01, 0.03, "PASS"),
+    )
+    _, svg_path = charts.forest_plot(rows, 0.05, 0.02, "accuracy", tmp_path)
+    texts = svg_texts(svg_path)
+    assert "arm FAIL: misses the threshold" in texts and "slice PASS: within the loss floor" in texts
+    assert not [t for t in texts if "loses" in t]
+    assert texts.count("FAIL") == 1 and texts.count("PASS") == 2
 
 
 def test_forest_plot_groups_slices_under_their_arm(tmp_path: Path) -> None:

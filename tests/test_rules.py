@@ -48,6 +48,64 @@ def test_aggregate_winner_with_a_regressing_slice_ships_narrowly() -> None:
     assert states == {"free": rules.PASS, "pro": rules.FAIL}
 
 
+def col(column: str, name: str, mean: float, lower: float, upper: float) -> SliceResult:
+    return rules.make_slice_result(f"{column}={name}", 100, mean, 0.2, lower, upper, floor=0.02, alpha=0.05, column=column)
+
+
+def test_with_several_slice_columns_a_narrow_rollout_needs_a_passing_slice_in_every_column() -> None:
+    tiers = (col("tier", "gold", 0.1, 0.05, 0.15), col("tier", "free", -0.1, -0.15, -0.05))
+    lost_everywhere = (col("region", "eu", -0.1, -0.15, -0.05), col("region", "us", -0.1, -0.15, -0.05))
+    v = decide([arm("v2", 0.08, 0.05, 0.11, 0.001, slices=tiers + lost_everywhere)], THR)
+    assert v.decision == "kill" and v.arm is None  # tier=gold passes, but no region does: no rows to ship to
+    one_region = (col("region", "eu", 0.1, 0.05, 0.15), col("region", "us", 0.1, 0.05, 0.15), col("region", "apac", -0.1, -0.15, -0.05))
+    v = decide([arm("v2", 0.08, 0.05, 0.11, 0.001, slices=tiers + one_region)], THR)
+    assert v.decision == "ship_narrowly" and v.slices == ("tier=gold", "region=eu", "region=us")
+    assert v.reasons[0].startswith("ship v2 narrowly, to rows in tier=gold, and in region=eu or region=us:")
+    assert rules.narrow_scope(["tier=gold", "tier=silver"]) == "tier=gold, tier=silver"
+
+
+def test_analyze_names_the_slices_of_every_column() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2, size=(400, 3)).astype(float)
+    better = np.maximum(base, rng.integers(0, 2, size=(400, 3)))
+    v = rules.analyze(base, {"v2": better}, {"tier": ["gold", "free"] * 200, "region": ["eu"] * 400}, threshold=THR, seed=1)
+    assert [(s.name, s.column) for s in v.arms[0].slices] == [("tier=free", "tier"), ("tier=gold", "tier"), ("region=eu", "region")]
+    plain = rules.analyze(base, {"v2": better}, ["gold", "free"] * 200, threshold=THR, seed=1)
+    assert [(s.name, s.column) for s in plain.arms[0].slices] == [("free", None), ("gold", None)]
+
+
+def test_analyze_records_the_unweighted_effect_next_to_the_weighted_one() -> None:
+    base = np.zeros((300, 3))
+    arm_rows = np.zeros((300, 3))
+    arm_rows[:100] = 1.0  # the arm fixes the first 100 rows, which weigh 5 each
+    weights = [5.0] * 100 + [1.0] * 200
+    v = rules.analyze(base, {"v2": arm_rows}, threshold=THR, seed=1, severity=weights).to_dict()
+    (a,) = v["arms"]
+    assert math.isclose(a["effect"], 500 / 700) and math.isclose(a["unweighted"]["effect"], 1 / 3)
+    assert a["unweighted"]["ci_low"] <= 1 / 3 <= a["unweighted"]["ci_high"]
+    assert "unweighted_comparisons" in v["details"]
+    assert rules.analyze(base, {"v2": arm_rows}, threshold=THR, seed=1).to_dict()["arms"][0]["unweighted"] is None
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=5), st.floats(allow_nan=True), st.integers(-5, 5)), min_size=1, max_size=20))
+@settings(max_examples=200)
+def test_severity_weights_accept_exactly_finite_non_negative_numbers(values: list[object]) -> None:
+    rows = [{"id": f"r{i}", "sev": v} for i, v in enumerate(values)]
+
+    def ok(v: object) -> bool:
+        try:
+            f = float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+        return v is not None and v != "" and math.isfinite(f) and f >= 0
+
+    if all(ok(v) for v in values) and sum(float(v) for v in values) > 0:  # type: ignore[arg-type]
+        assert rules.severity_weights(rows, "sev") == [float(v) for v in values]  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ConfigError, match="severity|weight"):
+            rules.severity_weights(rows, "sev")
+
+
 def test_winner_with_passing_slices_beats_a_bigger_winner_that_regresses_a_slice() -> None:
     v = decide(
         [arm("big", 0.12, 0.09, 0.15, 1e-6, slices=REGRESSING), arm("steady", 0.07, 0.055, 0.085, 1e-4)],

@@ -10,8 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gitera import stats
 from tests.conftest import git, run_gitera
-from tests.helpers import synthetic_project
+from tests.helpers import fix_holdout_seed, synthetic_project
 
 ARM_C = "  c: {change: another policy, params: {policy: policy_c.txt}}\n"
 
@@ -49,7 +52,7 @@ def test_ship_an_arm_better_everywhere(repo: Path) -> None:
     doc = json.loads((repo / ".gitera/syn/verdict.json").read_text())
     d = doc["decision"]
     assert d["decision"] == "ship" and d["arm"] == "b"
-    assert d["slices"] == ["g1", "g2", "g3"]
+    assert d["slices"] == ["group=g1", "group=g2", "group=g3"]
     (b,) = d["arms"]
     assert b["aggregate"] == "PASS" and {s["state"] for s in b["slices"]} == {"PASS"}
     assert b["effect"] > 0.2
@@ -62,14 +65,13 @@ def test_ship_narrowly_to_the_passing_slices(repo: Path) -> None:
     doc = verdict(repo)
     d = doc["decision"]
     assert d["decision"] == "ship_narrowly" and d["arm"] == "b"
-    assert d["slices"] == ["g1", "g2"]
-    assert "g3" not in d["slices"]
+    assert d["slices"] == ["group=g1", "group=g2"]
     states = {s["name"]: s["state"] for s in d["arms"][0]["slices"]}
-    assert states == {"g1": "PASS", "g2": "PASS", "g3": "FAIL"}
+    assert states == {"group=g1": "PASS", "group=g2": "PASS", "group=g3": "FAIL"}
     assert d["arms"][0]["aggregate"] == "PASS"
     md = (repo / doc["conclusion"] / "conclusion.md").read_text()
-    assert "Ship b narrowly, to g1, g2 only: it clears the threshold overall but not on every slice." in md
-    assert "b loses on slice g3" in md
+    assert "Ship b narrowly, to group=g1, group=g2 only: it clears the threshold overall but not on every slice." in md
+    assert "b loses on slice group=g3" in md
 
 
 def test_underpowered_reports_the_rows_needed(repo: Path) -> None:
@@ -102,7 +104,7 @@ def test_three_arms_the_one_that_holds_everywhere_ships(repo: Path) -> None:
     assert set(by) == {"b", "c"}
     assert by["b"]["effect"] > by["c"]["effect"]
     assert by["b"]["aggregate"] == "PASS" and by["c"]["aggregate"] == "PASS"
-    assert {s["name"]: s["state"] for s in by["b"]["slices"]}["g3"] == "FAIL"
+    assert {s["name"]: s["state"] for s in by["b"]["slices"]}["group=g3"] == "FAIL"
     assert {s["state"] for s in by["c"]["slices"]} == {"PASS"}
     assert d["decision"] == "ship" and d["arm"] == "c"
     assert "b passes the aggregate but not every slice" in d["reasons"][0]
@@ -212,9 +214,17 @@ def test_verdict_records_key_opening_tag_conclusion_and_charts(repo: Path) -> No
     md = (folder / "conclusion.md").read_text()
     assert "**Ship b: it beats a by at least the registered 0.05 on the sealed test set and holds on every slice.**" in md
     assert "> Does policy B beat policy A?" in md
-    assert "| slice | rows | effect | one-sided bounds | state |" in md
-    for g in ("g1", "g2", "g3"):
+    assert "| slice | rows | a | b | effect | one-sided bounds | state |" in md
+    for g in ("group=g1", "group=g2", "group=g3"):
         assert any(line.startswith(f"| {g} | 40 |") and line.endswith("| PASS |") for line in md.splitlines()), g
+        # each side's slice score, with its Wilson interval (the harness scores 0 or 1 per row)
+        for arm in ("a", "b"):
+            info = doc["arms"][arm]["slices"][g]
+            low, high = info["wilson"]
+            assert info["n"] == 40 and low < info["score"] < high
+            w = stats.wilson_interval(round(info["score"] * 40), 40, 0.05)
+            assert (low, high) == (pytest.approx(w.low, abs=1e-6), pytest.approx(w.high, abs=1e-6))
+            assert f"{info['score']:.3f} [{low:.3f}, {high:.3f}]" in next(line for line in md.splitlines() if line.startswith(f"| {g} | 40 |"))
     assert "- [x] locked files unchanged in every commit since the lock" in md
     assert "- [x] no sealed test row in any committed file before the verdict" in md
     assert "- [ ]" not in md
@@ -294,3 +304,149 @@ def test_an_edited_loop_state_cannot_choose_the_iteration_the_verdict_scores(rep
     r = run_gitera(repo, "verdict")
     assert r.code == 3 and "the Gitera-Gate trailers say 3" in r.err and "was edited" in r.err, r.err
     assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 4. every slice column, and severity weights (rule 16)
+# --------------------------------------------------------------------------------------------
+
+
+def tier(i: int) -> str:
+    return "free" if (i // 3) % 3 == 0 else "gold"  # cuts across the groups (group = i % 3)
+
+
+def test_every_slice_column_is_analysed_and_a_second_column_can_narrow_the_rollout(repo: Path) -> None:
+    # b wins on every group but loses on the free tier, which cuts across the groups: analysing
+    # only the first slice column (group) would ship it everywhere
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.85\ntier.free: 0.3\n", rows=900, columns={"tier": tier},
+            frame_edits={"slices: [group]": "slices: [group, tier]"})
+    doc = verdict(repo)
+    d = doc["decision"]
+    states = {s["name"]: (s["column"], s["state"]) for s in d["arms"][0]["slices"]}
+    assert states == {"group=g1": ("group", "PASS"), "group=g2": ("group", "PASS"), "group=g3": ("group", "PASS"),
+                      "tier=free": ("tier", "FAIL"), "tier=gold": ("tier", "PASS")}
+    assert d["decision"] == "ship_narrowly" and d["arm"] == "b"
+    assert d["slices"] == ["group=g1", "group=g2", "group=g3", "tier=gold"]
+    assert doc["slice_columns"] == ["group", "tier"]
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    assert ("Ship b narrowly, to rows in group=g1 or group=g2 or group=g3, and in tier=gold only: "
+            "it clears the threshold overall but not on every slice.") in md
+    assert any(line.startswith("| tier=free |") and "FAIL" in line for line in md.splitlines())
+    svg = (repo / doc["conclusion"] / "forest-plot.svg").read_text()
+    for name in states:
+        assert f'id="marker-b-{name}"' in svg, name
+    r = run_gitera(repo, "verify")
+    assert r.code == 0 and "ok   the verdict recomputed from the test rows is the same" in r.out, r.out
+
+
+def severity(i: int) -> str:
+    return "10" if i % 3 == 0 else "1"  # group g1 (i % 3 == 0) is ten times as costly to get wrong
+
+
+def test_severity_weights_decide_and_both_effects_are_recorded(repo: Path) -> None:
+    # b gains 0.2 on the light groups and nothing on the heavy one: unweighted it clears the 0.05
+    # threshold (+0.13), weighted it does not (+0.03); the frame registered the weights, so no ship
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.7\ngroup.g1: 0.5\n", rows=900, columns={"sev": severity},
+            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+    doc = verdict(repo)
+    d = doc["decision"]
+    (b,) = d["arms"]
+    assert doc["severity_column"] == "sev"
+    assert 0.0 < b["effect"] < 0.045 and 0.08 < b["unweighted"]["effect"] < 0.18
+    assert b["unweighted"]["ci_low"] < b["unweighted"]["effect"] < b["unweighted"]["ci_high"]
+    assert b["aggregate"] != "PASS" and d["decision"] in ("underpowered", "kill")
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    assert "severity-weighted by column `sev`" in md
+    assert f"| b | {b['effect']:+.4f} |" in md and f"{b['unweighted']['effect']:+.4f}" in md
+    r = run_gitera(repo, "verify")
+    assert r.code == 0, r.out
+    assert "ok   the verdict recomputed from the test rows is the same" in r.out
+    assert "ok   the recorded test effects match the per-row files" in r.out
+
+
+def test_an_unweighted_winner_still_needs_the_weighted_effect(repo: Path) -> None:
+    # rule 16 the other way round: weighted about +0.15 clears, unweighted about 0 does not: no ship either
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.4\ngroup.g1: 0.7\n", rows=900, columns={"sev": severity},
+            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+    doc = verdict(repo)
+    (b,) = doc["decision"]["arms"]
+    assert b["effect"] > 0.1 and b["unweighted"]["effect"] < 0.05
+    assert b["aggregate"] != "PASS" and doc["decision"]["decision"] != "ship"
+    assert any("the severity-weighted effect clears the threshold but the unweighted one" in r for r in b["reasons"])
+
+
+def test_a_bad_severity_weight_is_refused_before_any_arm_is_scored(repo: Path) -> None:
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n", columns={"sev": lambda i: "n/a"},
+            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+    head = tip(repo)
+    r = run_gitera(repo, "verdict")
+    assert r.code == 2, r.out + r.err
+    assert "has severity 'n/a' in column 'sev' (metric.severity); give every row a finite weight >= 0" in r.err
+    assert "Traceback" not in r.err and "verdict: arm" not in r.out + r.err
+    assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 5. the loop in the conclusion: the gates, a kill, the dev–test gap (rule 21), best of N
+# --------------------------------------------------------------------------------------------
+
+
+def climb(root: Path, policies: list[str]) -> None:
+    for i, text in enumerate(policies):
+        (root / "policy_b.txt").write_text(text)
+        r = run_gitera(root, "iterate", "-m", f"attempt {i + 1}")
+        assert r.code == 0, r.out + r.err
+
+
+def test_an_arm_that_climbed_on_dev_alone_raises_the_overfitting_alarm(repo: Path) -> None:
+    # b's gains exist on the dev and gate rows only (the gate passes them), not on the test rows
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    fix_holdout_seed(repo)
+    climb(repo, [f"accuracy: 0.5\nsplit.dev: {x}\nsplit.gate: {x}\n" for x in ("0.6", "0.7", "0.8")])
+    doc = verdict(repo)
+    assert doc["locked_iteration"] == 3
+    locked_dev = next(x for x in results_of(repo) if x.get("kind") == "attempt" and x["iteration"] == 3)["score"]
+    folder = repo / doc["conclusion"]
+    data = json.loads((folder / "data.json").read_text())
+    gap = {g["arm"]: g for g in data["dev_test_gap"]}
+    assert gap["b"]["dev"] == locked_dev and gap["b"]["dev_source"] == "iteration 3, locked"  # not the run's pre-iteration 0.5
+    assert gap["b"]["gap"] == pytest.approx(locked_dev - doc["arms"]["b"]["score"]) and gap["b"]["gap"] > 0.2
+    assert gap["b"]["alarm"] is True and gap["a"]["alarm"] is False and gap["a"]["tuned"] is False
+    md = (folder / "conclusion.md").read_text()
+    assert "## Dev–test gap (rule 21)" in md
+    assert f"| b | {locked_dev:.4f} (iteration 3, locked) | {doc['arms']['b']['score']:.4f} | {gap['b']['gap']:+.4f} | 0.0000 | ⚠ overfitting alarm |" in md
+    assert f"Overfitting alarm: b: dev {locked_dev:.4f} (iteration 3, locked) vs test" in md
+    assert data["best_of_n"]["n"] == 3 and data["best_of_n"]["optimism"] > 0
+    assert "kept among 3 scored attempts" in md
+    # verify reports the alarm but it is no process violation
+    r = run_gitera(repo, "verify")
+    assert r.code == 0 and "All checks pass." in r.out, r.out
+    assert f"ALARM overfitting alarm (rule 21): b: dev {locked_dev:.4f} (iteration 3, locked)" in r.out
+    j = json.loads(run_gitera(repo, "verify", "--json").out)
+    assert j["ok"] is True and j["violations"] == [] and len(j["alarms"]) == 1 and j["alarms"][0].startswith("overfitting alarm (rule 21): b:")
+
+
+def test_a_gate_that_kills_the_arm_is_reported_with_its_numbers(repo: Path) -> None:
+    # the sprint's gain exists on the dev rows only: replication on the gate rows fails, the arm is killed
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.5\n")
+    fix_holdout_seed(repo)
+    climb(repo, [f"accuracy: 0.5\nsplit.dev: {x}\n" for x in ("0.6", "0.7", "0.8")])
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)", "autoexp/syn").strip())
+    assert gate["outcome"] == "fail" and gate["replication"]["passed"] is False
+    doc = verdict(repo)
+    assert doc["locked_iteration"] == 0 and doc["arms"]["b"]["what"].startswith("iteration 0 ")
+    md = (repo / doc["conclusion"] / "conclusion.md").read_text()
+    section = md.split("## Generalization gates")[1].split("\n## ")[0]
+    assert "**Sprint 1** (after iteration 3" in section and "**fail** — the arm was killed." in section
+    rep = gate["replication"]
+    assert f"Replication failed: gate gain {rep['gate_gain']:+.4f} vs required {rep['required']:+.4f} (dev gain {rep['dev_gain']:+.4f})" in section
+    assert "Hardcode scan: no hit." in section and "Saturation: not saturated" in section
+    assert ("The generalization gate killed b after sprint 1; the verdict scored b at the state registered in the frame "
+            "(no iteration passed a gate).") in section
+    gaps = {g["arm"]: g for g in json.loads((repo / doc["conclusion"] / "data.json").read_text())["dev_test_gap"]}
+    assert gaps["b"]["dev_source"] == "dev run" and gaps["b"]["alarm"] is False  # the killed climb is not what was scored
+
+
+def results_of(root: Path) -> list[dict[str, Any]]:
+    out = git(root, "log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)", "autoexp/syn")
+    return [json.loads(x) for x in out.replace("\n", "\x1e").split("\x1e") if x.strip()]

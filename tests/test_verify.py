@@ -169,3 +169,112 @@ def test_a_gate_trailer_whose_outcome_contradicts_its_checks_is_caught(repo: Pat
               "saturation": {"saturated": False, "reason": "", "attempts": 3, "best": 0.8}, "locked_iteration": 3}
     bad = commit(repo, f"gate\n\nGitera-Tag: syn\nGitera-Gate: {json.dumps(forged)}", "--allow-empty")
     assert_only_violation(repo, "every gate outcome follows from its recorded checks", bad[:10], "recorded 'pass' but its checks give 'fail'")
+
+
+# --------------------------------------------------------------------------------------------
+# the leak scan exempts no path: only the split's own ciphertexts, and test texts the split
+# itself made public inside a train/dev/gate row
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_user_file_dropped_into_the_split_or_runs_folder_is_scanned(repo: Path) -> None:
+    ran(repo)
+    rows = read_test_rows(repo, tag="syn")
+    (repo / ".gitera/syn/split/extra.csv").write_text(f"id,text\nx1,{rows[0]['text']}\n")
+    (repo / ".gitera/syn/runs/scratch.jsonl").write_text(json.dumps({"id": "x2", "input": rows[1]["text"]}) + "\n")
+    git(repo, "add", ".gitera/syn/split/extra.csv", ".gitera/syn/runs/scratch.jsonl")
+    commit(repo, "keep a few examples next to the experiment")
+    assert_only_violation(repo, NO_ROWS, ".gitera/syn/runs/scratch.jsonl:1", ".gitera/syn/split/extra.csv:2")
+
+
+def test_a_test_row_added_to_a_file_gitera_wrote_is_scanned(repo: Path) -> None:
+    # the file names are gitera's, the commits are not: dev.jsonl and a run's per-row results
+    ran(repo)
+    rows = read_test_rows(repo, tag="syn")
+    dev = repo / ".gitera/syn/split/dev.jsonl"
+    n_dev = len(dev.read_text().splitlines())
+    dev.write_text(dev.read_text() + json.dumps({**rows[0], "id": "extra"}) + "\n")
+    per_row = next((repo / ".gitera/syn/runs").glob("run-*/b.jsonl"))
+    per_row.write_text(json.dumps({"id": "extra", "score": 1, "output": rows[2]["text"]}) + "\n" + per_row.read_text())
+    git(repo, "add", "-A", ".gitera/syn")
+    commit(repo, "more rows")
+    rel = per_row.relative_to(repo).as_posix()
+    assert_only_violation(repo, NO_ROWS, f".gitera/syn/split/dev.jsonl:{n_dev + 1}", f"{rel}:1")
+
+
+def test_a_test_text_quoted_inside_an_open_row_is_no_leak(repo: Path) -> None:
+    # real data has near-duplicates (BANKING77: "…how can I get a virtual card?" in a dev row, the
+    # shorter question in test): the split made that text public itself, so neither dev.jsonl nor a
+    # harness output repeating that dev row is a leak
+    def text(i: int) -> str:
+        short = f"please help me with request number {i // 2} about my card"
+        return short if i % 2 == 0 else f"{short} because it is urgent and i am waiting"
+
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.8\n"}, row_text=text)
+    assert run_gitera(repo, "run").code == 0
+    test_texts = {r["text"] for r in read_test_rows(repo, tag="syn")}
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    quoting = [r for r in dev if any(t in r["text"] and t != r["text"] for t in test_texts)]
+    assert len(quoting) > 5  # the near-duplicates exist
+    (repo / "notes.md").write_text("".join(f"{r['text']}\n" for r in quoting))
+    git(repo, "add", "notes.md")
+    commit(repo, "notes on dev rows")
+    code, out, _ = verify(repo)
+    assert code == 0, out
+
+
+# --------------------------------------------------------------------------------------------
+# a change on a merged side branch is not hidden by git's history simplification
+# --------------------------------------------------------------------------------------------
+
+
+def side_branch_change_and_revert(root: Path, path: str) -> str:
+    """Change ``path`` on a side branch, revert it there, merge the branch back: the tree is as before."""
+    target = root / path
+    original = target.read_bytes()
+    git(root, "switch", "-q", "-c", "side")
+    target.write_bytes(original + b"\n# tuned for a while\n")
+    changed = commit(root, "try something", "-a")
+    target.write_bytes(original)
+    commit(root, "put it back", "-a")
+    git(root, "switch", "-q", "autoexp/syn")
+    git(root, "merge", "-q", "--no-ff", "--no-verify", "-m", "merge side", "side")
+    assert git(root, "diff", "HEAD~1", "HEAD", "--stat") == ""
+    assert git(root, "rev-list", "HEAD~1..HEAD", "--", path) == ""  # what the default walk sees
+    return changed
+
+
+def test_a_locked_file_changed_and_reverted_on_a_merged_side_branch_is_named(repo: Path) -> None:
+    ran(repo)
+    changed = side_branch_change_and_revert(repo, "harness.py")
+    assert_only_violation(repo, LOCKED, f"harness.py in {changed[:10]}")
+
+
+def test_the_seal_changed_and_reverted_on_a_merged_side_branch_is_named(repo: Path) -> None:
+    ran(repo)
+    changed = side_branch_change_and_revert(repo, ".gitera/syn/split/test.seal")
+    assert_only_violation(repo, "the seal is unchanged since the split", changed[:10])
+
+
+def test_a_verdict_json_from_before_every_slice_column_was_analysed_still_recomputes(repo: Path) -> None:
+    # older verdicts recorded one "slice_column" and plain slice names ("g1"); verify still reads them
+    decided(repo)
+    path = repo / ".gitera/syn/verdict.json"
+    doc = json.loads(path.read_text())
+    (column,) = doc.pop("slice_columns")
+    doc.pop("severity_column")
+    doc["slice_column"] = column
+    d = doc["decision"]
+    d["slices"] = [s.split("=", 1)[1] for s in d["slices"]]
+    for arm in d["arms"]:
+        arm.pop("unweighted")
+        for s in arm["slices"]:
+            s["name"] = s["name"].split("=", 1)[1]
+            s.pop("column")
+    assert d["slices"] == ["g1", "g2", "g3"]
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    git(repo, "add", str(path.relative_to(repo)))
+    git(repo, "commit", "-q", "--amend", "--no-edit", "--no-verify")  # the verdict commit as an older gitera wrote it
+    code, out, _ = verify(repo)
+    assert code == 0, out
+    assert "ok   the verdict recomputed from the test rows is the same" in out

@@ -142,6 +142,8 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ids = [str(r["id"]) for r in rows]
+    if frame.metric.severity:
+        rules.severity_weights(rows, frame.metric.severity)  # before any arm is scored: a bad weight wastes no eval calls
     trials = list(range(frame.metric.trials))
     arms = locked_arms(exp, frame, state)
     scorer = Scorer(exp, frame, lock, out, use_cache=False)
@@ -160,14 +162,12 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
         )
     records = {a: [x.to_json() for x in r.results] for a, r in results.items()}
     mats = {a: matrix(records[a], ids, trials) for a in results}
-    slice_col = frame.data.slices[0] if frame.data.slices else None
-    slices = [str(r.get(slice_col)) for r in rows] if slice_col else None
-    clusters = [str(r.get(frame.data.cluster)) for r in rows] if frame.data.cluster else None
     threshold = rules.Threshold(effect=frame.threshold.effect, basis=frame.threshold.basis, slice_loss_floor=frame.threshold.slice_loss_floor,
                                 alpha=frame.threshold.alpha, direction=frame.metric.direction)
     base = frame.baseline.arm
-    decision = rules.analyze(mats[base], {a: m for a, m in mats.items() if a != base}, slices, threshold=threshold,
-                             seed=int(fhash[:8], 16), clusters=clusters)
+    decision = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
+                                  seed=int(fhash[:8], 16), slice_columns=frame.data.slices, cluster=frame.data.cluster,
+                                  severity=frame.metric.severity)
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     doc_dir = f"docs/experiments/{day}-{exp.tag}"
     arm_summary: dict[str, dict[str, Any]] = {}
@@ -181,11 +181,14 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
             "cost_per_1k": sanitize(cost * 1000 if cost is not None else None), "latency_ms": sanitize(mean_of(records[arm], "latency_ms"), 3),
             "rows_file": relpath(exp, f"test/{arm}.jsonl"),
             "findings": _findings(records[arm]),
+            "slices": slice_scores(m, rows, frame.data.slices, frame.threshold.alpha),
         }
     opening = {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]}
     verdict_doc: dict[str, Any] = {
         "tag": exp.tag, "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "decision": decision.to_dict(), "arms": arm_summary, "slice_column": slice_col, "cluster_column": frame.data.cluster,
+        # every slice column, slices named column=value (older verdicts: "slice_column", its first one, plain values)
+        "decision": decision.to_dict(), "arms": arm_summary, "slice_columns": list(frame.data.slices),
+        "cluster_column": frame.data.cluster, "severity_column": frame.metric.severity,
         "n_test": len(ids), "trials": trials,
         "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
         "opening": opening, "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
@@ -224,6 +227,24 @@ def _released_holdout_seed(repo: Repo, tag: str) -> int | None:
         return None  # no gate ever ran
 
 
+def slice_scores(scores: Any, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], alpha: float) -> dict[str, dict[str, Any]]:
+    """One arm's test score in each slice (``column=value``), trials averaged per row first, with a
+    Wilson interval when every row's score is 0 or 1 (a proportion of rows: honest for small slices)."""
+    from gitera import stats
+
+    means = [float(x) for x in stats.row_means(scores)]
+    binary = stats.is_binary(means)
+    out: dict[str, dict[str, Any]] = {}
+    for column in columns:
+        groups: dict[str, list[float]] = {}
+        for row, x in zip(rows, means):
+            groups.setdefault(f"{column}={row.get(column)}", []).append(x)
+        for name, xs in sorted(groups.items()):
+            w = stats.wilson_interval(round(sum(xs)), len(xs), alpha) if binary else None
+            out[name] = {"n": len(xs), "score": sanitize(sum(xs) / len(xs)), "wilson": [sanitize(w.low), sanitize(w.high)] if w else None}
+    return out
+
+
 def _findings(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in records:
@@ -234,11 +255,13 @@ def _findings(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def decision_sentence(d: Mapping[str, Any], frame: Frame) -> str:
+    from gitera.rules import narrow_scope
+
     arm, kind = d.get("arm"), d.get("decision")
     if kind == "ship":
         return f"Ship {arm}: it beats {frame.baseline.arm} by at least the registered {frame.threshold.effect:g} on the sealed test set and holds on every slice."
     if kind == "ship_narrowly":
-        return f"Ship {arm} narrowly, to {', '.join(d.get('slices') or [])} only: it clears the threshold overall but not on every slice."
+        return f"Ship {arm} narrowly, to {narrow_scope(d.get('slices') or [])} only: it clears the threshold overall but not on every slice."
     if kind == "underpowered":
         need = d.get("rows_needed")
         return "Underpowered — cannot conclude: no arm is decided either way" + (f"; about {need} test rows would decide it." if need else ".")

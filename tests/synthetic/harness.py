@@ -4,6 +4,7 @@ The arm's params name a policy file; each line of it is `key: value`:
     accuracy: 0.6        rows whose stable hash falls below 0.6 score 1 (monotone: a higher
                          accuracy is a superset of correct rows, so paired gains are exact)
     group.<g>: 0.3       override the accuracy for rows of group <g>
+    <column>.<v>: 0.3    the same for rows whose column <column> is <v> (after group.<g>)
     split.<s>: 0.8       override the accuracy when scoring split <s> (dev, gate, test): a gain
                          that exists only on the climbing rows, for the gate to catch
     noise: 0.02          per-trial flips with this probability (seeded by row and trial)
@@ -44,7 +45,9 @@ def main() -> int:
     rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().splitlines() if x.strip()]
     with open(os.environ["GITERA_OUT"], "w") as out:
         for row in rows:
-            acc = float(policy.get(f"group.{row.get('group')}", policy.get(f"split.{split}", policy.get("accuracy", "0.5"))))
+            other = next((v for k, v in policy.items() if "." in k and k.split(".")[0] not in ("group", "split")
+                          and str(row.get(k.split(".")[0])) == k.split(".", 1)[1]), None)
+            acc = float(policy.get(f"group.{row.get('group')}", other or policy.get(f"split.{split}", policy.get("accuracy", "0.5"))))
             score = 1 if u("row", row["id"]) < acc else 0
             if u("noise", row["id"], trial) < float(policy.get("noise", "0")):
                 score = 1 - score

@@ -1,0 +1,96 @@
+"""gitera report: a compact markdown summary of an experiment for a pull-request comment.
+
+Everything comes from git, as in ``gitera verify``: the trailers, and the frame and verdict.json
+as committed. A working-tree copy that was edited (or deleted) changes nothing in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gitera.experiment import resolve
+from gitera.git import Repo
+from gitera.history import Record, read
+from gitera.output import Output
+
+
+def _f(v: Any, spec: str = ".4f") -> str:
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
+
+
+def _ci(ci: Sequence[Any] | None) -> str:
+    return f"[{_f(ci[0], '+.4f')}, {_f(ci[1], '+.4f')}]" if ci and len(ci) == 2 else "—"
+
+
+def report(tag: str | None, fmt: str, out: Output) -> int:
+    from gitera.commands.log import render, summary
+    from gitera.verify import audit, commit_of, frame_at, gap_alarms, verdict_doc
+
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    records = read(repo, exp.branch, exp.tag)
+    checks = audit(repo, exp)
+    doc = verdict_doc(repo, exp, records)
+    alarms = gap_alarms(exp, records, doc)
+    violations = [f"{c}: {d}" if d else c for c, ok, d in checks if not ok]
+    lock = commit_of(records, "Lock")
+    frame = frame_at(repo, exp, lock) if lock else {}
+    lines = [f"## gitera: `{exp.tag}`", ""]
+    if frame.get("question"):
+        lines += [f"> {frame['question']}", ""]
+    if doc is not None:
+        lines += verdict_lines(doc)
+    else:
+        budget = ((frame.get("iterate") or {}).get("budget") or {}).get("max_iterations")
+        lines += ["No verdict yet: dev results only (the sealed test set is still closed).", ""]
+        lines += dev_lines(records) + [str(render("md", exp.tag, records, budget)), ""]
+    lines.append(f"**verify:** {'all checks pass' if not violations else str(len(violations)) + ' violation(s): ' + '; '.join(violations)}")
+    lines += [f"**alarm:** {a}" for a in alarms]
+    text = "\n".join(lines)
+    out.result({"tag": exp.tag, "markdown": text, "summary": summary(records), "verdict": doc and doc.get("decision"),
+                "verify_ok": not violations, "violations": violations, "alarms": alarms}, text)
+    return 0
+
+
+def dev_lines(records: Sequence[Record]) -> list[str]:
+    """The latest dev run of each arm, from its Gitera-Result trailer."""
+    runs = {r.data.get("arm"): r.data for r in records if r.kind == "Result" and r.data.get("kind") == "run"}
+    if not runs:
+        return []
+    lines = ["| arm | dev score ± sd | Δ vs baseline | 95% CI | $/1k rows | latency ms |", "|---|---:|---:|---|---:|---:|"]
+    for arm, d in runs.items():
+        role = " (baseline)" if d.get("status") == "baseline" else ""
+        lines.append(f"| {arm}{role} | {_f(d.get('score'))} ± {_f(d.get('sd'))} | {_f(d.get('delta'), '+.4f')} | {_ci(d.get('ci'))} | "
+                     f"{_f(d.get('cost_per_1k'))} | {_f(d.get('latency_ms'), '.1f')} |")
+    return [*lines, ""]
+
+
+def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The decision, and per arm: test Δ vs baseline ± CI, aggregate, slice flags, cost, latency."""
+    from gitera.rules import narrow_scope
+
+    d = doc.get("decision") or {}
+    arms: Mapping[str, Any] = doc.get("arms") or {}
+    where = f" to {narrow_scope(d.get('slices') or [])}" if d.get("decision") == "ship_narrowly" else ""
+    lines = [f"**Verdict: {str(d.get('decision')).replace('_', ' ')}** {d.get('arm') or ''}{where} — "
+             f"{doc.get('n_test')} sealed test rows; see `{doc.get('conclusion')}/conclusion.md`", ""]
+    weighted = " (severity-weighted)" if doc.get("severity_column") else ""
+    lines += [f"| arm | scored at | test score | test Δ vs baseline{weighted} | 95% CI | aggregate | slice flags | $/1k rows | latency ms |",
+              "|---|---|---:|---:|---|---|---|---:|---:|"]
+    verdicts = {a.get("name"): a for a in d.get("arms") or []}
+    for arm, info in arms.items():
+        v = verdicts.get(arm)
+        cells = ([_f(v.get("effect"), "+.4f"), _ci([v.get("ci_low"), v.get("ci_high")]), str(v.get("aggregate")), _flags(v)]
+                 if v else ["—", "—", "baseline", "—"])
+        lines.append(f"| {arm} | {info.get('what')} | {_f(info.get('score'))} | " + " | ".join(cells)
+                     + f" | {_f(info.get('cost_per_1k'))} | {_f(info.get('latency_ms'), '.1f')} |")
+    return [*lines, ""]
+
+
+def _flags(v: Mapping[str, Any]) -> str:
+    slices = v.get("slices") or []
+    if not slices:
+        return "—"
+    bad = [f"⚠ {s['name']} {s['state']}" for s in slices if s.get("state") != "PASS"]
+    return ", ".join(bad) if bad else f"all {len(slices)} pass"
