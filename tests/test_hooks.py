@@ -133,17 +133,74 @@ def test_pre_push_catches_a_no_verify_commit(precommit_repo: Path, tmp_path: Pat
     assert "has eval/metric.py modified, but it is locked by experiment exp1" in push.stdout + push.stderr
 
 
+def side_branch_changing(repo: Path, path: str, branch: str = "side") -> None:
+    """A branch off HEAD whose commit (made past the hooks) changes ``path``; HEAD moves on too,
+    so merging ``branch`` back creates a merge commit."""
+    start = git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    git(repo, "switch", "-q", "-c", branch)
+    (repo / path).write_text("print('changed on a side branch')\n")
+    git(repo, "commit", "-q", "--no-verify", "-am", f"change {path}")
+    git(repo, "switch", "-q", start)
+    (repo / "notes.md").write_text("meanwhile\n")
+    git(repo, "add", "notes.md")
+    git(repo, "commit", "-q", "--no-verify", "-m", "notes")
+
+
+def merge(repo: Path, branch: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "merge", "--no-edit", branch], cwd=repo, capture_output=True, text=True)
+
+
+def test_precommit_refuses_a_merge_bringing_a_changed_locked_file(repo: Path, tmp_path: Path) -> None:
+    init_and_lock(repo)
+    hooks, rev = hooks_repo(tmp_path)
+    use_precommit(repo, hooks, rev, "  - id: gitera-locked-system\n", "pre-commit", "pre-merge-commit")
+    side_branch_changing(repo, "eval/run.py")
+    before = git(repo, "rev-parse", "HEAD")
+    proc = merge(repo, "side")
+    assert proc.returncode != 0
+    assert "eval/run.py is locked by experiment exp1 and this commit has it modified" in proc.stdout + proc.stderr
+    assert git(repo, "rev-parse", "HEAD") == before  # no merge commit was made
+    # concluding the stopped merge with `git commit` runs the pre-commit stage: refused as well
+    proc = commit(repo, "--no-edit")
+    assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1" in proc.stdout + proc.stderr
+    assert git(repo, "rev-parse", "HEAD") == before
+
+
+def test_merge_into_a_branch_without_the_lock_is_refused_too(repo: Path) -> None:
+    """On main (no lock), merging the experiment branch while main changed a locked file would
+    make a tree whose lock is broken: the lock comes from the merged side."""
+    init_and_lock(repo)
+    assert run_gitera(repo, "hooks", "install").code == 0
+    git(repo, "switch", "-q", "main")
+    (repo / "eval/run.py").write_text("print('main moved on')\n")
+    git(repo, "commit", "-q", "-am", "main changes the harness")  # no lock on main: allowed
+    proc = merge(repo, "autoexp/exp1")
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "eval/run.py is locked by experiment exp1" in proc.stderr
+    git(repo, "merge", "--abort")
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    (repo / "other.txt").write_text("unrelated\n")
+    git(repo, "add", "other.txt")
+    git(repo, "commit", "-q", "-m", "unrelated work on main")
+    proc = merge(repo, "autoexp/exp1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_plain_git_hooks_install_and_refuse(repo: Path) -> None:
     init_and_lock(repo)
     r = run_gitera(repo, "hooks", "install")
     assert r.code == 0, r.err
-    for name in ("pre-commit", "commit-msg", "pre-push"):
+    for name in ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push"):
         installed = repo / ".git/hooks" / name
         assert installed.read_bytes() == (SOURCE / "hooks" / name).read_bytes()
     (repo / "eval/run.py").write_text("print('changed')\n")
     git(repo, "add", "eval/run.py")
     proc = commit(repo, "-m", "change harness")
     assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1" in proc.stderr
+    git(repo, "reset", "-q", "--hard")
+    side_branch_changing(repo, "eval/run.py")
+    proc = merge(repo, "side")
+    assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1 and this commit has it modified" in proc.stderr
 
 
 def test_hooks_install_keeps_a_foreign_hook(repo: Path) -> None:
