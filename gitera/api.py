@@ -60,9 +60,8 @@ class ExperimentView:
         return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
 
     def verdict(self) -> dict[str, Any] | None:
-        """verdict.json once the experiment is concluded, else None."""
-        path = self.experiment.path("verdict.json")
-        return json.loads(path.read_text()) if path.exists() else None
+        """verdict.json as the verdict committed it, once the experiment is concluded, else None."""
+        return self.experiment.verdict_doc()
 
 
 def open_experiment(path: str | Path = ".", tag: str | None = None) -> ExperimentView:

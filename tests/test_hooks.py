@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, run_gitera
-from tests.helpers import init_and_lock
+from tests.helpers import init_and_lock, synthetic_project
 
 SOURCE = Path(__file__).resolve().parents[1]
 
@@ -217,15 +218,47 @@ def test_package_hook_scripts_match_the_top_level_hooks() -> None:
         assert script.read_bytes() == (SOURCE / "gitera/hook_scripts" / script.name).read_bytes()
 
 
-def test_concluded_experiments_no_longer_lock(repo: Path) -> None:
-    init_and_lock(repo)
-    (repo / ".gitera/exp1/verdict.json").write_text("{}\n")
+def test_a_hand_written_verdict_does_not_unlock(precommit_repo: Path) -> None:
+    """Only a verdict that really ran ends the lock: a committed verdict.json, a lightweight tag, or
+    an annotated tag on a commit that is not the verdict's leave the locked files guarded."""
+    repo = precommit_repo
+    (repo / ".gitera/exp1/verdict.json").write_text('{"tag": "exp1", "seal": {"seal_id": "x"}}\n')
     git(repo, "add", ".gitera/exp1/verdict.json")
-    git(repo, "commit", "-q", "-m", "verdict")
-    (repo / "eval/run.py").write_text("print('v2 of the harness, for the next question')\n")
-    git(repo, "add", "eval/run.py")
+    assert commit(repo, "-m", "verdict, honest").returncode == 0
+    forgeries = (("tag", "gitera/exp1/verdict"), ("tag", "-f", "-a", "-m", "verdict", "gitera/exp1/verdict"))
+    for forge in ((), *forgeries):
+        if forge:
+            git(repo, *forge)
+        (repo / "eval/run.py").write_text("print('v2 of the harness')\n")
+        git(repo, "add", "eval/run.py")
+        proc = commit(repo, "-m", "new harness")
+        assert proc.returncode != 0, forge
+        assert "eval/run.py is locked by experiment exp1 and this commit has it modified" in proc.stdout + proc.stderr
+        git(repo, "reset", "-q", "--hard")
+
+
+def test_a_real_verdict_unlocks_and_a_stray_verdict_file_blocks_the_commands(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    (repo / ".gitera/syn/verdict.json").write_text('{"tag": "syn"}\n')
+    git(repo, "add", ".gitera/syn/verdict.json")
+    git(repo, "commit", "-q", "-m", "a verdict.json nobody ran")
+    r = run_gitera(repo, "verdict")
+    assert r.code == 3 and "exists but no verdict tag gitera/syn/verdict names its commit" in r.err, r.err
+    assert json.loads(run_gitera(repo, "status", "--json").out)["stage"] != "concluded"
+    git(repo, "rm", "-q", ".gitera/syn/verdict.json")
+    git(repo, "commit", "-q", "-m", "remove it")
+    r = run_gitera(repo, "verdict")
+    assert r.code == 0, r.err
+    (repo / "harness.py").write_text("print('the next question')\n")
+    git(repo, "add", "harness.py")
     r = run_gitera(repo, "hook", "locked")
     assert r.code == 0, r.err
+    # deleting verdict.json reopens nothing: the verdict's tag still names its commit
+    git(repo, "rm", "-q", ".gitera/syn/verdict.json")
+    r = run_gitera(repo, "hook", "locked")
+    assert r.code == 0, r.err
+    assert json.loads(run_gitera(repo, "status", "--json").out)["stage"] == "concluded"
 
 
 def test_language_python_hook_installs_gitera_and_refuses(repo: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gitera.errors import Exit, UsageError
-from gitera.experiment import GITERA_DIR
+from gitera.experiment import GITERA_DIR, concluded
 from gitera.git import ZERO, Repo
 from gitera.output import Output
 from gitera.trailers import check_message
@@ -36,7 +36,8 @@ def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
     """Every path protected by an unconcluded lock in the tree of ``rev``."""
     tree = repo.ls_tree(rev, [GITERA_DIR])
     locks = {m.group(1): path for path in tree if (m := _LOCK_RE.match(path))}
-    open_locks = {tag: p for tag, p in locks.items() if f"{GITERA_DIR}/{tag}/verdict.json" not in tree}
+    closed = concluded(repo, locks)
+    open_locks = {tag: p for tag, p in locks.items() if tag not in closed}
     protected: dict[str, Protected] = {}
     contents = repo.cat_blobs([tree[p] for p in open_locks.values()])
     for (tag, lock_path), raw in zip(open_locks.items(), contents):
