@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, run_gitera
-from tests.helpers import init_and_lock, synthetic_project
+from tests.helpers import banking_project, init_and_lock, read_test_rows, synthetic_project
 
 SOURCE = Path(__file__).resolve().parents[1]
 
@@ -275,3 +275,93 @@ def test_language_python_hook_installs_gitera_and_refuses(repo: Path) -> None:
     git(repo, "add", "eval/run.py")
     proc = commit(repo, "-m", "change the harness")
     assert proc.returncode != 0 and "eval/run.py is locked by experiment exp1" in proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def split_repo(repo: Path) -> Path:
+    banking_project(repo)
+    assert run_gitera(repo, "split").code == 0
+    return repo
+
+
+def sealed_text(repo: Path) -> str:
+    """A test row the leak index guards: long enough, and not also a train/dev/gate text."""
+    split = repo / ".gitera/banking/split"
+    open_texts = {json.loads(line)["text"] for part in ("train", "dev", "gate") for line in (split / f"{part}.jsonl").read_text().splitlines()}
+    return next(str(r["text"]) for r in read_test_rows(repo) if len(str(r["text"])) >= 30 and r["text"] not in open_texts)
+
+
+LEAK = "contains a row of experiment banking's sealed test set"
+
+
+def test_leak_hook_scans_what_is_staged_not_the_work_tree(split_repo: Path) -> None:
+    repo = split_repo
+    assert run_gitera(repo, "hooks", "install").code == 0
+    row = sealed_text(repo)
+    notes = repo / "notes.md"
+    notes.write_text(f"a hard one:\n{row}\n")
+    git(repo, "add", "notes.md")
+    notes.write_text("nothing to see\n")  # gone from the work tree, still staged
+    proc = commit(repo, "-m", "notes")
+    assert proc.returncode != 0 and f"notes.md:2 {LEAK}" in proc.stderr
+    assert row not in proc.stderr
+    git(repo, "add", "notes.md")
+    notes.write_text(f"a hard one:\n{row}\n")  # only in the work tree: not committed, not refused
+    proc = commit(repo, "-m", "notes")
+    assert proc.returncode == 0, proc.stderr
+    git(repo, "checkout", "--", "notes.md")
+
+
+def test_leak_hook_reads_the_committed_index_and_guards_every_branch(split_repo: Path) -> None:
+    repo = split_repo
+    assert run_gitera(repo, "hooks", "install").code == 0
+    row = sealed_text(repo)
+    (repo / ".gitera/banking/split/leak.json").unlink()  # removing the index from the work tree switches nothing off
+    (repo / "notes.md").write_text(row + "\n")
+    git(repo, "add", "notes.md")
+    proc = commit(repo, "-m", "notes")
+    assert proc.returncode != 0 and f"notes.md:1 {LEAK}" in proc.stderr
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "switch", "-q", "main")  # a branch that never had the experiment
+    (repo / "notes.md").write_text(row + "\n")
+    git(repo, "add", "notes.md")
+    proc = commit(repo, "-m", "notes on main")
+    assert proc.returncode != 0 and f"notes.md:1 {LEAK}" in proc.stderr
+
+
+def test_leak_hook_scans_the_split_folder(split_repo: Path, tmp_path: Path) -> None:
+    """A test row copied into the open split files, or into a new file there, is refused
+    (through the pre-commit framework, with its file-type filter)."""
+    repo = split_repo
+    hooks, rev = hooks_repo(tmp_path)
+    use_precommit(repo, hooks, rev, "  - id: gitera-test-leak-system\n")
+    row = sealed_text(repo)
+    dev = repo / ".gitera/banking/split/dev.jsonl"
+    lines = dev.read_text().count("\n")
+    dev.write_text(dev.read_text() + json.dumps({"id": "extra-1", "text": row, "intent": "card_arrival"}) + "\n")
+    git(repo, "add", str(dev))
+    proc = commit(repo, "-m", "more dev rows")
+    assert proc.returncode != 0 and f".gitera/banking/split/dev.jsonl:{lines + 1} {LEAK}" in proc.stdout + proc.stderr
+    git(repo, "reset", "-q", "--hard")
+    (repo / ".gitera/banking/split/notes.md").write_text(row + "\n")
+    git(repo, "add", ".gitera/banking/split/notes.md")
+    proc = commit(repo, "-m", "notes next to the split")
+    assert proc.returncode != 0 and f".gitera/banking/split/notes.md:1 {LEAK}" in proc.stdout + proc.stderr
+
+
+def test_merging_the_experiment_branch_does_not_flag_its_own_split_files(split_repo: Path) -> None:
+    """Train and dev queries may quote a long test query (2 do in this split); concluding a
+    conflicted merge of the experiment branch into main commits those files unchanged: accepted."""
+    repo = split_repo
+    assert run_gitera(repo, "hooks", "install").code == 0
+    (repo / "README.md").write_text("the experiment's view\n")
+    git(repo, "commit", "-q", "-am", "readme on the experiment branch")
+    git(repo, "switch", "-q", "main")
+    (repo / "README.md").write_text("main's view\n")
+    git(repo, "commit", "-q", "-am", "readme on main")
+    proc = merge(repo, "autoexp/banking")
+    assert proc.returncode != 0 and "CONFLICT" in proc.stdout
+    git(repo, "add", "README.md")
+    proc = commit(repo, "--no-edit")
+    assert proc.returncode == 0, proc.stderr
+    assert (repo / ".gitera/banking/split/train.jsonl").exists()
