@@ -80,7 +80,7 @@ def test_split_is_deterministic_and_refuses_a_second_split(tmp_path: Path) -> No
 
 
 def test_an_underpowered_test_set_is_refused_unless_accepted(repo: Path) -> None:
-    banking_project(repo, rows=300)
+    banking_project(repo, rows=1100)  # every intent has 4+ rows, so each reaches the test set
     r = run_gitera(repo, "split")
     assert r.code == 3, r.err
     assert "--accept-underpowered" in r.err
@@ -89,6 +89,14 @@ def test_an_underpowered_test_set_is_refused_unless_accepted(repo: Path) -> None
     assert r.code == 0, r.err
     sizing = json.loads(r.out)["manifest"]["sizing"]
     assert sizing["accepted_underpowered"] is True and sizing["underpowered"] is True
+
+
+def test_a_label_without_a_test_row_is_refused_naming_it(repo: Path) -> None:
+    banking_project(repo, rows=300)  # some intents have only 1 or 2 rows here
+    r = run_gitera(repo, "split", "--accept-underpowered")
+    assert r.code == 3, r.err
+    assert "label intent=" in r.err and "but none in the test set" in r.err and "data.out_of_scope.intent" in r.err
+    assert "Traceback" not in r.err and not (repo / ".gitera/banking/split").exists()
 
 
 def test_split_refuses_when_a_locked_file_changed(repo: Path) -> None:

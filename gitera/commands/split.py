@@ -138,6 +138,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         cap_per_value=fd.caps.per_value if fd.caps else None,
         cap_dominant_fraction=fd.caps.dominant_fraction if fd.caps else None,
         slice_columns=list(fd.slices),
+        label_column=fd.label,
         out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
         lines=list(table.lines),
         source=str(source),
