@@ -82,25 +82,39 @@ class Experiment:
             ) from None
 
     def load_frame(self) -> Frame:
-        """The parsed frame. A frame already parsed once is read from a JSON copy keyed by its
-        sha256 under .git/gitera/frames/ (no yaml import on every command's start-up)."""
+        """The frame parsed from frame.yaml itself: what every command that decides reads (lock,
+        split, pilot, run, iterate, gate, verdict, verify). It also refreshes the display copy."""
         raw = self.frame_bytes()
-        cache = self.repo.common_dir / "gitera" / "frames" / f"{sha256(raw)}.json"
-        try:
-            return parse_frame(json.loads(cache.read_text()), {}, self.frame_rel)
-        except (OSError, ValueError, ConfigError):
-            pass
         frame, data = self._parse_yaml(raw)
+        self._write_display_copy(raw, data)
+        return frame
+
+    def peek_frame(self) -> Frame:
+        """The frame for display only (status, log), from a JSON copy keyed by frame.yaml's sha256
+        under .git/gitera/frames/, which saves the yaml import. The copy is an ordinary file anyone
+        can edit, so nothing that decides may read it: use ``load_frame``."""
+        raw = self.frame_bytes()
+        try:
+            return parse_frame(json.loads(self._display_copy(raw).read_text()), {}, self.frame_rel)
+        except (OSError, ValueError, ConfigError):
+            return self.load_frame()
+
+    def _display_copy(self, raw: bytes) -> Path:
+        return self.repo.common_dir / "gitera" / "frames" / f"{sha256(raw)}.json"
+
+    def _write_display_copy(self, raw: bytes, data: Any) -> None:
+        cache = self._display_copy(raw)
         try:
             text = json.dumps(data, sort_keys=True)
-            if json.loads(text) == data:  # only plain JSON values (YAML dates etc. are parsed each time)
+            if json.loads(text) != data:
+                return  # only plain JSON values (YAML dates etc. are parsed each time)
+            if not cache.exists() or cache.read_text() != text:  # a copy edited by hand is put right
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache.with_suffix(".tmp")
                 tmp.write_text(text)
                 os.replace(tmp, cache)
         except (TypeError, ValueError, OSError):
             pass
-        return frame
 
     def _parse_yaml(self, raw: bytes) -> tuple[Frame, Any]:
         from gitera.yamlio import load_with_lines

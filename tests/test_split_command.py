@@ -211,3 +211,18 @@ def test_a_key_a_committed_seal_needs_is_never_replaced(repo: Path) -> None:
     r = run_gitera(repo, "split")
     assert r.code == 3 and f"belongs to the seal committed in {split_commit[:10]}" in r.err, r.err
     assert (repo / ".git/gitera/keys/banking.key").read_text() == key_text
+
+
+def test_an_edited_frame_cache_does_not_change_the_numbers_a_command_uses(repo: Path) -> None:
+    """The parsed-frame copy under .git/gitera/frames/ is an ordinary file: editing it (a laxer
+    threshold) must not change what split sizes against; the next parse puts the copy right."""
+    banking_project(repo)
+    (cache,) = (repo / ".git/gitera/frames").glob("*.json")
+    data = json.loads(cache.read_text())
+    assert data["threshold"]["effect"] == 0.08
+    data["threshold"]["effect"] = 0.5
+    cache.write_text(json.dumps(data))
+    r = run_gitera(repo, "split", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["manifest"]["sizing"]["effect"] == 0.08
+    assert json.loads(cache.read_text())["threshold"]["effect"] == 0.08  # the copy is put right

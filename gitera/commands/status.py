@@ -14,7 +14,7 @@ from gitera.output import Output
 def experiment_status(exp: Experiment) -> dict[str, Any]:
     info: dict[str, Any] = {"tag": exp.tag, "branch": exp.branch, "stage": "framed"}
     try:
-        frame = exp.load_frame()
+        frame = exp.peek_frame()
         info["question"] = frame.question
         info["frame_valid"] = True
     except GiteraError as exc:
