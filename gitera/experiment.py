@@ -16,6 +16,7 @@ from gitera import __version__
 from gitera.errors import ConfigError, RefusedError, UsageError
 from gitera.frame import Frame, parse_frame, valid_tag
 from gitera.git import Repo, blob_id
+from gitera.trailers import parse_trailers, records
 
 BRANCH_PREFIX = "autoexp/"
 GITERA_DIR = ".gitera"
@@ -162,8 +163,6 @@ def concluded(repo: Repo, tags: Collection[str]) -> dict[str, str]:
 
 
 def _is_verdict(tag: str, commit: bytes | None, verdict: bytes | None) -> bool:
-    from gitera.trailers import parse_trailers, records
-
     if commit is None or verdict is None:
         return False
     message = commit.partition(b"\n\n")[2].decode("utf-8", errors="replace")
