@@ -60,12 +60,8 @@ class ExperimentView:
         return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
 
     def verdict(self) -> dict[str, Any] | None:
-        """verdict.json as the verdict commit recorded it once the experiment is concluded, else None."""
-        from gitera.history import read
-        from gitera.verify import verdict_doc
-
-        exp = self.experiment
-        return verdict_doc(exp.repo, exp, read(exp.repo, exp.branch, exp.tag))
+        """verdict.json as the verdict committed it, once the experiment is concluded, else None."""
+        return self.experiment.verdict_doc()
 
 
 def open_experiment(path: str | Path = ".", tag: str | None = None) -> ExperimentView:

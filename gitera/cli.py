@@ -437,14 +437,15 @@ def hook() -> None:
 @hook.command("locked", context_settings=CONTEXT)
 @click.option(
     "--stage",
-    type=click.Choice(["pre-commit", "pre-push"]),
-    help="Which check to run (default: pre-push when pre-commit passes PRE_COMMIT_TO_REF, else pre-commit).",
+    type=click.Choice(["pre-commit", "pre-merge-commit", "pre-push"]),
+    help="Which check to run (default: pre-push when pre-commit passes PRE_COMMIT_TO_REF, else pre-commit; "
+    "pre-merge-commit is the same check as pre-commit).",
 )
 @click.option("--from-ref", envvar="PRE_COMMIT_FROM_REF", help="Pre-push: remote commit (set by pre-commit).")
 @click.option("--to-ref", envvar="PRE_COMMIT_TO_REF", help="Pre-push: local commit (set by pre-commit).")
 @click.argument("files", nargs=-1, type=click.Path())
 def hook_locked(stage: str | None, from_ref: str | None, to_ref: str | None, files: tuple[str, ...]) -> None:
-    """Refuse a commit or push that modifies, deletes or renames a locked file.
+    """Refuse a commit, merge or push that modifies, deletes or renames a locked file.
 
     Plain git pre-push hooks pass the pushed refs on standard input.
 
@@ -504,7 +505,7 @@ def hooks() -> None:
 @click.option("--force", is_flag=True, help="Replace existing hooks (kept as <name>.orig).")
 @json_option
 def hooks_install(force: bool, as_json: bool) -> None:
-    """Write pre-commit, commit-msg and pre-push hooks into this repository.
+    """Write pre-commit, pre-merge-commit, commit-msg and pre-push hooks into this repository.
 
     \b
     Example:

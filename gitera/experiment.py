@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,10 +16,13 @@ from gitera import __version__
 from gitera.errors import ConfigError, RefusedError, UsageError
 from gitera.frame import Frame, parse_frame, valid_tag
 from gitera.git import Repo, blob_id
+from gitera.trailers import parse_trailers, records
 
 BRANCH_PREFIX = "autoexp/"
 GITERA_DIR = ".gitera"
 LOCK_VERSION = 1
+VERDICT_FILE = "verdict.json"
+_VERDICT_REF = re.compile(r"^refs/tags/gitera/([^/]+)/verdict$")
 
 
 def sha256(data: bytes) -> str:
@@ -52,9 +57,21 @@ class Experiment:
         return self.path("lock.json").exists()
 
     @property
+    def verdict_commit(self) -> str | None:
+        """The commit of this experiment's verdict, when it really ran (see ``concluded``)."""
+        return concluded(self.repo, [self.tag]).get(self.tag)
+
+    @property
     def is_concluded(self) -> bool:
-        """The verdict ran: its file is here, or its annotated tag exists (deleting the file reopens nothing)."""
-        return self.path("verdict.json").exists() or self.repo.rev(f"refs/tags/gitera/{self.tag}/verdict") is not None
+        """The verdict ran: its annotated tag names its commit. A verdict.json alone concludes
+        nothing (anyone can write one), and deleting it reopens nothing."""
+        return self.verdict_commit is not None
+
+    def verdict_doc(self) -> dict[str, Any] | None:
+        """verdict.json as the verdict committed it (None before the verdict)."""
+        commit = self.verdict_commit
+        raw = self.repo.show(commit, self.rel(VERDICT_FILE)) if commit else None
+        return json.loads(raw) if raw else None
 
     def frame_bytes(self) -> bytes:
         try:
@@ -66,25 +83,39 @@ class Experiment:
             ) from None
 
     def load_frame(self) -> Frame:
-        """The parsed frame. A frame already parsed once is read from a JSON copy keyed by its
-        sha256 under .git/gitera/frames/ (no yaml import on every command's start-up)."""
+        """The frame parsed from frame.yaml itself: what every command that decides reads (lock,
+        split, pilot, run, iterate, gate, verdict, verify). It also refreshes the display copy."""
         raw = self.frame_bytes()
-        cache = self.repo.common_dir / "gitera" / "frames" / f"{sha256(raw)}.json"
-        try:
-            return parse_frame(json.loads(cache.read_text()), {}, self.frame_rel)
-        except (OSError, ValueError, ConfigError):
-            pass
         frame, data = self._parse_yaml(raw)
+        self._write_display_copy(raw, data)
+        return frame
+
+    def peek_frame(self) -> Frame:
+        """The frame for display only (status, log), from a JSON copy keyed by frame.yaml's sha256
+        under .git/gitera/frames/, which saves the yaml import. The copy is an ordinary file anyone
+        can edit, so nothing that decides may read it: use ``load_frame``."""
+        raw = self.frame_bytes()
+        try:
+            return parse_frame(json.loads(self._display_copy(raw).read_text()), {}, self.frame_rel)
+        except (OSError, ValueError, ConfigError):
+            return self.load_frame()
+
+    def _display_copy(self, raw: bytes) -> Path:
+        return self.repo.common_dir / "gitera" / "frames" / f"{sha256(raw)}.json"
+
+    def _write_display_copy(self, raw: bytes, data: Any) -> None:
+        cache = self._display_copy(raw)
         try:
             text = json.dumps(data, sort_keys=True)
-            if json.loads(text) == data:  # only plain JSON values (YAML dates etc. are parsed each time)
+            if json.loads(text) != data:
+                return  # only plain JSON values (YAML dates etc. are parsed each time)
+            if not cache.exists() or cache.read_text() != text:  # a copy edited by hand is put right
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache.with_suffix(".tmp")
                 tmp.write_text(text)
                 os.replace(tmp, cache)
         except (TypeError, ValueError, OSError):
             pass
-        return frame
 
     def _parse_yaml(self, raw: bytes) -> tuple[Frame, Any]:
         from gitera.yamlio import load_with_lines
@@ -106,6 +137,43 @@ class Experiment:
         if not isinstance(lock, dict) or "files" not in lock:
             raise ConfigError(f"{self.lock_rel} is not a gitera lock; restore it with `git checkout -- {self.lock_rel}`.")
         return lock
+
+
+def concluded(repo: Repo, tags: Collection[str]) -> dict[str, str]:
+    """tag -> verdict commit, for the experiments among ``tags`` whose verdict really ran.
+
+    That is: the annotated tag ``gitera/<tag>/verdict`` points at a commit whose trailers hold
+    ``Gitera-Tag: <tag>`` and a ``Gitera-Verdict`` record, and whose tree holds
+    ``.gitera/<tag>/verdict.json`` for the same experiment and seal. Two git calls at most, so
+    the hooks can afford it on every commit.
+    """
+    if not tags:
+        return {}
+    refs = repo.git("for-each-ref", "--format=%(refname)%00%(objecttype)%00%(*objectname)%00%(*objecttype)", "refs/tags/gitera/")
+    candidates: dict[str, str] = {}
+    for line in refs.splitlines():
+        ref, kind, target, target_kind = (line.split("\0") + ["", "", ""])[:4]
+        m = _VERDICT_REF.match(ref)
+        if m and m.group(1) in tags and kind == "tag" and target_kind == "commit":
+            candidates[m.group(1)] = target
+    if not candidates:
+        return {}
+    contents = repo.cat_blobs([spec for tag, c in candidates.items() for spec in (c, f"{c}:{GITERA_DIR}/{tag}/{VERDICT_FILE}")])
+    return {tag: c for i, (tag, c) in enumerate(candidates.items()) if _is_verdict(tag, contents[2 * i], contents[2 * i + 1])}
+
+
+def _is_verdict(tag: str, commit: bytes | None, verdict: bytes | None) -> bool:
+    if commit is None or verdict is None:
+        return False
+    message = commit.partition(b"\n\n")[2].decode("utf-8", errors="replace")
+    trailer = records(message, "Verdict")
+    try:
+        doc = json.loads(verdict)
+    except ValueError:
+        return False
+    return (("Tag", tag) in parse_trailers(message) and len(trailer) == 1 and isinstance(doc, dict)
+            and doc.get("tag") == tag and isinstance(doc.get("seal"), dict)
+            and doc["seal"].get("seal_id") == trailer[0].get("seal_id"))
 
 
 def all_tags(repo: Repo) -> list[str]:

@@ -19,6 +19,8 @@ Public API::
     new_data_key() -> DataKey
     key_path(git_common_dir, tag) -> Path
     store_key(git_common_dir, tag, key) -> Path          (key_exists, permissive_key_file)
+    stored_key_id(git_common_dir, tag) -> str | None     the local key file's key id, no secret
+    set_aside(git_common_dir, tag, key_id) -> Path       retire a key no committed seal uses
     encode_data_key(key) -> str / parse_data_key(text, source) -> DataKey  (malformed_key)
     RecipientKeypair(private, public); generate_recipient_keypair() -> RecipientKeypair
     public_from_private(private) -> str                  (malformed_key)
@@ -162,6 +164,27 @@ def store_key(git_common_dir: Path, tag: str, key: DataKey) -> Path:
     finally:
         os.unlink(tmp)
     return path
+
+
+def stored_key_id(git_common_dir: Path, tag: str) -> str | None:
+    """The key id of experiment ``tag``'s local key file (None when there is none)."""
+    path = key_path(git_common_dir, tag)
+    if not os.path.lexists(path):
+        return None
+    return _read_key_file(path).key_id
+
+
+def set_aside(git_common_dir: Path, tag: str, key_id: str) -> Path:
+    """Rename ``tag``'s key file to ``<tag>.key.unused-<key id>`` and return the new path.
+
+    For a key that no committed seal uses (a split stopped after storing it): it no longer
+    blocks the next split, and it is not destroyed. The caller checks that no seal needs it.
+    The name carries the full key id, so an earlier file of that name held the same key.
+    """
+    path = key_path(git_common_dir, tag)
+    target = path.with_name(f"{path.name}.unused-{key_id}")
+    os.replace(path, target)
+    return target
 
 
 # --- public-key recipient ----------------------------------------------------------

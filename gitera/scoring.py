@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitera.errors import ConfigError, EvalError, RefusedError
-from gitera.experiment import Experiment, frame_hash
+from gitera.experiment import VERDICT_FILE, Experiment, frame_hash
 from gitera.frame import Frame
 from gitera.git import Repo, checkout_dir
 from gitera.output import Output
@@ -82,6 +82,11 @@ def require_open(exp: Experiment) -> None:
         raise RefusedError(
             f"experiment {exp.tag} has its verdict: the sealed test set was opened once and the experiment is closed; "
             "a new question needs a new experiment (`gitera init NEW_TAG`)."
+        )
+    if exp.path(VERDICT_FILE).exists():
+        raise RefusedError(
+            f"{exp.rel(VERDICT_FILE)} exists but no verdict tag gitera/{exp.tag}/verdict names its commit: if `gitera verdict` "
+            "made it, fetch the tag (`git fetch --tags`); if not, remove the file — only the verdict concludes an experiment."
         )
 
 

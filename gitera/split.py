@@ -14,7 +14,8 @@ writes what they return. The algorithm is documented in docs/data-and-split.md; 
    totals stay close to the ratios too). Every part stays within one row of ``ratio * n``.
    A stratum with at least 3 rows that would get no test row gives one to test, taken from
    a part that had received a leftover row (there always is one), so the one-row bound
-   still holds. Strata of 1 or 2 rows follow the rounding (usually dev/train).
+   still holds. Strata of 1 or 2 rows follow the rounding (usually dev/train); a slice value
+   or label left without any test row that way is refused (``check_test_coverage``, rule 9).
 4. **Gate**: within each stratum, ``gate_fraction`` of its dev rows (same rounding) become the
    ``gate`` split reserved for the generalization gate; ``dev`` then means dev minus gate.
 5. **k-fold mode**: under 50 rows (after caps) the test rows are set aside as in 3., and
@@ -138,6 +139,7 @@ def split_rows(
     cap_per_value: int | None = None,
     cap_dominant_fraction: float | None = None,
     slice_columns: Sequence[str] = (),
+    label_column: str | None = None,
     out_of_scope: Mapping[str, Collection[str]] | None = None,
     lines: Sequence[int] | None = None,
     source: str = "the data",
@@ -146,8 +148,8 @@ def split_rows(
 
     ``lines`` (the rows' line numbers) and ``source`` (the file name) only improve messages.
     Raises ConfigError for a bad ``split_column`` value or option, RefusedError when the test
-    set is empty or a slice value (of ``slice_columns``) has no test row and is not listed in
-    ``out_of_scope``.
+    set is empty or a slice value (of ``slice_columns``) or a label (of ``label_column``, the
+    failure strata) has no test row and is not listed in ``out_of_scope`` (rule 9).
     """
     import numpy as np
 
@@ -243,17 +245,24 @@ def split_rows(
         ratios=(float(ratios[0]), float(ratios[1]), float(ratios[2])),
         gate_fraction=float(gate_fraction), strata=len(keys), capped=tuple(capped), notes=tuple(notes),
     )
-    check_test_coverage(rows, result.labels, slice_columns, out_of_scope or {}, source)
+    check_test_coverage(rows, result.labels, slice_columns, out_of_scope or {}, source, label_column)
     return result
 
 
 def check_test_coverage(rows: Sequence[Mapping[str, object]], labels: Sequence[str | None],
                         slice_columns: Sequence[str], out_of_scope: Mapping[str, Collection[str]],
-                        source: str = "the data") -> None:
-    """Refuse an empty test set, and any slice value without a test row unless it is out of scope."""
+                        source: str = "the data", label_column: str | None = None) -> None:
+    """Refuse an empty test set, and any slice value or label without a test row unless it is out of scope.
+
+    Strata of 1 or 2 rows follow the rounding and usually get no test row, so a rare label or
+    slice value is refused here rather than left out of the verdict with only a note (rule 9).
+    """
     if not any(lab == "test" for lab in labels):
         raise RefusedError(f"{source}: the test set would be empty; add rows or raise the test ratio.")
-    for col in slice_columns:
+    kinds = {col: "slice" for col in slice_columns}
+    if label_column is not None:
+        kinds.setdefault(label_column, "label")
+    for col, kind in kinds.items():
         total: dict[str, int] = {}
         in_test: set[str] = set()
         for row, lab in zip(rows, labels):
@@ -269,7 +278,7 @@ def check_test_coverage(rows: Sequence[Mapping[str, object]], labels: Sequence[s
             v = missing[0]
             more = f" (and {len(missing) - 1} more: {', '.join(missing[1:4])})" if len(missing) > 1 else ""
             raise RefusedError(
-                f"{source}: slice {col}={v!r} has {total[v]} rows but none in the test set{more}; add real rows "
+                f"{source}: {kind} {col}={v!r} has {total[v]} row{'' if total[v] == 1 else 's'} but none in the test set{more}; add real rows "
                 f"for it, or list it under data.out_of_scope.{col} in the frame to accept that the verdict "
                 "says nothing about it.")
 

@@ -185,6 +185,34 @@ def test_empty_test_slice_refused_unless_out_of_scope() -> None:
     assert result.counts()["test"] == 12
 
 
+def test_a_rare_label_without_a_test_row_is_refused_unless_out_of_scope() -> None:
+    """Rule 9 for the failure strata (the label column): a label of 1-2 rows that the rounding
+    sends to train/dev was only a note; now it is refused, naming it, unless out of scope."""
+    rows = [{"label": "common"} for _ in range(60)] + [{"label": "rare"}]
+    ids = [f"id{i}" for i in range(len(rows))]
+    assert split_rows(rows, ids=ids, stratify=["label"], seed=3).assignment["id60"] != "test"
+    with pytest.raises(RefusedError, match=r"label label='rare' has 1 row but none in the test set.*data.out_of_scope.label"):
+        split_rows(rows, ids=ids, stratify=["label"], seed=3, label_column="label")
+    result = split_rows(rows, ids=ids, stratify=["label"], seed=3, label_column="label", out_of_scope={"label": ["rare"]})
+    assert result.counts()["test"] == 12
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(st.integers(1, 6), min_size=1, max_size=8), slices=st.integers(1, 3), seed=st.integers(0, 2**32))
+def test_every_label_and_slice_value_reaches_test_or_the_split_is_refused(labels: list[int], slices: int, seed: int) -> None:
+    rows = [{"label": f"L{i}", "tier": f"t{j % slices}"} for i, n in enumerate(labels) for j in range(n)]
+    rows += [{"label": "common", "tier": "t0"} for _ in range(40)]
+    ids = [f"id{i:03d}" for i in range(len(rows))]
+    try:
+        result = split_rows(rows, ids=ids, stratify=["label"], seed=seed, slice_columns=["tier"], label_column="label")
+    except RefusedError as exc:
+        assert "but none in the test set" in str(exc)
+        return
+    in_test = [r for r, lab in zip(rows, result.labels) if lab == "test"]
+    assert {r["label"] for r in in_test} == {r["label"] for r in rows}
+    assert {r["tier"] for r in in_test} == {r["tier"] for r in rows}
+
+
 def test_bad_options() -> None:
     rows, ids = small_rows(60)
     with pytest.raises(ConfigError, match="summing to 1"):

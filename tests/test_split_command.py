@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import git, run_gitera
 from tests.helpers import all_blobs, banking_project, read_test_rows
@@ -79,7 +80,7 @@ def test_split_is_deterministic_and_refuses_a_second_split(tmp_path: Path) -> No
 
 
 def test_an_underpowered_test_set_is_refused_unless_accepted(repo: Path) -> None:
-    banking_project(repo, rows=300)
+    banking_project(repo, rows=1100)  # every intent has 4+ rows, so each reaches the test set
     r = run_gitera(repo, "split")
     assert r.code == 3, r.err
     assert "--accept-underpowered" in r.err
@@ -88,6 +89,14 @@ def test_an_underpowered_test_set_is_refused_unless_accepted(repo: Path) -> None
     assert r.code == 0, r.err
     sizing = json.loads(r.out)["manifest"]["sizing"]
     assert sizing["accepted_underpowered"] is True and sizing["underpowered"] is True
+
+
+def test_a_label_without_a_test_row_is_refused_naming_it(repo: Path) -> None:
+    banking_project(repo, rows=300)  # some intents have only 1 or 2 rows here
+    r = run_gitera(repo, "split", "--accept-underpowered")
+    assert r.code == 3, r.err
+    assert "label intent=" in r.err and "but none in the test set" in r.err and "data.out_of_scope.intent" in r.err
+    assert "Traceback" not in r.err and not (repo / ".gitera/banking/split").exists()
 
 
 def test_split_refuses_when_a_locked_file_changed(repo: Path) -> None:
@@ -144,3 +153,76 @@ def test_leak_hook_through_pre_commit(repo: Path, tmp_path: Path) -> None:
     git(repo, "add", "prompt_notes.md")
     proc = subprocess.run(["git", "commit", "-m", "notes"], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def seal_key_id(repo: Path) -> str:
+    from gitera import keys
+
+    return keys.parse_data_key((repo / ".git/gitera/keys/banking.key").read_text(), "key file").key_id
+
+
+def committed_manifest(repo: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(git(repo, "show", "autoexp/banking:.gitera/banking/split/manifest.json"))
+    return doc
+
+
+def test_a_split_refused_after_storing_its_key_can_be_retried(repo: Path) -> None:
+    """The commit is refused at the last moment (a reference-transaction hook aborts the branch
+    update, as a concurrent writer would); the key stored for it must not block the retry."""
+    banking_project(repo)
+    hook = repo / ".git/hooks/reference-transaction"
+    hook.write_text('#!/bin/sh\n[ "$1" = prepared ] || exit 0\n! grep -q refs/heads/autoexp/banking\n')
+    hook.chmod(0o755)
+    head = git(repo, "rev-parse", "HEAD")
+    r = run_gitera(repo, "split")
+    assert r.code == 3 and "nothing was changed" in r.err, r.err
+    assert git(repo, "rev-parse", "HEAD") == head and not (repo / ".gitera/banking/split").exists()
+    hook.unlink()
+    r = run_gitera(repo, "split")
+    assert r.code == 0, r.err
+    assert seal_key_id(repo) == committed_manifest(repo)["seal"]["key_id"]
+    assert len(read_test_rows(repo)) == 400  # the stored key opens the committed seal
+
+
+def test_an_interrupted_split_leaves_nothing_that_blocks_the_next(repo: Path) -> None:
+    """What a split killed after storing its key leaves: that key and its plaintext work dir."""
+    from gitera import keys
+
+    banking_project(repo)
+    orphan = keys.new_data_key()
+    keys.store_key(repo / ".git", "banking", orphan)
+    stale = repo / ".git/gitera/split-killed"
+    stale.mkdir()
+    (stale / "test.jsonl").write_text('{"id": "t1", "text": "a sealed row"}\n')
+    r = run_gitera(repo, "split")
+    assert r.code == 0, r.err
+    assert seal_key_id(repo) == committed_manifest(repo)["seal"]["key_id"] != orphan.key_id
+    kept = repo / f".git/gitera/keys/banking.key.unused-{orphan.key_id}"
+    assert keys.parse_data_key(kept.read_text(), "kept").key_id == orphan.key_id  # set aside, not destroyed
+    assert not stale.exists()
+
+
+def test_a_key_a_committed_seal_needs_is_never_replaced(repo: Path) -> None:
+    banking_project(repo)
+    assert run_gitera(repo, "split").code == 0
+    split_commit = git(repo, "rev-parse", "HEAD").strip()
+    key_text = (repo / ".git/gitera/keys/banking.key").read_text()
+    git(repo, "reset", "-q", "--hard", "HEAD~1")  # the split commit now lives only in the reflog
+    r = run_gitera(repo, "split")
+    assert r.code == 3 and f"belongs to the seal committed in {split_commit[:10]}" in r.err, r.err
+    assert (repo / ".git/gitera/keys/banking.key").read_text() == key_text
+
+
+def test_an_edited_frame_cache_does_not_change_the_numbers_a_command_uses(repo: Path) -> None:
+    """The parsed-frame copy under .git/gitera/frames/ is an ordinary file: editing it (a laxer
+    threshold) must not change what split sizes against; the next parse puts the copy right."""
+    banking_project(repo)
+    (cache,) = (repo / ".git/gitera/frames").glob("*.json")
+    data = json.loads(cache.read_text())
+    assert data["threshold"]["effect"] == 0.08
+    data["threshold"]["effect"] = 0.5
+    cache.write_text(json.dumps(data))
+    r = run_gitera(repo, "split", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["manifest"]["sizing"]["effect"] == 0.08
+    assert json.loads(cache.read_text())["threshold"]["effect"] == 0.08  # the copy is put right

@@ -1,13 +1,15 @@
 """gitera hook …: the checks behind the pre-commit / commit-msg / pre-push hooks.
 
 They run on every commit, so they stay cheap: a few git plumbing calls, no yaml,
-no numpy. Locks are read from the committed tree (HEAD for a commit, the pushed
-commit for a push), so deleting lock.json in the same commit does not unlock.
+no numpy. Locks are read from the committed tree (HEAD for a commit, HEAD and the
+merged commits for a merge, the pushed commit for a push), so deleting lock.json in
+the same commit does not unlock.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gitera.errors import Exit, UsageError
-from gitera.experiment import GITERA_DIR
+from gitera.experiment import GITERA_DIR, concluded
 from gitera.git import ZERO, Repo
 from gitera.output import Output
 from gitera.trailers import check_message
@@ -34,7 +36,8 @@ def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
     """Every path protected by an unconcluded lock in the tree of ``rev``."""
     tree = repo.ls_tree(rev, [GITERA_DIR])
     locks = {m.group(1): path for path in tree if (m := _LOCK_RE.match(path))}
-    open_locks = {tag: p for tag, p in locks.items() if f"{GITERA_DIR}/{tag}/verdict.json" not in tree}
+    closed = concluded(repo, locks)
+    open_locks = {tag: p for tag, p in locks.items() if tag not in closed}
     protected: dict[str, Protected] = {}
     contents = repo.cat_blobs([tree[p] for p in open_locks.values()])
     for (tag, lock_path), raw in zip(open_locks.items(), contents):
@@ -57,10 +60,29 @@ def _advice(path: str) -> str:
     )
 
 
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def merge_heads(repo: Repo) -> list[str]:
+    """The commits a merge brings in: MERGE_HEAD once git waits for the merge's commit (after a
+    conflict, or `git merge --no-commit`), else the GITHEAD_<id> variables `git merge` sets
+    while its pre-merge-commit hook runs (MERGE_HEAD is not written yet then)."""
+    try:
+        heads = (repo.git_dir / "MERGE_HEAD").read_text().split()
+    except OSError:
+        heads = [name[len("GITHEAD_"):] for name in os.environ if name.startswith("GITHEAD_")]
+    return [h for h in heads if _SHA.fullmatch(h) and repo.rev(h) is not None]
+
+
 def check_staged(repo: Repo) -> list[str]:
+    """Locked-file changes in the index: against the locks of HEAD and of any commit being merged
+    in (a merge may bring a lock from the other side while this side changed the file)."""
     if repo.head_commit() is None:
         return []
     protected = protected_at(repo, "HEAD")
+    for head in merge_heads(repo):
+        for path, p in protected_at(repo, head).items():
+            protected.setdefault(path, p)
     if not protected:
         return []
     staged = repo.ls_index(list(protected))
@@ -106,7 +128,7 @@ def check_range(repo: Repo, old: str, new: str) -> list[str]:
 
 def locked(stage: str, out: Output, stdin: TextIO | None = None, from_ref: str | None = None, to_ref: str | None = None) -> int:
     repo = Repo.find()
-    if stage == "pre-commit":
+    if stage in ("pre-commit", "pre-merge-commit"):
         problems = check_staged(repo)
     elif stage == "pre-push":
         ranges: list[tuple[str, str]] = []
@@ -121,7 +143,7 @@ def locked(stage: str, out: Output, stdin: TextIO | None = None, from_ref: str |
             ranges.append((ZERO, repo.head_commit() or ZERO))
         problems = [p for old, new in ranges for p in check_range(repo, old, new)]
     else:
-        raise UsageError(f"unknown hook stage {stage!r}; use pre-commit or pre-push.")
+        raise UsageError(f"unknown hook stage {stage!r}; use pre-commit, pre-merge-commit or pre-push.")
     for problem in problems:
         out.error(problem)
     return Exit.REFUSED if problems else Exit.OK

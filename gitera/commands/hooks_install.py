@@ -11,7 +11,7 @@ from gitera.errors import RefusedError
 from gitera.git import Repo
 from gitera.output import Output
 
-HOOKS = ("pre-commit", "commit-msg", "pre-push")
+HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push")
 MARK = "gitera hook"
 
 

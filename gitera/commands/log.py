@@ -112,7 +112,7 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
     records = read(repo, exp.branch, exp.tag)
     max_iterations = None
     try:
-        frame = exp.load_frame()
+        frame = exp.peek_frame()
         max_iterations = frame.iterate.budget.max_iterations if frame.iterate else None
     except Exception:  # noqa: BLE001 - the log reads git alone; a broken frame must not hide history
         pass

@@ -1,11 +1,14 @@
 """gitera split: real rows → train / dev / gate / sealed test, audited and sized, in one commit.
 
 The test rows are written in plaintext only to a private temporary directory under
-.git/gitera/ and sealed from there; no git object ever holds them.
+.git/gitera/ and sealed from there; no git object ever holds them. The local key file is
+written last, just before the commit: a split that stops after that (the commit refused,
+an interruption) leaves a key no committed seal uses, which the next split sets aside.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -59,6 +62,40 @@ def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipie
         return _split(repo, exp, data, accept_underpowered, recipient, out)
 
 
+def committed_seal_keys(repo: Repo, exp: Experiment) -> dict[str, str]:
+    """key id -> commit, for every seal of this experiment committed in any branch, tag or reflog entry."""
+    rel = exp.rel(f"{SPLIT_DIR}/manifest.json")
+    commits = repo.git("log", "--all", "--reflog", "--format=%H", "--", rel).split()
+    found: dict[str, str] = {}
+    for commit, raw in zip(commits, repo.cat_blobs([f"{c}:{rel}" for c in commits])):
+        try:
+            found.setdefault(str(json.loads(raw or b"")["seal"]["key_id"]), commit)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def set_aside_unused_key(repo: Repo, exp: Experiment, out: Output) -> str | None:
+    """Retire a stored key that no committed seal uses; return the commit whose seal uses it, if one does."""
+    from gitera import keys
+
+    stored = keys.stored_key_id(repo.common_dir, exp.tag)
+    if stored is None:
+        return None
+    used = committed_seal_keys(repo, exp)
+    if stored in used:
+        return used[stored]
+    where = keys.set_aside(repo.common_dir, exp.tag, stored)
+    out.info(f"set aside the seal key of a split that did not finish (no committed seal uses it): {where}")
+    return None
+
+
+def _clean_stale_workdirs(repo: Repo) -> None:
+    """Plaintext left by a split killed mid-way (we hold the repository lock: none is in use)."""
+    for stale in state_dir(repo.common_dir).glob("split-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
     from gitera import datasource, keys, leak, seal
     from gitera import split as splitting
@@ -68,6 +105,14 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     if exp.path(f"{SPLIT_DIR}/manifest.json").exists():
         raise RefusedError(
             f"experiment {exp.tag} is already split; a different split needs a new experiment (`gitera init NEW_TAG`)."
+        )
+    _clean_stale_workdirs(repo)
+    sealed_in = set_aside_unused_key(repo, exp, out)
+    if sealed_in is not None:
+        raise RefusedError(
+            f"the seal key of experiment {exp.tag} belongs to the seal committed in {sealed_in[:10]}, which is no longer on "
+            f"{exp.branch}; bring that commit back (`git reset --hard {sealed_in[:10]}`) — a different split needs a new "
+            "experiment (`gitera init NEW_TAG`)."
         )
     frame = exp.load_frame()
     fd = frame.data
@@ -93,6 +138,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         cap_per_value=fd.caps.per_value if fd.caps else None,
         cap_dominant_fraction=fd.caps.dominant_fraction if fd.caps else None,
         slice_columns=list(fd.slices),
+        label_column=fd.label,
         out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
         lines=list(table.lines),
         source=str(source),
@@ -135,12 +181,9 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         binding = seal.Binding(exp.tag, fhash, seal_rel)
         info = seal.seal_file(plain, workdir / SEAL_NAME, key, binding, commitment_salt=commitment_salt(key.secret))
         files[seal_rel] = (workdir / SEAL_NAME).read_bytes()
+        custody = "recipient" if recipient else "file"
         if recipient:
-            custody = "recipient"
             files[f"{split_rel}/{WRAPPED_NAME}"] = keys.wrap_key(key, recipient, exp.tag)
-        else:
-            custody = "file"
-            key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -185,7 +228,15 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         [("Tag", exp.tag), ("Split", trailer)],
         body=note or "",
     )
-    commit = repo.commit_files(exp.branch, files, message)
+    if custody == "file":
+        key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
+    try:
+        commit = repo.commit_files(exp.branch, files, message)
+    except BaseException:
+        if custody == "file":
+            with contextlib.suppress(Exception):  # if this fails too, the next split sets the key aside
+                set_aside_unused_key(repo, exp, out)
+        raise
     text = [
         audit.format_table(),
         "",

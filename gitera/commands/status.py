@@ -14,7 +14,7 @@ from gitera.output import Output
 def experiment_status(exp: Experiment) -> dict[str, Any]:
     info: dict[str, Any] = {"tag": exp.tag, "branch": exp.branch, "stage": "framed"}
     try:
-        frame = exp.load_frame()
+        frame = exp.peek_frame()
         info["question"] = frame.question
         info["frame_valid"] = True
     except GiteraError as exc:
@@ -29,7 +29,7 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
         except GiteraError as exc:
             info["lock_error"] = exc.message
     for stage, name in (("split", "split/manifest.json"), ("piloted", "runs/pilot.json"), ("run", "runs/run-001/summary.json"),
-                        ("iterating", "runs/iterate.json"), ("concluded", "verdict.json")):
+                        ("iterating", "runs/iterate.json")):
         if exp.path(name).exists():
             info["stage"] = stage
     state_path = exp.path("runs/iterate.json")
@@ -45,11 +45,12 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             }
         except (ValueError, AttributeError):
             info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
-    if exp.is_concluded:
+    v = exp.verdict_doc()
+    if v is not None:
+        info["stage"] = "concluded"
         try:
-            v = json.loads(exp.path("verdict.json").read_text())
             info["verdict"] = {"decision": v["decision"]["decision"], "arm": v["decision"]["arm"], "conclusion": v.get("conclusion")}
-        except (ValueError, KeyError):
+        except (KeyError, TypeError):
             info["verdict"] = {"decision": "unreadable"}
     return info
 
