@@ -134,6 +134,28 @@ def test_pre_push_catches_a_no_verify_commit(precommit_repo: Path, tmp_path: Pat
     assert "has eval/metric.py modified, but it is locked by experiment exp1" in push.stdout + push.stderr
 
 
+def test_pre_push_catches_a_change_reverted_on_a_merged_side_branch(precommit_repo: Path, tmp_path: Path) -> None:
+    # git's history simplification follows one parent of a merge that leaves the path as it was,
+    # so without --full-history the change-and-revert on the side branch went out unnoticed
+    repo = precommit_repo
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    push = subprocess.run(["git", "push", "-q", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
+    assert push.returncode == 0, push.stdout + push.stderr
+    original = (repo / "eval/metric.py").read_text()
+    side_branch_changing(repo, "eval/metric.py")
+    git(repo, "switch", "-q", "side")
+    (repo / "eval/metric.py").write_text(original)
+    git(repo, "commit", "-q", "--no-verify", "-am", "put it back")
+    changed = git(repo, "rev-parse", "side~1").strip()
+    git(repo, "switch", "-q", "autoexp/exp1")
+    git(repo, "merge", "-q", "--no-ff", "--no-verify", "--no-edit", "side")
+    push = subprocess.run(["git", "push", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
+    assert push.returncode != 0
+    assert f"commit {changed[:10]} has eval/metric.py modified, but it is locked by experiment exp1" in push.stdout + push.stderr
+
+
 def side_branch_changing(repo: Path, path: str, branch: str = "side") -> None:
     """A branch off HEAD whose commit (made past the hooks) changes ``path``; HEAD moves on too,
     so merging ``branch`` back creates a merge commit."""

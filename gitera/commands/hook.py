@@ -109,7 +109,9 @@ def check_range(repo: Repo, old: str, new: str) -> list[str]:
     if not protected:
         return []
     rev_range = [new, "--not", "--remotes"] if old == ZERO else [f"{old}..{new}"]
-    commits = repo.git("rev-list", *rev_range, "--", *protected).split()
+    # --full-history: by default git follows one parent of a merge that leaves a path as it was,
+    # so a change made and reverted on a merged side branch would be pushed unseen
+    commits = repo.git("rev-list", "--full-history", *rev_range, "--", *protected).split()
     problems = []
     for commit in commits:
         here = repo.ls_tree(commit, list(protected))
