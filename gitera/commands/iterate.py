@@ -9,6 +9,7 @@ sprint the generalization gate runs. Each step is one compare-and-swap commit.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -85,24 +86,40 @@ def start_state(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
 # --- checks -------------------------------------------------------------------------
 
 
-def dirty_outside_targets(repo: Repo, targets: Sequence[str]) -> list[str]:
-    """Changed tracked files other than the targets, and untracked files beside a target.
+def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[str, bytes | None]) -> list[str]:
+    """Changed tracked files other than the targets, and untracked files the change could read.
 
-    An untracked file in a target's directory could be read by the arm (a prompt include, a
-    rules fragment), so it is refused; the repository root is exempt, since unrelated notes
-    and scratch files live there.
+    An untracked file anywhere under a target's directory, or one whose path or file name a
+    target file mentions (a prompt include, a rules fragment), could change what the arm does
+    without being part of the attempt, so it is refused. Other untracked files at the
+    repository root or in unrelated folders are exempt: notes and scratch files live there.
     """
-    target_dirs = {str(Path(t).parent) for t in targets} - {"."}
+    target_dirs = {str(Path(t).parent) + "/" for t in targets} - {"./"}
+    named = {p: mentioned_names(c.decode("utf-8", errors="replace")) for p, c in contents.items() if c is not None}
     bad = []
     for code, path in repo.status_porcelain():
         if path in targets:
             continue
-        if code == "??":
-            if str(Path(path).parent) in target_dirs:
-                bad.append(f"{path} (untracked, next to a target file)")
-            continue
-        bad.append(path)
+        if code != "??":
+            bad.append(path)
+        elif any(path.startswith(d) for d in target_dirs):
+            bad.append(f"{path} (untracked, under a target file's folder)")
+        else:
+            by = [t for t, names in named.items() if path in names or Path(path).name in names]
+            if by:
+                bad.append(f"{path} (untracked, named in {by[0]})")
     return bad
+
+
+def mentioned_names(text: str) -> set[str]:
+    """Every path-like token of a text, and its last component: what a target file could refer to."""
+    names = set()
+    for token in re.findall(r"[\w.\-/]+", text):
+        token = token.removeprefix("./").rstrip(".")
+        if token:
+            names.add(token)
+            names.add(token.rsplit("/", 1)[-1])
+    return names
 
 
 def guard_failures(frame: Frame, attempt: Sequence[Mapping[str, Any]], baseline: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -218,16 +235,16 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
     if reason:
         record_stop(exp, state, reason)
         raise RefusedError(f"the loop has stopped: {reason}; the verdict will use iteration {state.gate_passed.iteration if state.gate_passed else 0} (the latest gate-passed state).")
-    dirty = dirty_outside_targets(repo, it.target)
+    contents = {}
+    for path in it.target:
+        p = repo.root / path
+        contents[path] = p.read_bytes() if p.exists() else None
+    dirty = dirty_outside_targets(repo, it.target, contents)
     if dirty:
         raise RefusedError(
             f"files other than the target files changed: {', '.join(dirty)}; an attempt may change only {', '.join(it.target)} "
             "— commit, stash or revert the others first (one change per attempt)."
         )
-    contents = {}
-    for path in it.target:
-        p = repo.root / path
-        contents[path] = p.read_bytes() if p.exists() else None
     candidate_blobs = {p: blob_id(c) for p, c in contents.items() if c is not None}
     if candidate_blobs == state.best.blobs:
         raise RefusedError(f"the target files ({', '.join(it.target)}) are unchanged from the current best; edit them to test your hypothesis first.")
