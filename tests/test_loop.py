@@ -37,12 +37,18 @@ def test_budget_stop_is_recorded_and_explained(repo: Path) -> None:
         r = run_gitera(repo, "iterate", "-m", f"step {i}")
         assert r.code == 0, r.err
     assert "the loop stops: the budget of 2 iterations is spent" in r.out
-    assert json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Stop,valueonly)"))["reason"].startswith("the budget of 2")
+    # the stop is recorded, then the sprint's two kept attempts get their gate (a stop never strands kept work)
+    stop = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Stop,valueonly)", "HEAD~1"))
+    assert stop["reason"].startswith("the budget of 2") and stop["locked_iteration"] == 0
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)"))
+    assert gate["sprint"] == 1 and gate["after_iteration"] == 2 and gate["outcome"] == "pass", gate
+    assert "gate after sprint 1: PASS" in r.out
     (repo / "policy_b.txt").write_text("accuracy: 0.8\n")
     r = run_gitera(repo, "iterate", "-m", "one more")
     assert r.code == 3 and "the loop has stopped (the budget of 2 iterations is spent)" in r.err
     status = json.loads(run_gitera(repo, "status", "--json").out)
-    assert status["loop"]["status"] == "stopped"
+    assert status["loop"]["status"] == "stopped" and status["loop"]["locked_iteration"] == 2
+    assert run_gitera(repo, "verify").code == 0
 
 
 def test_gate_catches_a_planted_hardcode_and_passes_a_general_change(repo: Path) -> None:
@@ -128,5 +134,5 @@ def test_autonomous_loop_runs_until_the_budget_and_reports_failing_proposals(rep
     synthetic_project(other)
     r = run_gitera(other, "iterate", "--loop", "--propose", f"python {repo.parent / 'propose.py'} --fail")
     assert r.code == 5
-    assert r.err.count("proposal failed (exit 1): proposer crashed") == 3
+    assert r.err.count("proposal failed: exit 1: proposer crashed") == 3
     assert "failed 3 times in a row" in r.err

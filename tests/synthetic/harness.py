@@ -11,6 +11,9 @@ The arm's params name a policy file; each line of it is `key: value`:
     cost: 0.001          cost_usd per row
     crash                exit 1 without writing anything
     hang                 sleep 60 s
+
+The environment variable SYN_FAIL_SPLIT=<split> makes it exit 1 when scoring that split (a
+failure outside the target files, which a test can switch off again).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def main() -> int:
         time.sleep(60)
     trial = int(os.environ["GITERA_TRIAL"])
     split = os.environ.get("GITERA_SPLIT", "")
+    if split and os.environ.get("SYN_FAIL_SPLIT") == split:
+        print(f"SYN_FAIL_SPLIT says fail on {split}", file=sys.stderr)
+        return 1
     rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().splitlines() if x.strip()]
     with open(os.environ["GITERA_OUT"], "w") as out:
         for row in rows:
