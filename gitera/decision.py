@@ -164,3 +164,42 @@ def weighted_value(record: Mapping[str, Any], weights: Mapping[str, float] | Non
 
 def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+# --- re-checking a recorded decision (gitera verify) -------------------------------------------
+
+
+def recheck(result: Mapping[str, Any], records: Sequence[Mapping[str, Any]], best: Sequence[Mapping[str, Any]],
+            tol: float = 1e-4) -> str | None:
+    """What is wrong with a pareto or weighted attempt's recorded decision, from its rows alone, or None.
+
+    Every recorded gain is recomputed from the attempt's and the best's per-row files; the mode's
+    rule is applied to the recorded thresholds and must give the recorded keep / discard."""
+    where = f"#{result.get('iteration')}"
+    scored = row_values(records, "score")
+    ids = [i for i in scored if i in row_values(best, "score")]
+    found = []
+    for name, recorded in (result.get("gains") or {}).items():
+        c = Criterion.from_dict(name, recorded)
+        weights = result.get("weights") if c.field == WEIGHTED else None
+        cand, prev = row_means(records, ids, c.field, weights), row_means(best, ids, c.field, weights)
+        if not ids or cand is None or prev is None:
+            return f"{where}: the rows give no {name} to recompute"
+        sign = 1.0 if c.direction == "higher" else -1.0
+        gain = math.fsum(sign * (a - b) for a, b in zip(cand, prev)) / len(ids)
+        if not abs(gain - c.gain) <= tol:
+            return f"{where}: recorded {name} gain {recorded.get('gain')} but rows give {gain:+.6f}"
+        if c.threshold + tol < 2 * c.noise_floor:
+            return f"{where}: {name} threshold {c.threshold} below 2× its noise floor {c.noise_floor}"
+        found.append(c)
+    status = result.get("status")
+    if status not in ("keep", "discard") or not found:
+        return None
+    found.sort(key=lambda c: c.field != "score")  # the primary metric first, as the loop orders them
+    keep = decide(str(result.get("mode")), found).keep
+    unconfirmed = (result.get("confirm") or {}).get("held") is False
+    if status == "keep" and not keep:
+        return f"{where} kept although the {result.get('mode')} rule discards it"
+    if status == "discard" and keep and not unconfirmed:
+        return f"{where} discarded although the {result.get('mode')} rule keeps it"
+    return None

@@ -139,8 +139,9 @@ locked: [harness.py]
 def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = ("g1", "g2", "g3"), policies: dict[str, str] | None = None,
                       extra_arms: str = "", effect: float = 0.05, max_iterations: int = 30, timeout_s: float = 20,
                       accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
-                      harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None) -> None:
-    """A locked, split, piloted experiment `syn` with the deterministic policy harness."""
+                      harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None,
+                      frame_edits: dict[str, str] | None = None) -> None:
+    """A locked, split, piloted experiment `syn` with the deterministic policy harness (`frame_edits`: text replacements)."""
     import csv
     import shutil
 
@@ -164,6 +165,9 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
              .replace("locked: [harness.py]", "locked: [" + ", ".join(["harness.py", *locked_extra]) + "]"))
     if max_cost_usd is not None:
         frame = frame.replace("max_consecutive_crashes: 3}", f"max_consecutive_crashes: 3, max_cost_usd: {max_cost_usd}}}")
+    for old, new in (frame_edits or {}).items():
+        assert old in frame, old
+        frame = frame.replace(old, new)
     (root / ".gitera/syn/frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err

@@ -16,7 +16,8 @@ from gitera.output import Output
 FORMATS = ("table", "tsv", "jsonl", "md", "json")
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
 RESULT_FIELDS = ("iteration", "sprint", "arm", "score", "sd", "delta", "ci", "threshold", "best_score", "status",
-                 "reason", "outcome", "hypothesis", "cost_per_1k", "latency_ms", "spent_usd", "n", "trials", "rows", "frame")
+                 "reason", "outcome", "hypothesis", "mode", "gains", "weights", "confirm", "cost_per_1k", "latency_ms",
+                 "spent_usd", "n", "trials", "rows", "frame")
 
 
 def summary(records: Sequence[Record]) -> dict[str, Any]:

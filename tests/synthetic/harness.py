@@ -6,6 +6,8 @@ The arm's params name a policy file; each line of it is `key: value`:
     group.<g>: 0.3       override the accuracy for rows of group <g>
     split.<s>: 0.8       override the accuracy when scoring split <s> (dev, gate, test): a gain
                          that exists only on the climbing rows, for the gate to catch
+    trial.<t>: 0.45      override the accuracy for trial index <t> (e.g. the fresh trials of a
+                         confirmation run: a gain that was luck in the first trials)
     noise: 0.02          per-trial flips with this probability (seeded by row and trial)
     latency: 50          latency_ms reported per row
     cost: 0.001          cost_usd per row
@@ -50,7 +52,8 @@ def main() -> int:
     rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().splitlines() if x.strip()]
     with open(os.environ["GITERA_OUT"], "w") as out:
         for row in rows:
-            acc = float(policy.get(f"group.{row.get('group')}", policy.get(f"split.{split}", policy.get("accuracy", "0.5"))))
+            keys = (f"group.{row.get('group')}", f"trial.{trial}", f"split.{split}", "accuracy")
+            acc = float(next((policy[k] for k in keys if k in policy), "0.5"))
             score = 1 if u("row", row["id"]) < acc else 0
             if u("noise", row["id"], trial) < float(policy.get("noise", "0")):
                 score = 1 - score
