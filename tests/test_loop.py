@@ -136,3 +136,25 @@ def test_autonomous_loop_runs_until_the_budget_and_reports_failing_proposals(rep
     assert r.code == 5
     assert r.err.count("proposal failed: exit 1: proposer crashed") == 3
     assert "failed 3 times in a row" in r.err
+
+
+def test_diagnose_train_shows_the_losing_train_rows_with_their_text_and_never_dev_text(repo: Path) -> None:
+    synthetic_project(repo)
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\ngroup.g2: 0.3\n")
+    assert run_gitera(repo, "iterate", "-m", "better except g2").code == 0
+    train = [json.loads(x) for x in (repo / ".gitera/syn/split/train.jsonl").read_text().splitlines()]
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    r = run_gitera(repo, "diagnose", "--train", "60")
+    assert r.code == 0, r.err
+    assert "b (train): 180/180 scored" in r.err  # both sides scored on the first 60 train rows × 3 trials
+    assert "on 60 train rows:" in r.out and "losing train rows (" in r.out
+    d = json.loads(run_gitera(repo, "diagnose", "--train", "60", "--json").out)
+    t = d["train"]
+    assert t["n"] == 60 and t["groups"]["group"]["g2"]["loss"] > 0 and t["groups"]["group"]["g1"]["loss"] == 0
+    shown = {row["id"] for row in t["losses"]}
+    assert shown and shown <= {row["id"] for row in train[:60]} and all(row["group"] == "g2" for row in t["losses"])
+    assert all(row["text"] in r.out for row in train if row["id"] in shown)  # train text: shown, to study
+    for out in (r.out, json.dumps(d)):
+        assert not any(row["text"] in out for row in dev)  # dev text: never
+    again = run_gitera(repo, "diagnose", "--train", "60")
+    assert again.out == r.out and "b (train): 180/180 scored, complete; 0 calls, 180 cached" in again.err  # from the cache
