@@ -120,3 +120,15 @@ def test_confirmation_can_be_switched_off(repo: Path) -> None:
     out, res = attempt(repo, f"accuracy: {two_row_gain(repo):.6f}\n", "two more rows right")
     assert "#1 KEEP: kept: gain" in out and "confirming" not in out, out
     assert res["confirm"] is None and res["trials"] == 3 and res["mode"] == "primary"
+
+
+def test_diagnose_compares_a_confirmed_attempt_on_every_trial_its_decision_used(repo: Path) -> None:
+    synthetic_project(repo)
+    acc = two_row_gain(repo)
+    # marginal on the first three trials; the fresh trials answer every row below 0.6 too, so the pooled gain is larger
+    out, res = attempt(repo, f"accuracy: {acc:.6f}\n" + "".join(f"trial.{t}: 0.6\n" for t in (3, 4, 5)), "better in the fresh trials")
+    assert "#1 KEEP: confirmed with 3 fresh trials" in out and res["trials"] == 6, out
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    better = [r["id"] for r in dev if 0.5 <= u("row", r["id"]) < 0.6]  # right in some trial of the attempt, never for the baseline
+    d = json.loads(run_gitera(repo, "diagnose", "--json").out)
+    assert d["totals"] == {"win": len(better), "loss": 0, "tie": len(dev) - len(better)}, d["totals"]

@@ -71,11 +71,14 @@ def compare_rows(
     return {"totals": totals, "groups": groups, "loss_ids": [i for i, o in zip(ids, outcome) if o == "loss"][:MAX_IDS]}
 
 
+def _trials(records: Sequence[Mapping[str, Any]]) -> list[int]:
+    return sorted({int(r["trial"]) for r in records})
+
+
 def diagnose_data(exp: Experiment, frame: Frame, attempt: str, against: str) -> dict[str, Any]:
     repo = exp.repo
     rows = load_split(exp, "dev")
     ids = [str(r["id"]) for r in rows]
-    trials = list(range(frame.metric.trials))
     label_b, file_b = _rows_file(exp, frame, attempt)
     label_a, file_a = _rows_file(exp, frame, against)
     rec_b = read_results((repo.root / file_b).read_text())
@@ -84,7 +87,9 @@ def diagnose_data(exp: Experiment, frame: Frame, attempt: str, against: str) -> 
     for r in rec_b:
         if r.get("finding") and r.get("trial") == 0:
             findings[str(r["id"])] = str(r["finding"])
-    result = compare_rows(rows, ids, matrix(rec_a, ids, trials), matrix(rec_b, ids, trials), findings, frame.data.slices, frame.metric.direction)
+    # every trial each side recorded (a confirmed attempt has twice the frame's), as its keep decision used them
+    result = compare_rows(rows, ids, matrix(rec_a, ids, _trials(rec_a)), matrix(rec_b, ids, _trials(rec_b)), findings,
+                          frame.data.slices, frame.metric.direction)
     result.update(subject=label_b, against=label_a, n=len(ids))
     return result
 
