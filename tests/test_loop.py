@@ -126,6 +126,8 @@ def test_autonomous_loop_runs_until_the_budget_and_reports_failing_proposals(rep
     assert r.code == 0, r.err
     log = [json.loads(x) for x in run_gitera(repo, "log", "--format", "jsonl").out.splitlines()[1:]]
     assert len(log) == 4 and log[0]["hypothesis"].startswith("step 1: accuracy 0.58")
+    context = json.loads((repo / ".git/gitera/loop/syn/context.json").read_text())
+    assert context["decision"] == {"mode": "primary", "directions": {}, "weights": {}, "min_delta": 0.0, "confirm": True}
     assert json.loads(run_gitera(repo, "status", "--json").out)["loop"]["status"] in ("stopped", "killed", "saturated")
 
     other = repo.parent / "other"

@@ -44,6 +44,8 @@ def write_context(exp: Experiment, frame: Frame, state: LoopState, directory: Pa
         "arm": frame.iterate.arm,
         "target_files": list(frame.iterate.target),
         "metric": {"name": frame.metric.primary, "direction": frame.metric.direction},
+        "decision": {"mode": frame.iterate.mode, "directions": dict(frame.iterate.directions), "weights": dict(frame.iterate.weights),
+                     "min_delta": frame.iterate.min_delta, "confirm": frame.iterate.confirm},
         "dashboard": {
             "iteration": state.iteration,
             "max_iterations": frame.iterate.budget.max_iterations,

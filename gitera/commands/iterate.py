@@ -177,7 +177,7 @@ def resume(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopSt
     if "gate" in state.pending:
         from gitera.commands.gate import run_gate
 
-        out.info("Resuming: running the generalization gate the last sprint ended with.")
+        out.info("Resuming: running the generalization gate an interrupted step left pending.")
         state = run_gate(exp, frame, lock, state, out, use_cache)
     return state
 
