@@ -49,7 +49,10 @@ def result(i: int) -> dict[str, object]:
             "score": None if status == "crash" else score, "sd": 0.0041, "delta": 0.0125, "ci": [0.001, 0.024],
             "best_score": score - 0.01, "threshold": 0.0072, "status": status,
             "reason": f"{status}: gain +0.0125 vs the paired SE 0.0072", "outcome": "neutral",
-            "hypothesis": f"attempt {i}: name the payment processor in rule {i % 37}", "cost_per_1k": 0.1, "latency_ms": 10.0,
+            "hypothesis": f"attempt {i}: name the payment processor in rule {i % 37}", "mode": "primary",
+            "gains": None if status == "crash" else {"accuracy": {"field": "score", "direction": "higher", "gain": 0.0125, "se": 0.0072,
+                                                                  "threshold": 0.0124, "noise_floor": 0.0062}},
+            "weights": None, "confirm": None, "cost_per_1k": 0.1, "latency_ms": 10.0,
             "spent_usd": 0.072, "frame": "sha256:" + "ab" * 32, "rows": f".gitera/{TAG}/runs/attempt-{i:05d}.jsonl",
             "noise_floor": 0.0062}
 

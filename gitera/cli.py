@@ -263,18 +263,21 @@ def gate(tag: str | None, no_cache: bool, as_json: bool) -> None:
 @tag_option
 @click.option("--attempt", default="best", show_default=True, help="What to diagnose: best, baseline, an arm name or an attempt number.")
 @click.option("--against", default="baseline", show_default=True, help="What to compare with: baseline, best, an arm or an attempt number.")
+@click.option("--train", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Also score both on up to N train rows (cached) and show the losing train rows with their text.")
 @json_option
-def diagnose(tag: str | None, attempt: str, against: str, as_json: bool) -> None:
+def diagnose(tag: str | None, attempt: str, against: str, train: int, as_json: bool) -> None:
     """Per-row wins, losses and ties by slice and failure category (dev rows as ids only).
 
     \b
     Example:
       gitera diagnose                       # the current best vs the baseline
       gitera diagnose --attempt 4 --against best --json
+      gitera diagnose --train 50            # and the losing train rows, with their text
     """
     from gitera.commands.diagnose import diagnose as run_cmd
 
-    sys.exit(run_cmd(tag, attempt, against, _out(as_json)))
+    sys.exit(run_cmd(tag, attempt, against, _out(as_json), train=train))
 
 
 @cli.command(context_settings=CONTEXT)

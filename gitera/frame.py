@@ -60,6 +60,9 @@ class Budget:
     max_consecutive_crashes: int = 3
 
 
+DECISION_MODES = ("primary", "pareto", "weighted")
+
+
 @dataclass(frozen=True)
 class Iterate:
     arm: str
@@ -67,6 +70,10 @@ class Iterate:
     sprint: int = 3
     budget: Budget = Budget()
     min_delta: float = 0.0
+    mode: str = "primary"  # one of DECISION_MODES (docs/iterate.md, "The decision rule")
+    directions: Mapping[str, str] = field(default_factory=dict)  # pareto: secondary metric -> higher | lower
+    weights: Mapping[str, float] = field(default_factory=dict)  # weighted: metric -> weight (+ rewards a higher value)
+    confirm: bool = True  # re-score a marginal gain with fresh trials before keeping it
 
 
 @dataclass(frozen=True)
@@ -315,7 +322,7 @@ def parse_frame(data: Any, lines: Mapping[FieldPath, int], filename: str) -> Fra
             c.fail(("eval", "judge"), f"the judge shares family {judge.family!r} with arm {same[0]}: declare a `cross_judge` of another family (rule 15)")
     iterate = None
     if top.get("iterate") is not None:
-        iterate = _iterate(c, top["iterate"], candidates)
+        iterate = _iterate(c, top["iterate"], candidates, metric)
         overlap = sorted(set(iterate.target) & set(locked))
         if overlap:
             c.fail(("iterate", "target"), f"{overlap[0]} is also locked; target files and locked files must be disjoint")
@@ -487,9 +494,9 @@ def _eval(c: _Checker, raw: Any) -> Eval:
     )
 
 
-def _iterate(c: _Checker, raw: Any, candidates: Sequence[str]) -> Iterate:
+def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -> Iterate:
     p: FieldPath = ("iterate",)
-    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta"), ("arm", "target"))
+    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm"), ("arm", "target"))
     arm = c.text(m["arm"], p + ("arm",))
     if arm not in candidates:
         c.fail(p + ("arm",), f"must be one of the candidate arms ({', '.join(candidates)}); got {arm!r}")
@@ -506,4 +513,57 @@ def _iterate(c: _Checker, raw: Any, candidates: Sequence[str]) -> Iterate:
         max_consecutive_crashes=c.integer(bm.get("max_consecutive_crashes", 3), bp + ("max_consecutive_crashes",), 1),
     )
     min_delta = c.number(m.get("min_delta", 0.0), p + ("min_delta",), positive=False)
-    return Iterate(arm, target, sprint, budget, min_delta)
+    mode = c.choice(m.get("mode", "primary"), p + ("mode",), DECISION_MODES)
+    confirm = m.get("confirm", True)
+    if not isinstance(confirm, bool):
+        c.fail(p + ("confirm",), f"must be true or false; got {_kind(confirm)}")
+    directions = _directions(c, m.get("directions"), mode, metric)
+    weights = _weights(c, m.get("weights"), mode, metric)
+    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm)
+
+
+def _only_in_mode(c: _Checker, raw: Any, key: str, mode: str, wanted: str, example: str) -> Mapping[str, Any] | None:
+    path: FieldPath = ("iterate", key)
+    if raw is None:
+        if mode == wanted:
+            c.fail(path, f"is required with mode: {wanted} (e.g. {example})")
+        return None
+    if mode != wanted:
+        c.fail(path, f"is used only with mode: {wanted}; remove it or set iterate.mode: {wanted}")
+    if not isinstance(raw, Mapping) or not raw:
+        c.fail(path, f"must map metric names to values, e.g. {example}; got {_kind(raw)}")
+    return raw
+
+
+def _directions(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, str]:
+    m = _only_in_mode(c, raw, "directions", mode, "pareto", "{cost_usd: lower}")
+    out: dict[str, str] = {}
+    for name, direction in (m or {}).items():
+        path: FieldPath = ("iterate", "directions", str(name))
+        if name not in metric.secondary:
+            c.fail(path, f"must be a secondary metric ({', '.join(metric.secondary) or 'metric.secondary is empty'}); "
+                         f"the primary {metric.primary} is always compared")
+        out[str(name)] = c.choice(direction, path, ("higher", "lower"))
+    return out
+
+
+def _weights(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, float]:
+    m = _only_in_mode(c, raw, "weights", mode, "weighted", f"{{{metric.primary}: 1.0, cost_usd: -20}}")
+    if m is None:
+        return {}
+    out: dict[str, float] = {}
+    for name, w in m.items():
+        path: FieldPath = ("iterate", "weights", str(name))
+        if name != metric.primary and name not in metric.secondary:
+            c.fail(path, f"must be the primary metric {metric.primary} or a secondary metric ({', '.join(metric.secondary) or 'none declared'})")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w == w or w in (0, float("inf"), float("-inf")):
+            c.fail(path, f"must be a non-zero number (positive rewards a higher value, negative a lower one); got {_kind(w)}")
+        out[str(name)] = float(w)
+    if metric.primary not in out:
+        c.fail(("iterate", "weights"), f"must weigh the primary metric {metric.primary}")
+    if (out[metric.primary] > 0) != (metric.direction == "higher"):
+        c.fail(("iterate", "weights", metric.primary), f"must be {'positive' if metric.direction == 'higher' else 'negative'}: "
+                                                       f"{metric.primary} is better when {metric.direction}")
+    if len(out) < 2:
+        c.fail(("iterate", "weights"), "must weigh at least one secondary metric beside the primary (else use mode: primary)")
+    return out

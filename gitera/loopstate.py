@@ -83,12 +83,15 @@ class LoopState:
 
 
 def stop_reason(state: LoopState, *, max_iterations: int, max_cost_usd: float | None, max_hours: float | None,
-                max_crashes: int, now: float, plateau: bool) -> str | None:
-    """Why the loop must stop now, in words, or None."""
+                max_crashes: int, now: float, plateau: bool, next_cost: float | None = None) -> str | None:
+    """Why the loop must stop now, in words, or None. ``next_cost``: what the next attempt should cost."""
     if state.iteration >= max_iterations:
         return f"the budget of {max_iterations} iterations is spent"
     if max_cost_usd is not None and state.spent_usd >= max_cost_usd:
         return f"the cost budget of ${max_cost_usd:g} is spent (${state.spent_usd:.4f})"
+    if max_cost_usd is not None and next_cost is not None and state.spent_usd + next_cost > max_cost_usd:
+        return (f"the next attempt would cost about ${next_cost:.4f} (the last one's cost per call) but only "
+                f"${max_cost_usd - state.spent_usd:.4f} of the ${max_cost_usd:g} cost budget is left")
     if max_hours is not None and state.started_at is not None and now - state.started_at >= max_hours * 3600:
         return f"the wall-clock budget of {max_hours:g} h is spent"
     if state.consecutive_crashes >= max_crashes:

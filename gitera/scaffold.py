@@ -64,6 +64,8 @@ def frame_yaml(d: FrameDraft) -> str:
         f"  target: {_list(d.target) if d.target else '[' + _q(TODO + ': prompts/v2.txt') + ']'}\n"
         f"  sprint: 3               # attempts per sprint before the generalization gate (1-3)\n"
         f"  min_delta: 0.0          # smallest paired gain worth keeping (the noise floor applies too)\n"
+        f"  mode: primary           # primary | pareto (+ directions) | weighted (+ weights): docs/iterate.md\n"
+        f"  confirm: true           # re-score a marginal keep with fresh trials before keeping it\n"
         f"  budget: {{max_iterations: 30, max_cost_usd: 10, max_wall_clock_hours: 8, max_consecutive_crashes: 3}}\n"
     )
     if not d.target and not d.iterate_arm:

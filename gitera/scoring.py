@@ -115,8 +115,9 @@ def pilot_cost_per_call(exp: Experiment) -> float | None:
 
 
 def spent_so_far(repo: Repo, branch: str) -> float:
-    """Money the experiment's evals have spent, summed from the trailers on its branch."""
-    out = repo.git("log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)%x1e%(trailers:key=Gitera-Pilot,valueonly)%x1e", branch)
+    """Money the experiment's evals have spent, summed from the trailers on its branch (pilot, runs, attempts, gates)."""
+    out = repo.git("log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)%x1e%(trailers:key=Gitera-Pilot,valueonly)%x1e"
+                   "%(trailers:key=Gitera-Gate,valueonly)%x1e", branch)
     total = 0.0
     for chunk in out.split("\x1e"):
         chunk = chunk.strip()

@@ -146,6 +146,7 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
     mismatched: list[str] = []
     decisions: list[str] = []
     best_rows: dict[str, float] | None = None
+    best_recs: list[dict[str, Any]] = []
     noise = 0.0
     iterated_arm = None
     for r in records:
@@ -169,8 +170,8 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
                 iterated_arm = d.get("arm")
                 run = next((x for x in records if x.kind == "Result" and x.data.get("kind") == "run" and x.data.get("arm") == iterated_arm), None)
                 if run is not None:
-                    base_recs = _records_file(repo, run.commit, str(run.data.get("rows"))) or []
-                    best_rows = _mean_scores(base_recs)[1]
+                    best_recs = _records_file(repo, run.commit, str(run.data.get("rows"))) or []
+                    best_rows = _mean_scores(best_recs)[1]
             if best_rows is None or not per_row:
                 continue
             common = [k for k in per_row if k in best_rows]
@@ -182,14 +183,21 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
                     mismatched.append(f"{r.commit[:10]} attempt #{d.get('iteration')}: recorded gain {recorded} but rows give {gain:+.6f}")
                 threshold = d.get("threshold")
                 status = d.get("status")
-                if status == "keep" and threshold is not None and not float(recorded if recorded is not None else gain) > float(threshold) - TOL:
+                if d.get("mode", "primary") != "primary":
+                    from gitera.decision import recheck
+
+                    problem = recheck(d, recs, best_recs)  # pareto / weighted: every recorded gain and the mode's rule
+                    decisions += [problem] if problem else []
+                elif status == "keep" and threshold is not None and not float(recorded if recorded is not None else gain) > float(threshold) - TOL:
                     decisions.append(f"#{d.get('iteration')} kept with gain {recorded} not above {threshold}")
-                if status == "discard" and threshold is not None and recorded is not None and float(recorded) > float(threshold) + TOL:
+                # a marginal gain whose confirmation run did not complete is discarded on purpose
+                elif (status == "discard" and threshold is not None and recorded is not None and float(recorded) > float(threshold) + TOL
+                      and (d.get("confirm") or {}).get("held") is not False):
                     decisions.append(f"#{d.get('iteration')} discarded although its gain {recorded} beats {threshold}")
                 if threshold is not None and float(threshold) + TOL < 2 * noise:
                     decisions.append(f"#{d.get('iteration')} used a threshold {threshold} below 2× the noise floor {noise}")
             if d.get("status") == "keep":
-                best_rows = per_row
+                best_rows, best_recs = per_row, recs
     return [
         ("every Gitera-Result matches its per-row file", not mismatched, "; ".join(mismatched[:5])),
         ("keep/discard decisions follow the rules", not decisions, "; ".join(decisions[:5])),

@@ -37,12 +37,18 @@ def test_budget_stop_is_recorded_and_explained(repo: Path) -> None:
         r = run_gitera(repo, "iterate", "-m", f"step {i}")
         assert r.code == 0, r.err
     assert "the loop stops: the budget of 2 iterations is spent" in r.out
-    assert json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Stop,valueonly)"))["reason"].startswith("the budget of 2")
+    # the stop is recorded, then the sprint's two kept attempts get their gate (a stop never strands kept work)
+    stop = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Stop,valueonly)", "HEAD~1"))
+    assert stop["reason"].startswith("the budget of 2") and stop["locked_iteration"] == 0
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)"))
+    assert gate["sprint"] == 1 and gate["after_iteration"] == 2 and gate["outcome"] == "pass", gate
+    assert "gate after sprint 1: PASS" in r.out
     (repo / "policy_b.txt").write_text("accuracy: 0.8\n")
     r = run_gitera(repo, "iterate", "-m", "one more")
     assert r.code == 3 and "the loop has stopped (the budget of 2 iterations is spent)" in r.err
     status = json.loads(run_gitera(repo, "status", "--json").out)
-    assert status["loop"]["status"] == "stopped"
+    assert status["loop"]["status"] == "stopped" and status["loop"]["locked_iteration"] == 2
+    assert run_gitera(repo, "verify").code == 0
 
 
 def test_gate_catches_a_planted_hardcode_and_passes_a_general_change(repo: Path) -> None:
@@ -120,6 +126,8 @@ def test_autonomous_loop_runs_until_the_budget_and_reports_failing_proposals(rep
     assert r.code == 0, r.err
     log = [json.loads(x) for x in run_gitera(repo, "log", "--format", "jsonl").out.splitlines()[1:]]
     assert len(log) == 4 and log[0]["hypothesis"].startswith("step 1: accuracy 0.58")
+    context = json.loads((repo / ".git/gitera/loop/syn/context.json").read_text())
+    assert context["decision"] == {"mode": "primary", "directions": {}, "weights": {}, "min_delta": 0.0, "confirm": True}
     assert json.loads(run_gitera(repo, "status", "--json").out)["loop"]["status"] in ("stopped", "killed", "saturated")
 
     other = repo.parent / "other"
@@ -128,5 +136,27 @@ def test_autonomous_loop_runs_until_the_budget_and_reports_failing_proposals(rep
     synthetic_project(other)
     r = run_gitera(other, "iterate", "--loop", "--propose", f"python {repo.parent / 'propose.py'} --fail")
     assert r.code == 5
-    assert r.err.count("proposal failed (exit 1): proposer crashed") == 3
+    assert r.err.count("proposal failed: exit 1: proposer crashed") == 3
     assert "failed 3 times in a row" in r.err
+
+
+def test_diagnose_train_shows_the_losing_train_rows_with_their_text_and_never_dev_text(repo: Path) -> None:
+    synthetic_project(repo)
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\ngroup.g2: 0.3\n")
+    assert run_gitera(repo, "iterate", "-m", "better except g2").code == 0
+    train = [json.loads(x) for x in (repo / ".gitera/syn/split/train.jsonl").read_text().splitlines()]
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    r = run_gitera(repo, "diagnose", "--train", "60")
+    assert r.code == 0, r.err
+    assert "b (train): 180/180 scored" in r.err  # both sides scored on the first 60 train rows × 3 trials
+    assert "on 60 train rows:" in r.out and "losing train rows (" in r.out
+    d = json.loads(run_gitera(repo, "diagnose", "--train", "60", "--json").out)
+    t = d["train"]
+    assert t["n"] == 60 and t["groups"]["group"]["g2"]["loss"] > 0 and t["groups"]["group"]["g1"]["loss"] == 0
+    shown = {row["id"] for row in t["losses"]}
+    assert shown and shown <= {row["id"] for row in train[:60]} and all(row["group"] == "g2" for row in t["losses"])
+    assert all(row["text"] in r.out for row in train if row["id"] in shown)  # train text: shown, to study
+    for out in (r.out, json.dumps(d)):
+        assert not any(row["text"] in out for row in dev)  # dev text: never
+    again = run_gitera(repo, "diagnose", "--train", "60")
+    assert again.out == r.out and "b (train): 180/180 scored, complete; 0 calls, 180 cached" in again.err  # from the cache

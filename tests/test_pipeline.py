@@ -148,3 +148,41 @@ def test_run_stops_before_the_cost_cap_using_the_pilots_cost_estimate(repo: Path
         if chunk.strip():
             spent += float(json.loads(chunk).get("spent_usd") or 0.0)
     assert 0.07 < spent <= 0.08 + 1e-9, spent
+
+
+def test_untracked_files_the_change_could_read_are_refused_and_unrelated_scratch_is_not(repo: Path) -> None:
+    synthetic_project(repo)
+    (repo / "notes.md").write_text("root scratch, named by no target\n")
+    (repo / "scratch").mkdir()
+    (repo / "scratch" / "draft.txt").write_text("an unrelated draft\n")
+    (repo / "fragments").mkdir()
+    (repo / "fragments" / "extra.txt").write_text("accuracy: 0.9\n")
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n# include: fragments/extra.txt\n")
+    r = run_gitera(repo, "iterate", "-m", "reads an untracked fragment")
+    assert r.code == 3, r.out + r.err
+    assert "files other than the target files changed: fragments/extra.txt (untracked, named in policy_b.txt)" in r.err
+    assert "notes.md" not in r.err and "draft.txt" not in r.err
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n# see notes.md\n")  # a root file is exempt only while no target names it
+    r = run_gitera(repo, "iterate", "-m", "names the root notes")
+    assert r.code == 3 and "notes.md (untracked, named in policy_b.txt)" in r.err, r.err
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    r = run_gitera(repo, "iterate", "-m", "names no untracked file")
+    assert r.code == 0 and "#1 KEEP" in r.out, r.out + r.err
+    assert (repo / "notes.md").exists() and (repo / "fragments" / "extra.txt").exists()
+
+
+def test_untracked_files_anywhere_under_a_target_folder_are_refused(repo: Path) -> None:
+    from gitera.commands.iterate import dirty_outside_targets
+    from gitera.git import Repo
+
+    (repo / "prompts" / "parts").mkdir(parents=True)
+    (repo / "prompts" / "v2.txt").write_text("v2\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "prompts")
+    (repo / "prompts" / "parts" / "deep.txt").write_text("read by a glob, perhaps\n")
+    (repo / "prompts" / "side.txt").write_text("beside the target\n")
+    (repo / "todo.txt").write_text("root scratch\n")
+    (repo / "prompts" / "v2.txt").write_text("v2, edited\n")
+    bad = dirty_outside_targets(Repo.find(repo), ["prompts/v2.txt"], {"prompts/v2.txt": b"v2, edited\n"})
+    assert sorted(bad) == ["prompts/parts/deep.txt (untracked, under a target file's folder)",
+                           "prompts/side.txt (untracked, under a target file's folder)"]

@@ -44,6 +44,8 @@ def write_context(exp: Experiment, frame: Frame, state: LoopState, directory: Pa
         "arm": frame.iterate.arm,
         "target_files": list(frame.iterate.target),
         "metric": {"name": frame.metric.primary, "direction": frame.metric.direction},
+        "decision": {"mode": frame.iterate.mode, "directions": dict(frame.iterate.directions), "weights": dict(frame.iterate.weights),
+                     "min_delta": frame.iterate.min_delta, "confirm": frame.iterate.confirm},
         "dashboard": {
             "iteration": state.iteration,
             "max_iterations": frame.iterate.budget.max_iterations,
@@ -90,7 +92,7 @@ def autoloop(tag: str | None, propose: str, out: Output, use_cache: bool = True)
 
     repo = Repo.find()
     exp = resolve(repo, tag)
-    failures = 0
+    failed: list[str] = []  # the last lines of the proposals that failed in a row
     attempts = 0
     with exclusive(repo.common_dir, "iterate --loop"):
         while True:
@@ -98,46 +100,61 @@ def autoloop(tag: str | None, propose: str, out: Output, use_cache: bool = True)
             if state.status != ACTIVE:
                 out.info(f"loop finished after {attempts} attempt(s): {state.status} ({state.stop_reason or 'see `gitera status`'}).")
                 return Exit.OK
-            directory = state_dir(repo.common_dir) / "loop" / exp.tag
-            ctx_json, ctx_md = write_context(exp, frame, state, directory)
-            hyp_file = directory / "hypothesis.txt"
-            hyp_file.unlink(missing_ok=True)
-            env = {**os.environ, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
-                   "GITERA_HYPOTHESIS_FILE": str(hyp_file), "GITERA_TAG": exp.tag}
-            out.info(f"loop: asking `{propose}` for attempt {state.iteration + 1}")
-            try:
-                proc = subprocess.run(propose, shell=True, cwd=repo.root, env=env, capture_output=True, text=True, timeout=PROPOSE_TIMEOUT_S)
-                code, tail = proc.returncode, (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            except subprocess.TimeoutExpired:
-                code, tail = -1, [f"timed out after {PROPOSE_TIMEOUT_S} s"]
-            if code != 0:
-                failures += 1
-                out.warn(f"proposal failed (exit {code}): {' | '.join(tail) or 'no output'} — {failures}/{MAX_PROPOSAL_FAILURES} in a row.")
-                if failures >= MAX_PROPOSAL_FAILURES:
-                    out.error(f"error: the proposer failed {failures} times in a row; the loop stops (the branch is at its last complete commit).")
-                    return Exit.EVAL
+            if len(failed) >= MAX_PROPOSAL_FAILURES:
+                return _stop_session(exp, state, propose, failed, out)
+            ok, hypothesis = _propose(repo, exp, frame, state, propose, out)
+            if not ok:
+                failed.append(hypothesis)
+                out.warn(f"proposal failed: {hypothesis} — {len(failed)}/{MAX_PROPOSAL_FAILURES} in a row.")
                 continue
-            hypothesis = hyp_file.read_text().strip() if hyp_file.exists() else ""
-            if not hypothesis:
-                last = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
-                hypothesis = last[-1] if last else f"proposal {state.iteration + 1} from `{propose}`"
             try:
-                _iterate(repo, exp, " ".join(hypothesis.split())[:300], out, use_cache)
-                failures = 0
+                _iterate(repo, exp, hypothesis, out, use_cache)
+                failed = []
                 attempts += 1
             except RefusedError as exc:
                 if "unchanged from the current best" in exc.message or "files other than the target files" in exc.message:
-                    failures += 1
-                    out.warn(f"proposal not usable: {exc.message} — {failures}/{MAX_PROPOSAL_FAILURES} in a row.")
-                    if failures >= MAX_PROPOSAL_FAILURES:
-                        out.error("error: three proposals in a row were unusable; the loop stops.")
-                        return Exit.EVAL
+                    failed.append(f"unusable: {exc.message}")
+                    out.warn(f"proposal not usable: {exc.message} — {len(failed)}/{MAX_PROPOSAL_FAILURES} in a row.")
                     _discard_edits(repo, frame)
                     continue
                 if "the loop has stopped" in exc.message:
                     out.info(exc.message)
                     return Exit.OK
                 raise
+
+
+def _propose(repo: Repo, exp: Experiment, frame: Frame, state: LoopState, propose: str, out: Output) -> tuple[bool, str]:
+    """Run the proposer once: (True, its one-line hypothesis) or (False, what went wrong)."""
+    directory = state_dir(repo.common_dir) / "loop" / exp.tag
+    ctx_json, ctx_md = write_context(exp, frame, state, directory)
+    hyp_file = directory / "hypothesis.txt"
+    hyp_file.unlink(missing_ok=True)
+    env = {**os.environ, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
+           "GITERA_HYPOTHESIS_FILE": str(hyp_file), "GITERA_TAG": exp.tag}
+    out.info(f"loop: asking `{propose}` for attempt {state.iteration + 1}")
+    try:
+        proc = subprocess.run(propose, shell=True, cwd=repo.root, env=env, capture_output=True, text=True, timeout=PROPOSE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {PROPOSE_TIMEOUT_S} s"
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return False, f"exit {proc.returncode}: {' | '.join(tail) or 'no output'}"
+    hypothesis = hyp_file.read_text().strip() if hyp_file.exists() else ""
+    if not hypothesis:
+        last = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
+        hypothesis = last[-1] if last else f"proposal {state.iteration + 1} from `{propose}`"
+    return True, " ".join(hypothesis.split())[:300]
+
+
+def _stop_session(exp: Experiment, state: LoopState, propose: str, failed: list[str], out: Output) -> int:
+    """Three failing or unusable proposals in a row end the session: recorded (Gitera-Stop), resumable."""
+    from gitera.commands.iterate import record_session_stop
+
+    reason = (f"the proposer `{propose}` failed {len(failed)} times in a row; fix it and run `gitera iterate --loop` again "
+              "(or iterate by hand): the loop is not over")
+    record_session_stop(exp, state, reason, proposals=failed[-MAX_PROPOSAL_FAILURES:])
+    out.error(f"error: {reason}. The branch is at its last complete commit; the stop is recorded (see `gitera log`).")
+    return Exit.EVAL
 
 
 def _discard_edits(repo: Repo, frame: Frame) -> None:

@@ -1,16 +1,18 @@
 """gitera diagnose: where an attempt wins and loses against the baseline or the best.
 
 Dev rows appear only as ids and aggregates (their text would be memorized); raw text is
-shown only for train rows, which the loop may learn from.
+shown only for train rows, which the loop may learn from: `--train N` scores both sides on
+up to N train rows (cached) and shows the losing ones with their text.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gitera.errors import RefusedError
+from gitera.errors import EvalError, RefusedError
 from gitera.experiment import Experiment, require_intact, resolve
 from gitera.frame import Frame
 from gitera.git import Repo
@@ -69,11 +71,14 @@ def compare_rows(
     return {"totals": totals, "groups": groups, "loss_ids": [i for i, o in zip(ids, outcome) if o == "loss"][:MAX_IDS]}
 
 
+def _trials(records: Sequence[Mapping[str, Any]]) -> list[int]:
+    return sorted({int(r["trial"]) for r in records})
+
+
 def diagnose_data(exp: Experiment, frame: Frame, attempt: str, against: str) -> dict[str, Any]:
     repo = exp.repo
     rows = load_split(exp, "dev")
     ids = [str(r["id"]) for r in rows]
-    trials = list(range(frame.metric.trials))
     label_b, file_b = _rows_file(exp, frame, attempt)
     label_a, file_a = _rows_file(exp, frame, against)
     rec_b = read_results((repo.root / file_b).read_text())
@@ -82,24 +87,94 @@ def diagnose_data(exp: Experiment, frame: Frame, attempt: str, against: str) -> 
     for r in rec_b:
         if r.get("finding") and r.get("trial") == 0:
             findings[str(r["id"])] = str(r["finding"])
-    result = compare_rows(rows, ids, matrix(rec_a, ids, trials), matrix(rec_b, ids, trials), findings, frame.data.slices, frame.metric.direction)
+    # every trial each side recorded (a confirmed attempt has twice the frame's), as its keep decision used them
+    result = compare_rows(rows, ids, matrix(rec_a, ids, _trials(rec_a)), matrix(rec_b, ids, _trials(rec_b)), findings,
+                          frame.data.slices, frame.metric.direction)
     result.update(subject=label_b, against=label_a, n=len(ids))
     return result
 
 
-def diagnose(tag: str | None, attempt: str, against: str, out: Output) -> int:
+def _subject(exp: Experiment, frame: Frame, which: str) -> tuple[str, str]:
+    """(arm, commit to score) for 'baseline', 'best', an arm or an attempt number."""
+    from gitera.commands.iterate import load_state, point_commit
+    from gitera.history import read
+    from gitera.loopstate import Point
+    from gitera.scoring import arm_commit
+    from gitera.verify import attempt_commit
+
+    iterated = frame.iterate.arm if frame.iterate else frame.candidates[0]
+    if which == "baseline":
+        return frame.baseline.arm, arm_commit(exp, frame, frame.baseline.arm)
+    if which in frame.arms:
+        return which, arm_commit(exp, frame, which)
+    state = load_state(exp)
+    targets = list(frame.iterate.target) if frame.iterate else []
+    if which == "best":
+        if state is None or state.best is None:
+            return iterated, arm_commit(exp, frame, iterated)
+        return iterated, point_commit(exp.repo, targets, state.best, f"diagnose: best (iteration {state.best.iteration})")
+    commit = attempt_commit(read(exp.repo, exp.branch, exp.tag), int(which)) if which.isdigit() else None
+    if commit is None:
+        raise RefusedError(f"{which!r} is not baseline, best, an arm or an attempt number; see `gitera log`.")
+    point = Point(int(which), commit, None, "", exp.repo.ls_tree(commit, targets))
+    return iterated, point_commit(exp.repo, targets, point, f"diagnose: attempt {which}")
+
+
+def train_view(exp: Experiment, frame: Frame, lock: Mapping[str, Any], attempt: str, against: str, limit: int, out: Output) -> dict[str, Any]:
+    """Both sides scored on up to ``limit`` train rows (cached); the losing rows with their text."""
+    from gitera.scoring import Scorer, budget_for, spent_so_far
+
+    rows = load_split(exp, "train")[:limit]
+    if not rows:
+        raise RefusedError(f"experiment {exp.tag} has no train rows to diagnose on (k-fold mode keeps every row in dev).")
+    ids = [str(r["id"]) for r in rows]
+    trials = list(range(frame.metric.trials))
+    scorer = Scorer(exp, frame, lock, out)
+    budget = budget_for(frame, spent_so_far(exp.repo, exp.branch), exp)
+    runs = []
+    for which in (against, attempt):
+        arm, commit = _subject(exp, frame, which)
+        run = scorer.score(arm, commit, rows, "train", trials, budget=budget)
+        if not run.complete:
+            raise EvalError(f"{which} could not be scored on the train rows ({run.problems[0] if run.problems else 'incomplete'}); "
+                            "fix the harness, or diagnose without --train.")
+        runs.append([r.to_json() for r in run.results])
+    findings = {str(r["id"]): str(r["finding"]) for r in runs[1] if r.get("finding") and r.get("trial") == 0}
+    view = compare_rows(rows, ids, matrix(runs[0], ids, trials), matrix(runs[1], ids, trials), findings,
+                        frame.data.slices, frame.metric.direction)
+    by_id = {str(r["id"]): r for r in rows}
+    view.update(n=len(rows), losses=[by_id[i] for i in view["loss_ids"]])
+    return view
+
+
+def diagnose(tag: str | None, attempt: str, against: str, out: Output, train: int = 0) -> int:
     repo = Repo.find()
     exp = resolve(repo, tag)
-    require_intact(exp)
+    lock = require_intact(exp)
     frame = exp.load_frame()
     result = diagnose_data(exp, frame, attempt, against)
-    t = result["totals"]
-    lines = [f"{result['subject']} vs {result['against']} on {result['n']} dev rows: {t['win']} wins, {t['loss']} losses, {t['tie']} ties"]
-    for col, table in result["groups"].items():
-        lines.append(f"\nby {col}:")
-        lines.append(f"  {'value':<28} {'wins':>5} {'losses':>6} {'ties':>5}  losing dev row ids")
-        for value, g in table.items():
-            lines.append(f"  {value[:28]:<28} {g['win']:>5} {g['loss']:>6} {g['tie']:>5}  {' '.join(g['loss_ids'][:6])}")
-    lines.append("\nDev rows are shown as ids only (their text would be memorized); train rows are the ones to study.")
+    lines = _table(f"{result['subject']} vs {result['against']} on {result['n']} dev rows", result, "losing dev row ids")
+    lines.append("\nDev rows are shown as ids only (their text would be memorized); train rows are the ones to study"
+                 + (":" if train else " (`--train N`)."))
+    if train:
+        from gitera.repolock import exclusive
+
+        with exclusive(repo.common_dir, "diagnose --train"):
+            result["train"] = train_view(exp, frame, lock, attempt, against, train, out)
+        lines += _table(f"\non {result['train']['n']} train rows", result["train"], "losing train row ids")
+        lines.append(f"\nlosing train rows ({len(result['train']['losses'])} shown):")
+        lines += [f"  {row['id']}  {json.dumps({k: v for k, v in row.items() if k != 'id'}, ensure_ascii=False, sort_keys=True)}"
+                  for row in result["train"]["losses"]]
     out.result(result, "\n".join(lines))
     return 0
+
+
+def _table(title: str, view: Mapping[str, Any], ids_label: str) -> list[str]:
+    t = view["totals"]
+    lines = [f"{title}: {t['win']} wins, {t['loss']} losses, {t['tie']} ties"]
+    for col, table in view["groups"].items():
+        lines.append(f"\nby {col}:")
+        lines.append(f"  {'value':<28} {'wins':>5} {'losses':>6} {'ties':>5}  {ids_label}")
+        for value, g in table.items():
+            lines.append(f"  {value[:28]:<28} {g['win']:>5} {g['loss']:>6} {g['tie']:>5}  {' '.join(g['loss_ids'][:6])}")
+    return lines

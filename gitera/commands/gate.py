@@ -18,17 +18,17 @@ from gitera.errors import RefusedError
 from gitera.experiment import Experiment, resolve
 from gitera.frame import Frame
 from gitera.git import Repo
-from gitera.loopstate import ACTIVE, KILLED, SATURATED, LoopState, Point
+from gitera.loopstate import ACTIVE, KILLED, SATURATED, STOPPED, LoopState, Point
 from gitera.output import Output
 from gitera.repolock import exclusive
-from gitera.scoring import Scorer, load_split, matrix, relpath
+from gitera.scoring import Scorer, load_split, matrix, relpath, sanitize
 from gitera.trailers import build_message
 
 MAX_HITS_RECORDED = 20
 
 
 def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
-    from gitera.commands.iterate import load_state, prepare
+    from gitera.commands.iterate import load_state, prepare, ungated_work
 
     repo = Repo.find()
     exp = resolve(repo, tag)
@@ -38,6 +38,8 @@ def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
         resumed = before is not None and "gate" in before.pending
         if resumed:
             pass  # prepare() just ran the pending gate: report it below
+        elif state.status == STOPPED and ungated_work(state):
+            state = run_gate(exp, frame, lock, state, out, use_cache)  # a stop in mid-sprint: the kept work may still pass
         elif state.status != ACTIVE:
             from gitera.commands.iterate import _closed_reason
 
@@ -53,8 +55,10 @@ def gate_command(tag: str | None, out: Output, use_cache: bool = True) -> int:
 
 
 def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output,
-                 point: Point, rows: list[dict[str, Any]], slot: str) -> Any:
-    """Per-row scores (trials averaged) of the iterated arm, at this loop state, on the gate rows."""
+                 point: Point, rows: list[dict[str, Any]], slot: str) -> tuple[Any, float]:
+    """Per-row scores (trials averaged) of the iterated arm, at this loop state, on the gate rows; and the spend.
+
+    No cost cap: a gate is never left half-done (docs/gate.md, "Cost"); the caller charges it."""
     from gitera.commands.iterate import point_commit
 
     assert frame.iterate is not None
@@ -65,7 +69,7 @@ def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Ou
     run = Scorer(exp, frame, lock, out, use_cache=False).score(frame.iterate.arm, commit, rows, "gate", trials, slot=slot)
     if not run.complete:
         raise RefusedError(f"the gate could not score the arm on the gate rows ({run.problems[0] if run.problems else 'incomplete'}); fix the harness and run `gitera gate`.")
-    return matrix([r.to_json() for r in run.results], [str(r["id"]) for r in rows], trials).mean(axis=1)
+    return matrix([r.to_json() for r in run.results], [str(r["id"]) for r in rows], trials).mean(axis=1), run.spent_usd
 
 
 def paired_gain(best: Any, start: Any) -> tuple[float, float]:
@@ -96,9 +100,12 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     holdout = (gate.Thresholdout.from_dict({**state.holdout, "seed": seed}) if state.holdout
                else gate.Thresholdout.create(seed=seed))
     queries = []
+    spent = 0.0
     if gate_rows:
-        best_gate = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
-        start_gate = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
+        best_gate, spent_best = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
+        start_gate, spent_start = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
+        spent = spent_best + spent_start
+        _warn_past_cap(frame, state.spent_usd, spent, out)
         gate_gain, se_gain = paired_gain(best_gate, start_gate)
         dev_gain = float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0)
         # ONE query on the sprint's gain: the climbing rows' gain and the same paired gain on the
@@ -135,6 +142,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         "saturation": saturation.to_dict(),
         "from_commit": state.sprint_start,
         "to_commit": tip,
+        "spent_usd": sanitize(spent, 8),
     }
     files: dict[str, bytes | None] = {}
     pending = tuple(p for p in state.pending if p != "gate")
@@ -150,7 +158,8 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         new_state = state.with_(status=KILLED, best=back, pending=pending, in_sprint=0)
     trailer["locked_iteration"] = new_state.gate_passed.iteration if new_state.gate_passed else 0
     record["locked_iteration"] = trailer["locked_iteration"]
-    new_state = new_state.with_(history=(*new_state.history, record), holdout=public_holdout(holdout))
+    new_state = new_state.with_(history=(*new_state.history, record), holdout=public_holdout(holdout),
+                                spent_usd=state.spent_usd + spent)
     number = sum(1 for h in state.history if h.get("gate")) + 1
     files[relpath(exp, f"gate-{number:03d}.json")] = (json.dumps(trailer, indent=1, sort_keys=True) + "\n").encode()
     from gitera.commands.iterate import STATE_FILE, state_bytes
@@ -162,6 +171,13 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     message = build_message(f"gitera gate: {exp.tag} sprint {state.sprint} {outcome.outcome}", trailers, body="\n".join(outcome.reasons))
     repo.commit_files(exp.branch, files, message)
     return new_state
+
+
+def _warn_past_cap(frame: Frame, before: float, spent: float, out: Output) -> None:
+    cap = frame.iterate.budget.max_cost_usd if frame.iterate else None
+    if cap is not None and before + spent > cap:
+        out.warn(f"the gate's scoring cost ${spent:.4f} and took the experiment to ${before + spent:.4f}, past its ${cap:g} cost budget; "
+                 "a gate is never left half-done, so it finished; no further attempt will start.")
 
 
 def public_holdout(holdout: Any) -> dict[str, Any]:

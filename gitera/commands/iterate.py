@@ -9,31 +9,22 @@ sprint the generalization gate runs. Each step is one compare-and-swap commit.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gitera.commands.lock import require_on_branch
-from gitera.errors import ConfigError, Exit, RefusedError, UsageError
+from gitera.errors import ConfigError, Exit, GiteraError, RefusedError, UsageError
 from gitera.experiment import Experiment, frame_hash, require_intact, resolve
 from gitera.frame import Frame, Iterate
 from gitera.git import Repo, blob_id
 from gitera.loopstate import ACTIVE, KILLED, SATURATED, STOPPED, LoopState, Point, stop_reason
 from gitera.output import Output
 from gitera.repolock import exclusive
-from gitera.scoring import (
-    Scorer,
-    budget_for,
-    load_split,
-    mean_of,
-    read_results,
-    relpath,
-    require_open,
-    require_split,
-    results_jsonl,
-    sanitize,
-)
+from gitera.commands.attempt import Scored, score_attempt, weight_fields
+from gitera.scoring import Scorer, load_split, relpath, require_open, require_split, sanitize, spent_so_far
 from gitera.trailers import build_message
 
 STATE_FILE = "iterate.json"
@@ -85,45 +76,40 @@ def start_state(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
 # --- checks -------------------------------------------------------------------------
 
 
-def dirty_outside_targets(repo: Repo, targets: Sequence[str]) -> list[str]:
-    """Changed tracked files other than the targets, and untracked files beside a target.
+def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[str, bytes | None]) -> list[str]:
+    """Changed tracked files other than the targets, and untracked files the change could read.
 
-    An untracked file in a target's directory could be read by the arm (a prompt include, a
-    rules fragment), so it is refused; the repository root is exempt, since unrelated notes
-    and scratch files live there.
+    An untracked file anywhere under a target's directory, or one whose path or file name a
+    target file mentions (a prompt include, a rules fragment), could change what the arm does
+    without being part of the attempt, so it is refused. Other untracked files at the
+    repository root or in unrelated folders are exempt: notes and scratch files live there.
     """
-    target_dirs = {str(Path(t).parent) for t in targets} - {"."}
+    target_dirs = {str(Path(t).parent) + "/" for t in targets} - {"./"}
+    named = {p: mentioned_names(c.decode("utf-8", errors="replace")) for p, c in contents.items() if c is not None}
     bad = []
     for code, path in repo.status_porcelain():
         if path in targets:
             continue
-        if code == "??":
-            if str(Path(path).parent) in target_dirs:
-                bad.append(f"{path} (untracked, next to a target file)")
-            continue
-        bad.append(path)
+        if code != "??":
+            bad.append(path)
+        elif any(path.startswith(d) for d in target_dirs):
+            bad.append(f"{path} (untracked, under a target file's folder)")
+        else:
+            by = [t for t, names in named.items() if path in names or Path(path).name in names]
+            if by:
+                bad.append(f"{path} (untracked, named in {by[0]})")
     return bad
 
 
-def guard_failures(frame: Frame, attempt: Sequence[Mapping[str, Any]], baseline: Sequence[Mapping[str, Any]]) -> list[str]:
-    failures = []
-    for g in frame.metric.guards:
-        field = "score" if g.name == frame.metric.primary else g.name
-        new, base = mean_of(attempt, field), mean_of(baseline, field)
-        if new is None:
-            failures.append(f"guard {g.name}: the harness reported no {g.name}")
-            continue
-        if g.kind == "max" and new > g.limit:
-            failures.append(f"guard {g.name}: {new:.4g} is above the maximum {g.limit:g}")
-        elif g.kind == "min" and new < g.limit:
-            failures.append(f"guard {g.name}: {new:.4g} is below the minimum {g.limit:g}")
-        elif g.kind in ("max_increase", "max_decrease") and base is not None:
-            change = (new - base) / abs(base) if base else (0.0 if new == base else float("inf") * (1 if new > base else -1))
-            if g.kind == "max_increase" and change > g.limit:
-                failures.append(f"guard {g.name}: +{change:.0%} vs the baseline exceeds the allowed +{g.limit:.0%}")
-            if g.kind == "max_decrease" and -change > g.limit:
-                failures.append(f"guard {g.name}: {change:.0%} vs the baseline exceeds the allowed -{g.limit:.0%}")
-    return failures
+def mentioned_names(text: str) -> set[str]:
+    """Every path-like token of a text, and its last component: what a target file could refer to."""
+    names = set()
+    for token in re.findall(r"[\w.\-/]+", text):
+        token = token.removeprefix("./").rstrip(".")
+        if token:
+            names.add(token)
+            names.add(token.rsplit("/", 1)[-1])
+    return names
 
 
 def plateau(history: Sequence[Mapping[str, Any]]) -> bool:
@@ -131,11 +117,24 @@ def plateau(history: Sequence[Mapping[str, Any]]) -> bool:
     return len(recent) >= PLATEAU_WINDOW and not any(h["status"] == "keep" for h in recent)
 
 
-def why_stop(state: LoopState, it: Iterate) -> str | None:
+def why_stop(state: LoopState, it: Iterate, next_cost: float | None = None) -> str | None:
     """The frame's budget and the plateau rule applied to the loop state now."""
     b = it.budget
     return stop_reason(state, max_iterations=b.max_iterations, max_cost_usd=b.max_cost_usd, max_hours=b.max_wall_clock_hours,
-                       max_crashes=b.max_consecutive_crashes, now=time.time(), plateau=plateau(state.history))
+                       max_crashes=b.max_consecutive_crashes, now=time.time(), plateau=plateau(state.history), next_cost=next_cost)
+
+
+def expected_attempt_cost(exp: Experiment, state: LoopState, n_rows: int, trials: int) -> float | None:
+    """What scoring one attempt should cost: rows × trials at the last scored attempt's cost per call
+    (or, before any, the iterated arm's in the loop's run); None when the harness reports no cost."""
+    per_1k = next((h["cost_per_1k"] for h in reversed(state.history) if isinstance(h.get("cost_per_1k"), (int, float))), None)
+    if per_1k is None:
+        try:
+            summary = json.loads(exp.path(f"runs/run-{state.run:03d}/summary.json").read_text())
+            per_1k = summary["arms"][state.arm].get("cost_per_1k")
+        except (OSError, ValueError, KeyError):
+            return None
+    return float(per_1k) / 1000 * n_rows * trials if isinstance(per_1k, (int, float)) else None
 
 
 # --- the command ----------------------------------------------------------------------
@@ -164,6 +163,8 @@ def prepare(repo: Repo, exp: Experiment, out: Output, use_cache: bool) -> tuple[
             f"the frame of {exp.tag} has no `iterate` section: this experiment compares fixed arms; run `gitera verdict` when ready."
         )
     state = load_state(exp) or start_state(exp, frame, lock, out, use_cache)
+    # the cost budget is the experiment's: pilot, runs, attempts and gates, as their trailers record it
+    state = state.with_(spent_usd=spent_so_far(repo, exp.branch))
     state = resume(exp, frame, lock, state, out, use_cache)
     return frame, lock, state
 
@@ -176,7 +177,7 @@ def resume(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopSt
     if "gate" in state.pending:
         from gitera.commands.gate import run_gate
 
-        out.info("Resuming: running the generalization gate the last sprint ended with.")
+        out.info("Resuming: running the generalization gate an interrupted step left pending.")
         state = run_gate(exp, frame, lock, state, out, use_cache)
     return state
 
@@ -214,20 +215,22 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
     assert it is not None and state.best is not None
     if state.status != ACTIVE:
         raise RefusedError(_closed_reason(state))
-    reason = why_stop(state, it)
+    rows = load_split(exp, "dev")
+    expected = expected_attempt_cost(exp, state, len(rows), frame.metric.trials)
+    reason = why_stop(state, it, expected)
     if reason:
-        record_stop(exp, state, reason)
-        raise RefusedError(f"the loop has stopped: {reason}; the verdict will use iteration {state.gate_passed.iteration if state.gate_passed else 0} (the latest gate-passed state).")
-    dirty = dirty_outside_targets(repo, it.target)
+        stopped = record_stop(exp, frame, lock, state, reason, out, use_cache)
+        raise RefusedError(f"the loop has stopped: {reason}; the verdict will use iteration {_locked(stopped)} (the latest gate-passed state).")
+    contents = {}
+    for path in it.target:
+        p = repo.root / path
+        contents[path] = p.read_bytes() if p.exists() else None
+    dirty = dirty_outside_targets(repo, it.target, contents)
     if dirty:
         raise RefusedError(
             f"files other than the target files changed: {', '.join(dirty)}; an attempt may change only {', '.join(it.target)} "
             "— commit, stash or revert the others first (one change per attempt)."
         )
-    contents = {}
-    for path in it.target:
-        p = repo.root / path
-        contents[path] = p.read_bytes() if p.exists() else None
     candidate_blobs = {p: blob_id(c) for p, c in contents.items() if c is not None}
     if candidate_blobs == state.best.blobs:
         raise RefusedError(f"the target files ({', '.join(it.target)}) are unchanged from the current best; edit them to test your hypothesis first.")
@@ -235,82 +238,130 @@ def _iterate(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_cach
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
     candidate = _dangling_commit(repo, tip, contents, hypothesis)
-    rows = load_split(exp, "dev")
-    ids = [str(r["id"]) for r in rows]
-    trials = list(range(frame.metric.trials))
-    out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): scoring {it.arm} on {len(rows)} dev rows × {len(trials)} trials")
+    out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): "
+             f"scoring {it.arm} on {len(rows)} dev rows × {frame.metric.trials} trials")
     started = state.started_at or time.time()
-    scorer = Scorer(exp, frame, lock, out, use_cache=use_cache)
-    run = scorer.score(it.arm, candidate, rows, "dev", trials, budget=budget_for(frame, state.spent_usd, exp), slot="iterate")
-    if run.aggregate_only:
-        raise RefusedError(
-            "the harness reports only `SCORE:` aggregates, so no paired keep/discard decision is possible; "
-            "write one result line per row to $GITERA_OUT (docs/eval-contract.md) and iterate again."
-        )
-    records = [r.to_json() for r in run.results]
+    scored = score_attempt(exp, frame, state, Scorer(exp, frame, lock, out, use_cache=use_cache), candidate, rows, out)
+    d = scored.decision
     number = state.iteration + 1
     rows_rel = relpath(exp, f"attempt-{number:03d}.jsonl")
-    best_records = read_results((repo.root / state.best.rows_file).read_text())
-    decision = decide(frame, state, run.complete, run.problems, run.status_counts(), records, best_records, ids, trials, exp)
-    score = decision["score"]
-    keep = decision["status"] == "keep"
-    point = Point(number, "", score, rows_rel, candidate_blobs)  # its commit is this attempt's (see the trailers)
-    history_entry = {"iteration": number, "sprint": state.sprint, "status": decision["status"], "score": score,
-                     "gain": decision["gain"], "hypothesis": hypothesis[:200]}
+    keep = d["status"] == "keep"
+    point = Point(number, "", d["score"], rows_rel, candidate_blobs)  # its commit is this attempt's (see the trailers)
+    history_entry = {"iteration": number, "sprint": state.sprint, "status": d["status"], "score": d["score"], "gain": d["gain"],
+                     "hypothesis": hypothesis[:200], "cost_per_1k": d["cost_per_1k"], "spent_usd": sanitize(scored.spent_usd, 8)}
     new_state = state.with_(
-        iteration=number, in_sprint=state.in_sprint + 1, started_at=started,
-        spent_usd=state.spent_usd + run.spent_usd,
-        consecutive_crashes=state.consecutive_crashes + 1 if decision["status"] in ("crash", "timeout") else 0,
+        iteration=number, in_sprint=state.in_sprint + 1, started_at=started, stop_reason=None,
+        spent_usd=state.spent_usd + scored.spent_usd,
+        consecutive_crashes=state.consecutive_crashes + 1 if d["status"] in ("crash", "timeout") else 0,
         best=point if keep else state.best,
         pending=(() if keep else ("restore",)) + (("gate",) if state.in_sprint + 1 >= it.sprint else ()),
         history=(*state.history, history_entry),
     )
-    fhash = frame_hash(dict(lock))
-    result = {
-        "kind": "attempt", "iteration": number, "sprint": state.sprint, "arm": it.arm, "split": "dev", "n": len(ids),
-        "trials": len(trials), "score": score, "sd": decision["sd"], "delta": decision["gain"], "ci": decision["ci"],
-        "best_score": state.best.score, "threshold": decision["threshold"], "status": decision["status"],
-        "reason": decision["reason"], "outcome": decision["outcome"], "hypothesis": hypothesis,
-        "cost_per_1k": decision["cost_per_1k"], "latency_ms": decision["latency_ms"], "spent_usd": sanitize(run.spent_usd, 8),
-        "frame": fhash, "rows": rows_rel, "noise_floor": state.noise_floor,
-    }
-    files: dict[str, bytes | None] = {**contents, rows_rel: results_jsonl(run)}
+    result = attempt_result(frame, lock, state, number, len(rows), hypothesis, scored, rows_rel)
+    files: dict[str, bytes | None] = {**contents, rows_rel: scored.rows}
     files[relpath(exp, STATE_FILE)] = state_bytes(new_state)
-    message = build_message(f"gitera iterate: {exp.tag} #{number} {decision['status']}: {hypothesis}"[:100],
-                            [("Tag", exp.tag), ("Result", result)], body=f"Hypothesis: {hypothesis}\nDecision: {decision['reason']}")
+    message = build_message(f"gitera iterate: {exp.tag} #{number} {d['status']}: {hypothesis}"[:100],
+                            [("Tag", exp.tag), ("Result", result)], body=f"Hypothesis: {hypothesis}\nDecision: {d['reason']}")
     commit = repo.commit_files(exp.branch, files, message)
-    lines = [f"#{number} {decision['status'].upper()}: {decision['reason']}"]
+    lines = [f"#{number} {d['status'].upper()}: {d['reason']}"]
     if not keep:
-        new_state = restore(exp, frame, new_state, new_state.best, f"attempt {number} was not kept ({decision['status']})", number)
+        new_state = restore(exp, frame, new_state, new_state.best, f"attempt {number} was not kept ({d['status']})", number)
         lines.append(f"  restored {', '.join(it.target)} to iteration {new_state.best.iteration if new_state.best else 0} (the attempt stays in history at {commit[:10]})")
-    if "gate" in new_state.pending:
-        from gitera.commands.gate import run_gate
-
-        new_state = run_gate(exp, frame, lock, new_state, out, use_cache)
-        gate = new_state.history[-1] if new_state.history and new_state.history[-1].get("gate") else None
-        if gate:
-            lines.append(f"  gate after sprint {gate['sprint']}: {gate['outcome'].upper()} — {'; '.join(gate['reasons'])}")
-    after = why_stop(new_state, it)
-    if after and new_state.status == ACTIVE:
-        new_state = record_stop(exp, new_state, after)
-        lines.append(f"  the loop stops: {after}.")
+    try:
+        new_state = _close_step(exp, frame, lock, new_state, out, use_cache, lines, budget_cut=scored.budget_cut, n_rows=len(rows))
+    except GiteraError:
+        out.info("\n".join(lines))  # the attempt is recorded: say how it was decided before the follow-up's error
+        raise
     out.result({"tag": exp.tag, "commit": commit, "result": result, "state": new_state.to_dict()}, "\n".join(lines))
-    if decision["status"] in ("crash", "timeout"):
+    if d["status"] in ("crash", "timeout"):
         return Exit.EVAL
     return Exit.OK
 
 
-def record_stop(exp: Experiment, state: LoopState, reason: str) -> LoopState:
-    new_state = state.with_(status=STOPPED, stop_reason=reason)
-    locked = state.gate_passed.iteration if state.gate_passed else 0
-    message = build_message(f"gitera stop: {exp.tag} after {state.iteration} iterations",
-                            [("Tag", exp.tag), ("Stop", {"reason": reason, "iteration": state.iteration, "locked_iteration": locked})])
+def attempt_result(frame: Frame, lock: Mapping[str, Any], state: LoopState, number: int, n: int, hypothesis: str,
+                   scored: Scored, rows_rel: str) -> dict[str, Any]:
+    """The attempt's Gitera-Result trailer (docs/schemas/log-jsonl.schema.json describes every field)."""
+    it = frame.iterate
+    assert it is not None and state.best is not None
+    d = scored.decision
+    return {
+        "kind": "attempt", "iteration": number, "sprint": state.sprint, "arm": it.arm, "split": "dev", "n": n,
+        "trials": d["trials"], "score": d["score"], "sd": d["sd"], "delta": d["gain"], "ci": d["ci"],
+        "best_score": state.best.score, "threshold": d["threshold"], "status": d["status"],
+        "reason": d["reason"], "outcome": d["outcome"], "hypothesis": hypothesis,
+        "mode": it.mode, "gains": d["gains"], "weights": weight_fields(frame) if it.mode == "weighted" else None,
+        "confirm": d.get("confirm"),
+        "cost_per_1k": d["cost_per_1k"], "latency_ms": d["latency_ms"], "spent_usd": sanitize(scored.spent_usd, 8),
+        "frame": frame_hash(dict(lock)), "rows": rows_rel, "noise_floor": state.noise_floor,
+    }
+
+
+def _close_step(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, out: Output, use_cache: bool,
+                lines: list[str], *, budget_cut: bool, n_rows: int) -> LoopState:
+    """After an attempt: the sprint's gate if it is due, then a stop if one applies (each its own commit)."""
+    it = frame.iterate
+    assert it is not None
+    if "gate" in state.pending:
+        from gitera.commands.gate import run_gate
+
+        state = run_gate(exp, frame, lock, state, out, use_cache)
+        lines += _gate_lines(state)
+    if state.status != ACTIVE:
+        return state
+    if budget_cut:
+        after: str | None = (f"the cost budget of ${it.budget.max_cost_usd:g} ran out during attempt {state.iteration} "
+                             f"(${state.spent_usd:.4f} spent)")
+    else:
+        after = why_stop(state, it, expected_attempt_cost(exp, state, n_rows, frame.metric.trials))
+    if after:
+        before = len(state.history)
+        state = record_stop(exp, frame, lock, state, after, out, use_cache)
+        lines.append(f"  the loop stops: {after}.")
+        lines += _gate_lines(state) if len(state.history) > before else []
+    return state
+
+
+def _gate_lines(state: LoopState) -> list[str]:
+    gate = state.history[-1] if state.history and state.history[-1].get("gate") else None
+    return [f"  gate after sprint {gate['sprint']}: {gate['outcome'].upper()} — {'; '.join(gate['reasons'])}"] if gate else []
+
+
+def _locked(state: LoopState) -> int:
+    return state.gate_passed.iteration if state.gate_passed else 0
+
+
+def ungated_work(state: LoopState) -> bool:
+    """The sprint kept an attempt no gate has passed yet (so the verdict would not use it)."""
+    return state.in_sprint > 0 and state.best is not None and state.best.iteration != _locked(state)
+
+
+def record_stop(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, reason: str, out: Output,
+                use_cache: bool, **extra: Any) -> LoopState:
+    """Commit the loop's stop (Gitera-Stop); then gate the sprint's kept work, so a stop never strands it."""
+    gate = ("gate",) if ungated_work(state) and "gate" not in state.pending else ()
+    new_state = _commit_stop(exp, state.with_(status=STOPPED, stop_reason=reason, pending=state.pending + gate), resumable=False, **extra)
+    if "gate" in new_state.pending:
+        from gitera.commands.gate import run_gate
+
+        out.info(f"the loop stops with {new_state.in_sprint} attempt(s) of sprint {new_state.sprint} ungated: running the gate on the kept work")
+        new_state = run_gate(exp, frame, lock, new_state, out, use_cache)
+    return new_state
+
+
+def record_session_stop(exp: Experiment, state: LoopState, reason: str, **extra: Any) -> LoopState:
+    """A stop of an autonomous session, not of the experiment (a failing proposer): recorded, the loop stays active."""
+    return _commit_stop(exp, state.with_(stop_reason=reason), resumable=True, **extra)
+
+
+def _commit_stop(exp: Experiment, new_state: LoopState, **record: Any) -> LoopState:
+    record = {"reason": new_state.stop_reason, "iteration": new_state.iteration, "locked_iteration": _locked(new_state), **record}
+    message = build_message(f"gitera stop: {exp.tag} after {new_state.iteration} iterations", [("Tag", exp.tag), ("Stop", record)])
     exp.repo.commit_files(exp.branch, {relpath(exp, STATE_FILE): state_bytes(new_state)}, message)
     return new_state
 
 
 def _closed_reason(state: LoopState) -> str:
-    locked = state.gate_passed.iteration if state.gate_passed else 0
+    locked = _locked(state)
     if state.status == KILLED:
         return f"the generalization gate failed and the arm {state.arm} was killed (back at iteration {locked}); a new idea needs a new experiment."
     if state.status == SATURATED:
@@ -321,64 +372,3 @@ def _closed_reason(state: LoopState) -> str:
 def _dangling_commit(repo: Repo, tip: str, contents: Mapping[str, bytes | None], subject: str) -> str:
     """A commit of the tip with the candidate target files, on no branch: what the eval scores."""
     return repo.make_commit(tip, contents, f"gitera candidate: {subject}"[:200])
-
-
-def row_trial_scores(records: Sequence[Mapping[str, Any]], ids: Sequence[str], trials: Sequence[int]) -> list[list[float]]:
-    """rows × trials scores of a complete run, in ``ids`` order (plain lists)."""
-    col = {t: j for j, t in enumerate(trials)}
-    index = {i: k for k, i in enumerate(ids)}
-    out = [[0.0] * len(trials) for _ in ids]
-    for r in records:
-        k, j = index.get(str(r["id"])), col.get(int(r["trial"]))
-        if k is not None and j is not None and r.get("score") is not None:
-            out[k][j] = float(r["score"])
-    return out
-
-
-def decide(frame: Frame, state: LoopState, complete: bool, problems: Sequence[str], counts: Mapping[str, int],
-           records: Sequence[Mapping[str, Any]], best_records: Sequence[Mapping[str, Any]], ids: Sequence[str],
-           trials: Sequence[int], exp: Experiment) -> dict[str, Any]:
-    """The keep / discard / crash / timeout / guard_fail decision with its reason in words.
-
-    Plain Python on purpose: numpy and scipy would add ~0.2 s to every attempt's start-up."""
-    from statistics import NormalDist, stdev
-
-    from gitera.rules import ladder
-
-    base: dict[str, Any] = {"score": None, "sd": None, "gain": None, "ci": None, "threshold": None,
-                            "cost_per_1k": None, "latency_ms": sanitize(mean_of(records, "latency_ms"), 3)}
-    cost = mean_of(records, "cost_usd")
-    base["cost_per_1k"] = sanitize(cost * 1000, 6) if cost is not None else None
-    if not complete:
-        status = "timeout" if counts.get("timeout", 0) >= max(1, sum(v for k, v in counts.items() if k != "ok")) / 2 else "crash"
-        first = problems[0] if problems else "rows were not scored"
-        return {**base, "status": status, "outcome": "neutral", "reason": f"{status}: {sum(v for k, v in counts.items() if k != 'ok')} row×trial results unscored ({first})"}
-    cand = row_trial_scores(records, ids, trials)
-    best = row_trial_scores(best_records, ids, trials)
-    n = len(ids)
-    trial_means = [sum(row[j] for row in cand) / n for j in range(len(trials))]
-    base["score"] = sanitize(sum(trial_means) / len(trial_means))
-    base["sd"] = sanitize(stdev(trial_means)) if len(trials) > 1 else None
-    it = frame.iterate
-    assert it is not None
-    sign = 1.0 if frame.metric.direction == "higher" else -1.0
-    diffs = [sign * (sum(c) / len(c) - sum(b) / len(b)) for c, b in zip(cand, best)]
-    promo = ladder(diffs, state.noise_floor, it.min_delta)
-    z = NormalDist().inv_cdf(1 - frame.threshold.alpha / 2)
-    half = z * promo.se if promo.se == promo.se else float("nan")
-    base.update(gain=sanitize(promo.gain), ci=[sanitize(promo.gain - half), sanitize(promo.gain + half)], threshold=sanitize(promo.threshold))
-    run_summary_path = exp.path(f"runs/run-{state.run:03d}/summary.json")
-    baseline_records: list[dict[str, Any]] = []
-    if run_summary_path.exists():
-        summary = json.loads(run_summary_path.read_text())
-        baseline_records = read_results((exp.repo.root / summary["arms"][frame.baseline.arm]["rows_file"]).read_text())
-    guards = guard_failures(frame, records, baseline_records)
-    if guards:
-        return {**base, "status": "guard_fail", "outcome": "neutral", "reason": "; ".join(guards)}
-    if promo.keep:
-        return {**base, "status": "keep", "outcome": "supported", "reason": promo.reason}
-    outcome = "falsified" if promo.gain < -promo.threshold else "neutral"
-    reason = promo.reason
-    if abs(promo.gain) <= 2 * state.noise_floor:
-        reason += " (within the noise floor)"
-    return {**base, "status": "discard", "outcome": outcome, "reason": reason}

@@ -16,7 +16,8 @@ from gitera.output import Output
 FORMATS = ("table", "tsv", "jsonl", "md", "json")
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
 RESULT_FIELDS = ("iteration", "sprint", "arm", "score", "sd", "delta", "ci", "threshold", "best_score", "status",
-                 "reason", "outcome", "hypothesis", "cost_per_1k", "latency_ms", "spent_usd", "n", "trials", "rows", "frame")
+                 "reason", "outcome", "hypothesis", "mode", "gains", "weights", "confirm", "cost_per_1k", "latency_ms",
+                 "spent_usd", "n", "trials", "rows", "frame")
 
 
 def summary(records: Sequence[Record]) -> dict[str, Any]:
@@ -43,6 +44,15 @@ def result_line(r: Record) -> dict[str, Any]:
     return {"type": "result", "commit": r.commit, **{k: r.data.get(k) for k in RESULT_FIELDS}}
 
 
+def tsv_row(a: Record) -> list[str]:
+    """The tsv columns of one attempt (docs/iterate.md, "History": each column defined there)."""
+    d = a.data
+    score = d.get("score")
+    scored = isinstance(score, (int, float)) and not isinstance(score, bool)
+    guard = "fail" if d.get("status") == "guard_fail" else "ok" if scored else ""
+    return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
+
+
 def _num(v: Any, spec: str = ".4f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
 
@@ -51,13 +61,7 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
     atts = attempts(list(records))
     s = summary(records)
     if fmt == "tsv":
-        lines = ["\t".join(TSV_COLUMNS)]
-        for a in atts:
-            d = a.data
-            guard = "fail" if d.get("status") == "guard_fail" else "ok"
-            desc = str(d.get("hypothesis") or "").replace("\t", " ").replace("\n", " ")
-            lines.append("\t".join([a.commit[:12], _num(d.get("score"), ".6f"), guard, str(d.get("status")), desc]))
-        return "\n".join(lines)
+        return "\n".join(["\t".join(TSV_COLUMNS), *("\t".join(tsv_row(a)) for a in atts)])
     if fmt == "jsonl":
         header = {"type": "config", "tag": tag, "baseline": s["baseline"], "max_iterations": max_iterations, "fields": list(RESULT_FIELDS)}
         # each result line is the committed trailer object itself, prefixed with its type and commit:

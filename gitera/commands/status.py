@@ -76,7 +76,9 @@ def _text(info: dict[str, Any]) -> str:
         )
         if loop.get("pending"):
             lines.append(f"  interrupted step pending: {', '.join(loop['pending'])} — the next `gitera iterate` or `gitera gate` finishes it")
-        if loop.get("stop_reason"):
+        if loop.get("stop_reason") and loop["status"] == "active":
+            lines.append(f"  the last autonomous run stopped: {loop['stop_reason']}")
+        elif loop.get("stop_reason"):
             lines.append(f"  stopped: {loop['stop_reason']}")
     if info.get("verdict"):
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")

@@ -7,11 +7,16 @@ The arm's params name a policy file; each line of it is `key: value`:
     <column>.<v>: 0.3    the same for rows whose column <column> is <v> (after group.<g>)
     split.<s>: 0.8       override the accuracy when scoring split <s> (dev, gate, test): a gain
                          that exists only on the climbing rows, for the gate to catch
+    trial.<t>: 0.45      override the accuracy for trial index <t> (e.g. the fresh trials of a
+                         confirmation run: a gain that was luck in the first trials)
     noise: 0.02          per-trial flips with this probability (seeded by row and trial)
     latency: 50          latency_ms reported per row
     cost: 0.001          cost_usd per row
     crash                exit 1 without writing anything
     hang                 sleep 60 s
+
+The environment variable SYN_FAIL_SPLIT=<split> makes it exit 1 when scoring that split (a
+failure outside the target files, which a test can switch off again).
 """
 
 from __future__ import annotations
@@ -42,12 +47,17 @@ def main() -> int:
         time.sleep(60)
     trial = int(os.environ["GITERA_TRIAL"])
     split = os.environ.get("GITERA_SPLIT", "")
+    if split and os.environ.get("SYN_FAIL_SPLIT") == split:
+        print(f"SYN_FAIL_SPLIT says fail on {split}", file=sys.stderr)
+        return 1
     rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().splitlines() if x.strip()]
     with open(os.environ["GITERA_OUT"], "w") as out:
         for row in rows:
-            other = next((v for k, v in policy.items() if "." in k and k.split(".")[0] not in ("group", "split")
+            other = next((v for k, v in policy.items() if "." in k and k.split(".")[0] not in ("group", "split", "trial")
                           and str(row.get(k.split(".")[0])) == k.split(".", 1)[1]), None)
-            acc = float(policy.get(f"group.{row.get('group')}", other or policy.get(f"split.{split}", policy.get("accuracy", "0.5"))))
+            keys = (f"group.{row.get('group')}", f"trial.{trial}", f"split.{split}", "accuracy")
+            first = f"group.{row.get('group')}"
+            acc = float(policy[first] if first in policy else other if other is not None else next((policy[k] for k in keys if k in policy), "0.5"))
             score = 1 if u("row", row["id"]) < acc else 0
             if u("noise", row["id"], trial) < float(policy.get("noise", "0")):
                 score = 1 - score
