@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shlex
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,20 @@ def test_transient_beyond_the_attempts_is_a_crash_naming_it(checkout: Path, monk
     assert "still transient after 3 attempts: 429 rate limited" in (bad[0].error or "")
 
 
+@contextlib.contextmanager
+def _env(values: Mapping[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
@@ -116,9 +132,10 @@ def test_a_hung_shard_is_killed_with_its_children_and_others_finish(checkout: Pa
     res = run(spec, checkout, rows, timeout_s=1.5)
     assert time.monotonic() - t0 < 6
     by_id = {r.id: r for r in res.results}
-    assert by_id["hang"].status == "timeout" and "killed after 1.5 s (timeout_s)" in (by_id["hang"].error or "")
+    assert by_id["hang"].status == "timeout"
+    assert by_id["hang"].error == "the command was killed after writing no result line for 1.5 s (timeout_s, per row) when scored alone"
     assert all(by_id[f"r{i}"].score == 0.5 for i in range(5))
-    assert not res.complete and any("trial 0 shard 0: killed after 1.5 s" in p for p in res.problems)
+    assert not res.complete and any(p.startswith("trial 0 shard 0: the command was killed after writing no result line for 1.5 s") for p in res.problems)
     parent, child = map(int, (checkout / "pids.txt").read_text().split())
     deadline = time.monotonic() + 2
     while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:
@@ -138,15 +155,62 @@ def test_the_run_timeout_stops_everything_and_marks_the_rest(checkout: Path) -> 
 
 def test_a_crashing_shard_records_exit_code_and_stderr_tail_and_others_are_ok(checkout: Path) -> None:
     rows = [{"id": i, "crash": i == 5} for i in range(12)]
-    res = run(EvalSpec(command=f"{shlex.quote(sys.executable)} crash.py", shard_size=4), checkout, rows, concurrency=3)
+    stream = io.StringIO()
+    res = run(EvalSpec(command=f"{shlex.quote(sys.executable)} crash.py", shard_size=4), checkout, rows, concurrency=3, progress=Progress(stream))
     by_id = {r.id: r for r in res.results}
-    assert [i for i in range(12) if by_id[i].status != "ok"] == [5, 6, 7]  # shard 4..7 died at row 5
-    err = by_id[6].error or ""
+    # shard 4..7 died at row 5; rows 6 and 7 were re-run without it and scored
+    assert [i for i in range(12) if by_id[i].status != "ok"] == [5]
+    err = by_id[5].error or ""
     assert err.startswith("the command exited with code 3; stderr tail:")
     assert "KeyError: 'boom' on row 5" in err and "log line 11" in err and "log line 10\n" not in err
     assert len(err.splitlines()) == 21
-    assert by_id[4].score == 1.0 and by_id[8].score == 1.0
-    assert any("shard 1: the command exited with code 3; rows 5, 6, 7 unscored" in p for p in res.problems)
+    assert all(by_id[i].score == 1.0 for i in (4, 6, 7, 8))
+    assert any("shard 1.1.1: the command exited with code 3; rows 5 unscored" in p for p in res.problems)
+    assert any("shard 1: the command exited with code 3 with 3 of 4 rows unwritten; re-running" in w for w in res.warnings)
+    assert "11/12 scored, INCOMPLETE" in stream.getvalue()
+
+
+def test_bisection_isolates_the_rows_that_crash_or_hang_and_scores_the_rest(checkout: Path, tmp_path: Path) -> None:
+    log = tmp_path / "tried.jsonl"
+    rows = [{"id": i, "crash": i == 5, "hang": i == 11} for i in range(16)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", shard_size=16)
+    env = {"HARNESS_LOG": str(log)}
+    stream = io.StringIO()
+    t0 = time.monotonic()
+    with _env(env):
+        res = run(spec, checkout, rows, timeout_s=1.0, concurrency=4, progress=Progress(stream))
+    assert time.monotonic() - t0 < 15
+    by_id = {r.id: r for r in res.results}
+    assert {i: r.status for i, r in by_id.items() if r.status != "ok"} == {5: "crash", 11: "timeout"}
+    assert all(by_id[i].score == 1.0 for i in range(16) if i not in (5, 11))
+    # each failure is reported from ITS OWN single-row invocation
+    assert "poison: crashing with 1 rows" in (by_id[5].error or "")
+    assert by_id[11].error == "the command was killed after writing no result line for 1 s (timeout_s, per row) when scored alone"
+    tried = [json.loads(line) for line in log.read_text().splitlines()]
+    counts = {i: sum(i in ids for ids in tried) for i in range(16)}
+    assert max(counts.values()) <= 5  # log2(16) + 1
+    assert [ids for ids in tried if ids in ([5], [11])] and counts[0] >= 2
+    assert res.calls == sum(len(ids) for ids in tried) and res.invocations == len(tried)
+    assert res.problems[0].startswith("2 of 16 row x trial results are unscored (1 crash, 1 timeout)")
+    assert "14/16 scored, INCOMPLETE" in stream.getvalue()
+
+
+def test_rows_isolated_by_bisection_are_cached_and_the_failing_row_alone_is_retried(checkout: Path, tmp_path: Path) -> None:
+    rows = [{"id": i, "crash": i == 2} for i in range(8)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", harness_hash="h1", shard_size=8)
+    cache = Cache(tmp_path / "cache")
+    first = run(spec, checkout, rows, cache=cache, tree_id="t")
+    assert [r.id for r in first.results if r.status != "ok"] == [2] and first.spent_usd == pytest.approx(0.007)
+    second = run(spec, checkout, rows, cache=cache, tree_id="t")
+    assert second.cache_hits == 7 and second.calls == 1 and second.invocations == 1
+    assert second.results[2].status == "crash"
+
+
+def test_timeout_s_is_per_row_so_a_long_shard_that_keeps_writing_is_not_killed(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DELAY_S", "0.4")
+    spec = EvalSpec(command=cmd("deterministic").command, shard_size=8)
+    res = run(spec, checkout, rows_for(8), timeout_s=1.5)
+    assert res.complete and res.invocations == 1 and res.wall_s > 3  # 8 x 0.4 s, each row well within 1.5 s
 
 
 def test_a_lying_harness_gets_every_lie_reported_with_row_and_line(checkout: Path) -> None:
@@ -280,7 +344,7 @@ def test_rows_of_a_running_shard_are_cached_as_written_so_a_killed_shard_resumes
     monkeypatch.setenv("HARNESS_DELAY_S", "0.1")
     cache = Cache(tmp_path / "cache")
     spec = EvalSpec(command=cmd("deterministic").command, harness_hash="h1", shard_size=40)
-    first = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", timeout_s=1.2)
+    first = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", run_timeout_s=1.2)
     done = sum(r.status == "ok" for r in first.results)
     assert 3 < done < 40 and first.results[-1].status == "timeout"
     second = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", run_timeout_s=None)

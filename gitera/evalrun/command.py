@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
+import subprocess
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +20,22 @@ from gitera.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, spawn, t
 from gitera.evalrun.schedule import Unit
 
 WAVES = 4  # at most this many shards per concurrency slot
-MAX_SHARD_ROWS = 256  # bounds what one crash or timeout can take down
+MAX_SHARD_ROWS = 256  # bounds the re-runs a crash or hang costs (log2(256) + 1 = 9 tries per row at most)
 TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished rows
 
 
 @dataclass(frozen=True)
 class Shard:
+    """Rows of one trial for one invocation; `part` names the halves bisection re-runs (".1.2")."""
+
     trial: int
     index: int
     keys: tuple[str, ...]
+    part: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.index}{self.part}"
 
 
 def _split(keys: Sequence[str], parts: int) -> list[tuple[str, ...]]:
@@ -99,6 +108,33 @@ def plan_shards(pending: Mapping[int, Sequence[str]], concurrency: int, shard_si
     return sorted(shards, key=lambda s: -len(s.keys))
 
 
+@dataclass(frozen=True)
+class Ended:
+    """How one invocation ended, and where its files are."""
+
+    rc: int
+    timed_out: bool  # killed by gitera (by_run: at the run's deadline, else after timeout_s without a new line)
+    by_run: bool
+    base: Path
+
+    @property
+    def out_path(self) -> Path:
+        return self.base / "out.jsonl"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.base / "stdout.txt"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.base / "stderr.txt"
+
+    @property
+    def failed(self) -> bool:
+        """Crashed or hung: rows it did not write are re-run in smaller invocations (bisection)."""
+        return (self.timed_out and not self.by_run) or (not self.timed_out and self.rc != 0)
+
+
 @dataclass
 class CommandRunner:
     command: str
@@ -112,49 +148,63 @@ class CommandRunner:
     workdir: Path
     collector: Collector
     live: LiveProcesses
+    _seq: Iterator[int] = field(default_factory=itertools.count)  # unique work dirs for retries and halves
 
     def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
         shard = unit.payload
-        base = self.workdir / f"t{shard.trial}-s{shard.index:04d}-a{unit.attempt}"
+        base = self.workdir / f"t{shard.trial}-s{shard.index:04d}{shard.part}-a{unit.attempt}-{next(self._seq)}"
         base.mkdir(parents=True, exist_ok=True)
         rows_path, out_path = base / "rows.jsonl", base / "out.jsonl"
-        stdout_path, stderr_path = base / "stdout.txt", base / "stderr.txt"
         out_path.unlink(missing_ok=True)  # a reused workdir must never feed an earlier run's lines back
         rows_path.write_text("".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys), encoding="utf-8")
         env = {**self.env, "GITERA_TRIAL": str(shard.trial), "GITERA_ROWS": str(rows_path), "GITERA_OUT": str(out_path)}
-        limit, by_run = self.timeout_s, False
-        if self.deadline is not None and self.deadline - time.monotonic() < limit:
-            limit, by_run = max(0.0, self.deadline - time.monotonic()), True
-        timed_out = False
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        early: dict[str, RowResult] = {}
+        with (base / "stdout.txt").open("wb") as out, (base / "stderr.txt").open("wb") as err:
             proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
             self.live.add(proc)
-            early: dict[str, RowResult] = {}
-            tailer = _Tail(out_path)
-            end = time.monotonic() + limit
-            waiter = ExitWaiter(proc)
             try:
-                while not waiter.wait(min(TICK_S, end - time.monotonic())):
-                    if time.monotonic() >= end:
-                        timed_out = True
-                        kill_group(proc)
-                        break
-                    self._stream(shard, tailer, early)
+                timed_out, by_run = self._watch(proc, shard, _Tail(out_path), early)
             finally:
-                waiter.close()
                 self.live.discard(proc)
-        return self._collect(unit, proc.returncode, timed_out, by_run, limit, out_path, stdout_path, stderr_path, set(early))
+        ended = Ended(proc.returncode, timed_out, by_run, base)
+        return self._collect(unit, ended, set(early))
 
-    def _stream(self, shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> None:
-        """Record rows a running shard has finished (cache, progress, budget see them now)."""
+    def _watch(self, proc: subprocess.Popen[bytes], shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> tuple[bool, bool]:
+        """Wait for the invocation; kill it when timeout_s passes without a new result line
+        (its start-up counts toward the first row) or at the run's deadline.
+        Returns (timed_out, by_run)."""
+        waiter = ExitWaiter(proc)
+        last = time.monotonic()
+        try:
+            while True:
+                end, by_run = last + self.timeout_s, False
+                if self.deadline is not None and self.deadline < end:
+                    end, by_run = self.deadline, True
+                if waiter.wait(max(0.0, min(TICK_S, end - time.monotonic()))):
+                    return False, False
+                if self._stream(shard, tailer, early):
+                    last = time.monotonic()
+                elif time.monotonic() >= end:
+                    kill_group(proc)
+                    return True, by_run
+        finally:
+            waiter.close()
+
+    def _stream(self, shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> bool:
+        """Record rows a running shard has finished (cache, progress, budget see them now).
+        True when a new line for one of the shard's rows appeared (the per-row timer restarts)."""
         batch: dict[str, RowResult] = {}
+        progressed = False
         for line in tailer.new_lines():
             try:
                 obj = json.loads(line)
             except ValueError:
                 continue
             key = id_key(obj.get("id")) if isinstance(obj, dict) else None
-            if key is None or key not in shard.keys or key in early or key in batch:
+            if key is None or key not in shard.keys:
+                continue
+            progressed = True
+            if key in early or key in batch:
                 continue
             got = interpret(obj, self.ids[key], shard.trial, "")
             if got.result.status == "ok" and not got.transient:
@@ -162,37 +212,34 @@ class CommandRunner:
         early.update(batch)
         if batch:
             self.collector.early(batch)
+        return progressed
 
-    def _collect(
-        self, unit: Unit[Shard], rc: int, timed_out: bool, by_run: bool, limit: float,
-        out_path: Path, stdout_path: Path, stderr_path: Path, early: set[str],
-    ) -> list[Unit[Shard]]:
+    def _collect(self, unit: Unit[Shard], ended: Ended, early: set[str]) -> list[Unit[Shard]]:
         shard = unit.payload
-        label = f"trial {shard.trial} shard {shard.index}" + (f" (attempt {unit.attempt})" if unit.attempt > 1 else "")
-        text = out_path.read_text(encoding="utf-8", errors="replace") if out_path.exists() else ""
-        expected = {k: self.ids[k] for k in shard.keys}
-        source = f"{label} GITERA_OUT ({out_path})"
-        parsed = parse_lines(text, expected, source)
+        label = f"trial {shard.trial} shard {shard.name}" + (f" (attempt {unit.attempt})" if unit.attempt > 1 else "")
+        path = ended.out_path
+        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        source = f"{label} GITERA_OUT ({path})"
+        parsed = parse_lines(text, {k: self.ids[k] for k in shard.keys}, source)
         problems = list(parsed.problems)
+        if parsed.lines == 0 and not ended.timed_out and ended.rc == 0:
+            score = find_score(ended.stdout_path.read_text(encoding="utf-8", errors="replace"))
+            if score is not None:
+                self.collector.aggregate(shard.trial, score, len(shard.keys))
+                aggregate = {k: RowResult(self.ids[k], shard.trial, None, "ok") for k in shard.keys}
+                self.collector.finish(aggregate, calls=len(shard.keys), invocations=1, problems=problems)
+                return []
         final: dict[str, RowResult] = {}
         retry: list[str] = []
         cost_of_retried = 0.0
-        if parsed.lines == 0 and not timed_out and rc == 0:
-            score = find_score(stdout_path.read_text(encoding="utf-8", errors="replace"))
-            if score is not None:
-                self.collector.aggregate(shard.trial, score, len(shard.keys))
-                for k in shard.keys:
-                    final[k] = RowResult(self.ids[k], shard.trial, None, "ok")
-                self.collector.finish(final, calls=len(shard.keys), invocations=1, problems=problems)
-                return []
+        unwritten: list[str] = []
         for k in shard.keys:
-            row_id = self.ids[k]
             if k in parsed.duplicates:
                 lines = ", ".join(map(str, parsed.duplicates[k]))
-                final[k] = RowResult(row_id, shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
+                final[k] = RowResult(self.ids[k], shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
             elif k in parsed.found:
                 obj, line = parsed.found[k]
-                got = interpret(obj, row_id, shard.trial, f"{source} line {line}")
+                got = interpret(obj, self.ids[k], shard.trial, f"{source} line {line}")
                 problems.extend(got.problems)
                 if got.transient and unit.attempt < self.retry.attempts:
                     retry.append(k)
@@ -201,38 +248,60 @@ class CommandRunner:
                     final[k] = _replace_error(got.result, f"still transient after {unit.attempt} attempts: {got.result.error}")
                 else:
                     final[k] = got.result
-            elif timed_out:
-                why = "the run timeout" if by_run else "timeout_s"
-                final[k] = RowResult(row_id, shard.trial, None, "timeout", error=f"the invocation was killed after {limit:g} s ({why})")
-            elif rc != 0:
-                how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-                final[k] = RowResult(row_id, shard.trial, None, "crash", error=f"the command {how}; stderr tail:\n{tail(stderr_path)}")
             else:
-                final[k] = RowResult(row_id, shard.trial, None, "missing", error="the command wrote no result line for this row")
-        problems.extend(self._shard_problems(label, final, timed_out, by_run, limit, rc, parsed.lines, stderr_path))
+                unwritten.append(k)
+        followups: list[Unit[Shard]] = []
+        if unwritten and ended.failed and len(shard.keys) > 1:
+            followups = self._bisect(unit, unwritten, ended, label)
+        else:
+            final.update((k, self._unwritten(k, shard.trial, ended)) for k in unwritten)
+        problems.extend(self._shard_problems(label, final, ended, parsed.lines))
         if retry:
             self.collector.spend_only(calls=0, invocations=0, cost=cost_of_retried)
+            again = Shard(shard.trial, shard.index, tuple(retry), shard.part)
+            followups.append(Unit(again, len(retry), unit.attempt + 1, time.monotonic() + self.retry.delay(unit.attempt)))
         self.collector.finish(final, calls=len(shard.keys) - len(early), invocations=1, problems=problems, early=early)
-        if not retry:
-            return []
-        delay = self.retry.delay(unit.attempt)
-        again = Shard(shard.trial, shard.index, tuple(retry))
-        return [Unit(again, len(retry), unit.attempt + 1, time.monotonic() + delay)]
+        return followups
 
-    def _shard_problems(
-        self, label: str, final: Mapping[str, RowResult], timed_out: bool, by_run: bool, limit: float,
-        rc: int, lines: int, stderr_path: Path,
-    ) -> list[str]:
+    def _bisect(self, unit: Unit[Shard], unwritten: Sequence[str], ended: Ended, label: str) -> list[Unit[Shard]]:
+        """Re-run the rows a crashed or hung invocation did not write, in two halves (down to
+        one row per invocation), so only the rows that really fail end up crash or timeout."""
+        shard = unit.payload
+        if not shard.part:  # one notice per planned shard, not one per level
+            self.collector.warn(
+                f"{label}: the command {self._how(ended)} with {len(unwritten)} of {len(shard.keys)} rows unwritten; "
+                "re-running those rows in smaller invocations to find the ones that fail"
+            )
+        halves = _split(unwritten, 2)
+        return [Unit(Shard(shard.trial, shard.index, half, f"{shard.part}.{i}"), len(half), unit.attempt) for i, half in enumerate(halves, 1)]
+
+    def _how(self, ended: Ended) -> str:
+        if ended.timed_out and ended.by_run:
+            return "was killed when the run timeout was reached"
+        if ended.timed_out:
+            return f"was killed after writing no result line for {self.timeout_s:g} s (timeout_s, per row)"
+        return f"was killed by signal {-ended.rc}" if ended.rc < 0 else f"exited with code {ended.rc}"
+
+    def _unwritten(self, key: str, trial: int, ended: Ended) -> RowResult:
+        """The final result of a row its invocation did not write (a single-row one if it failed)."""
+        row_id = self.ids[key]
+        if ended.timed_out:
+            alone = "" if ended.by_run else " when scored alone"
+            return RowResult(row_id, trial, None, "timeout", error=f"the command {self._how(ended)}{alone}")
+        if ended.rc != 0:
+            return RowResult(row_id, trial, None, "crash", error=f"the command {self._how(ended)}; stderr tail:\n{tail(ended.stderr_path)}")
+        return RowResult(row_id, trial, None, "missing", error="the command wrote no result line for this row")
+
+    def _shard_problems(self, label: str, final: Mapping[str, RowResult], ended: Ended, lines: int) -> list[str]:
         def ids(status: str) -> list[RowId]:
             return [r.id for r in final.values() if r.status == status]
 
         out: list[str] = []
         if ids("timeout"):
-            why = "the run timeout was reached" if by_run else "it exceeded timeout_s"
-            out.append(f"{label}: killed after {limit:g} s because {why}; rows {describe_ids(ids('timeout'))} unscored")
-        elif ids("crash") and rc != 0:
-            last = tail(stderr_path, lines=1) or "(no stderr)"
-            out.append(f"{label}: the command exited with code {rc}; rows {describe_ids(ids('crash'))} unscored; last stderr line: {last}")
+            out.append(f"{label}: the command {self._how(ended)}; rows {describe_ids(ids('timeout'))} unscored")
+        elif ids("crash") and ended.rc != 0:
+            last = tail(ended.stderr_path, lines=1) or "(no stderr)"
+            out.append(f"{label}: the command {self._how(ended)}; rows {describe_ids(ids('crash'))} unscored; last stderr line: {last}")
         if ids("missing"):
             if lines == 0:
                 out.append(f"{label}: the command exited 0 but wrote nothing to GITERA_OUT and printed no `SCORE:` line; rows {describe_ids(ids('missing'))} unscored")
