@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitera.cache import Cache
 from gitera.errors import ConfigError
 from gitera.evalrun import Budget, EvalRun, EvalSpec, RetryPolicy, RowResult, check_pilot, run_eval
 from gitera.evalrun.command import plan_shards
-from gitera.evalrun.parse import parse_lines
+from gitera.evalrun.parse import KNOWN_FIELDS, PLACEHOLDERS, interpret, is_placeholder, parse_lines
 from gitera.progress import Progress
 
 HARNESSES = Path(__file__).parent / "harnesses"
@@ -487,3 +489,48 @@ def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path:
     while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(parent) and _gone(child)
+
+
+def _pilot_of(line: dict[str, Any]) -> list[str]:
+    base = {"id": "r1", "score": 1, "cost_usd": 0.01, "latency_ms": 3.0}
+    return check_pilot({"v1": [interpret({**base, **line}, "r1", 0, "out line 1").result]})
+
+
+def test_the_pilot_refuses_null_fields_and_placeholders_in_fields_gitera_does_not_know() -> None:
+    assert _pilot_of({"output": "billing", "finding": None, "tokens": 3, "answer": "billing", "meta": {"n": 2}}) == []
+    assert _pilot_of({"output": None}) == ["arm v1 row 'r1' trial 0: `output` is null"]
+    assert _pilot_of({"tokens": None}) == ["arm v1 row 'r1' trial 0: `tokens` is null"]
+    assert _pilot_of({"answer": "TODO", "reason": None}) == [
+        "arm v1 row 'r1' trial 0: `answer` is a placeholder ('TODO')", "arm v1 row 'r1' trial 0: `reason` is null",
+    ]
+    assert _pilot_of({"meta": {"label": " n/a "}, "steps": ["parse", "…"]}) == [
+        "arm v1 row 'r1' trial 0: `meta.label` is a placeholder (' n/a ')", "arm v1 row 'r1' trial 0: `steps[1]` is a placeholder ('…')",
+    ]
+    assert _pilot_of({"deep": {"er": {"x": "TODO"}}}) == []  # only one level down
+
+
+_extra_names = st.text(st.characters(codec="ascii", categories=("L", "N", "Pc")), min_size=1, max_size=12).filter(lambda n: n not in KNOWN_FIELDS)
+_placeholders = st.builds(
+    lambda p, upper, pad: f"{pad}{p.upper() if upper else p}{pad}",
+    st.sampled_from(sorted(PLACEHOLDERS)), st.booleans(), st.sampled_from(["", " ", "\t", "  "]),
+)
+_real_text = st.text(min_size=1, max_size=40).filter(lambda t: not is_placeholder(t))
+_json_scalars = st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), _real_text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    score=st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans()),
+    extras=st.dictionaries(_extra_names, st.one_of(_json_scalars, st.lists(_json_scalars, max_size=3), st.dictionaries(_extra_names, _json_scalars, max_size=3)), max_size=4),
+    bad_name=_extra_names, bad=_placeholders, nest=st.sampled_from(["top", "map", "list"]), finding=st.one_of(st.none(), _real_text),
+)
+def test_parsing_a_result_line_flags_exactly_the_placeholder_fields(
+    score: float, extras: dict[str, Any], bad_name: str, bad: str, nest: str, finding: str | None
+) -> None:
+    line = {"id": 7, "score": score, "finding": finding, **extras}
+    clean = interpret(json.loads(json.dumps(line)), 7, 0, "out line 1").result
+    assert clean.status == "ok" and clean.score == float(score) and clean.suspect == ()
+    value: Any = {"top": bad, "map": {"k": bad}, "list": ["fine", bad]}[nest]
+    path = {"top": bad_name, "map": f"{bad_name}.k", "list": f"{bad_name}[1]"}[nest]
+    flagged = interpret({**line, bad_name: value}, 7, 0, "out line 1").result
+    assert flagged.score == float(score) and flagged.suspect == (f"`{path}` is a placeholder ({bad!r})",)
