@@ -413,13 +413,27 @@ def test_progress_is_quiet_off_a_tty_and_draws_one_line_on_a_tty(checkout: Path)
 
 
 def test_plan_shards_gives_even_waves() -> None:
-    shards = plan_shards({t: [str(i) for i in range(1000)] for t in range(3)}, 32)
+    shards = plan_shards({t: [str(i) for i in range(1000)] for t in range(3)}, 32, cpus=64)
     sizes = [len(s.keys) for s in shards]
     assert len(shards) == 32 and sizes == sorted(sizes, reverse=True) and sizes[0] == 100
-    assert len(plan_shards({0: [str(i) for i in range(96)]}, 32)) == 32  # one even wave
+    assert len(plan_shards({0: [str(i) for i in range(96)]}, 32, cpus=2)) == 32  # one even wave
     assert sorted(k for s in shards if s.trial == 1 for k in s.keys) == sorted(str(i) for i in range(1000))
     assert len(plan_shards({0: ["a", "b", "c"]}, 8)) == 3
     assert [len(s.keys) for s in plan_shards({0: list("abcde")}, 8, shard_size=2)] == [2, 2, 1]
+
+
+def test_plan_shards_fills_slots_across_trials_when_a_later_start_is_cheap() -> None:
+    """3 x 1,000 rows on 32 slots: equal shards per trial leave some slots 100 rows; filling
+    slots of 94 rows in turn (two shards where one trial ends and the next begins) does not."""
+    pending = {t: [str(i) for i in range(1000)] for t in range(3)}
+    shards = plan_shards(pending, 32, cpus=2)
+    assert len(shards) == 34 and max(len(s.keys) for s in shards) == 94
+    for t in range(3):
+        assert [k for s in sorted(shards, key=lambda s: s.index) if s.trial == t for k in s.keys] == pending[t]
+    loads = [0] * 32  # the scheduler's order: largest first, each to the slot that frees first
+    for s in shards:
+        loads[loads.index(min(loads))] += len(s.keys)
+    assert max(loads) == 94
 
 
 def test_parse_lines_ignores_a_cut_off_last_line() -> None:

@@ -6,9 +6,10 @@ import heapq
 import itertools
 import json
 import math
+import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +39,19 @@ class Shard:
         return f"{self.index}{self.part}"
 
 
+def _sizes(rows: int, parts: int) -> list[int]:
+    """The sizes of `parts` nearly equal chunks of `rows` (they differ by at most one)."""
+    parts = max(1, min(parts, rows))
+    size, extra = divmod(rows, parts)
+    return [size + (1 if i < extra else 0) for i in range(parts)]
+
+
 def _split(keys: Sequence[str], parts: int) -> list[tuple[str, ...]]:
     """`parts` nearly equal consecutive chunks (sizes differ by at most one)."""
-    parts = max(1, min(parts, len(keys)))
-    size, extra = divmod(len(keys), parts)
     out, start = [], 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        out.append(tuple(keys[start:end]))
-        start = end
+    for size in _sizes(len(keys), parts):
+        out.append(tuple(keys[start:start + size]))
+        start += size
     return out
 
 
@@ -62,49 +67,87 @@ def _counts(pending: Mapping[int, Sequence[str]], units: int) -> dict[int, int]:
     return counts
 
 
-def _makespan(sizes: Sequence[int], slots: int, start_cost: float) -> float:
-    """Longest slot when shards run largest first (LPT), a process start costing `start_cost` rows."""
+Chunk = tuple[int, tuple[str, ...]]  # (trial, row keys)
+
+
+def _even(pending: Mapping[int, Sequence[str]], counts: Mapping[int, int]) -> list[Chunk]:
+    return [(t, c) for t in sorted(pending) for c in _split(pending[t], counts[t])]
+
+
+def _fill(pending: Mapping[int, Sequence[str]], capacity: int) -> list[Chunk]:
+    """Consecutive chunks that fill slots of `capacity` rows in turn: a slot where one trial
+    ends and the next begins gets two shards, so no slot holds more than `capacity` rows."""
+    out: list[Chunk] = []
+    room = capacity
+    for trial in sorted(pending):
+        keys = pending[trial]
+        start = 0
+        while start < len(keys):
+            take = min(room, len(keys) - start)
+            out.append((trial, tuple(keys[start:start + take])))
+            start += take
+            room = room - take or capacity
+    return out
+
+
+def _makespan(sizes: Sequence[int], slots: int, start_cost: float, later_cost: float) -> float:
+    """Longest slot when shards run largest first (LPT), in rows: the first wave's starts cost
+    `start_cost` each (they compete for the CPU), a later start `later_cost`."""
     loads = [0.0] * min(slots, len(sizes))
     heapq.heapify(loads)
-    for size in sorted(sizes, reverse=True):
-        heapq.heapreplace(loads, loads[0] + size + start_cost)
+    for i, size in enumerate(sorted(sizes, reverse=True)):
+        heapq.heapreplace(loads, loads[0] + size + (start_cost if i < slots else later_cost))
     return max(loads)
 
 
-def plan_shards(pending: Mapping[int, Sequence[str]], concurrency: int, shard_size: int | None = None) -> list[Shard]:
+def _best_even(
+    pending: Mapping[int, Sequence[str]], concurrency: int, score: Callable[[Sequence[int]], tuple[float, int]],
+) -> tuple[tuple[float, int], dict[int, int]] | None:
+    """The best shard counts per trial for nearly equal shards, from one wave to WAVES waves."""
+    total = sum(len(k) for k in pending.values())
+    low = max(len(pending), min(total, concurrency), math.ceil(total / MAX_SHARD_ROWS))
+    high = min(total, max(low + concurrency - 1, concurrency * WAVES))
+    best: tuple[tuple[float, int], dict[int, int]] | None = None
+    for units in range(low, high + 1):
+        counts = _counts(pending, units)
+        sizes = [size for t in pending for size in _sizes(len(pending[t]), counts[t])]
+        if max(sizes) <= MAX_SHARD_ROWS:
+            plan = (score(sizes), counts)
+            best = plan if best is None or plan[0] < best[0] else best
+    return best
+
+
+def plan_shards(
+    pending: Mapping[int, Sequence[str]], concurrency: int, shard_size: int | None = None, cpus: int | None = None,
+) -> list[Shard]:
     """Shard rows per trial (an invocation has one GITERA_TRIAL), fewest shards for the best finish.
 
-    Candidate shard counts run from `concurrency` (one wave) to 4 waves; each is scored by
-    its simulated makespan in rows, and the cheapest (then fewest) wins. A process start is
-    charged a tenth of a slot's share of rows: harness start-up (interpreter, imports, model
-    clients) competes for the CPU when `concurrency` shards start at once, so an extra wave
-    must buy a real balance gain. In practice: one wave, more when trials split unevenly or
-    a shard would exceed MAX_SHARD_ROWS. Shards are returned largest first (LPT order).
+    Candidates: every trial cut into nearly equal shards, for shard counts from `concurrency`
+    (one wave) to 4 waves; and the fill plan (`_fill`), one slot's share of rows per slot where
+    a slot that straddles two trials runs two shards. Each is scored by its simulated makespan
+    in rows and the cheapest (then fewest shards) wins. The first wave's process starts are
+    charged a tenth of a slot's share each: `concurrency` harnesses starting at once (interpreter,
+    imports, model clients) compete for the `cpus` cores. A later start happens alone, so it is
+    charged that times cpus/concurrency. In practice: one wave, the fill plan when trials split
+    unevenly, more waves when a shard would exceed MAX_SHARD_ROWS. Largest first (LPT order).
     """
     pending = {t: keys for t, keys in pending.items() if keys}
     total = sum(len(k) for k in pending.values())
     if not total:
         return []
     if shard_size is not None:
-        counts = {t: math.ceil(len(keys) / shard_size) for t, keys in pending.items()}
+        chunks = _even(pending, {t: math.ceil(len(keys) / shard_size) for t, keys in pending.items()})
     else:
-        low = max(len(pending), min(total, concurrency), math.ceil(total / MAX_SHARD_ROWS))
-        high = min(total, max(low + concurrency - 1, concurrency * WAVES))
         start_cost = max(1.0, total / concurrency / 10)
-        best: tuple[float, int, dict[int, int]] | None = None
-        for units in range(low, high + 1):
-            counts = _counts(pending, units)
-            sizes = [len(c) for t in pending for c in _split(pending[t], counts[t])]
-            if max(sizes) > MAX_SHARD_ROWS:
-                continue
-            cost = _makespan(sizes, concurrency, start_cost)
-            if best is None or cost < best[0]:
-                best = (cost, units, counts)
-        counts = best[2] if best is not None else _counts(pending, high)
-    shards: list[Shard] = []
-    for trial in sorted(pending):
-        for chunk in _split(pending[trial], counts[trial]):
-            shards.append(Shard(trial, len(shards), chunk))
+        later_cost = start_cost * min(1.0, (cpus or os.cpu_count() or 1) / concurrency)
+
+        def score(sizes: Sequence[int]) -> tuple[float, int]:
+            return _makespan(sizes, concurrency, start_cost, later_cost), len(sizes)
+
+        fill = _fill(pending, min(MAX_SHARD_ROWS, math.ceil(total / concurrency)))
+        even = _best_even(pending, concurrency, score)
+        chunks = fill if even is None or score([len(c) for _, c in fill]) < even[0] else _even(pending, even[1])
+    shards = [Shard(trial, i, keys) for i, (trial, keys) in enumerate(chunks)]
     return sorted(shards, key=lambda s: -len(s.keys))
 
 
