@@ -477,27 +477,29 @@ def test_starter_harnesses_run_as_is_and_pass_the_pilot(tmp_path: Path, kind: st
     assert check_pilot({"v1": res.for_trial(0)[:1], "v2": res.for_trial(1)[:1]}) == []
 
 
-def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", [["hang"], ["hang", "r1", "r2", "r3"]])
+def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path: Path, rows: list[str]) -> None:
     import signal
     import subprocess
 
     script = tmp_path / "driver.py"
     script.write_text(
-        "import sys\nfrom pathlib import Path\nfrom gitera.evalrun import EvalSpec, run_eval\n"
+        "import sys\nfrom pathlib import Path\nfrom gitera.evalrun import EvalSpec, run_eval\nfrom gitera.progress import Progress\n"
         f"co = Path({str(checkout)!r})\n"
         "try:\n"
         "    run_eval(EvalSpec(command=sys.executable + ' hang.py'), checkout=co, tag='t', arm='a', params={},\n"
-        "             split='dev', rows=[{'id': 'hang'}], trials=[0], concurrency=1, timeout_s=60,\n"
-        f"             workdir=Path({str(tmp_path / 'w')!r}))\n"
+        f"             split='dev', rows=[{{'id': i}} for i in {rows!r}], trials=[0], concurrency=1, timeout_s=60,\n"
+        f"             workdir=Path({str(tmp_path / 'w')!r}), progress=Progress(sys.stderr))\n"
         "except KeyboardInterrupt:\n    sys.exit(130)\n"
     )
-    proc = subprocess.Popen([sys.executable, str(script)])
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
     pids = checkout / "pids.txt"
     deadline = time.monotonic() + 10
     while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 130
+    assert "re-running" not in (proc.stderr.read() if proc.stderr else "")  # what Ctrl-C killed is not bisected
     parent, child = map(int, pids.read_text().split())
     deadline = time.monotonic() + 2
     while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:

@@ -294,7 +294,7 @@ class CommandRunner:
             else:
                 unwritten.append(k)
         followups: list[Unit[Shard]] = []
-        if unwritten and ended.failed and len(shard.keys) > 1:
+        if unwritten and ended.failed and len(shard.keys) > 1 and not self.live.cancelled:
             followups = self._bisect(unit, unwritten, ended, label)
         else:
             final.update((k, self._unwritten(k, shard.trial, ended)) for k in unwritten)
