@@ -168,14 +168,14 @@ def test_a_crashing_shard_records_exit_code_and_stderr_tail_and_others_are_ok(ch
     assert len(err.splitlines()) == 21
     assert all(by_id[i].score == 1.0 for i in (4, 6, 7, 8))
     assert any("shard 1.1.1: the command exited with code 3; rows 5 unscored" in p for p in res.problems)
-    assert any("shard 1: the command exited with code 3 with 3 of 4 rows unwritten; re-running" in w for w in res.warnings)
+    assert any("shard 1: the command exited with code 3 with 3 rows unwritten; re-running them" in w for w in res.warnings)
     assert "11/12 scored, INCOMPLETE" in stream.getvalue()
 
 
 def test_bisection_isolates_the_rows_that_crash_or_hang_and_scores_the_rest(checkout: Path, tmp_path: Path) -> None:
     log = tmp_path / "tried.jsonl"
-    rows = [{"id": i, "crash": i == 5, "hang": i == 11} for i in range(16)]
-    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", shard_size=16)
+    rows = [{"id": i, "crash": i == 5, "hang": i == 11} for i in range(24)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", shard_size=8)
     env = {"HARNESS_LOG": str(log)}
     stream = io.StringIO()
     t0 = time.monotonic()
@@ -184,28 +184,44 @@ def test_bisection_isolates_the_rows_that_crash_or_hang_and_scores_the_rest(chec
     assert time.monotonic() - t0 < 15
     by_id = {r.id: r for r in res.results}
     assert {i: r.status for i, r in by_id.items() if r.status != "ok"} == {5: "crash", 11: "timeout"}
-    assert all(by_id[i].score == 1.0 for i in range(16) if i not in (5, 11))
+    assert all(by_id[i].score == 1.0 for i in range(24) if i not in (5, 11))
     # each failure is reported from ITS OWN single-row invocation
     assert "poison: crashing with 1 rows" in (by_id[5].error or "")
     assert by_id[11].error == "the command was killed after writing no result line for 1 s (timeout_s, per row) when scored alone"
     tried = [json.loads(line) for line in log.read_text().splitlines()]
-    counts = {i: sum(i in ids for ids in tried) for i in range(16)}
-    assert max(counts.values()) <= 5  # log2(16) + 1
-    assert [ids for ids in tried if ids in ([5], [11])] and counts[0] >= 2
+    counts = {i: sum(i in ids for ids in tried) for i in range(24)}
+    assert max(counts.values()) <= 4 and counts[5] == counts[11] == 4  # log2(8) + 1
+    assert counts[20] == 1 and counts[0] >= 2
     assert res.calls == sum(len(ids) for ids in tried) and res.invocations == len(tried)
-    assert res.problems[0].startswith("2 of 16 row x trial results are unscored (1 crash, 1 timeout)")
-    assert "14/16 scored, INCOMPLETE" in stream.getvalue()
+    assert res.problems[0].startswith("2 of 24 row x trial results are unscored (1 crash, 1 timeout)")
+    assert "22/24 scored, INCOMPLETE" in stream.getvalue()
 
 
 def test_rows_isolated_by_bisection_are_cached_and_the_failing_row_alone_is_retried(checkout: Path, tmp_path: Path) -> None:
     rows = [{"id": i, "crash": i == 2} for i in range(8)]
-    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", harness_hash="h1", shard_size=8)
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", harness_hash="h1", shard_size=4)
     cache = Cache(tmp_path / "cache")
     first = run(spec, checkout, rows, cache=cache, tree_id="t")
     assert [r.id for r in first.results if r.status != "ok"] == [2] and first.spent_usd == pytest.approx(0.007)
     second = run(spec, checkout, rows, cache=cache, tree_id="t")
     assert second.cache_hits == 7 and second.calls == 1 and second.invocations == 1
     assert second.results[2].status == "crash"
+
+
+@pytest.mark.parametrize("poison", ["crash", "hang"])
+def test_a_harness_that_fails_on_every_row_is_not_bisected(checkout: Path, tmp_path: Path, poison: str) -> None:
+    """Bisection needs evidence that the harness can work: some invocation of the run wrote a
+    line. Without it, re-running every row alone would multiply the cost of a broken harness."""
+    log = tmp_path / "tried.jsonl"
+    rows = [{"id": i, poison: True} for i in range(12)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", shard_size=4)
+    t0 = time.monotonic()
+    with _env({"HARNESS_LOG": str(log)}):
+        res = run(spec, checkout, rows, timeout_s=1.0, concurrency=3)
+    assert time.monotonic() - t0 < 5 and res.invocations == 3 and len(log.read_text().splitlines()) == 3
+    assert {r.status for r in res.results} == {"crash" if poison == "crash" else "timeout"}
+    assert res.warnings == ()
+    assert sum("no invocation of this run wrote a result line (the harness seems to fail on every row)" in p for p in res.problems) == 3
 
 
 def test_timeout_s_is_per_row_so_a_long_shard_that_keeps_writing_is_not_killed(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,9 +10,9 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gitera.evalrun.collect import Collector, describe_ids
 from gitera.evalrun.model import RetryPolicy, RowId, RowResult
@@ -26,13 +26,25 @@ TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished row
 
 
 @dataclass(frozen=True)
+class Failure:
+    """How an invocation failed, kept for its unwritten rows while bisection waits for evidence."""
+
+    status: Literal["crash", "timeout"]
+    error: str  # each row's error
+    label: str  # the invocation, e.g. "trial 0 shard 3"
+    how: str  # e.g. "exited with code 1"
+
+
+@dataclass(frozen=True)
 class Shard:
-    """Rows of one trial for one invocation; `part` names the halves bisection re-runs (".1.2")."""
+    """Rows of one trial for one invocation; `part` names the halves bisection re-runs (".1.2").
+    With `failure`, the rows of a failed invocation parked until the run shows evidence."""
 
     trial: int
     index: int
     keys: tuple[str, ...]
     part: str = ""
+    failure: Failure | None = None
 
     @property
     def name(self) -> str:
@@ -192,9 +204,15 @@ class CommandRunner:
     collector: Collector
     live: LiveProcesses
     _seq: Iterator[int] = field(default_factory=itertools.count)  # unique work dirs for retries and halves
+    evidence: bool = False  # some invocation of this run wrote a result line: the harness can work
 
     def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
         shard = unit.payload
+        if shard.failure is not None:  # parked rows, released when nothing else is left to run
+            if self.evidence:
+                return self._bisect(unit, shard.keys, shard.failure)
+            self.settle(unit)
+            return []
         base = self.workdir / f"t{shard.trial}-s{shard.index:04d}{shard.part}-a{unit.attempt}-{next(self._seq)}"
         base.mkdir(parents=True, exist_ok=True)
         rows_path, out_path = base / "rows.jsonl", base / "out.jsonl"
@@ -255,6 +273,7 @@ class CommandRunner:
         early.update(batch)
         if batch:
             self.collector.early(batch)
+        self.evidence = self.evidence or progressed
         return progressed
 
     def _collect(self, unit: Unit[Shard], ended: Ended, early: set[str]) -> list[Unit[Shard]]:
@@ -293,9 +312,14 @@ class CommandRunner:
                     final[k] = got.result
             else:
                 unwritten.append(k)
+        self.evidence = self.evidence or bool(parsed.found or parsed.duplicates)
         followups: list[Unit[Shard]] = []
         if unwritten and ended.failed and len(shard.keys) > 1 and not self.live.cancelled:
-            followups = self._bisect(unit, unwritten, ended, label)
+            failure = self._failure(label, ended)
+            if self.evidence:
+                followups = self._bisect(unit, unwritten, failure)
+            else:  # perhaps every row fails (a broken harness): wait until other shards show otherwise
+                followups = [Unit(replace(shard, keys=tuple(unwritten), failure=failure), 0, unit.attempt, deferred=True)]
         else:
             final.update((k, self._unwritten(k, shard.trial, ended)) for k in unwritten)
         problems.extend(self._shard_problems(label, final, ended, parsed.lines))
@@ -306,17 +330,33 @@ class CommandRunner:
         self.collector.finish(final, calls=len(shard.keys) - len(early), invocations=1, problems=problems, early=early)
         return followups
 
-    def _bisect(self, unit: Unit[Shard], unwritten: Sequence[str], ended: Ended, label: str) -> list[Unit[Shard]]:
+    def _failure(self, label: str, ended: Ended) -> Failure:
+        how = self._how(ended)
+        if ended.timed_out:
+            return Failure("timeout", f"the command {how}", label, how)
+        return Failure("crash", f"the command {how}; stderr tail:\n{tail(ended.stderr_path)}", label, how)
+
+    def _bisect(self, unit: Unit[Shard], unwritten: Sequence[str], failure: Failure) -> list[Unit[Shard]]:
         """Re-run the rows a crashed or hung invocation did not write, in two halves (down to
         one row per invocation), so only the rows that really fail end up crash or timeout."""
         shard = unit.payload
         if not shard.part:  # one notice per planned shard, not one per level
             self.collector.warn(
-                f"{label}: the command {self._how(ended)} with {len(unwritten)} of {len(shard.keys)} rows unwritten; "
-                "re-running those rows in smaller invocations to find the ones that fail"
+                f"{failure.label}: the command {failure.how} with {len(unwritten)} rows unwritten; "
+                "re-running them in smaller invocations to find the ones that fail"
             )
         halves = _split(unwritten, 2)
         return [Unit(Shard(shard.trial, shard.index, half, f"{shard.part}.{i}"), len(half), unit.attempt) for i, half in enumerate(halves, 1)]
+
+    def settle(self, unit: Unit[Shard]) -> None:
+        """Parked rows with no evidence that the harness works: they fail as their invocation did."""
+        shard, failure = unit.payload, unit.payload.failure
+        assert failure is not None
+        final = {k: RowResult(self.ids[k], shard.trial, None, failure.status, error=failure.error) for k in shard.keys}
+        why = ("the run stopped before they were re-run in smaller invocations" if self.evidence else
+               "not re-run in smaller invocations: no invocation of this run wrote a result line (the harness seems to fail on every row)")
+        rows = describe_ids([self.ids[k] for k in shard.keys])
+        self.collector.finish(final, calls=0, invocations=0, problems=[f"{failure.label}: the command {failure.how}; rows {rows} unscored; {why}"])
 
     def _how(self, ended: Ended) -> str:
         if ended.timed_out and ended.by_run:
@@ -357,8 +397,6 @@ class CommandRunner:
 
 
 def _replace_error(result: RowResult, error: str) -> RowResult:
-    from dataclasses import replace
-
     return replace(result, error=error)
 
 

@@ -124,7 +124,10 @@ def run_eval(
         cmd_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
         cmd_sched.run([Unit(s, len(s.keys)) for s in shards], cmd_runner.execute, live.kill_all)
         stop_reason = cmd_sched.stop_reason
-        leftover_calls = [(k, u.payload.trial) for u in cmd_sched.leftover for k in u.payload.keys]
+        for unit in cmd_sched.leftover:
+            if unit.payload.failure is not None:  # ran and failed: not "not run"
+                cmd_runner.settle(unit)
+        leftover_calls = [(k, u.payload.trial) for u in cmd_sched.leftover if u.payload.failure is None for k in u.payload.keys]
     else:
         assert spec.python is not None
         from gitera.evalrun.pymode import Call, PythonRunner  # python mode only
