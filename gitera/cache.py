@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FIELDS = ("score", "cost_usd", "latency_ms", "tokens", "output", "finding")
+FIELDS = ("score", "cost_usd", "latency_ms", "tokens", "output", "finding", "output_full")  # "score" first
 
 
 def canonical_json(value: Any) -> str:
@@ -49,6 +49,11 @@ class CacheKey:
 
 
 Entry = tuple[str, str, int]  # (row key, row hash, trial)
+
+
+def _record(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored fields; absent ones read back as None (a null score is a tombstone)."""
+    return {n: result.get(n) for n in FIELDS if n == "score" or result.get(n) is not None}
 
 
 class Cache:
@@ -85,7 +90,7 @@ class Cache:
         if not entries:
             return
         body = "".join(
-            json.dumps({"id": e[0], "h": e[1], "t": e[2], "r": {n: r.get(n) for n in FIELDS}}, ensure_ascii=False) + "\n"
+            json.dumps({"id": e[0], "h": e[1], "t": e[2], "r": _record(r)}, ensure_ascii=False) + "\n"
             for e, r in entries
         ).encode()
         path = self.path(key)

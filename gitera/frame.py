@@ -138,9 +138,10 @@ class Eval:
     command: str | None = None
     python: str | None = None
     concurrency: int = 8
-    timeout_s: float = 600.0
+    timeout_s: float = 600.0  # per row (per call), see docs/eval-contract.md
     judge: Judge | None = None
     cross_judge: Judge | None = None
+    run_timeout_s: float | None = None  # wall-clock limit of one arm's run
 
 
 @dataclass(frozen=True)
@@ -471,7 +472,7 @@ def _judge(c: _Checker, raw: Any, path: FieldPath) -> Judge | None:
 
 def _eval(c: _Checker, raw: Any) -> Eval:
     p: FieldPath = ("eval",)
-    m = c.mapping(raw, p, ("command", "python", "concurrency", "timeout_s", "judge", "cross_judge"))
+    m = c.mapping(raw, p, ("command", "python", "concurrency", "timeout_s", "run_timeout_s", "judge", "cross_judge"))
     command = c.opt_text(m.get("command"), p + ("command",))
     python = c.opt_text(m.get("python"), p + ("python",))
     if (command is None) == (python is None):
@@ -491,6 +492,7 @@ def _eval(c: _Checker, raw: Any) -> Eval:
         timeout_s=c.number(m.get("timeout_s", 600), p + ("timeout_s",)),
         judge=judge,
         cross_judge=cross,
+        run_timeout_s=None if m.get("run_timeout_s") is None else c.number(m["run_timeout_s"], p + ("run_timeout_s",)),
     )
 
 

@@ -1,7 +1,9 @@
 """Judge mode (discipline rule 15): a model or command scores each arm's output, blind.
 
 The judge never sees arm names: each (row, arm) gets a per-row shuffled label such as
-``response-C`` and GITERA_ARM is ``judge``. With a ``cross_judge`` of another family, at
+``response-C``, GITERA_ARM is ``judge``, GITERA_ARM_PARAMS is ``{}``, and every call runs in
+one neutral checkout (the experiment branch tip) with work dirs that carry no arm name. It is
+given the arm's full output (up to 64 KiB), is cached, and is charged to the arm's budget. With a ``cross_judge`` of another family, at
 least 5 dev rows are re-judged and the agreement recorded: ≥ 4/5 agreeing is fine; ≥ 2/5
 disagreeing flags the run and the verdict refuses.
 """
@@ -12,7 +14,6 @@ import hashlib
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,8 +37,10 @@ def judge_spec(judge: Judge, harness_hash: str) -> EvalSpec:
 
 
 def judge_rows(rows: Sequence[Mapping[str, Any]], run: EvalRun, trial: int, seed: str, arms: Sequence[str], arm: str) -> list[dict[str, Any]]:
-    outputs = {str(r.id): r.output for r in run.results if r.trial == trial}
-    return [{**row, "output": outputs.get(str(row["id"])), "candidate": blind_label(seed, str(row["id"]), arms, arm)} for row in rows]
+    """The rows the arm scored ok in this trial, each with the arm's full output and its blind label."""
+    outputs = {str(r.id): r.output_full or r.output for r in run.results if r.trial == trial and r.status == "ok"}
+    return [{**row, "output": outputs[str(row["id"])], "candidate": blind_label(seed, str(row["id"]), arms, arm)}
+            for row in rows if str(row["id"]) in outputs]
 
 
 def agree(a: float | None, b: float | None) -> bool:
@@ -60,8 +63,9 @@ def apply_judge(run: EvalRun, judged: Mapping[int, EvalRun]) -> EvalRun:
             results.append(replace(r, score=j.score, cost_usd=(r.cost_usd or 0.0) + (j.cost_usd or 0.0) if (r.cost_usd is not None or j.cost_usd is not None) else None))
     complete = run.complete and all(j.complete for j in judged.values())
     problems = (*run.problems, *(p for j in judged.values() for p in j.problems))
-    return replace(run, results=tuple(results), complete=complete, problems=problems,
-                   spent_usd=run.spent_usd + sum(j.spent_usd for j in judged.values()))
+    stop = run.stop_reason or next((j.stop_reason for j in judged.values() if j.stop_reason), None)
+    return replace(run, results=tuple(results), complete=complete, problems=problems, stop_reason=stop,
+                   cost_usd=sum(r.cost_usd or 0.0 for r in results), spent_usd=run.spent_usd + sum(j.spent_usd for j in judged.values()))
 
 
 def cross_check(primary: Mapping[str, float | None], cross: Mapping[str, float | None]) -> dict[str, Any]:
@@ -71,11 +75,3 @@ def cross_check(primary: Mapping[str, float | None], cross: Mapping[str, float |
     return {"rows": len(ids), "agree": agreed, "disagree": disagreed,
             "flagged": disagreed * CROSS_ROWS >= 2 * max(1, len(ids)),  # ≥ 2 of every 5 disagree
             "fine": agreed * CROSS_ROWS >= 4 * max(1, len(ids))}
-
-
-def workdir_for(base: Path, arm: str) -> Path:
-    """A fresh directory per judge call (an engine workdir is never reused)."""
-    import tempfile
-
-    (base / "work").mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"judge-{arm}-", dir=base / "work"))

@@ -14,11 +14,13 @@ import math
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitera import judging
 from gitera.errors import ConfigError, EvalError, RefusedError
 from gitera.experiment import VERDICT_FILE, Experiment, frame_hash
 from gitera.frame import Frame
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 RUNS = "runs"
 SPLITS = ("train", "dev", "gate")
+MIN_RUN_TIMEOUT_S = 0.001  # what is left of an arm's run timeout when its judge starts late: nothing is launched
 
 
 def eval_spec(frame: Frame, lock: Mapping[str, Any]) -> EvalSpec:
@@ -43,12 +46,18 @@ def eval_spec(frame: Frame, lock: Mapping[str, Any]) -> EvalSpec:
     return EvalSpec(command=frame.eval.command, python=frame.eval.python, harness_hash=harness_hash)
 
 
-def content_id(repo: Repo, commit: str, tag: str) -> str:
-    """The commit's content minus gitera's run records: what the eval can see."""
+def content_id(repo: Repo, commit: str, tag: str, skip: Sequence[str] = ()) -> str:
+    """The commit's content minus gitera's run records (and the paths or folders in `skip`):
+    what the eval can see."""
     listing = repo.git("ls-tree", "-r", "--full-tree", commit)
-    skip = f"\t.gitera/{tag}/{RUNS}/"
-    kept = [line for line in listing.splitlines() if skip not in line]
-    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+    folders = (f".gitera/{tag}/{RUNS}/", *(p.rstrip("/") + "/" for p in skip))
+    exact = {p.rstrip("/") for p in skip}
+
+    def kept(path: str) -> bool:
+        return path not in exact and not path.startswith(folders)
+
+    kept_lines = [line for line in listing.splitlines() if kept(line.split("\t", 1)[-1])]
+    return hashlib.sha256("\n".join(kept_lines).encode()).hexdigest()
 
 
 def arm_commit(exp: Experiment, frame: Frame, arm: str) -> str:
@@ -152,93 +161,107 @@ class Scorer:
         budget: Budget | None = None,
         slot: str | None = None,
     ) -> EvalRun:
+        """The arm's run (judged when the frame has a judge); eval.run_timeout_s bounds both."""
+        started = time.monotonic()
         repo = self.exp.repo
         checkout = checkout_dir(repo, commit, slot or _slot(arm))
-        base = state_dir(repo.common_dir)
-        (base / "work").mkdir(exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=_slot(arm) + "-", dir=base / "work"))
-        try:
-            return self._score(arm, commit, checkout, rows, split, trials, budget, base, workdir)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        run = self._eval(eval_spec(self.frame, self.lock), checkout, content_id(repo, commit, self.exp.tag), arm, self.frame.arms[arm].params,
+                         rows, split, trials, budget, started, _slot(arm))
+        for warning in run.warnings:
+            self.out.warn(f"arm {arm}: {warning}")
+        if self.frame.eval.judge is not None:
+            run = self._judged(run, arm, rows, split, trials, budget, started)
+        return run
 
-    def _score(self, arm: str, commit: str, checkout: Path, rows: Sequence[Mapping[str, Any]], split: str,
-               trials: Sequence[int], budget: Budget | None, base: Path, workdir: Path) -> EvalRun:
+    def _eval(self, spec: EvalSpec, checkout: Path, tree_id: str, arm: str, params: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+              split: str, trials: Sequence[int], budget: Budget | None, started: float, work_prefix: str) -> EvalRun:
+        """One run_eval with the frame's eval settings, the cache and a fresh work dir."""
         from gitera.cache import Cache
         from gitera.evalrun import run_eval
         from gitera.progress import Progress
 
+        base = state_dir(self.exp.repo.common_dir)
+        (base / "work").mkdir(exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=work_prefix + "-", dir=base / "work"))
+        limit = self.frame.eval.run_timeout_s
+        try:
+            return run_eval(
+                spec, checkout=checkout, tag=self.exp.tag, arm=arm, params=dict(params), split=split, rows=list(rows), trials=list(trials),
+                concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s,
+                run_timeout_s=None if limit is None else max(MIN_RUN_TIMEOUT_S, limit - (time.monotonic() - started)),
+                cache=Cache(base / "cache") if self.use_cache else None, tree_id=tree_id, budget=budget,
+                progress=None if self.out.json_mode or self.out.quiet else Progress(sys.stderr), workdir=workdir,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _judge_checkout(self) -> tuple[Path, str]:
+        """Where every judge call runs (rule 15): the experiment branch tip in one slot, the
+        same for every arm, so neither the cwd nor the files reveal whose output is judged.
+
+        Also the tree part of the judge's cache key: the tip's content without the experiment's
+        own records and the iterate target files (an iteration does not change the judge), so
+        re-judging an unchanged output costs nothing while an edited judge file is a miss."""
         repo = self.exp.repo
-        progress = None if self.out.json_mode or self.out.quiet else Progress(sys.stderr)
-        run = run_eval(
-            eval_spec(self.frame, self.lock),
-            checkout=checkout,
-            tag=self.exp.tag,
-            arm=arm,
-            params=dict(self.frame.arms[arm].params),
-            split=split,
-            rows=list(rows),
-            trials=list(trials),
-            concurrency=self.frame.eval.concurrency,
-            timeout_s=self.frame.eval.timeout_s,
-            cache=Cache(base / "cache") if self.use_cache else None,
-            tree_id=content_id(repo, commit, self.exp.tag),
-            budget=budget,
-            progress=progress,
-            workdir=workdir,
-        )
-        for warning in run.warnings:
-            self.out.warn(f"arm {arm}: {warning}")
-        if self.frame.eval.judge is not None:
-            run = self._judged(run, arm, checkout, rows, split, trials, base)
-        return run
+        tip = repo.rev(f"refs/heads/{self.exp.branch}")
+        if tip is None:
+            raise RefusedError(f"branch {self.exp.branch} does not exist; run `gitera init` first.")
+        targets = self.frame.iterate.target if self.frame.iterate else ()
+        return checkout_dir(repo, tip, judging.JUDGE_ARM), content_id(repo, tip, self.exp.tag, (self.exp.rel(""), *targets))
 
-    def _judged(self, run: EvalRun, arm: str, checkout: Path, rows: Sequence[Mapping[str, Any]], split: str,
-                trials: Sequence[int], base: Path) -> EvalRun:
-        """Replace the arm's scores by the blind judge's (rule 15)."""
-        from gitera import judging
-        from gitera.evalrun import run_eval
-
+    def _judged(self, run: EvalRun, arm: str, rows: Sequence[Mapping[str, Any]], split: str, trials: Sequence[int],
+                budget: Budget | None, started: float) -> EvalRun:
+        """Replace the arm's scores by the blind judge's (rule 15), charged to the same budget."""
         judge = self.frame.eval.judge
         assert judge is not None
         spec = judging.judge_spec(judge, eval_spec(self.frame, self.lock).harness_hash)
         seed = frame_hash(dict(self.lock))
-        judged = {}
+        checkout, tree = self._judge_checkout()
+        judged: dict[int, EvalRun] = {}
+        spent, per_call = run.spent_usd, None
         for t in trials:
             jrows = judging.judge_rows(rows, run, t, seed, list(self.frame.arms), arm)
-            workdir = judging.workdir_for(base, arm)
-            try:
-                judged[t] = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split=split, rows=jrows,
-                                     trials=[t], concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s, workdir=workdir)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+            if jrows:
+                jrun = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, split, [t], _charged(budget, spent, per_call), started, "judge")
+                judged[t], spent = jrun, spent + jrun.spent_usd
+                per_call = jrun.spent_usd / jrun.calls if jrun.calls else per_call
         return judging.apply_judge(run, judged)
 
-    def cross_judge(self, runs: Mapping[str, EvalRun], rows: Sequence[Mapping[str, Any]], commit: str) -> dict[str, Any] | None:
-        """Re-judge the first 5 dev rows of each candidate with the cross-judge; record the agreement."""
-        from gitera import judging
-        from gitera.evalrun import run_eval
+    def cross_judge(self, runs: Mapping[str, EvalRun], rows: Sequence[Mapping[str, Any]], spent: float = 0.0) -> dict[str, Any] | None:
+        """Re-judge 5 dev rows of each arm with the cross-judge; record the agreement and its spend.
 
+        `spent` is what the experiment has spent so far (the cross-judge shares the budget)."""
         cross = self.frame.eval.cross_judge
         if cross is None or self.frame.eval.judge is None:
             return None
         spec = judging.judge_spec(cross, eval_spec(self.frame, self.lock).harness_hash + ":cross")
         seed = frame_hash(dict(self.lock))
-        checkout = checkout_dir(self.exp.repo, commit, "cross-judge")
+        checkout, tree = self._judge_checkout()
         picked = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}|{r['id']}".encode()).hexdigest())[: judging.CROSS_ROWS]
+        picked_ids = {str(p["id"]) for p in picked}
+        budget = budget_for(self.frame, spent, self.exp)
+        started = time.monotonic()
+        used = 0.0
         report: dict[str, Any] = {"arms": {}}
         for arm, run in runs.items():
             jrows = judging.judge_rows(picked, run, 0, seed, list(self.frame.arms), arm)
-            workdir = judging.workdir_for(state_dir(self.exp.repo.common_dir), "cross")
-            try:
-                cj = run_eval(spec, checkout=checkout, tag=self.exp.tag, arm=judging.JUDGE_ARM, params={}, split="dev", rows=jrows, trials=[0],
-                              concurrency=self.frame.eval.concurrency, timeout_s=self.frame.eval.timeout_s, workdir=workdir)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-            primary = {str(r.id): r.score for r in run.results if r.trial == 0 and str(r.id) in {str(p["id"]) for p in picked}}
-            report["arms"][arm] = judging.cross_check(primary, {str(r.id): r.score for r in cj.results})
+            cj = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, "dev", [0], _charged(budget, used), started, "judge")
+            used += cj.spent_usd
+            primary = {str(r.id): r.score for r in run.results if r.trial == 0 and str(r.id) in picked_ids}
+            report["arms"][arm] = {**judging.cross_check(primary, {str(r.id): r.score for r in cj.results}), "spent_usd": sanitize(cj.spent_usd, 8)}
         report["flagged"] = any(a["flagged"] for a in report["arms"].values())
+        report["spent_usd"] = sanitize(used, 8)
         return report
+
+
+def _charged(budget: Budget | None, spent: float, per_call: float | None = None) -> Budget | None:
+    """The budget after `spent` more: judge calls share the arm's cap. Their first estimate is the
+    pilot's (arm and judge together, so an upper bound), then what judge calls really cost."""
+    from dataclasses import replace
+
+    if budget is None:
+        return None
+    return replace(budget, spent_before=budget.spent_before + spent, est_cost_per_call=per_call or budget.est_cost_per_call)
 
 
 def _slot(arm: str) -> str:

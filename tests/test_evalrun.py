@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shlex
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitera.cache import Cache
 from gitera.errors import ConfigError
 from gitera.evalrun import Budget, EvalRun, EvalSpec, RetryPolicy, RowResult, check_pilot, run_eval
 from gitera.evalrun.command import plan_shards
-from gitera.evalrun.parse import parse_lines
+from gitera.evalrun.parse import KNOWN_FIELDS, PLACEHOLDERS, interpret, is_placeholder, parse_lines
 from gitera.progress import Progress
 
 HARNESSES = Path(__file__).parent / "harnesses"
@@ -101,6 +105,20 @@ def test_transient_beyond_the_attempts_is_a_crash_naming_it(checkout: Path, monk
     assert "still transient after 3 attempts: 429 rate limited" in (bad[0].error or "")
 
 
+@contextlib.contextmanager
+def _env(values: Mapping[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
@@ -116,9 +134,10 @@ def test_a_hung_shard_is_killed_with_its_children_and_others_finish(checkout: Pa
     res = run(spec, checkout, rows, timeout_s=1.5)
     assert time.monotonic() - t0 < 6
     by_id = {r.id: r for r in res.results}
-    assert by_id["hang"].status == "timeout" and "killed after 1.5 s (timeout_s)" in (by_id["hang"].error or "")
+    assert by_id["hang"].status == "timeout"
+    assert by_id["hang"].error == "the command was killed after writing no result line for 1.5 s (timeout_s, per row) when scored alone"
     assert all(by_id[f"r{i}"].score == 0.5 for i in range(5))
-    assert not res.complete and any("trial 0 shard 0: killed after 1.5 s" in p for p in res.problems)
+    assert not res.complete and any(p.startswith("trial 0 shard 0: the command was killed after writing no result line for 1.5 s") for p in res.problems)
     parent, child = map(int, (checkout / "pids.txt").read_text().split())
     deadline = time.monotonic() + 2
     while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:
@@ -138,15 +157,78 @@ def test_the_run_timeout_stops_everything_and_marks_the_rest(checkout: Path) -> 
 
 def test_a_crashing_shard_records_exit_code_and_stderr_tail_and_others_are_ok(checkout: Path) -> None:
     rows = [{"id": i, "crash": i == 5} for i in range(12)]
-    res = run(EvalSpec(command=f"{shlex.quote(sys.executable)} crash.py", shard_size=4), checkout, rows, concurrency=3)
+    stream = io.StringIO()
+    res = run(EvalSpec(command=f"{shlex.quote(sys.executable)} crash.py", shard_size=4), checkout, rows, concurrency=3, progress=Progress(stream))
     by_id = {r.id: r for r in res.results}
-    assert [i for i in range(12) if by_id[i].status != "ok"] == [5, 6, 7]  # shard 4..7 died at row 5
-    err = by_id[6].error or ""
+    # shard 4..7 died at row 5; rows 6 and 7 were re-run without it and scored
+    assert [i for i in range(12) if by_id[i].status != "ok"] == [5]
+    err = by_id[5].error or ""
     assert err.startswith("the command exited with code 3; stderr tail:")
     assert "KeyError: 'boom' on row 5" in err and "log line 11" in err and "log line 10\n" not in err
     assert len(err.splitlines()) == 21
-    assert by_id[4].score == 1.0 and by_id[8].score == 1.0
-    assert any("shard 1: the command exited with code 3; rows 5, 6, 7 unscored" in p for p in res.problems)
+    assert all(by_id[i].score == 1.0 for i in (4, 6, 7, 8))
+    assert any("shard 1.1.1: the command exited with code 3; rows 5 unscored" in p for p in res.problems)
+    assert any("shard 1: the command exited with code 3 with 3 rows unwritten; re-running them" in w for w in res.warnings)
+    assert "11/12 scored, INCOMPLETE" in stream.getvalue()
+
+
+def test_bisection_isolates_the_rows_that_crash_or_hang_and_scores_the_rest(checkout: Path, tmp_path: Path) -> None:
+    log = tmp_path / "tried.jsonl"
+    rows = [{"id": i, "crash": i == 5, "hang": i == 11} for i in range(24)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", shard_size=8)
+    env = {"HARNESS_LOG": str(log)}
+    stream = io.StringIO()
+    t0 = time.monotonic()
+    with _env(env):
+        res = run(spec, checkout, rows, timeout_s=1.0, concurrency=4, progress=Progress(stream))
+    assert time.monotonic() - t0 < 15
+    by_id = {r.id: r for r in res.results}
+    assert {i: r.status for i, r in by_id.items() if r.status != "ok"} == {5: "crash", 11: "timeout"}
+    assert all(by_id[i].score == 1.0 for i in range(24) if i not in (5, 11))
+    # each failure is reported from ITS OWN single-row invocation
+    assert "poison: crashing with 1 rows" in (by_id[5].error or "")
+    assert by_id[11].error == "the command was killed after writing no result line for 1 s (timeout_s, per row) when scored alone"
+    tried = [json.loads(line) for line in log.read_text().splitlines()]
+    counts = {i: sum(i in ids for ids in tried) for i in range(24)}
+    assert max(counts.values()) <= 4 and counts[5] == counts[11] == 4  # log2(8) + 1
+    assert counts[20] == 1 and counts[0] >= 2
+    assert res.calls == sum(len(ids) for ids in tried) and res.invocations == len(tried)
+    assert res.problems[0].startswith("2 of 24 row x trial results are unscored (1 crash, 1 timeout)")
+    assert "22/24 scored, INCOMPLETE" in stream.getvalue()
+
+
+def test_rows_isolated_by_bisection_are_cached_and_the_failing_row_alone_is_retried(checkout: Path, tmp_path: Path) -> None:
+    rows = [{"id": i, "crash": i == 2} for i in range(8)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", harness_hash="h1", shard_size=4)
+    cache = Cache(tmp_path / "cache")
+    first = run(spec, checkout, rows, cache=cache, tree_id="t")
+    assert [r.id for r in first.results if r.status != "ok"] == [2] and first.spent_usd == pytest.approx(0.007)
+    second = run(spec, checkout, rows, cache=cache, tree_id="t")
+    assert second.cache_hits == 7 and second.calls == 1 and second.invocations == 1
+    assert second.results[2].status == "crash"
+
+
+@pytest.mark.parametrize("poison", ["crash", "hang"])
+def test_a_harness_that_fails_on_every_row_is_not_bisected(checkout: Path, tmp_path: Path, poison: str) -> None:
+    """Bisection needs evidence that the harness can work: some invocation of the run wrote a
+    line. Without it, re-running every row alone would multiply the cost of a broken harness."""
+    log = tmp_path / "tried.jsonl"
+    rows = [{"id": i, poison: True} for i in range(12)]
+    spec = EvalSpec(command=f"{shlex.quote(sys.executable)} poison.py", shard_size=4)
+    t0 = time.monotonic()
+    with _env({"HARNESS_LOG": str(log)}):
+        res = run(spec, checkout, rows, timeout_s=1.0, concurrency=3)
+    assert time.monotonic() - t0 < 5 and res.invocations == 3 and len(log.read_text().splitlines()) == 3
+    assert {r.status for r in res.results} == {"crash" if poison == "crash" else "timeout"}
+    assert res.warnings == ()
+    assert sum("no invocation of this run wrote a result line (the harness seems to fail on every row)" in p for p in res.problems) == 3
+
+
+def test_timeout_s_is_per_row_so_a_long_shard_that_keeps_writing_is_not_killed(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DELAY_S", "0.4")
+    spec = EvalSpec(command=cmd("deterministic").command, shard_size=8)
+    res = run(spec, checkout, rows_for(8), timeout_s=1.5)
+    assert res.complete and res.invocations == 1 and res.wall_s > 3  # 8 x 0.4 s, each row well within 1.5 s
 
 
 def test_a_lying_harness_gets_every_lie_reported_with_row_and_line(checkout: Path) -> None:
@@ -280,7 +362,7 @@ def test_rows_of_a_running_shard_are_cached_as_written_so_a_killed_shard_resumes
     monkeypatch.setenv("HARNESS_DELAY_S", "0.1")
     cache = Cache(tmp_path / "cache")
     spec = EvalSpec(command=cmd("deterministic").command, harness_hash="h1", shard_size=40)
-    first = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", timeout_s=1.2)
+    first = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", run_timeout_s=1.2)
     done = sum(r.status == "ok" for r in first.results)
     assert 3 < done < 40 and first.results[-1].status == "timeout"
     second = run(spec, checkout, rows_for(40), cache=cache, tree_id="t", run_timeout_s=None)
@@ -347,13 +429,27 @@ def test_progress_is_quiet_off_a_tty_and_draws_one_line_on_a_tty(checkout: Path)
 
 
 def test_plan_shards_gives_even_waves() -> None:
-    shards = plan_shards({t: [str(i) for i in range(1000)] for t in range(3)}, 32)
+    shards = plan_shards({t: [str(i) for i in range(1000)] for t in range(3)}, 32, cpus=64)
     sizes = [len(s.keys) for s in shards]
     assert len(shards) == 32 and sizes == sorted(sizes, reverse=True) and sizes[0] == 100
-    assert len(plan_shards({0: [str(i) for i in range(96)]}, 32)) == 32  # one even wave
+    assert len(plan_shards({0: [str(i) for i in range(96)]}, 32, cpus=2)) == 32  # one even wave
     assert sorted(k for s in shards if s.trial == 1 for k in s.keys) == sorted(str(i) for i in range(1000))
     assert len(plan_shards({0: ["a", "b", "c"]}, 8)) == 3
     assert [len(s.keys) for s in plan_shards({0: list("abcde")}, 8, shard_size=2)] == [2, 2, 1]
+
+
+def test_plan_shards_fills_slots_across_trials_when_a_later_start_is_cheap() -> None:
+    """3 x 1,000 rows on 32 slots: equal shards per trial leave some slots 100 rows; filling
+    slots of 94 rows in turn (two shards where one trial ends and the next begins) does not."""
+    pending = {t: [str(i) for i in range(1000)] for t in range(3)}
+    shards = plan_shards(pending, 32, cpus=2)
+    assert len(shards) == 34 and max(len(s.keys) for s in shards) == 94
+    for t in range(3):
+        assert [k for s in sorted(shards, key=lambda s: s.index) if s.trial == t for k in s.keys] == pending[t]
+    loads = [0] * 32  # the scheduler's order: largest first, each to the slot that frees first
+    for s in shards:
+        loads[loads.index(min(loads))] += len(s.keys)
+    assert max(loads) == 94
 
 
 def test_parse_lines_ignores_a_cut_off_last_line() -> None:
@@ -397,29 +493,76 @@ def test_starter_harnesses_run_as_is_and_pass_the_pilot(tmp_path: Path, kind: st
     assert check_pilot({"v1": res.for_trial(0)[:1], "v2": res.for_trial(1)[:1]}) == []
 
 
-def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", [["hang"], ["hang", "r1", "r2", "r3"]])
+def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path: Path, rows: list[str]) -> None:
     import signal
     import subprocess
 
     script = tmp_path / "driver.py"
     script.write_text(
-        "import sys\nfrom pathlib import Path\nfrom gitera.evalrun import EvalSpec, run_eval\n"
+        "import sys\nfrom pathlib import Path\nfrom gitera.evalrun import EvalSpec, run_eval\nfrom gitera.progress import Progress\n"
         f"co = Path({str(checkout)!r})\n"
         "try:\n"
         "    run_eval(EvalSpec(command=sys.executable + ' hang.py'), checkout=co, tag='t', arm='a', params={},\n"
-        "             split='dev', rows=[{'id': 'hang'}], trials=[0], concurrency=1, timeout_s=60,\n"
-        f"             workdir=Path({str(tmp_path / 'w')!r}))\n"
+        f"             split='dev', rows=[{{'id': i}} for i in {rows!r}], trials=[0], concurrency=1, timeout_s=60,\n"
+        f"             workdir=Path({str(tmp_path / 'w')!r}), progress=Progress(sys.stderr))\n"
         "except KeyboardInterrupt:\n    sys.exit(130)\n"
     )
-    proc = subprocess.Popen([sys.executable, str(script)])
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
     pids = checkout / "pids.txt"
     deadline = time.monotonic() + 10
     while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 130
+    assert "re-running" not in (proc.stderr.read() if proc.stderr else "")  # what Ctrl-C killed is not bisected
     parent, child = map(int, pids.read_text().split())
     deadline = time.monotonic() + 2
     while not (_gone(parent) and _gone(child)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(parent) and _gone(child)
+
+
+def _pilot_of(line: dict[str, Any]) -> list[str]:
+    base = {"id": "r1", "score": 1, "cost_usd": 0.01, "latency_ms": 3.0}
+    return check_pilot({"v1": [interpret({**base, **line}, "r1", 0, "out line 1").result]})
+
+
+def test_the_pilot_refuses_null_fields_and_placeholders_in_fields_gitera_does_not_know() -> None:
+    assert _pilot_of({"output": "billing", "finding": None, "tokens": 3, "answer": "billing", "meta": {"n": 2}}) == []
+    assert _pilot_of({"output": None}) == ["arm v1 row 'r1' trial 0: `output` is null"]
+    assert _pilot_of({"tokens": None}) == ["arm v1 row 'r1' trial 0: `tokens` is null"]
+    assert _pilot_of({"answer": "TODO", "reason": None}) == [
+        "arm v1 row 'r1' trial 0: `answer` is a placeholder ('TODO')", "arm v1 row 'r1' trial 0: `reason` is null",
+    ]
+    assert _pilot_of({"meta": {"label": " n/a "}, "steps": ["parse", "…"]}) == [
+        "arm v1 row 'r1' trial 0: `meta.label` is a placeholder (' n/a ')", "arm v1 row 'r1' trial 0: `steps[1]` is a placeholder ('…')",
+    ]
+    assert _pilot_of({"deep": {"er": {"x": "TODO"}}}) == []  # only one level down
+
+
+_extra_names = st.text(st.characters(codec="ascii", categories=("L", "N", "Pc")), min_size=1, max_size=12).filter(lambda n: n not in KNOWN_FIELDS)
+_placeholders = st.builds(
+    lambda p, upper, pad: f"{pad}{p.upper() if upper else p}{pad}",
+    st.sampled_from(sorted(PLACEHOLDERS)), st.booleans(), st.sampled_from(["", " ", "\t", "  "]),
+)
+_real_text = st.text(min_size=1, max_size=40).filter(lambda t: not is_placeholder(t))
+_json_scalars = st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), _real_text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    score=st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans()),
+    extras=st.dictionaries(_extra_names, st.one_of(_json_scalars, st.lists(_json_scalars, max_size=3), st.dictionaries(_extra_names, _json_scalars, max_size=3)), max_size=4),
+    bad_name=_extra_names, bad=_placeholders, nest=st.sampled_from(["top", "map", "list"]), finding=st.one_of(st.none(), _real_text),
+)
+def test_parsing_a_result_line_flags_exactly_the_placeholder_fields(
+    score: float, extras: dict[str, Any], bad_name: str, bad: str, nest: str, finding: str | None
+) -> None:
+    line = {"id": 7, "score": score, "finding": finding, **extras}
+    clean = interpret(json.loads(json.dumps(line)), 7, 0, "out line 1").result
+    assert clean.status == "ok" and clean.score == float(score) and clean.suspect == ()
+    value: Any = {"top": bad, "map": {"k": bad}, "list": ["fine", bad]}[nest]
+    path = {"top": bad_name, "map": f"{bad_name}.k", "list": f"{bad_name}[1]"}[nest]
+    flagged = interpret({**line, bad_name: value}, 7, 0, "out line 1").result
+    assert flagged.score == float(score) and flagged.suspect == (f"`{path}` is a placeholder ({bad!r})",)

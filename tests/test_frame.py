@@ -43,6 +43,16 @@ def test_the_documented_frame_parses_into_values() -> None:
     assert frame.locked == ("eval/run.py", "eval/metric.py")
 
 
+def test_eval_run_timeout_is_optional_and_must_be_positive() -> None:
+    assert parse(FRAME).eval.run_timeout_s is None and parse(FRAME).eval.timeout_s == 60.0
+    text = FRAME.replace("timeout_s: 60}", "timeout_s: 60, run_timeout_s: 3600}")
+    assert parse(text).eval.run_timeout_s == 3600.0
+    bad = FRAME.replace("timeout_s: 60}", "timeout_s: 60, run_timeout_s: 0}")
+    assert error_of(bad).endswith(":26: eval.run_timeout_s: must be positive; got 0")
+    bad = FRAME.replace("timeout_s: 60}", "timeout_s: 60, run_timeout_s: soon}")
+    assert error_of(bad).endswith(":26: eval.run_timeout_s: must be a number; got text 'soon'")
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gitera.judging import blind_label, cross_check
-from tests.conftest import run_gitera
+from tests.conftest import git, run_gitera
 from tests.helpers import synthetic_project
 
 
@@ -63,3 +66,115 @@ def test_lock_refuses_a_same_family_judge_without_cross_judge(repo: Path) -> Non
         assert "shares family 'gpt' with arm b" in exc.message
     else:
         raise AssertionError("a same-family judge without a cross-judge was accepted")
+
+
+def _seen(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_judge_runs_in_one_neutral_checkout_with_nothing_naming_the_arm_and_gets_the_full_output(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = repo.parent / "judge_seen.jsonl"
+    monkeypatch.setenv("JUDGE_SEEN_FILE", str(seen))
+    synthetic_project(
+        repo, rows=100,
+        policies={"policy_a.txt": "accuracy: 0.5\npad: 3000\n", "policy_b.txt": "accuracy: 0.7\npad: 70000\n", "policy_z.txt": "accuracy: 0.6\n"},
+        extra_arms="  zebra: {change: a third policy, params: {policy: policy_z.txt}}",
+        eval_extra=", judge: {command: python judge.py, family: fam-x}, cross_judge: {command: python judge.py, family: fam-y}",
+        locked_extra=("judge.py",),
+    )
+    r = run_gitera(repo, "run", "--json")
+    assert r.code == 0, r.err
+    shown = _seen(seen)  # the pilot's judge calls and the run's, the cross-judge's included
+    assert len(shown) > 6
+    cwds = {s["cwd"] for s in shown}
+    assert len(cwds) == 1 and cwds.pop().endswith("/.git/gitera/worktrees/judge")
+    for s in shown:
+        env = s["env"]
+        assert env["GITERA_ARM"] == "judge" and env["GITERA_ARM_PARAMS"] == "{}"
+        leaks = {k: v for k, v in env.items() for name in ("zebra", "policy_z", "policy_b", "arm-a", "arm-b") if name in v}
+        assert leaks == {}
+        assert Path(env["GITERA_ROWS"]).parent.parent.name.startswith("judge-")
+        assert all(c.startswith("response-") for c in s["candidates"])
+    lengths = {n for s in shown for n in s["lengths"]}
+    assert {7, 3007, 64 * 1024} <= lengths and max(lengths) == 64 * 1024  # full outputs, capped at 64 KiB
+    summary = json.loads(r.out)
+    for arm in ("a", "b", "zebra"):
+        rows = [json.loads(x) for x in (repo / summary["arms"][arm]["rows_file"]).read_text().splitlines()]
+        assert max(len(x["output"]) for x in rows) <= 500  # the committed files keep the excerpt
+    assert summary["cross_judge"]["flagged"] is False
+
+
+def test_judge_results_are_cached_by_judge_files_row_output_and_trial(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitera.experiment import Experiment
+    from gitera.git import Repo
+    from gitera.output import Output
+    from gitera.scoring import Scorer, arm_commit, load_split
+
+    seen = repo.parent / "judge_seen.jsonl"
+    monkeypatch.setenv("JUDGE_SEEN_FILE", str(seen))
+    synthetic_project(repo, rows=100, eval_extra=", judge: {command: python judge.py, family: fam-x}", pilot=False)
+    exp = Experiment(Repo.find(repo), "syn")
+    scorer = Scorer(exp, exp.load_frame(), exp.read_lock(), Output(quiet=True))
+    rows = load_split(exp, "dev")[:6]
+
+    def judged(trials: list[int], rows: list[dict[str, Any]] = rows) -> int:
+        before = sum(len(s["ids"]) for s in _seen(seen))
+        run = scorer.score("a", arm_commit(exp, scorer.frame, "a"), rows, "dev", trials)
+        assert run.complete
+        return sum(len(s["ids"]) for s in _seen(seen)) - before
+
+    def commit(path: str, text: str) -> None:
+        (repo / path).write_text(text)
+        git(repo, "commit", "-q", "-am", f"edit {path}")
+
+    assert judged([0]) == 6
+    assert judged([0]) == 0  # unchanged: no judge call
+    assert judged([0, 1]) == 6  # a new trial index is a new entry
+    assert judged([0], [{**rows[0], "text": "edited"}, *rows[1:]]) == 1  # an edited row
+    commit("policy_b.txt", "accuracy: 0.5\n# an iteration\n")
+    assert judged([0]) == 0  # the arm ran again (new tree), same outputs: the judge is not paid again
+    monkeypatch.setenv("SYN_OUTPUT_SUFFIX", " (reworded)")
+    commit("policy_b.txt", "accuracy: 0.5\n# another iteration\n")
+    assert judged([0]) == 6  # changed outputs
+    commit("judge.py", (repo / "judge.py").read_text() + "# a changed rubric\n")
+    assert judged([0]) == 6  # a changed judge harness
+
+
+JUDGES = ", judge: {command: python judge.py, family: fam-x}, cross_judge: {command: python judge.py, family: fam-y}"
+
+
+def test_judge_and_cross_judge_spend_is_recorded_in_the_trailers(repo: Path) -> None:
+    from gitera.git import Repo
+    from gitera.scoring import spent_so_far
+
+    synthetic_project(repo, rows=100, eval_extra=JUDGES, locked_extra=("judge.py",), max_cost_usd=10)
+    before = spent_so_far(Repo.find(repo), "autoexp/syn")
+    r = run_gitera(repo, "run", "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    n = summary["arms"]["a"]["n"]
+    cross = 2 * 5 * 0.00001
+    assert summary["cross_judge"]["spent_usd"] == pytest.approx(cross)
+    assert summary["arms"]["a"]["spent_usd"] == pytest.approx(n * 3 * (0.0001 + 0.00001) + 5 * 0.00001)
+    after = spent_so_far(Repo.find(repo), "autoexp/syn")
+    assert after - before == pytest.approx(2 * n * 3 * (0.0001 + 0.00001) + cross)
+
+
+def test_judge_calls_are_charged_to_the_arm_budget_and_stop_before_exceeding_it(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitera.git import Repo
+    from gitera.scoring import spent_so_far
+
+    monkeypatch.setenv("JUDGE_COST", "0.0001")  # the judge costs as much as the arm
+    pilot = 2 * (0.0001 + 0.0001)
+    dev = 40  # 100 rows: 50 dev, of which 20 % are reserved for the gate
+    cap = pilot + dev * 3 * 0.0001 + 0.006  # the baseline arm fits, its judge only in part
+    synthetic_project(repo, rows=100, eval_extra=JUDGES, locked_extra=("judge.py",), max_cost_usd=cap)
+    r = run_gitera(repo, "run", "--json")
+    assert r.code == 5, r.out + r.err
+    summary = json.loads(r.out)
+    assert summary["arms"]["a"]["n"] == dev and list(summary["arms"]) == ["a"]  # arm b was not started
+    assert summary["arms"]["a"]["statuses"]["missing"] > 0 and "budget" in r.err
+    spent = spent_so_far(Repo.find(repo), "autoexp/syn")
+    assert pilot + dev * 3 * 0.0001 < spent <= cap + 1e-9  # judge calls were made, charged and recorded

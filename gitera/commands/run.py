@@ -160,9 +160,11 @@ def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Outp
             out.warn(f"the budget of ${frame.iterate.budget.max_cost_usd if frame.iterate else '?'} is spent; arms after {arm} were not run.")
             break
     summary = summarize(frame, fhash, ids, runs)
-    judge_report = scorer.cross_judge(runs, rows, commits[frame.baseline.arm]) if summary["complete"] else None
+    judge_report = scorer.cross_judge(runs, rows, spent) if summary["complete"] else None
     if judge_report is not None:
         summary["cross_judge"] = judge_report
+        for arm, check in judge_report["arms"].items():  # the cross-judge's calls count in the arm's recorded spend
+            summary["arms"][arm]["spent_usd"] = sanitize(summary["arms"][arm]["spent_usd"] + check["spent_usd"], 8)
         if judge_report["flagged"]:
             out.warn("the cross-judge disagrees with the judge on 2 or more of 5 rows: the metric needs work; the verdict will refuse this run.")
     number = len(run_dirs(exp)) + 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
+import os
+import subprocess
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gitera.evalrun.collect import Collector, describe_ids
 from gitera.evalrun.model import RetryPolicy, RowId, RowResult
@@ -18,26 +21,49 @@ from gitera.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, spawn, t
 from gitera.evalrun.schedule import Unit
 
 WAVES = 4  # at most this many shards per concurrency slot
-MAX_SHARD_ROWS = 256  # bounds what one crash or timeout can take down
+MAX_SHARD_ROWS = 256  # bounds the re-runs a crash or hang costs (log2(256) + 1 = 9 tries per row at most)
 TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished rows
 
 
 @dataclass(frozen=True)
+class Failure:
+    """How an invocation failed, kept for its unwritten rows while bisection waits for evidence."""
+
+    status: Literal["crash", "timeout"]
+    error: str  # each row's error
+    label: str  # the invocation, e.g. "trial 0 shard 3"
+    how: str  # e.g. "exited with code 1"
+
+
+@dataclass(frozen=True)
 class Shard:
+    """Rows of one trial for one invocation; `part` names the halves bisection re-runs (".1.2").
+    With `failure`, the rows of a failed invocation parked until the run shows evidence."""
+
     trial: int
     index: int
     keys: tuple[str, ...]
+    part: str = ""
+    failure: Failure | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.index}{self.part}"
+
+
+def _sizes(rows: int, parts: int) -> list[int]:
+    """The sizes of `parts` nearly equal chunks of `rows` (they differ by at most one)."""
+    parts = max(1, min(parts, rows))
+    size, extra = divmod(rows, parts)
+    return [size + (1 if i < extra else 0) for i in range(parts)]
 
 
 def _split(keys: Sequence[str], parts: int) -> list[tuple[str, ...]]:
     """`parts` nearly equal consecutive chunks (sizes differ by at most one)."""
-    parts = max(1, min(parts, len(keys)))
-    size, extra = divmod(len(keys), parts)
     out, start = [], 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        out.append(tuple(keys[start:end]))
-        start = end
+    for size in _sizes(len(keys), parts):
+        out.append(tuple(keys[start:start + size]))
+        start += size
     return out
 
 
@@ -53,50 +79,115 @@ def _counts(pending: Mapping[int, Sequence[str]], units: int) -> dict[int, int]:
     return counts
 
 
-def _makespan(sizes: Sequence[int], slots: int, start_cost: float) -> float:
-    """Longest slot when shards run largest first (LPT), a process start costing `start_cost` rows."""
+Chunk = tuple[int, tuple[str, ...]]  # (trial, row keys)
+
+
+def _even(pending: Mapping[int, Sequence[str]], counts: Mapping[int, int]) -> list[Chunk]:
+    return [(t, c) for t in sorted(pending) for c in _split(pending[t], counts[t])]
+
+
+def _fill(pending: Mapping[int, Sequence[str]], capacity: int) -> list[Chunk]:
+    """Consecutive chunks that fill slots of `capacity` rows in turn: a slot where one trial
+    ends and the next begins gets two shards, so no slot holds more than `capacity` rows."""
+    out: list[Chunk] = []
+    room = capacity
+    for trial in sorted(pending):
+        keys = pending[trial]
+        start = 0
+        while start < len(keys):
+            take = min(room, len(keys) - start)
+            out.append((trial, tuple(keys[start:start + take])))
+            start += take
+            room = room - take or capacity
+    return out
+
+
+def _makespan(sizes: Sequence[int], slots: int, start_cost: float, later_cost: float) -> float:
+    """Longest slot when shards run largest first (LPT), in rows: the first wave's starts cost
+    `start_cost` each (they compete for the CPU), a later start `later_cost`."""
     loads = [0.0] * min(slots, len(sizes))
     heapq.heapify(loads)
-    for size in sorted(sizes, reverse=True):
-        heapq.heapreplace(loads, loads[0] + size + start_cost)
+    for i, size in enumerate(sorted(sizes, reverse=True)):
+        heapq.heapreplace(loads, loads[0] + size + (start_cost if i < slots else later_cost))
     return max(loads)
 
 
-def plan_shards(pending: Mapping[int, Sequence[str]], concurrency: int, shard_size: int | None = None) -> list[Shard]:
+def _best_even(
+    pending: Mapping[int, Sequence[str]], concurrency: int, score: Callable[[Sequence[int]], tuple[float, int]],
+) -> tuple[tuple[float, int], dict[int, int]] | None:
+    """The best shard counts per trial for nearly equal shards, from one wave to WAVES waves."""
+    total = sum(len(k) for k in pending.values())
+    low = max(len(pending), min(total, concurrency), math.ceil(total / MAX_SHARD_ROWS))
+    high = min(total, max(low + concurrency - 1, concurrency * WAVES))
+    best: tuple[tuple[float, int], dict[int, int]] | None = None
+    for units in range(low, high + 1):
+        counts = _counts(pending, units)
+        sizes = [size for t in pending for size in _sizes(len(pending[t]), counts[t])]
+        if max(sizes) <= MAX_SHARD_ROWS:
+            plan = (score(sizes), counts)
+            best = plan if best is None or plan[0] < best[0] else best
+    return best
+
+
+def plan_shards(
+    pending: Mapping[int, Sequence[str]], concurrency: int, shard_size: int | None = None, cpus: int | None = None,
+) -> list[Shard]:
     """Shard rows per trial (an invocation has one GITERA_TRIAL), fewest shards for the best finish.
 
-    Candidate shard counts run from `concurrency` (one wave) to 4 waves; each is scored by
-    its simulated makespan in rows, and the cheapest (then fewest) wins. A process start is
-    charged a tenth of a slot's share of rows: harness start-up (interpreter, imports, model
-    clients) competes for the CPU when `concurrency` shards start at once, so an extra wave
-    must buy a real balance gain. In practice: one wave, more when trials split unevenly or
-    a shard would exceed MAX_SHARD_ROWS. Shards are returned largest first (LPT order).
+    Candidates: every trial cut into nearly equal shards, for shard counts from `concurrency`
+    (one wave) to 4 waves; and the fill plan (`_fill`), one slot's share of rows per slot where
+    a slot that straddles two trials runs two shards. Each is scored by its simulated makespan
+    in rows and the cheapest (then fewest shards) wins. The first wave's process starts are
+    charged a tenth of a slot's share each: `concurrency` harnesses starting at once (interpreter,
+    imports, model clients) compete for the `cpus` cores. A later start happens alone, so it is
+    charged that times cpus/concurrency. In practice: one wave, the fill plan when trials split
+    unevenly, more waves when a shard would exceed MAX_SHARD_ROWS. Largest first (LPT order).
     """
     pending = {t: keys for t, keys in pending.items() if keys}
     total = sum(len(k) for k in pending.values())
     if not total:
         return []
     if shard_size is not None:
-        counts = {t: math.ceil(len(keys) / shard_size) for t, keys in pending.items()}
+        chunks = _even(pending, {t: math.ceil(len(keys) / shard_size) for t, keys in pending.items()})
     else:
-        low = max(len(pending), min(total, concurrency), math.ceil(total / MAX_SHARD_ROWS))
-        high = min(total, max(low + concurrency - 1, concurrency * WAVES))
         start_cost = max(1.0, total / concurrency / 10)
-        best: tuple[float, int, dict[int, int]] | None = None
-        for units in range(low, high + 1):
-            counts = _counts(pending, units)
-            sizes = [len(c) for t in pending for c in _split(pending[t], counts[t])]
-            if max(sizes) > MAX_SHARD_ROWS:
-                continue
-            cost = _makespan(sizes, concurrency, start_cost)
-            if best is None or cost < best[0]:
-                best = (cost, units, counts)
-        counts = best[2] if best is not None else _counts(pending, high)
-    shards: list[Shard] = []
-    for trial in sorted(pending):
-        for chunk in _split(pending[trial], counts[trial]):
-            shards.append(Shard(trial, len(shards), chunk))
+        later_cost = start_cost * min(1.0, (cpus or os.cpu_count() or 1) / concurrency)
+
+        def score(sizes: Sequence[int]) -> tuple[float, int]:
+            return _makespan(sizes, concurrency, start_cost, later_cost), len(sizes)
+
+        fill = _fill(pending, min(MAX_SHARD_ROWS, math.ceil(total / concurrency)))
+        even = _best_even(pending, concurrency, score)
+        chunks = fill if even is None or score([len(c) for _, c in fill]) < even[0] else _even(pending, even[1])
+    shards = [Shard(trial, i, keys) for i, (trial, keys) in enumerate(chunks)]
     return sorted(shards, key=lambda s: -len(s.keys))
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How one invocation ended, and where its files are."""
+
+    rc: int
+    timed_out: bool  # killed by gitera (by_run: at the run's deadline, else after timeout_s without a new line)
+    by_run: bool
+    base: Path
+
+    @property
+    def out_path(self) -> Path:
+        return self.base / "out.jsonl"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.base / "stdout.txt"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.base / "stderr.txt"
+
+    @property
+    def failed(self) -> bool:
+        """Crashed or hung: rows it did not write are re-run in smaller invocations (bisection)."""
+        return (self.timed_out and not self.by_run) or (not self.timed_out and self.rc != 0)
 
 
 @dataclass
@@ -112,49 +203,69 @@ class CommandRunner:
     workdir: Path
     collector: Collector
     live: LiveProcesses
+    _seq: Iterator[int] = field(default_factory=itertools.count)  # unique work dirs for retries and halves
+    evidence: bool = False  # some invocation of this run wrote a result line: the harness can work
 
     def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
         shard = unit.payload
-        base = self.workdir / f"t{shard.trial}-s{shard.index:04d}-a{unit.attempt}"
+        if shard.failure is not None:  # parked rows, released when nothing else is left to run
+            if self.evidence:
+                return self._bisect(unit, shard.keys, shard.failure)
+            self.settle(unit)
+            return []
+        base = self.workdir / f"t{shard.trial}-s{shard.index:04d}{shard.part}-a{unit.attempt}-{next(self._seq)}"
         base.mkdir(parents=True, exist_ok=True)
         rows_path, out_path = base / "rows.jsonl", base / "out.jsonl"
-        stdout_path, stderr_path = base / "stdout.txt", base / "stderr.txt"
         out_path.unlink(missing_ok=True)  # a reused workdir must never feed an earlier run's lines back
         rows_path.write_text("".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys), encoding="utf-8")
         env = {**self.env, "GITERA_TRIAL": str(shard.trial), "GITERA_ROWS": str(rows_path), "GITERA_OUT": str(out_path)}
-        limit, by_run = self.timeout_s, False
-        if self.deadline is not None and self.deadline - time.monotonic() < limit:
-            limit, by_run = max(0.0, self.deadline - time.monotonic()), True
-        timed_out = False
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        early: dict[str, RowResult] = {}
+        with (base / "stdout.txt").open("wb") as out, (base / "stderr.txt").open("wb") as err:
             proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
             self.live.add(proc)
-            early: dict[str, RowResult] = {}
-            tailer = _Tail(out_path)
-            end = time.monotonic() + limit
-            waiter = ExitWaiter(proc)
             try:
-                while not waiter.wait(min(TICK_S, end - time.monotonic())):
-                    if time.monotonic() >= end:
-                        timed_out = True
-                        kill_group(proc)
-                        break
-                    self._stream(shard, tailer, early)
+                timed_out, by_run = self._watch(proc, shard, _Tail(out_path), early)
             finally:
-                waiter.close()
                 self.live.discard(proc)
-        return self._collect(unit, proc.returncode, timed_out, by_run, limit, out_path, stdout_path, stderr_path, set(early))
+        ended = Ended(proc.returncode, timed_out, by_run, base)
+        return self._collect(unit, ended, set(early))
 
-    def _stream(self, shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> None:
-        """Record rows a running shard has finished (cache, progress, budget see them now)."""
+    def _watch(self, proc: subprocess.Popen[bytes], shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> tuple[bool, bool]:
+        """Wait for the invocation; kill it when timeout_s passes without a new result line
+        (its start-up counts toward the first row) or at the run's deadline.
+        Returns (timed_out, by_run)."""
+        waiter = ExitWaiter(proc)
+        last = time.monotonic()
+        try:
+            while True:
+                end, by_run = last + self.timeout_s, False
+                if self.deadline is not None and self.deadline < end:
+                    end, by_run = self.deadline, True
+                if waiter.wait(max(0.0, min(TICK_S, end - time.monotonic()))):
+                    return False, False
+                if self._stream(shard, tailer, early):
+                    last = time.monotonic()
+                elif time.monotonic() >= end:
+                    kill_group(proc)
+                    return True, by_run
+        finally:
+            waiter.close()
+
+    def _stream(self, shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> bool:
+        """Record rows a running shard has finished (cache, progress, budget see them now).
+        True when a new line for one of the shard's rows appeared (the per-row timer restarts)."""
         batch: dict[str, RowResult] = {}
+        progressed = False
         for line in tailer.new_lines():
             try:
                 obj = json.loads(line)
             except ValueError:
                 continue
             key = id_key(obj.get("id")) if isinstance(obj, dict) else None
-            if key is None or key not in shard.keys or key in early or key in batch:
+            if key is None or key not in shard.keys:
+                continue
+            progressed = True
+            if key in early or key in batch:
                 continue
             got = interpret(obj, self.ids[key], shard.trial, "")
             if got.result.status == "ok" and not got.transient:
@@ -162,37 +273,35 @@ class CommandRunner:
         early.update(batch)
         if batch:
             self.collector.early(batch)
+        self.evidence = self.evidence or progressed
+        return progressed
 
-    def _collect(
-        self, unit: Unit[Shard], rc: int, timed_out: bool, by_run: bool, limit: float,
-        out_path: Path, stdout_path: Path, stderr_path: Path, early: set[str],
-    ) -> list[Unit[Shard]]:
+    def _collect(self, unit: Unit[Shard], ended: Ended, early: set[str]) -> list[Unit[Shard]]:
         shard = unit.payload
-        label = f"trial {shard.trial} shard {shard.index}" + (f" (attempt {unit.attempt})" if unit.attempt > 1 else "")
-        text = out_path.read_text(encoding="utf-8", errors="replace") if out_path.exists() else ""
-        expected = {k: self.ids[k] for k in shard.keys}
-        source = f"{label} GITERA_OUT ({out_path})"
-        parsed = parse_lines(text, expected, source)
+        label = f"trial {shard.trial} shard {shard.name}" + (f" (attempt {unit.attempt})" if unit.attempt > 1 else "")
+        path = ended.out_path
+        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        source = f"{label} GITERA_OUT ({path})"
+        parsed = parse_lines(text, {k: self.ids[k] for k in shard.keys}, source)
         problems = list(parsed.problems)
+        if parsed.lines == 0 and not ended.timed_out and ended.rc == 0:
+            score = find_score(ended.stdout_path.read_text(encoding="utf-8", errors="replace"))
+            if score is not None:
+                self.collector.aggregate(shard.trial, score, len(shard.keys))
+                aggregate = {k: RowResult(self.ids[k], shard.trial, None, "ok") for k in shard.keys}
+                self.collector.finish(aggregate, calls=len(shard.keys), invocations=1, problems=problems)
+                return []
         final: dict[str, RowResult] = {}
         retry: list[str] = []
         cost_of_retried = 0.0
-        if parsed.lines == 0 and not timed_out and rc == 0:
-            score = find_score(stdout_path.read_text(encoding="utf-8", errors="replace"))
-            if score is not None:
-                self.collector.aggregate(shard.trial, score, len(shard.keys))
-                for k in shard.keys:
-                    final[k] = RowResult(self.ids[k], shard.trial, None, "ok")
-                self.collector.finish(final, calls=len(shard.keys), invocations=1, problems=problems)
-                return []
+        unwritten: list[str] = []
         for k in shard.keys:
-            row_id = self.ids[k]
             if k in parsed.duplicates:
                 lines = ", ".join(map(str, parsed.duplicates[k]))
-                final[k] = RowResult(row_id, shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
+                final[k] = RowResult(self.ids[k], shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
             elif k in parsed.found:
                 obj, line = parsed.found[k]
-                got = interpret(obj, row_id, shard.trial, f"{source} line {line}")
+                got = interpret(obj, self.ids[k], shard.trial, f"{source} line {line}")
                 problems.extend(got.problems)
                 if got.transient and unit.attempt < self.retry.attempts:
                     retry.append(k)
@@ -201,38 +310,81 @@ class CommandRunner:
                     final[k] = _replace_error(got.result, f"still transient after {unit.attempt} attempts: {got.result.error}")
                 else:
                     final[k] = got.result
-            elif timed_out:
-                why = "the run timeout" if by_run else "timeout_s"
-                final[k] = RowResult(row_id, shard.trial, None, "timeout", error=f"the invocation was killed after {limit:g} s ({why})")
-            elif rc != 0:
-                how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-                final[k] = RowResult(row_id, shard.trial, None, "crash", error=f"the command {how}; stderr tail:\n{tail(stderr_path)}")
             else:
-                final[k] = RowResult(row_id, shard.trial, None, "missing", error="the command wrote no result line for this row")
-        problems.extend(self._shard_problems(label, final, timed_out, by_run, limit, rc, parsed.lines, stderr_path))
+                unwritten.append(k)
+        self.evidence = self.evidence or bool(parsed.found or parsed.duplicates)
+        followups: list[Unit[Shard]] = []
+        if unwritten and ended.failed and len(shard.keys) > 1 and not self.live.cancelled:
+            failure = self._failure(label, ended)
+            if self.evidence:
+                followups = self._bisect(unit, unwritten, failure)
+            else:  # perhaps every row fails (a broken harness): wait until other shards show otherwise
+                followups = [Unit(replace(shard, keys=tuple(unwritten), failure=failure), 0, unit.attempt, deferred=True)]
+        else:
+            final.update((k, self._unwritten(k, shard.trial, ended)) for k in unwritten)
+        problems.extend(self._shard_problems(label, final, ended, parsed.lines))
         if retry:
             self.collector.spend_only(calls=0, invocations=0, cost=cost_of_retried)
+            again = Shard(shard.trial, shard.index, tuple(retry), shard.part)
+            followups.append(Unit(again, len(retry), unit.attempt + 1, time.monotonic() + self.retry.delay(unit.attempt)))
         self.collector.finish(final, calls=len(shard.keys) - len(early), invocations=1, problems=problems, early=early)
-        if not retry:
-            return []
-        delay = self.retry.delay(unit.attempt)
-        again = Shard(shard.trial, shard.index, tuple(retry))
-        return [Unit(again, len(retry), unit.attempt + 1, time.monotonic() + delay)]
+        return followups
 
-    def _shard_problems(
-        self, label: str, final: Mapping[str, RowResult], timed_out: bool, by_run: bool, limit: float,
-        rc: int, lines: int, stderr_path: Path,
-    ) -> list[str]:
+    def _failure(self, label: str, ended: Ended) -> Failure:
+        how = self._how(ended)
+        if ended.timed_out:
+            return Failure("timeout", f"the command {how}", label, how)
+        return Failure("crash", f"the command {how}; stderr tail:\n{tail(ended.stderr_path)}", label, how)
+
+    def _bisect(self, unit: Unit[Shard], unwritten: Sequence[str], failure: Failure) -> list[Unit[Shard]]:
+        """Re-run the rows a crashed or hung invocation did not write, in two halves (down to
+        one row per invocation), so only the rows that really fail end up crash or timeout."""
+        shard = unit.payload
+        if not shard.part:  # one notice per planned shard, not one per level
+            self.collector.warn(
+                f"{failure.label}: the command {failure.how} with {len(unwritten)} rows unwritten; "
+                "re-running them in smaller invocations to find the ones that fail"
+            )
+        halves = _split(unwritten, 2)
+        return [Unit(Shard(shard.trial, shard.index, half, f"{shard.part}.{i}"), len(half), unit.attempt) for i, half in enumerate(halves, 1)]
+
+    def settle(self, unit: Unit[Shard]) -> None:
+        """Parked rows with no evidence that the harness works: they fail as their invocation did."""
+        shard, failure = unit.payload, unit.payload.failure
+        assert failure is not None
+        final = {k: RowResult(self.ids[k], shard.trial, None, failure.status, error=failure.error) for k in shard.keys}
+        why = ("the run stopped before they were re-run in smaller invocations" if self.evidence else
+               "not re-run in smaller invocations: no invocation of this run wrote a result line (the harness seems to fail on every row)")
+        rows = describe_ids([self.ids[k] for k in shard.keys])
+        self.collector.finish(final, calls=0, invocations=0, problems=[f"{failure.label}: the command {failure.how}; rows {rows} unscored; {why}"])
+
+    def _how(self, ended: Ended) -> str:
+        if ended.timed_out and ended.by_run:
+            return "was killed when the run timeout was reached"
+        if ended.timed_out:
+            return f"was killed after writing no result line for {self.timeout_s:g} s (timeout_s, per row)"
+        return f"was killed by signal {-ended.rc}" if ended.rc < 0 else f"exited with code {ended.rc}"
+
+    def _unwritten(self, key: str, trial: int, ended: Ended) -> RowResult:
+        """The final result of a row its invocation did not write (a single-row one if it failed)."""
+        row_id = self.ids[key]
+        if ended.timed_out:
+            alone = "" if ended.by_run else " when scored alone"
+            return RowResult(row_id, trial, None, "timeout", error=f"the command {self._how(ended)}{alone}")
+        if ended.rc != 0:
+            return RowResult(row_id, trial, None, "crash", error=f"the command {self._how(ended)}; stderr tail:\n{tail(ended.stderr_path)}")
+        return RowResult(row_id, trial, None, "missing", error="the command wrote no result line for this row")
+
+    def _shard_problems(self, label: str, final: Mapping[str, RowResult], ended: Ended, lines: int) -> list[str]:
         def ids(status: str) -> list[RowId]:
             return [r.id for r in final.values() if r.status == status]
 
         out: list[str] = []
         if ids("timeout"):
-            why = "the run timeout was reached" if by_run else "it exceeded timeout_s"
-            out.append(f"{label}: killed after {limit:g} s because {why}; rows {describe_ids(ids('timeout'))} unscored")
-        elif ids("crash") and rc != 0:
-            last = tail(stderr_path, lines=1) or "(no stderr)"
-            out.append(f"{label}: the command exited with code {rc}; rows {describe_ids(ids('crash'))} unscored; last stderr line: {last}")
+            out.append(f"{label}: the command {self._how(ended)}; rows {describe_ids(ids('timeout'))} unscored")
+        elif ids("crash") and ended.rc != 0:
+            last = tail(ended.stderr_path, lines=1) or "(no stderr)"
+            out.append(f"{label}: the command {self._how(ended)}; rows {describe_ids(ids('crash'))} unscored; last stderr line: {last}")
         if ids("missing"):
             if lines == 0:
                 out.append(f"{label}: the command exited 0 but wrote nothing to GITERA_OUT and printed no `SCORE:` line; rows {describe_ids(ids('missing'))} unscored")
@@ -245,8 +397,6 @@ class CommandRunner:
 
 
 def _replace_error(result: RowResult, error: str) -> RowResult:
-    from dataclasses import replace
-
     return replace(result, error=error)
 
 

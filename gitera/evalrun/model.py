@@ -16,7 +16,8 @@ Status = Literal["ok", "crash", "timeout", "missing", "invalid"]
 STATUSES: tuple[Status, ...] = ("ok", "crash", "timeout", "missing", "invalid")
 StopReason = Literal["budget", "run_timeout"]
 PYTHON_TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-OUTPUT_LIMIT = 500
+OUTPUT_LIMIT = 500  # characters of `output` kept in results and committed per-row files
+JUDGE_OUTPUT_LIMIT = 64 * 1024  # bytes (UTF-8) of `output` a judge is given
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,12 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class RowResult:
-    """One row scored once (one trial). `score` is None unless status is "ok"."""
+    """One row scored once (one trial). `score` is None unless status is "ok".
+
+    `output` is an excerpt; `output_full` holds the output up to JUDGE_OUTPUT_LIMIT when it
+    is longer than the excerpt (for a judge; never committed). `suspect` names fields of the
+    result line that are null or placeholder text (the pilot refuses them, rule 11).
+    """
 
     id: RowId
     trial: int
@@ -96,6 +102,8 @@ class RowResult:
     finding: str | None = None
     error: str | None = None
     cached: bool = False
+    output_full: str | None = field(default=None, repr=False)
+    suspect: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"id": self.id, "trial": self.trial, "score": self.score, "status": self.status}

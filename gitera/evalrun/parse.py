@@ -9,9 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitera.evalrun.model import OUTPUT_LIMIT, RowId, RowResult
+from gitera.evalrun.model import JUDGE_OUTPUT_LIMIT, OUTPUT_LIMIT, RowId, RowResult
 
 SCORE_LINE = re.compile(r"^\s*SCORE:\s*(\S+)\s*$")
+# Text that marks an unfinished harness, compared after trimming and lower-casing
+# (plus any text containing "lorem ipsum").
+PLACEHOLDERS = frozenset({"", "todo", "tbd", "fixme", "xxx", "placeholder", "n/a", "na", "none", "null", "nil", "undefined", "...", "…", "?", "-", "<output>", "changeme", "dummy"})
+KNOWN_FIELDS = frozenset({"id", "score", "cost_usd", "latency_ms", "tokens", "output", "finding", "transient", "error"})
+NOT_NULL = ("output", "tokens")  # optional, but present as null means an unfinished harness
+
+
+def is_placeholder(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lower()
+    return text in PLACEHOLDERS or "lorem ipsum" in text
 
 
 def id_key(value: object) -> str | None:
@@ -44,11 +56,45 @@ def _tokens(value: object) -> int | None:
     return None if number is None or isinstance(value, bool) else int(number)
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=repr)
+
+
 def excerpt(value: object) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value, default=repr)
+    text = _text(value)
     return text if len(text) <= OUTPUT_LIMIT else text[: OUTPUT_LIMIT - 1] + "…"
+
+
+def full_output(value: object) -> str | None:
+    """The output a judge is given: whole up to JUDGE_OUTPUT_LIMIT bytes (UTF-8), cut there;
+    None when the excerpt already is the whole output."""
+    if value is None:
+        return None
+    text = _text(value)
+    if len(text) <= OUTPUT_LIMIT:
+        return None
+    data = text.encode("utf-8", "surrogatepass")
+    return text if len(data) <= JUDGE_OUTPUT_LIMIT else data[:JUDGE_OUTPUT_LIMIT].decode("utf-8", "ignore")
+
+
+def suspect_fields(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """Fields that say the harness is unfinished: `output`/`tokens` present as null, and null or
+    placeholder text in any field gitera does not know (placeholders also one level down)."""
+    found = [f"`{name}` is null" for name in NOT_NULL if name in obj and obj[name] is None]
+    for name, value in obj.items():
+        if name in KNOWN_FIELDS:
+            continue
+        if value is None or is_placeholder(value):
+            found.append(f"`{name}` is " + ("null" if value is None else f"a placeholder ({value!r})"))
+            continue
+        inner = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in inner:
+            if is_placeholder(item):
+                path = f"{name}.{key}" if isinstance(value, Mapping) else f"{name}[{key}]"
+                found.append(f"`{path}` is a placeholder ({item!r})")
+    return tuple(found)
 
 
 def interpret(obj: Mapping[str, Any], row_id: RowId, trial: int, where: str) -> Interpreted:
@@ -69,6 +115,8 @@ def interpret(obj: Mapping[str, Any], row_id: RowId, trial: int, where: str) -> 
     finding = obj.get("finding")
     optional["finding"] = None if finding is None else str(finding)
     optional["output"] = excerpt(obj.get("output"))
+    optional["output_full"] = full_output(obj.get("output"))
+    optional["suspect"] = suspect_fields(obj)
 
     error = obj.get("error")
     if obj.get("transient") is True:

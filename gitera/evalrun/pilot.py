@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gitera.evalrun.model import RowResult
+from gitera.evalrun.parse import PLACEHOLDERS, is_placeholder
 
-# Text that marks an unfinished harness, compared after trimming and lower-casing
-# (plus any text containing "lorem ipsum").
-PLACEHOLDERS = frozenset({"", "todo", "tbd", "fixme", "xxx", "placeholder", "n/a", "na", "none", "null", "nil", "undefined", "...", "…", "?", "-", "<output>", "changeme", "dummy"})
+__all__ = ["PLACEHOLDERS", "check_pilot", "is_placeholder"]
+
 REQUIRED = ("score", "cost_usd", "latency_ms")  # rule 11: cost and latency present for every arm
 OPTIONAL = ("output", "tokens", "finding")  # must not be placeholders; present for all arms or none
-
-
-def is_placeholder(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    text = value.strip().lower()
-    return text in PLACEHOLDERS or "lorem ipsum" in text
 
 
 def check_pilot(results_by_arm: Mapping[str, Sequence[RowResult]]) -> list[str]:
@@ -49,6 +42,7 @@ def check_pilot(results_by_arm: Mapping[str, Sequence[RowResult]]) -> list[str]:
                     present[name].add(arm)
                 if is_placeholder(value):
                     problems.append(f"{where}: `{name}` is a placeholder ({value!r})")
+            problems.extend(f"{where}: {what}" for what in r.suspect)
     for name in ("output", "tokens"):
         have = present[name]
         if have and len(have) < len(answered):

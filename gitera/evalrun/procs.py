@@ -86,6 +86,7 @@ class LiveProcesses:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._procs: set[subprocess.Popen[bytes]] = set()
+        self.cancelled = False  # kill_all ran: what exits now was killed by us, not failing
 
     def add(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -97,6 +98,7 @@ class LiveProcesses:
 
     def kill_all(self) -> None:
         with self._lock:
+            self.cancelled = True
             procs = list(self._procs)
         for proc in procs:
             kill_group(proc, grace_s=0.2)

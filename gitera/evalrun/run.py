@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitera.cache import Cache, CacheKey, canonical_json, row_hash
+from gitera.cache import FIELDS, Cache, CacheKey, canonical_json, row_hash
 from gitera.errors import ConfigError, EvalError
 from gitera.evalrun.collect import Collector, describe_ids
 from gitera.evalrun.command import CommandRunner, Shard, plan_shards
@@ -89,14 +89,14 @@ def run_eval(
             if record is None:
                 pending[trial].append(key)
             else:
-                hits[(key, trial)] = RowResult(ids[key], trial, float(record["score"]), "ok", **{n: record[n] for n in ("cost_usd", "latency_ms", "tokens", "output", "finding")}, cached=True)
+                hits[(key, trial)] = RowResult(ids[key], trial, float(record["score"]), "ok", **{n: record[n] for n in FIELDS[1:]}, cached=True)
 
     def store(results: Sequence[RowResult]) -> None:
         assert cache is not None
         entries = []
         for r in results:
             key = id_key(r.id) or ""
-            entries.append(((key, hashes[key], r.trial), r.to_json()))
+            entries.append(((key, hashes[key], r.trial), {**r.to_json(), "output_full": r.output_full}))
         cache.put(cache_key, entries)
 
     total = len(order) * len(trials)
@@ -124,7 +124,10 @@ def run_eval(
         cmd_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
         cmd_sched.run([Unit(s, len(s.keys)) for s in shards], cmd_runner.execute, live.kill_all)
         stop_reason = cmd_sched.stop_reason
-        leftover_calls = [(k, u.payload.trial) for u in cmd_sched.leftover for k in u.payload.keys]
+        for unit in cmd_sched.leftover:
+            if unit.payload.failure is not None:  # ran and failed: not "not run"
+                cmd_runner.settle(unit)
+        leftover_calls = [(k, u.payload.trial) for u in cmd_sched.leftover if u.payload.failure is None for k in u.payload.keys]
     else:
         assert spec.python is not None
         from gitera.evalrun.pymode import Call, PythonRunner  # python mode only

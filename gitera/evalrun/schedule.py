@@ -21,6 +21,7 @@ class Unit(Generic[T]):
     calls: int  # row x trial evaluations in this unit (the budget's unit)
     attempt: int = 1
     not_before: float = 0.0
+    deferred: bool = False  # run only when no other unit is left or running
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Scheduler(Generic[T]):
     leftover: list[Unit[T]] = field(default_factory=list)
     _ready: deque[Unit[T]] = field(default_factory=deque)  # in submission order
     _delayed: list[tuple[float, int, Unit[T]]] = field(default_factory=list)  # heap of retries
+    _parked: list[Unit[T]] = field(default_factory=list)  # deferred units
     _seq: int = 0
     _inflight: int = 0
     _inflight_calls: int = 0
@@ -93,11 +95,13 @@ class Scheduler(Generic[T]):
         if self._error is not None:
             on_cancel()
             raise self._error
-        self.leftover = [*self._ready, *(u for _, _, u in sorted(self._delayed, key=lambda d: d[:2]))]
+        self.leftover = [*self._ready, *(u for _, _, u in sorted(self._delayed, key=lambda d: d[:2])), *self._parked]
 
     def _push(self, units: Sequence[Unit[T]]) -> None:
         for unit in units:
-            if unit.not_before > time.monotonic():
+            if unit.deferred:
+                self._parked.append(unit)
+            elif unit.not_before > time.monotonic():
                 self._seq += 1
                 heapq.heappush(self._delayed, (unit.not_before, self._seq, unit))
             else:
@@ -112,6 +116,10 @@ class Scheduler(Generic[T]):
                 while self._delayed and self._delayed[0][0] <= now:
                     self._ready.append(heapq.heappop(self._delayed)[2])
                 if not self._ready and not self._delayed:
+                    if self._inflight == 0 and self._parked:
+                        self._ready.extend(self._parked)  # nothing else to run: their turn
+                        self._parked.clear()
+                        continue
                     if self._inflight == 0:
                         self._cond.notify_all()
                         return None

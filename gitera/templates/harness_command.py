@@ -49,7 +49,8 @@ def main() -> int:
     params = json.loads(os.environ.get("GITERA_ARM_PARAMS") or "{}")
     rows = [json.loads(line) for line in Path(os.environ["GITERA_ROWS"]).read_text(encoding="utf-8").splitlines() if line.strip()]
     # Write and flush each line as soon as the row is scored: gitera reads finished rows
-    # while the shard runs, so a killed or timed-out shard keeps what it already did.
+    # while the shard runs, so a killed shard keeps what it already did, and timeout_s is
+    # the limit per row (the wait for the next line), not for the whole shard.
     with open(os.environ["GITERA_OUT"], "w", encoding="utf-8") as out:
         for row in rows:
             start = time.perf_counter()

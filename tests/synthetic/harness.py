@@ -12,11 +12,14 @@ The arm's params name a policy file; each line of it is `key: value`:
     noise: 0.02          per-trial flips with this probability (seeded by row and trial)
     latency: 50          latency_ms reported per row
     cost: 0.001          cost_usd per row
+    pad: 3000            append this many characters to each row's `output` (a long answer)
     crash                exit 1 without writing anything
     hang                 sleep 60 s
 
 The environment variable SYN_FAIL_SPLIT=<split> makes it exit 1 when scoring that split (a
 failure outside the target files, which a test can switch off again).
+
+$SYN_OUTPUT_SUFFIX, when set, is appended to every output (a changed answer, same score).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def main() -> int:
             if u("noise", row["id"], trial) < float(policy.get("noise", "0")):
                 score = 1 - score
             out.write(json.dumps({"id": row["id"], "score": score, "latency_ms": float(policy.get("latency", "10")),
-                                  "cost_usd": float(policy.get("cost", "0.0001")), "output": f"label-{score}",
+                                  "cost_usd": float(policy.get("cost", "0.0001")), "output": f"label-{score}" + "." * int(policy.get("pad", "0")) + os.environ.get("SYN_OUTPUT_SUFFIX", ""),
                                   "finding": None if score else "wrong"}) + "\n")
     return 0
 
