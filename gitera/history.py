@@ -30,7 +30,9 @@ class Record:
 _WANTED = frozenset(f"Gitera-{k}" for k in KEYS)
 
 
-def _parse(out: str) -> list[Record]:
+def _parse(out: str, tag: str) -> list[Record]:
+    """The records of commits whose `Gitera-Tag` is ``tag``: a branch started from another
+    experiment's branch (or from a main that merged one) carries that experiment's commits too."""
     records: list[Record] = []
     loads = json.loads
     for entry in out.split("\x1e"):
@@ -38,7 +40,10 @@ def _parse(out: str) -> list[Record]:
         if not entry:
             continue
         commit, stamp, subject, trailers = entry.split("\x00", 3)
-        for line in trailers.split("\x1f"):
+        lines = trailers.split("\x1f")
+        if not any(line.startswith("Gitera-Tag:") and line[11:].strip() == tag for line in lines):
+            continue
+        for line in lines:
             key, sep, value = line.partition(":")
             if not sep or key not in _WANTED:
                 continue
@@ -61,7 +66,7 @@ def _log_text(repo: Repo, rev_range: list[str]) -> str:
 
 
 def read(repo: Repo, branch: str, tag: str, use_cache: bool = True) -> list[Record]:
-    """Every Gitera-* record on the branch, oldest first.
+    """Every Gitera-* record of experiment ``tag`` on the branch, oldest first.
 
     The cache keeps git's own output for the branch up to a tip (writing it costs nothing;
     re-serializing parsed records cost as much as the git call), so a grown branch reads
@@ -92,7 +97,7 @@ def read(repo: Repo, branch: str, tag: str, use_cache: bool = True) -> list[Reco
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, cache)
         meta.write_text(tip + "\n")
-    return _parse(text)
+    return _parse(text, tag)
 
 
 def _is_ancestor(repo: Repo, base: str, tip: str) -> bool:

@@ -27,3 +27,28 @@ def test_cache_follows_the_branch_and_survives_tearing(repo: Path) -> None:
     # a branch that moved to an unrelated history is read again from scratch
     git(repo, "branch", "-f", "other", "main")
     assert read(r, "other", "syn") == []
+
+
+def test_an_experiment_started_from_another_experiments_branch_reads_only_its_own_records(repo: Path) -> None:
+    """`gitera init` branches from HEAD: a second experiment started on the first one's branch (or on a
+    main that merged it) carries the first one's commits. Its log, budget and verify must not count them."""
+    from gitera.scoring import spent_so_far
+
+    synthetic_project(repo, rows=150)
+    assert run_gitera(repo, "run").code == 0
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    assert run_gitera(repo, "iterate", "-m", "the first experiment's attempt").code == 0
+    assert run_gitera(repo, "init", "second").code == 0
+    r = Repo.find(repo)
+    assert [x.kind for x in read(r, "autoexp/second", "second")] == []  # init records no Gitera-* trailer but its tag
+    assert spent_so_far(r, "autoexp/second", "second") == 0.0  # syn's pilot, run and attempt are syn's money
+    assert spent_so_far(r, "autoexp/second", "syn") > 0
+    (repo / ".gitera/second/frame.yaml").write_text((repo / ".gitera/syn/frame.yaml").read_text())
+    for args in (("lock",), ("split", "--accept-underpowered"), ("pilot",), ("run",)):
+        assert run_gitera(repo, *args).code == 0, args
+    assert {x.kind for x in read(r, "autoexp/second", "second")} == {"Lock", "Split", "Pilot", "Result"}
+    assert attempts(read(r, "autoexp/second", "second")) == []
+    log = run_gitera(repo, "log", "--tag", "second")
+    assert "the first experiment's attempt" not in log.out, log.out
+    verify = run_gitera(repo, "verify", "--tag", "second")
+    assert verify.code == 0, verify.out + verify.err  # syn's lock, split and results are not second's

@@ -98,7 +98,7 @@ def test_the_gate_is_charged_to_the_budget_and_finishes_even_past_the_cap(repo: 
     from gitera.git import Repo
     from gitera.scoring import spent_so_far
 
-    assert spent_so_far(Repo.find(repo), "autoexp/syn") == pytest.approx(total)
+    assert spent_so_far(Repo.find(repo), "autoexp/syn", "syn") == pytest.approx(total)
 
 
 def test_a_stop_in_mid_sprint_gates_the_kept_work_and_a_failed_gate_must_be_finished(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,7 +130,7 @@ def train_view(exp: Experiment, frame: Frame, lock: Mapping[str, Any], attempt: 
     ids = [str(r["id"]) for r in rows]
     trials = list(range(frame.metric.trials))
     scorer = Scorer(exp, frame, lock, out)
-    budget = budget_for(frame, spent_so_far(exp.repo, exp.branch), exp)
+    budget = budget_for(frame, spent_so_far(exp.repo, exp.branch, exp.tag), exp)
     runs = []
     for which in (against, attempt):
         arm, commit = _subject(exp, frame, which)

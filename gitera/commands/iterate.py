@@ -164,7 +164,7 @@ def prepare(repo: Repo, exp: Experiment, out: Output, use_cache: bool) -> tuple[
         )
     state = load_state(exp) or start_state(exp, frame, lock, out, use_cache)
     # the cost budget is the experiment's: pilot, runs, attempts and gates, as their trailers record it
-    state = state.with_(spent_usd=spent_so_far(repo, exp.branch))
+    state = state.with_(spent_usd=spent_so_far(repo, exp.branch, exp.tag))
     state = resume(exp, frame, lock, state, out, use_cache)
     return frame, lock, state
 
