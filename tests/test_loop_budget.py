@@ -148,3 +148,13 @@ def test_a_loop_stopped_by_failing_proposals_records_why_and_can_resume(repo: Pa
     r = run_gitera(repo, "iterate", "-m", "by hand after the proposer failed")
     assert r.code == 0 and "#1 KEEP" in r.out, r.out + r.err
     assert state(repo)["stop_reason"] is None
+
+
+def test_diagnose_train_keeps_both_sides_within_what_is_left(repo: Path) -> None:
+    """Each side of `diagnose --train 40` costs 40 × 3 × $0.0001 = $0.012; $0.018 is left: the second side cannot be paid in full."""
+    synthetic_project(repo, max_cost_usd=round(START + 0.018, 4))
+    run_first(repo)
+    r = run_gitera(repo, "diagnose", "--train", "40")
+    assert r.code == 5, r.out + r.err
+    assert "best could not be scored on the 40 train rows: the cost budget ran out" in r.err, r.err
+    assert "a (train): 120/120 scored" in r.err and "b (train): 120/120" not in r.err  # the first side fitted, the second did not
