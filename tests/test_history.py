@@ -20,13 +20,48 @@ def test_cache_follows_the_branch_and_survives_tearing(repo: Path) -> None:
         fresh = [x.data["score"] for x in attempts(read(r, "autoexp/syn", "syn", use_cache=False))]
         assert cached == fresh
     assert len(fresh) == 2
-    history = r.common_dir / "gitera" / "history"
-    (history / "syn.log").write_text("garbage that is not git log output\x1e")
-    (history / "syn.tip").unlink()  # a torn write: the tip is missing, so the log text is not trusted
-    assert [x.data["score"] for x in attempts(read(r, "autoexp/syn", "syn"))] == fresh
+    cache = r.common_dir / "gitera" / "history" / "syn.log"
+    for garbage in ("garbage that is not git log output\x1e", "--output=x\nnot git log output\x1e", ""):
+        cache.write_text(garbage)  # no tip line that names a commit: the text is not trusted
+        assert [x.data["score"] for x in attempts(read(r, "autoexp/syn", "syn"))] == fresh
     # a branch that moved to an unrelated history is read again from scratch
     git(repo, "branch", "-f", "other", "main")
     assert read(r, "other", "syn") == []
+
+
+def test_readers_racing_commits_never_crash_nor_see_a_record_twice(repo: Path) -> None:
+    """`gitera log` runs while `gitera iterate` commits (and both write the cache): each read sees
+    one whole cache, so no reader fails and the cache never holds a tip with another reader's text."""
+    import threading
+
+    def commit(i: int) -> None:
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"attempt {i}", "-m", f'Gitera-Tag: t\nGitera-Result: {{"kind": "attempt", "iteration": {i}}}')
+
+    for i in range(10):
+        commit(i)
+    r = Repo.find(repo)
+    failures: list[BaseException] = []
+    seen: list[list[int]] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                seen.append([x.data["iteration"] for x in read(r, "main", "t")])
+            except BaseException as exc:  # noqa: BLE001 - any failure of a reader is the finding
+                failures.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(10, 50):
+        commit(i)
+    done.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert all(its == list(range(len(its))) for its in seen)  # every read: attempts 0..k once each, in order
+    assert [x.data["iteration"] for x in read(r, "main", "t")] == list(range(50))
 
 
 def test_an_experiment_started_from_another_experiments_branch_reads_only_its_own_records(repo: Path) -> None:
