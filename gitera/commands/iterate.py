@@ -80,7 +80,8 @@ def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[
     """Changed tracked files other than the targets, and untracked files the change could read.
 
     An untracked file anywhere under a target's directory, or one whose path or file name a
-    target file mentions (a prompt include, a rules fragment), could change what the arm does
+    target file mentions (a prompt include, a rules fragment), or one in a folder a target
+    mentions as such (`rules/`, `rules/*.txt`), could change what the arm does
     without being part of the attempt, so it is refused. Other untracked files at the
     repository root or in unrelated folders are exempt: notes and scratch files live there.
     """
@@ -95,7 +96,8 @@ def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[
         elif any(path.startswith(d) for d in target_dirs):
             bad.append(f"{path} (untracked, under a target file's folder)")
         else:
-            by = [t for t, names in named.items() if path in names or Path(path).name in names]
+            by = [t for t, names in named.items() if path in names or Path(path).name in names
+                  or any(path.startswith(n) for n in names if n.endswith("/"))]  # in a folder it names, e.g. `glob("rules/*.txt")`
             if by:
                 bad.append(f"{path} (untracked, named in {by[0]})")
     return bad
