@@ -176,8 +176,8 @@ def recheck(result: Mapping[str, Any], records: Sequence[Mapping[str, Any]], bes
     Every recorded gain is recomputed from the attempt's and the best's per-row files; the mode's
     rule is applied to the recorded thresholds and must give the recorded keep / discard."""
     where = f"#{result.get('iteration')}"
-    scored = row_values(records, "score")
-    ids = [i for i in scored if i in row_values(best, "score")]
+    in_best = row_values(best, "score")
+    ids = [i for i in row_values(records, "score") if i in in_best]
     found = []
     for name, recorded in (result.get("gains") or {}).items():
         c = Criterion.from_dict(name, recorded)

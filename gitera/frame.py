@@ -61,6 +61,9 @@ class Budget:
 
 
 DECISION_MODES = ("primary", "pareto", "weighted")
+# The per-row numbers gitera records besides the score (gitera.evalrun.RowResult): all that a
+# pareto or weighted decision can compare; another secondary metric is not in the per-row files.
+PER_ROW_NUMBERS = ("cost_usd", "latency_ms", "tokens")
 
 
 @dataclass(frozen=True)
@@ -545,8 +548,15 @@ def _directions(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, s
         if name not in metric.secondary:
             c.fail(path, f"must be a secondary metric ({', '.join(metric.secondary) or 'metric.secondary is empty'}); "
                          f"the primary {metric.primary} is always compared")
+        _recorded(c, path, str(name))
         out[str(name)] = c.choice(direction, path, ("higher", "lower"))
     return out
+
+
+def _recorded(c: _Checker, path: FieldPath, name: str) -> None:
+    if name not in PER_ROW_NUMBERS:
+        c.fail(path, f"{name} is not recorded per row: beside the score, gitera keeps only {', '.join(PER_ROW_NUMBERS)} "
+                     "of a result line, so only those can be compared")
 
 
 def _weights(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, float]:
@@ -558,6 +568,8 @@ def _weights(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, floa
         path: FieldPath = ("iterate", "weights", str(name))
         if name != metric.primary and name not in metric.secondary:
             c.fail(path, f"must be the primary metric {metric.primary} or a secondary metric ({', '.join(metric.secondary) or 'none declared'})")
+        if name != metric.primary:
+            _recorded(c, path, str(name))
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w == w or w in (0, float("inf"), float("-inf")):
             c.fail(path, f"must be a non-zero number (positive rewards a higher value, negative a lower one); got {_kind(w)}")
         out[str(name)] = float(w)

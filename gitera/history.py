@@ -1,14 +1,17 @@
 """An experiment's history read from git trailers alone (one `git log` call, cached by commit id).
 
-The cache (.git/gitera/history/<tag>.json) maps the tip it was built from to the parsed
-records; when the branch has only grown, just the new commits are read.
+The cache (.git/gitera/history/<tag>.log) holds the tip it was read up to, then git's output
+up to that tip; when the branch has only grown, just the new commits are read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gitera.git import Repo
@@ -30,7 +33,9 @@ class Record:
 _WANTED = frozenset(f"Gitera-{k}" for k in KEYS)
 
 
-def _parse(out: str) -> list[Record]:
+def _parse(out: str, tag: str) -> list[Record]:
+    """The records of commits whose `Gitera-Tag` is ``tag``: a branch started from another
+    experiment's branch (or from a main that merged one) carries that experiment's commits too."""
     records: list[Record] = []
     loads = json.loads
     for entry in out.split("\x1e"):
@@ -38,7 +43,10 @@ def _parse(out: str) -> list[Record]:
         if not entry:
             continue
         commit, stamp, subject, trailers = entry.split("\x00", 3)
-        for line in trailers.split("\x1f"):
+        lines = trailers.split("\x1f")
+        if not any(line.startswith("Gitera-Tag:") and line[11:].strip() == tag for line in lines):
+            continue
+        for line in lines:
             key, sep, value = line.partition(":")
             if not sep or key not in _WANTED:
                 continue
@@ -61,7 +69,7 @@ def _log_text(repo: Repo, rev_range: list[str]) -> str:
 
 
 def read(repo: Repo, branch: str, tag: str, use_cache: bool = True) -> list[Record]:
-    """Every Gitera-* record on the branch, oldest first.
+    """Every Gitera-* record of experiment ``tag`` on the branch, oldest first.
 
     The cache keeps git's own output for the branch up to a tip (writing it costs nothing;
     re-serializing parsed records cost as much as the git call), so a grown branch reads
@@ -70,29 +78,38 @@ def read(repo: Repo, branch: str, tag: str, use_cache: bool = True) -> list[Reco
     tip = repo.rev(f"refs/heads/{branch}")
     if tip is None:
         return []
-    directory = state_dir(repo.common_dir) / "history"
-    cache, meta = directory / f"{tag}.log", directory / f"{tag}.tip"
-    text = None
+    cache = state_dir(repo.common_dir) / "history" / f"{tag}.log"
+    cached_tip, body, text = "", "", None
     if use_cache:
         try:
-            cached_tip = meta.read_text().strip()
-            if cached_tip == tip:
-                text = cache.read_text(encoding="utf-8")
-            elif cached_tip and _is_ancestor(repo, cached_tip, tip):
-                text = cache.read_text(encoding="utf-8") + _log_text(repo, [f"{cached_tip}..{tip}"])
+            cached_tip, _, body = cache.read_text(encoding="utf-8").partition("\n")
         except (OSError, UnicodeDecodeError):
-            text = None
-    fresh = text is None
+            cached_tip = ""
+        if cached_tip == tip:
+            text = body
+        elif _SHA.fullmatch(cached_tip) and _is_ancestor(repo, cached_tip, tip):
+            text = body + _log_text(repo, [f"{cached_tip}..{tip}"])
     if text is None:
         text = _log_text(repo, [tip])
-    if use_cache and (fresh or meta.read_text().strip() != tip):
-        directory.mkdir(parents=True, exist_ok=True)
-        meta.unlink(missing_ok=True)  # the tip is written last: a torn cache is never trusted
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
+    if use_cache and cached_tip != tip:
+        _store(cache, tip, text)
+    return _parse(text, tag)
+
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _store(cache: Path, tip: str, text: str) -> None:
+    """The tip and git's output up to it, in one file replaced at once: several gitera processes
+    (a `gitera log` while `gitera iterate` commits) each write their own temporary file, and a
+    reader sees one whole (tip, text) pair, never one process's tip with another's text."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(f"{tip}\n{text}", encoding="utf-8")
         os.replace(tmp, cache)
-        meta.write_text(tip + "\n")
-    return _parse(text)
+    except OSError:
+        pass  # a cache that cannot be written is read from git next time
 
 
 def _is_ancestor(repo: Repo, base: str, tip: str) -> bool:

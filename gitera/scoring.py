@@ -123,20 +123,15 @@ def pilot_cost_per_call(exp: Experiment) -> float | None:
     return max(costs) if costs and max(costs) > 0 else None
 
 
-def spent_so_far(repo: Repo, branch: str) -> float:
-    """Money the experiment's evals have spent, summed from the trailers on its branch (pilot, runs, attempts, gates)."""
-    out = repo.git("log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)%x1e%(trailers:key=Gitera-Pilot,valueonly)%x1e"
-                   "%(trailers:key=Gitera-Gate,valueonly)%x1e", branch)
+def spent_so_far(repo: Repo, branch: str, tag: str) -> float:
+    """Money experiment ``tag``'s evals have spent, summed from its trailers on the branch (pilot,
+    runs, attempts, gates); read through the history cache, so a grown branch costs only its new commits."""
+    from gitera.history import read
+
     total = 0.0
-    for chunk in out.split("\x1e"):
-        chunk = chunk.strip()
-        if not chunk:
-            continue
-        try:
-            value = json.loads(chunk).get("spent_usd")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(value, (int, float)) and math.isfinite(value):
+    for r in read(repo, branch, tag):
+        value = r.data.get("spent_usd") if r.kind in ("Result", "Pilot", "Gate") else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             total += value
     return total
 

@@ -122,6 +122,9 @@ def test_the_modes_parse_into_the_iterate_values() -> None:
     assert it.mode == "weighted" and it.weights == {"accuracy": 1.0, "cost_usd": -20.0}
 
 
+SECONDARY_F1 = "[secondary f1] "
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
@@ -140,11 +143,18 @@ def test_the_modes_parse_into_the_iterate_values() -> None:
         ("  mode: weighted\n  weights: [accuracy]\n", ":12: iterate.weights: must map metric names to values"),
         ("  weights: {accuracy: 1, cost_usd: -2}\n", ":11: iterate.weights: is used only with mode: weighted"),
         ("  confirm: maybe\n", ":11: iterate.confirm: must be true or false; got text 'maybe'"),
+        (SECONDARY_F1 + "  mode: pareto\n  directions: {f1: higher}\n", ":12: iterate.directions.f1: f1 is not recorded per row: "
+         "beside the score, gitera keeps only cost_usd, latency_ms, tokens of a result line, so only those can be compared"),
+        (SECONDARY_F1 + "  mode: weighted\n  weights: {accuracy: 1, f1: 0.5}\n", ":12: iterate.weights.f1: f1 is not recorded per row"),
     ],
 )
 def test_bad_mode_settings_name_file_line_and_field(extra: str, expected: str) -> None:
+    text = FRAME
+    if extra.startswith(SECONDARY_F1):  # a secondary metric the harness may write, but gitera does not keep
+        extra = extra[len(SECONDARY_F1):]
+        text = FRAME.replace("secondary: [cost_usd, latency_ms]", "secondary: [cost_usd, f1]")
     with pytest.raises(ConfigError) as info:
-        parse(with_iterate(extra))
+        parse(text.replace("  sprint: 3\n", "  sprint: 3\n" + extra, 1))
     assert info.value.message.startswith(NAME + expected), info.value.message
 
 

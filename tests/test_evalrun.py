@@ -566,3 +566,32 @@ def test_parsing_a_result_line_flags_exactly_the_placeholder_fields(
     path = {"top": bad_name, "map": f"{bad_name}.k", "list": f"{bad_name}[1]"}[nest]
     flagged = interpret({**line, bad_name: value}, 7, 0, "out line 1").result
     assert flagged.score == float(score) and flagged.suspect == (f"`{path}` is a placeholder ({bad!r})",)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(st.characters(categories=("L", "N", "P", "Zs", "Cs")), max_size=30), field=st.sampled_from(["output", "finding", "error"]))
+def test_any_text_a_harness_writes_can_be_stored_as_utf8(text: str, field: str) -> None:
+    """JSON allows lone surrogates ("\\ud800"); the cache, per-row files and terminal need UTF-8."""
+    line = json.dumps({"id": 7, "score": 1, field: text})  # ensure_ascii: exactly what a harness may write
+    result = interpret(json.loads(line), 7, 0, "out line 1").result
+    stored = json.dumps({**result.to_json(), "output_full": result.output_full}, ensure_ascii=False)
+    stored.encode("utf-8")  # raised UnicodeEncodeError on a lone surrogate
+    kept = {"output": result.output, "finding": result.finding, "error": result.error}[field]
+    if text and not any("\ud800" <= c <= "\udfff" for c in text):
+        assert kept is not None and text in kept  # other text is kept as it was
+
+
+def test_a_lone_surrogate_in_a_harness_output_is_scored_and_cached_not_a_traceback(checkout: Path, tmp_path: Path) -> None:
+    (checkout / "surrogate.py").write_text(
+        "import json, os\n"
+        "rows = [json.loads(x) for x in open(os.environ['GITERA_ROWS'])]\n"
+        "with open(os.environ['GITERA_OUT'], 'w') as out:\n"
+        "    for r in rows:\n"
+        "        out.write('{\"id\": %s, \"score\": 1, \"output\": \"half a pair \\\\ud800 here\", \"finding\": \"\\\\udfff\"}\\n' % json.dumps(r['id']))\n"
+    )
+    cache = Cache(tmp_path / "cache")
+    res = run(cmd("surrogate"), checkout, rows_for(3), cache=cache, tree_id="tree")
+    assert res.complete and [r.output for r in res.results] == ["half a pair \ufffd here"] * 3
+    assert {r.finding for r in res.results} == {"\ufffd"}
+    again = run(cmd("surrogate"), checkout, rows_for(3), cache=cache, tree_id="tree")
+    assert again.cache_hits == 3 and [(r.output, r.finding) for r in again.results] == [(r.output, r.finding) for r in res.results]

@@ -150,7 +150,7 @@ def test_judge_and_cross_judge_spend_is_recorded_in_the_trailers(repo: Path) -> 
     from gitera.scoring import spent_so_far
 
     synthetic_project(repo, rows=100, eval_extra=JUDGES, locked_extra=("judge.py",), max_cost_usd=10)
-    before = spent_so_far(Repo.find(repo), "autoexp/syn")
+    before = spent_so_far(Repo.find(repo), "autoexp/syn", "syn")
     r = run_gitera(repo, "run", "--json")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
@@ -158,7 +158,7 @@ def test_judge_and_cross_judge_spend_is_recorded_in_the_trailers(repo: Path) -> 
     cross = 2 * 5 * 0.00001
     assert summary["cross_judge"]["spent_usd"] == pytest.approx(cross)
     assert summary["arms"]["a"]["spent_usd"] == pytest.approx(n * 3 * (0.0001 + 0.00001) + 5 * 0.00001)
-    after = spent_so_far(Repo.find(repo), "autoexp/syn")
+    after = spent_so_far(Repo.find(repo), "autoexp/syn", "syn")
     assert after - before == pytest.approx(2 * n * 3 * (0.0001 + 0.00001) + cross)
 
 
@@ -176,5 +176,5 @@ def test_judge_calls_are_charged_to_the_arm_budget_and_stop_before_exceeding_it(
     summary = json.loads(r.out)
     assert summary["arms"]["a"]["n"] == dev and list(summary["arms"]) == ["a"]  # arm b was not started
     assert summary["arms"]["a"]["statuses"]["missing"] > 0 and "budget" in r.err
-    spent = spent_so_far(Repo.find(repo), "autoexp/syn")
+    spent = spent_so_far(Repo.find(repo), "autoexp/syn", "syn")
     assert pilot + dev * 3 * 0.0001 < spent <= cap + 1e-9  # judge calls were made, charged and recorded

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, run_gitera
 from tests.helpers import SYNTHETIC, all_blobs, fix_holdout_seed, synthetic_project
 
@@ -160,3 +162,28 @@ def test_diagnose_train_shows_the_losing_train_rows_with_their_text_and_never_de
         assert not any(row["text"] in out for row in dev)  # dev text: never
     again = run_gitera(repo, "diagnose", "--train", "60")
     assert again.out == r.out and "b (train): 180/180 scored, complete; 0 calls, 180 cached" in again.err  # from the cache
+
+
+def test_a_proposer_that_times_out_is_killed_with_its_children(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent is a process tree: on the timeout its children must die too, or they keep
+    editing the target files while gitera scores and commits the next attempt."""
+    import contextlib
+    import os
+    import subprocess
+
+    from gitera.commands import autoloop
+
+    synthetic_project(repo)
+    monkeypatch.setattr(autoloop, "PROPOSE_TIMEOUT_S", 1)
+    pids = repo.parent / "children.txt"
+    propose = f"sleep 300 >/dev/null 2>&1 & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; wait"
+    r = run_gitera(repo, "iterate", "--loop", "--propose", propose)
+    assert r.code == 5 and r.err.count("proposal failed: timed out after 1 s") == 3, r.err
+    children = pids.read_text().split()
+    assert len(children) == 6
+    states = subprocess.run(["ps", "-o", "stat=", "-p", ",".join(children)], capture_output=True, text=True).stdout.split()
+    alive = [s for s in states if not s.startswith("Z")]  # a killed child not yet reaped by init is a zombie: dead
+    for pid in children:  # leave nothing behind even when the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), 9)
+    assert alive == []

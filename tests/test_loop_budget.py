@@ -98,7 +98,7 @@ def test_the_gate_is_charged_to_the_budget_and_finishes_even_past_the_cap(repo: 
     from gitera.git import Repo
     from gitera.scoring import spent_so_far
 
-    assert spent_so_far(Repo.find(repo), "autoexp/syn") == pytest.approx(total)
+    assert spent_so_far(Repo.find(repo), "autoexp/syn", "syn") == pytest.approx(total)
 
 
 def test_a_stop_in_mid_sprint_gates_the_kept_work_and_a_failed_gate_must_be_finished(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,3 +148,13 @@ def test_a_loop_stopped_by_failing_proposals_records_why_and_can_resume(repo: Pa
     r = run_gitera(repo, "iterate", "-m", "by hand after the proposer failed")
     assert r.code == 0 and "#1 KEEP" in r.out, r.out + r.err
     assert state(repo)["stop_reason"] is None
+
+
+def test_diagnose_train_keeps_both_sides_within_what_is_left(repo: Path) -> None:
+    """Each side of `diagnose --train 40` costs 40 × 3 × $0.0001 = $0.012; $0.018 is left: the second side cannot be paid in full."""
+    synthetic_project(repo, max_cost_usd=round(START + 0.018, 4))
+    run_first(repo)
+    r = run_gitera(repo, "diagnose", "--train", "40")
+    assert r.code == 5, r.out + r.err
+    assert "best could not be scored on the 40 train rows: the cost budget ran out" in r.err, r.err
+    assert "a (train): 120/120 scored" in r.err and "b (train): 120/120" not in r.err  # the first side fitted, the second did not

@@ -165,7 +165,10 @@ def test_untracked_files_the_change_could_read_are_refused_and_unrelated_scratch
     (repo / "policy_b.txt").write_text("accuracy: 0.7\n# see notes.md\n")  # a root file is exempt only while no target names it
     r = run_gitera(repo, "iterate", "-m", "names the root notes")
     assert r.code == 3 and "notes.md (untracked, named in policy_b.txt)" in r.err, r.err
-    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n# rules: glob('scratch/*.txt')\n")  # a folder it reads from
+    r = run_gitera(repo, "iterate", "-m", "reads a folder of untracked files")
+    assert r.code == 3 and "scratch/draft.txt (untracked, named in policy_b.txt)" in r.err, r.err
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n# a scratch note\n")  # the bare word names no folder
     r = run_gitera(repo, "iterate", "-m", "names no untracked file")
     assert r.code == 0 and "#1 KEEP" in r.out, r.out + r.err
     assert (repo / "notes.md").exists() and (repo / "fragments" / "extra.txt").exists()

@@ -132,18 +132,38 @@ def _propose(repo: Repo, exp: Experiment, frame: Frame, state: LoopState, propos
     env = {**os.environ, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
            "GITERA_HYPOTHESIS_FILE": str(hyp_file), "GITERA_TAG": exp.tag}
     out.info(f"loop: asking `{propose}` for attempt {state.iteration + 1}")
-    try:
-        proc = subprocess.run(propose, shell=True, cwd=repo.root, env=env, capture_output=True, text=True, timeout=PROPOSE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    code, stdout, stderr = _run_proposer(propose, repo.root, env, directory)
+    if code is None:
         return False, f"timed out after {PROPOSE_TIMEOUT_S} s"
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return False, f"exit {proc.returncode}: {' | '.join(tail) or 'no output'}"
+    if code != 0:
+        tail = (stderr or stdout).strip().splitlines()[-3:]
+        return False, f"exit {code}: {' | '.join(tail) or 'no output'}"
     hypothesis = hyp_file.read_text().strip() if hyp_file.exists() else ""
     if not hypothesis:
-        last = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
+        last = [ln for ln in stdout.strip().splitlines() if ln.strip()]
         hypothesis = last[-1] if last else f"proposal {state.iteration + 1} from `{propose}`"
     return True, " ".join(hypothesis.split())[:300]
+
+
+def _run_proposer(propose: str, cwd: Path, env: dict[str, str], directory: Path) -> tuple[int | None, str, str]:
+    """(exit code or None on the timeout, stdout, stderr) of CMD, run as its own process group:
+    at the timeout or an interrupt the whole group is killed, so no child of an agent goes on
+    editing the target files while gitera scores and commits."""
+    from gitera.evalrun.procs import kill_group, spawn
+
+    paths = directory / "propose.stdout", directory / "propose.stderr"
+    with paths[0].open("wb") as out, paths[1].open("wb") as err:
+        proc = spawn(["/bin/sh", "-c", propose], cwd=cwd, env=env, stdout=out, stderr=err)
+        try:
+            code: int | None = proc.wait(timeout=PROPOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            code = None
+        except BaseException:
+            kill_group(proc, grace_s=0.2)
+            raise
+    stdout, stderr = (p.read_text(encoding="utf-8", errors="replace") for p in paths)
+    return code, stdout, stderr
 
 
 def _stop_session(exp: Experiment, state: LoopState, propose: str, failed: list[str], out: Output) -> int:

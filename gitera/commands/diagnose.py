@@ -130,11 +130,15 @@ def train_view(exp: Experiment, frame: Frame, lock: Mapping[str, Any], attempt: 
     ids = [str(r["id"]) for r in rows]
     trials = list(range(frame.metric.trials))
     scorer = Scorer(exp, frame, lock, out)
-    budget = budget_for(frame, spent_so_far(exp.repo, exp.branch), exp)
+    spent = spent_so_far(exp.repo, exp.branch, exp.tag)
     runs = []
     for which in (against, attempt):
         arm, commit = _subject(exp, frame, which)
-        run = scorer.score(arm, commit, rows, "train", trials, budget=budget)
+        run = scorer.score(arm, commit, rows, "train", trials, budget=budget_for(frame, spent, exp))
+        spent += run.spent_usd  # the second side must fit in what the first one left
+        if run.stop_reason == "budget":
+            raise EvalError(f"{which} could not be scored on the {len(rows)} train rows: the cost budget ran out (${spent:.4f} spent); "
+                            "diagnose with fewer train rows (--train N) or without --train.")
         if not run.complete:
             raise EvalError(f"{which} could not be scored on the train rows ({run.problems[0] if run.problems else 'incomplete'}); "
                             "fix the harness, or diagnose without --train.")

@@ -80,7 +80,8 @@ def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[
     """Changed tracked files other than the targets, and untracked files the change could read.
 
     An untracked file anywhere under a target's directory, or one whose path or file name a
-    target file mentions (a prompt include, a rules fragment), could change what the arm does
+    target file mentions (a prompt include, a rules fragment), or one in a folder a target
+    mentions as such (`rules/`, `rules/*.txt`), could change what the arm does
     without being part of the attempt, so it is refused. Other untracked files at the
     repository root or in unrelated folders are exempt: notes and scratch files live there.
     """
@@ -95,7 +96,8 @@ def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[
         elif any(path.startswith(d) for d in target_dirs):
             bad.append(f"{path} (untracked, under a target file's folder)")
         else:
-            by = [t for t, names in named.items() if path in names or Path(path).name in names]
+            by = [t for t, names in named.items() if path in names or Path(path).name in names
+                  or any(path.startswith(n) for n in names if n.endswith("/"))]  # in a folder it names, e.g. `glob("rules/*.txt")`
             if by:
                 bad.append(f"{path} (untracked, named in {by[0]})")
     return bad
@@ -164,7 +166,7 @@ def prepare(repo: Repo, exp: Experiment, out: Output, use_cache: bool) -> tuple[
         )
     state = load_state(exp) or start_state(exp, frame, lock, out, use_cache)
     # the cost budget is the experiment's: pilot, runs, attempts and gates, as their trailers record it
-    state = state.with_(spent_usd=spent_so_far(repo, exp.branch))
+    state = state.with_(spent_usd=spent_so_far(repo, exp.branch, exp.tag))
     state = resume(exp, frame, lock, state, out, use_cache)
     return frame, lock, state
 

@@ -147,7 +147,7 @@ def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Outp
     rows = load_split(exp, "dev")
     ids = [str(r["id"]) for r in rows]
     scorer = Scorer(exp, frame, lock, out, use_cache=use_cache)
-    spent = spent_so_far(repo, exp.branch)
+    spent = spent_so_far(repo, exp.branch, exp.tag)
     order = [frame.baseline.arm, *frame.candidates]  # the baseline is measured first (rule 2)
     runs: dict[str, EvalRun] = {}
     commits: dict[str, str] = {}

@@ -56,8 +56,18 @@ def _tokens(value: object) -> int | None:
     return None if number is None or isinstance(value, bool) else int(number)
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(value: object) -> str:
+    """A harness's text as gitera can write it (cache, per-row files, terminal): JSON allows a lone
+    surrogate ("\\ud800"), UTF-8 does not, so each one becomes U+FFFD."""
+    text = str(value)
+    return LONE_SURROGATE.sub("\ufffd", text) if LONE_SURROGATE.search(text) else text
+
+
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=repr)
+    return utf8_text(value) if isinstance(value, str) else json.dumps(value, default=repr)
 
 
 def excerpt(value: object) -> str | None:
@@ -75,7 +85,7 @@ def full_output(value: object) -> str | None:
     text = _text(value)
     if len(text) <= OUTPUT_LIMIT:
         return None
-    data = text.encode("utf-8", "surrogatepass")
+    data = text.encode("utf-8")
     return text if len(data) <= JUDGE_OUTPUT_LIMIT else data[:JUDGE_OUTPUT_LIMIT].decode("utf-8", "ignore")
 
 
@@ -113,17 +123,17 @@ def interpret(obj: Mapping[str, Any], row_id: RowId, trial: int, where: str) -> 
     if raw_tokens is not None and optional["tokens"] is None:
         problems.append(f"{where}: tokens {raw_tokens!r} for row {row_id!r} is not a number; ignored")
     finding = obj.get("finding")
-    optional["finding"] = None if finding is None else str(finding)
+    optional["finding"] = None if finding is None else utf8_text(finding)
     optional["output"] = excerpt(obj.get("output"))
     optional["output_full"] = full_output(obj.get("output"))
     optional["suspect"] = suspect_fields(obj)
 
     error = obj.get("error")
     if obj.get("transient") is True:
-        message = str(error) if error else "the harness marked the row transient"
+        message = utf8_text(error) if error else "the harness marked the row transient"
         return Interpreted(RowResult(row_id, trial, None, "crash", error=message, **optional), True, tuple(problems))
     if error not in (None, "", False):
-        return Interpreted(RowResult(row_id, trial, None, "crash", error=f"the harness reported an error: {error}", **optional), False, tuple(problems))
+        return Interpreted(RowResult(row_id, trial, None, "crash", error=f"the harness reported an error: {utf8_text(error)}", **optional), False, tuple(problems))
     if "score" not in obj:
         message = f"{where}: row {row_id!r} has no score"
         return Interpreted(RowResult(row_id, trial, None, "invalid", error=message, **optional), False, (*problems, message))
