@@ -10,6 +10,7 @@ QUICK = {
     "bench_startup.py": ["--repeat", "10"],
     "bench_seal.py": ["--size-mib", "128"],
     "bench_eval.py": ["--quick"],
+    "bench_budget.py": ["--quick"],
     "bench_iterate.py": ["--repeat", "3"],
     "bench_log.py": ["--commits", "2000", "--repeat", "3"],
 }

@@ -218,6 +218,8 @@ class Scorer:
             jrows = judging.judge_rows(rows, run, t, seed, list(self.frame.arms), arm)
             if jrows:
                 jrun = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, split, [t], _charged(budget, spent, per_call), started, "judge")
+                for warning in jrun.warnings:  # e.g. the budget stopping the judge's invocations
+                    self.out.warn(f"arm {arm}: judge: {warning}")
                 judged[t], spent = jrun, spent + jrun.spent_usd
                 per_call = jrun.spent_usd / jrun.calls if jrun.calls else per_call
         return judging.apply_judge(run, judged)
@@ -241,6 +243,8 @@ class Scorer:
         for arm, run in runs.items():
             jrows = judging.judge_rows(picked, run, 0, seed, list(self.frame.arms), arm)
             cj = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, "dev", [0], _charged(budget, used), started, "judge")
+            for warning in cj.warnings:
+                self.out.warn(f"arm {arm}: cross-judge: {warning}")
             used += cj.spent_usd
             primary = {str(r.id): r.score for r in run.results if r.trial == 0 and str(r.id) in picked_ids}
             report["arms"][arm] = {**judging.cross_check(primary, {str(r.id): r.score for r in cj.results}), "spent_usd": sanitize(cj.spent_usd, 8)}

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +408,72 @@ def test_budget_estimate_from_the_pilot_allows_a_parallel_first_wave(checkout: P
     spec = EvalSpec(command=cmd("deterministic").command, shard_size=1)
     res = run(spec, checkout, rows_for(6), concurrency=3, budget=Budget(1.0, est_cost_per_call=0.01))
     assert res.complete and res.spent_usd == pytest.approx(0.06)
+
+
+def ledger(path: Path) -> list[float]:
+    """What a costly harness was billed: one charge per row it started (tests/harnesses/costly.py)."""
+    return [float(x) for x in path.read_text().split()] if path.exists() else []
+
+
+COSTLY = {"command": cmd("costly"), "python": EvalSpec(python="pymod:costly", harness_hash="h1")}
+
+
+@pytest.mark.parametrize("mode", ["command", "python"])
+def test_the_cap_holds_when_real_costs_are_three_times_the_pilot_estimate(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """docs/eval-contract.md#budget: total spend <= cap + concurrency x one row's real cost."""
+    estimate, real, n, concurrency = 0.01, 0.03, {"command": 200, "python": 60}[mode], 4
+    before, room = 0.5, n // 2 * real - 0.15  # room for a little under half the rows at their real cost
+    bill = tmp_path / "ledger.txt"
+    for name, value in (("HARNESS_LEDGER", bill), ("HARNESS_COST_USD", real), ("HARNESS_DELAY_S", 0.03 if mode == "command" else 0.02)):
+        monkeypatch.setenv(name, str(value))
+    cache = Cache(tmp_path / "cache")
+    cap = before + room
+    budget = Budget(cap, spent_before=before, est_cost_per_call=estimate)
+    res = run(COSTLY[mode], checkout, rows_for(n), concurrency=concurrency, budget=budget, cache=cache, tree_id="t")
+    assert before + sum(ledger(bill)) <= cap + concurrency * real + 1e-9, (sum(ledger(bill)), res.warnings)
+    assert before + res.spent_usd <= cap + 1e-9  # what the harness reported for the rows it wrote
+    assert res.stop_reason == "budget" and not res.complete
+    done = [r for r in res.results if r.status == "ok"]
+    missing = [r for r in res.results if r.status == "missing"]
+    assert len(done) + len(missing) == n and 0 < len(done) < n // 2
+    assert {r.error for r in missing} == {f"not run: the next calls would exceed the ${cap:g} cost budget"}
+    if mode == "command":  # the in-flight invocations were stopped and their unwritten rows not bisected
+        assert any("past the $" in w and "running invocation(s); no further calls start" in w for w in res.warnings), res.warnings
+        assert len((checkout / "counter.txt").read_text().split()) == res.invocations <= concurrency
+    again = run(COSTLY[mode], checkout, rows_for(n), concurrency=concurrency, cache=cache, tree_id="t")
+    assert again.complete and again.cache_hits == len(done)  # every row written before the stop was kept
+
+
+@pytest.mark.parametrize("mode", ["command", "python"])
+def test_before_any_cost_arrives_the_first_wave_is_sized_at_one_and_a_half_times_the_estimate(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Eight one-row calls could start at once; the pilot's estimate ($0.01, really $0.03) would
+    let six fit the $0.06 left, 1.5 x the estimate only four. Their costs arrive together, so
+    nothing more starts: $0.12 spent where trusting the estimate would have spent $0.18."""
+    bill = tmp_path / "ledger.txt"
+    for name, value in (("HARNESS_LEDGER", bill), ("HARNESS_COST_USD", 0.03), ("HARNESS_DELAY_S", 0.3)):
+        monkeypatch.setenv(name, str(value))
+    spec = replace(COSTLY[mode], shard_size=1) if mode == "command" else COSTLY[mode]
+    res = run(spec, checkout, rows_for(8), concurrency=8, budget=Budget(0.06, est_cost_per_call=0.01))
+    assert ledger(bill) == [0.03] * 4 and res.spent_usd == pytest.approx(0.12)
+    assert res.stop_reason == "budget" and [r.status for r in res.results].count("missing") == 4
+
+
+def test_only_as_many_running_invocations_stop_as_the_budget_needs(checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two shards of ten rows at $0.02 a row (twice the estimate) with $0.31 left: stopping one
+    shard is enough, so the other scores all its rows."""
+    bill = tmp_path / "ledger.txt"
+    for name, value in (("HARNESS_LEDGER", bill), ("HARNESS_COST_USD", 0.02), ("HARNESS_DELAY_S", 0.1)):
+        monkeypatch.setenv(name, str(value))
+    spec = EvalSpec(command=cmd("costly").command, shard_size=10)
+    res = run(spec, checkout, rows_for(20), concurrency=2, budget=Budget(0.31, est_cost_per_call=0.01))
+    ok = {r.id for r in res.results if r.status == "ok"}
+    assert set(range(10)) <= ok or set(range(10, 20)) <= ok, sorted(ok)
+    assert len(ok) < 20 and res.stop_reason == "budget" and sum(ledger(bill)) <= 0.31 + 2 * 0.02 + 1e-9
+    assert sum("stopped 1 running invocation(s)" in w for w in res.warnings) == 1, res.warnings
 
 
 def test_bad_inputs_are_config_errors(checkout: Path) -> None:

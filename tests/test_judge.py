@@ -162,6 +162,27 @@ def test_judge_and_cross_judge_spend_is_recorded_in_the_trailers(repo: Path) -> 
     assert after - before == pytest.approx(2 * n * 3 * (0.0001 + 0.00001) + cross)
 
 
+def test_a_judge_dearer_than_the_pilot_said_is_stopped_in_flight_within_the_cap(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pilot judged at $0.00001 a row; in the run the judge costs $0.003 (300x) and takes 30 ms
+    a row: its running invocations are stopped as soon as its first costs stream in."""
+    from gitera.git import Repo
+    from gitera.scoring import spent_so_far
+
+    pilot = 2 * (0.0001 + 0.00001)
+    dev = 240  # 600 rows: 300 dev, 20 % of them reserved for the gate; the judge's shards hold 30 rows
+    cap = pilot + dev * 3 * 0.0001 + 0.03  # arm a fits; of its 720 judge calls, ten
+    synthetic_project(repo, eval_extra=JUDGES, locked_extra=("judge.py",), max_cost_usd=cap)
+    monkeypatch.setenv("JUDGE_COST", "0.003")
+    monkeypatch.setenv("JUDGE_SLEEP", "0.03")
+    r = run_gitera(repo, "run", "--json")
+    assert r.code == 5, r.out + r.err
+    summary = json.loads(r.out)
+    assert list(summary["arms"]) == ["a"] and summary["arms"]["a"]["statuses"]["missing"] > 0
+    assert "arm a: judge: at the observed $0.0030 per call" in r.err and "running invocation(s)" in r.err, r.err
+    spent = spent_so_far(Repo.find(repo), "autoexp/syn")
+    assert pilot + dev * 3 * 0.0001 < spent <= cap + 1e-9  # before: both 120-row judge shards ran to their end, $0.79 in all
+
+
 def test_judge_calls_are_charged_to_the_arm_budget_and_stop_before_exceeding_it(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gitera.git import Repo
     from gitera.scoring import spent_so_far

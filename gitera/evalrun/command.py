@@ -7,7 +7,9 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,12 +19,13 @@ from typing import Any, Literal
 from gitera.evalrun.collect import Collector, describe_ids
 from gitera.evalrun.model import RetryPolicy, RowId, RowResult
 from gitera.evalrun.parse import find_score, id_key, interpret, parse_lines
-from gitera.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, spawn, tail
+from gitera.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, signal_group, spawn, tail
 from gitera.evalrun.schedule import Unit
 
 WAVES = 4  # at most this many shards per concurrency slot
 MAX_SHARD_ROWS = 256  # bounds the re-runs a crash or hang costs (log2(256) + 1 = 9 tries per row at most)
 TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished rows
+BUDGET_TICK_S = 0.05  # the same under a cost budget: a cost seen sooner stops the calls that would pass it sooner
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ class Ended:
     timed_out: bool  # killed by gitera (by_run: at the run's deadline, else after timeout_s without a new line)
     by_run: bool
     base: Path
+    by_budget: bool = False  # killed by gitera because its remaining rows would pass the cost budget
 
     @property
     def out_path(self) -> Path:
@@ -187,7 +191,7 @@ class Ended:
     @property
     def failed(self) -> bool:
         """Crashed or hung: rows it did not write are re-run in smaller invocations (bisection)."""
-        return (self.timed_out and not self.by_run) or (not self.timed_out and self.rc != 0)
+        return not self.by_budget and ((self.timed_out and not self.by_run) or (not self.timed_out and self.rc != 0))
 
 
 @dataclass
@@ -220,34 +224,44 @@ class CommandRunner:
         rows_path.write_text("".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys), encoding="utf-8")
         env = {**self.env, "GITERA_TRIAL": str(shard.trial), "GITERA_ROWS": str(rows_path), "GITERA_OUT": str(out_path)}
         early: dict[str, RowResult] = {}
+        cut = _Cut()
+        if self.collector.gate is not None:
+            self.collector.gate.on_stop(cut)
         with (base / "stdout.txt").open("wb") as out, (base / "stderr.txt").open("wb") as err:
             proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
+            cut.proc = proc
             self.live.add(proc)
             try:
-                timed_out, by_run = self._watch(proc, shard, _Tail(out_path), early)
+                timed_out, by_run = self._watch(proc, shard, _Tail(out_path), early, cut.event)
+                if cut.event.is_set():  # the budget stopped it: its children go too
+                    kill_group(proc, grace_s=0.2)
             finally:
                 self.live.discard(proc)
-        ended = Ended(proc.returncode, timed_out, by_run, base)
+        ended = Ended(proc.returncode, timed_out, by_run, base, by_budget=cut.event.is_set())
         return self._collect(unit, ended, set(early))
 
-    def _watch(self, proc: subprocess.Popen[bytes], shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> tuple[bool, bool]:
+    def _watch(
+        self, proc: subprocess.Popen[bytes], shard: Shard, tailer: _Tail, early: dict[str, RowResult], cut: threading.Event,
+    ) -> tuple[bool, bool]:
         """Wait for the invocation; kill it when timeout_s passes without a new result line
-        (its start-up counts toward the first row) or at the run's deadline.
-        Returns (timed_out, by_run)."""
+        (its start-up counts toward the first row) or at the run's deadline; return when the
+        budget has cut it. Returns (timed_out, by_run)."""
         waiter = ExitWaiter(proc)
         last = time.monotonic()
+        tick = TICK_S if self.collector.gate is None else BUDGET_TICK_S
         try:
-            while True:
+            while not cut.is_set():
                 end, by_run = last + self.timeout_s, False
                 if self.deadline is not None and self.deadline < end:
                     end, by_run = self.deadline, True
-                if waiter.wait(max(0.0, min(TICK_S, end - time.monotonic()))):
+                if waiter.wait(max(0.0, min(tick, end - time.monotonic()))):
                     return False, False
                 if self._stream(shard, tailer, early):
                     last = time.monotonic()
                 elif time.monotonic() >= end:
                     kill_group(proc)
                     return True, by_run
+            return False, False
         finally:
             waiter.close()
 
@@ -314,7 +328,9 @@ class CommandRunner:
                 unwritten.append(k)
         self.evidence = self.evidence or bool(parsed.found or parsed.duplicates)
         followups: list[Unit[Shard]] = []
-        if unwritten and ended.failed and len(shard.keys) > 1 and not self.live.cancelled:
+        if unwritten and ended.by_budget:  # back to the queue, which the stopped budget leaves unrun
+            followups = [Unit(replace(shard, keys=tuple(unwritten)), len(unwritten), unit.attempt)]
+        elif unwritten and ended.failed and len(shard.keys) > 1 and not self.live.cancelled:
             failure = self._failure(label, ended)
             if self.evidence:
                 followups = self._bisect(unit, unwritten, failure)
@@ -327,7 +343,8 @@ class CommandRunner:
             self.collector.spend_only(calls=0, invocations=0, cost=cost_of_retried)
             again = Shard(shard.trial, shard.index, tuple(retry), shard.part)
             followups.append(Unit(again, len(retry), unit.attempt + 1, time.monotonic() + self.retry.delay(unit.attempt)))
-        self.collector.finish(final, calls=len(shard.keys) - len(early), invocations=1, problems=problems, early=early)
+        not_run = len(unwritten) if ended.by_budget else 0
+        self.collector.finish(final, calls=len(shard.keys) - len(early) - not_run, invocations=1, problems=problems, early=early)
         return followups
 
     def _failure(self, label: str, ended: Ended) -> Failure:
@@ -398,6 +415,20 @@ class CommandRunner:
 
 def _replace_error(result: RowResult, error: str) -> RowResult:
     return replace(result, error=error)
+
+
+class _Cut:
+    """The budget's stopper for one invocation: marks it and sends its group SIGTERM at once; its
+    watcher then kills what is left, and the rows already written are kept."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __call__(self) -> None:
+        self.event.set()
+        if self.proc is not None:
+            signal_group(self.proc, signal.SIGTERM)
 
 
 class _Tail:

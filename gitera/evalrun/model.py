@@ -59,8 +59,9 @@ class EvalSpec:
 class Budget:
     """A cost cap in USD for the experiment; `spent_before` is what earlier runs used.
 
-    `est_cost_per_call` (e.g. from the pilot) lets the first wave be sized before any
-    result of this run has arrived; without it the runner probes with one unit first.
+    `est_cost_per_call` (e.g. from the pilot) sizes the first wave before any result of this
+    run has arrived, taken at 1.5x (schedule.FIRST_WAVE_MARGIN); without it the runner starts
+    one unit alone and the rest once its first cost arrives.
     """
 
     max_cost_usd: float

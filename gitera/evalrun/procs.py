@@ -62,6 +62,15 @@ class ExitWaiter:
             self.fd = None
 
 
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send `sig` to the process's group without waiting (nothing if the process is already reaped)."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> None:
     """SIGTERM the whole group, then SIGKILL whatever is left (children that ignored it too)."""
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):

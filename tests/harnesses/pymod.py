@@ -34,3 +34,12 @@ def score(row, arm, trial, params):
         return VALUE
     print("noise on stdout must not break the protocol")
     return {"score": VALUE, "cost_usd": 0.001, "output": f"{arm}/{trial}/{params.get('p')}/{os.getcwd()}"}
+
+
+def costly(row, arm, trial, params):
+    """Charges $HARNESS_COST_USD like a paid API: billed to $HARNESS_LEDGER when the call starts."""
+    cost = float(os.environ["HARNESS_COST_USD"])
+    with open(os.environ["HARNESS_LEDGER"], "a") as fh:
+        fh.write(f"{cost}\n")
+    time.sleep(float(os.environ.get("HARNESS_DELAY_S", "0")))
+    return {"score": 1, "cost_usd": cost, "latency_ms": 1.0}

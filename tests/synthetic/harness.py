@@ -12,6 +12,7 @@ The arm's params name a policy file; each line of it is `key: value`:
     noise: 0.02          per-trial flips with this probability (seeded by row and trial)
     latency: 50          latency_ms reported per row
     cost: 0.001          cost_usd per row
+    sleep: 0.005         seconds each row takes (its line is flushed as soon as it is written)
     pad: 3000            append this many characters to each row's `output` (a long answer)
     crash                exit 1 without writing anything
     hang                 sleep 60 s
@@ -67,6 +68,9 @@ def main() -> int:
             out.write(json.dumps({"id": row["id"], "score": score, "latency_ms": float(policy.get("latency", "10")),
                                   "cost_usd": float(policy.get("cost", "0.0001")), "output": f"label-{score}" + "." * int(policy.get("pad", "0")) + os.environ.get("SYN_OUTPUT_SUFFIX", ""),
                                   "finding": None if score else "wrong"}) + "\n")
+            if "sleep" in policy:
+                time.sleep(float(policy["sleep"]))
+                out.flush()
     return 0
 
 

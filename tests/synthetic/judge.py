@@ -1,5 +1,6 @@
 """A test judge: scores each output 1 if it starts with label-1. `--contrarian` disagrees on every
-row. Each row costs $JUDGE_COST (default 0.00001).
+row. Each row costs $JUDGE_COST (default 0.00001) and takes $JUDGE_SLEEP seconds (default 0); each
+line is flushed as soon as it is written, so its cost streams to gitera.
 
 It also appends what it was shown (its cwd, environment, rows file, candidate labels and the
 byte length of every output) to $JUDGE_SEEN_FILE (judge_seen.jsonl), so a test can check the
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -27,7 +29,10 @@ def main() -> int:
             score = 1 if str(row.get("output")).startswith("label-1") else 0
             if contrarian:
                 score = 1 - score
+            if os.environ.get("JUDGE_SLEEP"):
+                time.sleep(float(os.environ["JUDGE_SLEEP"]))
             out.write(json.dumps({"id": row["id"], "score": score, "cost_usd": float(os.environ.get("JUDGE_COST", "0.00001")), "latency_ms": 1.0}) + "\n")
+            out.flush()
     return 0
 
 
