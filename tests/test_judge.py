@@ -179,7 +179,7 @@ def test_a_judge_dearer_than_the_pilot_said_is_stopped_in_flight_within_the_cap(
     summary = json.loads(r.out)
     assert list(summary["arms"]) == ["a"] and summary["arms"]["a"]["statuses"]["missing"] > 0
     assert "arm a: judge: at the observed $0.0030 per call" in r.err and "running invocation(s)" in r.err, r.err
-    spent = spent_so_far(Repo.find(repo), "autoexp/syn")
+    spent = spent_so_far(Repo.find(repo), "autoexp/syn", "syn")
     assert pilot + dev * 3 * 0.0001 < spent <= cap + 1e-9  # before: both 120-row judge shards ran to their end, $0.79 in all
 
 
