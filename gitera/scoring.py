@@ -49,14 +49,15 @@ def eval_spec(frame: Frame, lock: Mapping[str, Any]) -> EvalSpec:
 def content_id(repo: Repo, commit: str, tag: str, skip: Sequence[str] = ()) -> str:
     """The commit's content minus gitera's run records (and the paths or folders in `skip`):
     what the eval can see."""
-    listing = repo.git("ls-tree", "-r", "--full-tree", commit)
+    # -z: paths unquoted, so a non-ASCII target or folder is recognised and skipped
+    listing = repo.git("ls-tree", "-r", "-z", "--full-tree", commit)
     folders = (f".gitera/{tag}/{RUNS}/", *(p.rstrip("/") + "/" for p in skip))
     exact = {p.rstrip("/") for p in skip}
 
     def kept(path: str) -> bool:
         return path not in exact and not path.startswith(folders)
 
-    kept_lines = [line for line in listing.splitlines() if kept(line.split("\t", 1)[-1])]
+    kept_lines = [line for line in listing.split("\0") if line and kept(line.split("\t", 1)[-1])]
     return hashlib.sha256("\n".join(kept_lines).encode()).hexdigest()
 
 
@@ -202,7 +203,10 @@ class Scorer:
         if tip is None:
             raise RefusedError(f"branch {self.exp.branch} does not exist; run `gitera init` first.")
         targets = self.frame.iterate.target if self.frame.iterate else ()
-        return checkout_dir(repo, tip, judging.JUDGE_ARM), content_id(repo, tip, self.exp.tag, (self.exp.rel(""), *targets))
+        # without the experiment's run records: their per-arm files name each arm's outputs
+        records = {path: None for path in repo.ls_tree(tip, [self.exp.rel(RUNS)])}
+        blind = repo.make_commit(tip, records, "gitera judge checkout: the tip without its run records") if records else tip
+        return checkout_dir(repo, blind, judging.JUDGE_ARM), content_id(repo, tip, self.exp.tag, (self.exp.rel(""), *targets))
 
     def _judged(self, run: EvalRun, arm: str, rows: Sequence[Mapping[str, Any]], split: str, trials: Sequence[int],
                 budget: Budget | None, started: float) -> EvalRun:

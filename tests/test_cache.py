@@ -65,3 +65,25 @@ def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
 @given(st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=5), st.none()), max_size=5))
 def test_row_hash_ignores_key_order(row: dict[str, object]) -> None:
     assert row_hash(row) == row_hash(dict(reversed(list(row.items()))))
+
+
+def test_the_tree_part_of_a_key_skips_non_ascii_paths_it_is_told_to_skip(repo: Path) -> None:
+    # git quotes such paths in ls-tree's plain output, so the skip did not recognise them and
+    # every iteration of a target named "prompts/réponse.txt" missed the judge's cache
+    from gitera.git import Repo
+    from gitera.scoring import content_id
+    from tests.conftest import git
+
+    (repo / "prompts").mkdir()
+    (repo / "prompts/réponse.txt").write_text("v1\n")
+    (repo / "judge.py").write_text("print('judge')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v1")
+    r = Repo.find(repo)
+    first = content_id(r, "HEAD", "exp", ("prompts/réponse.txt",))
+    (repo / "prompts/réponse.txt").write_text("v2\n")
+    git(repo, "commit", "-q", "-am", "v2")
+    assert content_id(r, "HEAD", "exp", ("prompts/réponse.txt",)) == first
+    (repo / "judge.py").write_text("print('a changed judge')\n")
+    git(repo, "commit", "-q", "-am", "judge")
+    assert content_id(r, "HEAD", "exp", ("prompts/réponse.txt",)) != first

@@ -104,6 +104,10 @@ def test_the_judge_runs_in_one_neutral_checkout_with_nothing_naming_the_arm_and_
         rows = [json.loads(x) for x in (repo / summary["arms"][arm]["rows_file"]).read_text().splitlines()]
         assert max(len(x["output"]) for x in rows) <= 500  # the committed files keep the excerpt
     assert summary["cross_judge"]["flagged"] is False
+    # the judge's checkout holds the project but not the run records that name each arm's outputs
+    checkout = repo / ".git/gitera/worktrees/judge"
+    assert (checkout / "judge.py").exists() and git(repo, "ls-tree", "autoexp/syn~1", ".gitera/syn/runs/pilot.json").strip()
+    assert not (checkout / ".gitera/syn/runs").exists()
 
 
 def test_judge_results_are_cached_by_judge_files_row_output_and_trial(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -187,3 +187,25 @@ def test_a_proposer_that_times_out_is_killed_with_its_children(repo: Path, monke
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), 9)
     assert alive == []
+
+
+def test_a_loop_state_is_scored_on_the_experiment_branch_whatever_is_checked_out(repo: Path) -> None:
+    # diagnose may run from any branch: the candidate it scores must be the experiment's tip
+    # with the target files of that state, not HEAD's tree
+    from gitera.commands.iterate import load_state, point_commit
+    from gitera.experiment import Experiment
+    from gitera.git import Repo
+
+    synthetic_project(repo)
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    assert run_gitera(repo, "iterate", "-m", "better").code == 0
+    git(repo, "switch", "-q", "-c", "scratch")
+    (repo / "notes.txt").write_text("a fork with its own commit\n")
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-q", "-m", "notes")
+    exp = Experiment(Repo.find(repo), "syn")
+    state = load_state(exp)
+    assert state is not None and state.best is not None
+    commit = point_commit(exp, ["policy_b.txt"], state.best, "check")
+    assert git(repo, "rev-parse", f"{commit}^").strip() == git(repo, "rev-parse", "autoexp/syn").strip()
+    assert git(repo, "show", f"{commit}:policy_b.txt") == "accuracy: 0.7\n"

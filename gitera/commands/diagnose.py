@@ -112,12 +112,12 @@ def _subject(exp: Experiment, frame: Frame, which: str) -> tuple[str, str]:
     if which == "best":
         if state is None or state.best is None:
             return iterated, arm_commit(exp, frame, iterated)
-        return iterated, point_commit(exp.repo, targets, state.best, f"diagnose: best (iteration {state.best.iteration})")
+        return iterated, point_commit(exp, targets, state.best, f"diagnose: best (iteration {state.best.iteration})")
     commit = attempt_commit(read(exp.repo, exp.branch, exp.tag), int(which)) if which.isdigit() else None
     if commit is None:
         raise RefusedError(f"{which!r} is not baseline, best, an arm or an attempt number; see `gitera log`.")
     point = Point(int(which), commit, None, "", exp.repo.ls_tree(commit, targets))
-    return iterated, point_commit(exp.repo, targets, point, f"diagnose: attempt {which}")
+    return iterated, point_commit(exp, targets, point, f"diagnose: attempt {which}")
 
 
 def train_view(exp: Experiment, frame: Frame, lock: Mapping[str, Any], attempt: str, against: str, limit: int, out: Output) -> dict[str, Any]:

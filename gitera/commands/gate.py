@@ -62,7 +62,7 @@ def _gate_scores(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Ou
     from gitera.commands.iterate import point_commit
 
     assert frame.iterate is not None
-    commit = point_commit(exp.repo, frame.iterate.target, point, f"gate check of iteration {point.iteration}")
+    commit = point_commit(exp, frame.iterate.target, point, f"gate check of iteration {point.iteration}")
     trials = list(range(frame.metric.trials))
     # never cached: a per-row cache of the gate rows would let anyone read the holdout around the
     # reusable-holdout mechanism

@@ -191,10 +191,13 @@ def target_files(repo: Repo, targets: Sequence[str], point: Point) -> dict[str, 
     return {p: contents.get(p) for p in targets}
 
 
-def point_commit(repo: Repo, targets: Sequence[str], point: Point, subject: str) -> str:
-    """A commit of the branch tip with the target files at ``point``, on no branch (to score it)."""
-    tip = repo.rev("HEAD")
-    assert tip is not None
+def point_commit(exp: Experiment, targets: Sequence[str], point: Point, subject: str) -> str:
+    """A commit of the experiment branch's tip with the target files at ``point``, on no branch
+    (to score it). The branch, not HEAD: diagnose may run from any branch."""
+    repo = exp.repo
+    tip = repo.rev(f"refs/heads/{exp.branch}")
+    if tip is None:
+        raise RefusedError(f"branch {exp.branch} does not exist; run `gitera init {exp.tag}` first.")
     return repo.make_commit(tip, target_files(repo, targets, point), f"gitera candidate: {subject}"[:200])
 
 

@@ -106,7 +106,7 @@ def locked_arms(exp: Experiment, frame: Frame, state: Any) -> dict[str, tuple[st
         arms[arm] = (arm_commit(exp, frame, arm), "as registered")
     if frame.iterate is not None and state is not None and state.gate_passed is not None:
         gp = state.gate_passed
-        commit = point_commit(exp.repo, frame.iterate.target, gp, f"locked iteration {gp.iteration}")
+        commit = point_commit(exp, frame.iterate.target, gp, f"locked iteration {gp.iteration}")
         arms[frame.iterate.arm] = (commit, f"iteration {gp.iteration} (the latest gate-passed state)")
     return arms
 

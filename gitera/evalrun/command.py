@@ -354,16 +354,19 @@ class CommandRunner:
         return Failure("crash", f"the command {how}; stderr tail:\n{tail(ended.stderr_path)}", label, how)
 
     def _bisect(self, unit: Unit[Shard], unwritten: Sequence[str], failure: Failure) -> list[Unit[Shard]]:
-        """Re-run the rows a crashed or hung invocation did not write, in two halves (down to
-        one row per invocation), so only the rows that really fail end up crash or timeout."""
+        """Re-run the rows a crashed or hung invocation did not write, so only the rows that really
+        fail end up crash or timeout: the first unwritten row alone, the others in two halves (down
+        to one row per invocation). A harness that scores its rows in order stopped at that first
+        row, so it is usually the culprit: one hanging row then costs two `timeout_s` waits, not
+        one per halving level."""
         shard = unit.payload
         if not shard.part:  # one notice per planned shard, not one per level
             self.collector.warn(
                 f"{failure.label}: the command {failure.how} with {len(unwritten)} rows unwritten; "
                 "re-running them in smaller invocations to find the ones that fail"
             )
-        halves = _split(unwritten, 2)
-        return [Unit(Shard(shard.trial, shard.index, half, f"{shard.part}.{i}"), len(half), unit.attempt) for i, half in enumerate(halves, 1)]
+        parts = [tuple(unwritten[:1]), *(_split(unwritten[1:], 2) if len(unwritten) > 1 else [])]
+        return [Unit(Shard(shard.trial, shard.index, part, f"{shard.part}.{i}"), len(part), unit.attempt) for i, part in enumerate(parts, 1)]
 
     def settle(self, unit: Unit[Shard]) -> None:
         """Parked rows with no evidence that the harness works: they fail as their invocation did."""

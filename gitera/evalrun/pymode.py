@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from gitera.evalrun.collect import Collector
 from gitera.evalrun.model import RetryPolicy, RowId, RowResult
-from gitera.evalrun.parse import interpret
+from gitera.evalrun.parse import interpret, utf8_text
 from gitera.evalrun.procs import LiveProcesses, kill_group, spawn, tail
 from gitera.evalrun.schedule import Unit
 
@@ -174,11 +174,12 @@ class PythonRunner:
             return self._final(unit, RowResult(row_id, call.trial, None, "crash", error=error), [f"{where}: the python worker exited with code {code}"])
         if reply.kind == "exc":
             body = reply.body
-            error = f"{body.get('exc')}: {body.get('msg')}\n{body.get('tb', '')}".rstrip()
-            result = RowResult(row_id, call.trial, None, "crash", error=error)
+            # an exception's text may hold a lone surrogate, which no UTF-8 file can take
+            exc, msg, tb = (utf8_text(body.get(k, "")) for k in ("exc", "msg", "tb"))
+            result = RowResult(row_id, call.trial, None, "crash", error=f"{exc}: {msg}\n{tb}".rstrip())
             if body.get("transient"):
                 return self._transient(unit, result)
-            return self._final(unit, result, [f"{where}: raised {body.get('exc')}: {body.get('msg')}"])
+            return self._final(unit, result, [f"{where}: raised {exc}: {msg}"])
         value = reply.body.get("ok")
         measured = float(reply.body.get("ms", 0.0))
         if isinstance(value, dict):
