@@ -12,12 +12,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gitera.errors import ConfigError
 from gitera.experiment import Experiment
 from gitera.git import Repo
 from gitera.history import Record, read
 
 if TYPE_CHECKING:
     from gitera import rules
+    from gitera.frame import Frame
 
 Check = tuple[str, bool, str]
 TOL = 1e-6
@@ -98,7 +100,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
         checks.append(_verdict_locked(repo, exp, records, verdicts[0]))
-        checks += _recompute_verdict(repo, exp, verdicts[0])
+        checks += _recompute_verdict(repo, exp, verdicts[0], frame)
     elif not pending_verdict:
         checks.append(("the verdict", True, "not run yet"))
     return checks
@@ -353,7 +355,34 @@ def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) ->
     return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
 
 
-def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Check]:
+def _registered(locked: Mapping[str, Any], exp: Experiment, doc: Mapping[str, Any]) -> Frame:
+    """The locked frame the verdict had to apply (its rules, slices, severity, trials: rule 3),
+    as the gitera that wrote ``doc`` read it: before "slice_columns" was recorded, the verdict
+    analysed only the first slice column and no severity weights."""
+    from dataclasses import replace
+
+    from gitera.frame import parse_frame
+
+    frame = parse_frame(locked, {}, exp.frame_rel)
+    if "slice_columns" in doc:
+        return frame
+    return replace(frame, data=replace(frame.data, slices=frame.data.slices[:1]), metric=replace(frame.metric, severity=None))
+
+
+def _recorded_rules(doc: Mapping[str, Any], frame: Frame) -> list[str]:
+    """Where verdict.json's record of the rules differs from the locked frame's (a forged verdict.json)."""
+    from dataclasses import asdict
+
+    from gitera.commands.verdict import registered_threshold
+
+    want = {"threshold": asdict(registered_threshold(frame)), "slice columns": list(frame.data.slices),
+            "severity column": frame.metric.severity, "trials": list(range(frame.metric.trials))}
+    got = {"threshold": doc["decision"].get("threshold"), "slice columns": doc.get("slice_columns", want["slice columns"]),
+           "severity column": doc.get("severity_column", want["severity column"]), "trials": doc.get("trials")}
+    return [f"verdict.json records {k} {got[k]} but the locked frame registers {v}" for k, v in want.items() if got[k] != v]
+
+
+def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, locked: Mapping[str, Any]) -> list[Check]:
     raw = _show(repo, verdict.commit, exp.rel("verdict.json"))
     if raw is None:
         return [("the verdict can be recomputed", False, "verdict.json is missing")]
@@ -365,9 +394,10 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Che
     import tempfile
     from pathlib import Path
 
-    from gitera import rules, seal
+    from gitera import seal
     from gitera.commands.split import commitment_salt
-    from gitera.scoring import matrix
+    from gitera.commands.verdict import apply_rules
+    from gitera.scoring import matrix, relpath
 
     key = seal.DataKey(base64.b64decode(doc["key"]))
     checks: list[Check] = []
@@ -387,25 +417,21 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Che
         shutil.rmtree(work, ignore_errors=True)
     ids = [str(r["id"]) for r in rows]
     checks.append(("the scored test rows are exactly the sealed ones", ids == doc["row_ids"], ""))
-    mats = {}
-    for arm, info in doc["arms"].items():
-        recs = _records_file(repo, verdict.commit, info["rows_file"]) or []
-        mats[arm] = matrix(recs, ids, doc["trials"])
+    try:
+        frame = _registered(locked, exp, doc)
+    except ConfigError as exc:
+        return [*checks, ("the verdict recomputed from the test rows is the same", False, f"the locked frame does not parse: {exc}")]
+    trials = list(range(frame.metric.trials))
+    mats = {arm: matrix(_records_file(repo, verdict.commit, relpath(exp, f"test/{arm}.jsonl")) or [], ids, trials) for arm in frame.arms}
     dec = doc["decision"]
-    th = dec["threshold"]
-    threshold = rules.Threshold(effect=th["effect"], basis=th["basis"], slice_loss_floor=th["slice_loss_floor"], alpha=th["alpha"], direction=th["direction"])
-    base = next(a for a in doc["arms"] if a not in {x["name"] for x in dec["arms"]})
-    columns = doc.get("slice_columns")
     recorded_slices = dec["slices"]
-    if columns is None:  # a verdict.json from before every slice column was analysed: its first one, plain names
-        columns = [doc["slice_column"]] if doc.get("slice_column") else []
-        recorded_slices = [f"{columns[0]}={n}" for n in recorded_slices] if columns else recorded_slices
-    again = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
-                               seed=int(doc["frame"][:8], 16), slice_columns=columns, cluster=doc.get("cluster_column"),
-                               severity=doc.get("severity_column")).to_dict()
-    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices
-    checks.append(("the verdict recomputed from the test rows is the same", same,
-                   "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']}"))
+    if "slice_columns" not in doc and frame.data.slices:  # older verdicts: plain names of the first column's slices
+        recorded_slices = [f"{frame.data.slices[0]}={n}" for n in recorded_slices]
+    again = apply_rules(frame, doc["frame"], mats, rows).to_dict()
+    differ = _recorded_rules(doc, frame)
+    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices and not differ
+    checks.append(("the verdict recomputed from the test rows is the same", same, "" if same else "; ".join(
+        [f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']} with the locked frame's rules", *differ])))
     recorded = {a["name"]: _effects(a) for a in dec["arms"]}
     effects_ok = all(a["name"] in recorded and all(map(_close, _effects(a), recorded[a["name"]])) for a in again["arms"])
     checks.append(("the recorded test effects match the per-row files", effects_ok, ""))

@@ -278,3 +278,50 @@ def test_a_verdict_json_from_before_every_slice_column_was_analysed_still_recomp
     code, out, _ = verify(repo)
     assert code == 0, out
     assert "ok   the verdict recomputed from the test rows is the same" in out
+
+
+# --------------------------------------------------------------------------------------------
+# the recomputed verdict applies the LOCKED frame's rules, not the ones verdict.json records
+# --------------------------------------------------------------------------------------------
+
+
+def forge_verdict(root: Path, edit: Any) -> None:
+    """Rewrite the verdict commit (amend, trailer included) with ``edit(doc)`` applied to verdict.json."""
+    path = root / ".gitera/syn/verdict.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    message = git(root, "log", "-1", "--format=%B").replace("ship_narrowly", doc["decision"]["decision"])
+    git(root, "add", str(path.relative_to(root)))
+    git(root, "commit", "-q", "--amend", "--no-verify", "-m", message)
+
+
+def test_a_verdict_json_that_drops_the_losing_slice_column_is_caught(repo: Path) -> None:
+    # b loses slice g3: ship narrowly. The forged verdict.json analyses no slice column and ships b
+    # everywhere; recomputed with its own (forged) columns the decision would agree
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.85\ngroup.g3: 0.2\n"}, rows=900)
+    assert run_gitera(repo, "run").code == 0
+    assert run_gitera(repo, "verdict").code == 0
+
+    def everywhere(doc: dict[str, Any]) -> None:
+        assert doc["decision"]["decision"] == "ship_narrowly"
+        doc["slice_columns"] = []
+        doc["decision"].update(decision="ship", slices=[])
+        for arm in doc["decision"]["arms"]:
+            arm["slices"] = []
+
+    forge_verdict(repo, everywhere)
+    line = assert_only_violation(repo, "the verdict recomputed from the test rows is the same", "recorded ship b",
+                                 "recomputed ship_narrowly b")
+    assert "slice columns [] but the locked frame registers ['group']" in line
+
+
+def test_a_verdict_json_with_a_lowered_threshold_is_caught(repo: Path) -> None:
+    decided(repo)
+
+    def lowered(doc: dict[str, Any]) -> None:
+        doc["decision"]["threshold"]["effect"] = 0.001
+
+    forge_verdict(repo, lowered)
+    assert_only_violation(repo, "the verdict recomputed from the test rows is the same", "threshold",
+                          "the locked frame registers")
