@@ -39,6 +39,7 @@ def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
 
 def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str, dev: Mapping[str, Any] | None) -> dict[str, bytes | None]:
     from gitera import charts
+    from gitera.commands.charting import progression_of
 
     d = verdict["decision"]
     base = frame.baseline.arm
@@ -66,20 +67,11 @@ def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_d
             e, lo, hi = oriented(s["mean"], s["lower"], s["upper"])
             forest.append(charts.ForestRow(label=f"{s['name']}", arm=av["name"], slice=s["name"], effect=e, ci_low=lo, ci_high=hi, state=s["state"]))
     costs = tuple(charts.CostPoint(name=a, cost_per_1k=arms[a]["cost_per_1k"], score=float(arms[a]["score"]), is_baseline=a == base) for a in arms)
-    records = read(exp.repo, exp.branch, exp.tag)
-    locked = verdict.get("locked_iteration")
-    points = tuple(
-        charts.AttemptPoint(iteration=int(r.data.get("iteration") or 0), score=r.data.get("score"), status=str(r.data.get("status")),
-                            is_locked=r.data.get("iteration") == locked)
-        for r in attempts(records)
-    )
-    gates = tuple(charts.GateMark(after_iteration=int(r.data.get("after_iteration") or 0), outcome=str(r.data.get("outcome")))
-                  for r in records if r.kind == "Gate")
-    baseline_dev = dev["arms"][base]["score"] if dev else None
+    loop = progression_of(read(exp.repo, exp.branch, exp.tag), verdict.get("locked_iteration") or 0)
     data = charts.ChartData(
         metric=frame.metric.primary, arms=bars, threshold_score=float(arms[base]["score"]) + sign * frame.threshold.effect,
         forest=tuple(forest), threshold=frame.threshold.effect, loss_floor=frame.threshold.slice_loss_floor, costs=costs,
-        attempts=points, gates=gates, baseline_dev_score=baseline_dev, noise_floor=dev.get("noise_floor") if dev else None,
+        attempts=loop.points, gates=loop.gates, baseline_dev_score=loop.start, noise_floor=loop.noise_floor,
         higher_is_better=frame.metric.direction == "higher",
     )
     files: dict[str, bytes | None] = {}
