@@ -355,6 +355,9 @@ def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) ->
     return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
 
 
+RULES_APPLIED = "verdict.json records the locked frame's rules"
+
+
 def _registered(locked: Mapping[str, Any], exp: Experiment, doc: Mapping[str, Any]) -> Frame:
     """The locked frame the verdict had to apply (its rules, slices, severity, trials: rule 3),
     as the gitera that wrote ``doc`` read it: before "slice_columns" was recorded, the verdict
@@ -387,8 +390,14 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, locked: Map
     if raw is None:
         return [("the verdict can be recomputed", False, "verdict.json is missing")]
     doc = json.loads(raw)
+    try:
+        frame = _registered(locked, exp, doc)
+    except ConfigError as exc:
+        return [(RULES_APPLIED, False, f"the locked frame does not parse: {exc}")]
+    differ = _recorded_rules(doc, frame)
+    checks: list[Check] = [(RULES_APPLIED, not differ, "; ".join(differ))]
     if not doc.get("key"):
-        return [("the verdict can be recomputed", True, "key kept by its custodian (--keep-key): recomputed decision not checked here")]
+        return [*checks, ("the verdict can be recomputed", True, "key kept by its custodian (--keep-key): recomputed decision not checked here")]
     import base64
     import shutil
     import tempfile
@@ -400,7 +409,6 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, locked: Map
     from gitera.scoring import matrix, relpath
 
     key = seal.DataKey(base64.b64decode(doc["key"]))
-    checks: list[Check] = []
     salt = commitment_salt(key.secret)
     checks.append(("the released key opens the split's commitment", salt.hex() == doc["opening"]["salt"], ""))
     work = Path(tempfile.mkdtemp(prefix="gitera-verify-"))
@@ -417,10 +425,6 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, locked: Map
         shutil.rmtree(work, ignore_errors=True)
     ids = [str(r["id"]) for r in rows]
     checks.append(("the scored test rows are exactly the sealed ones", ids == doc["row_ids"], ""))
-    try:
-        frame = _registered(locked, exp, doc)
-    except ConfigError as exc:
-        return [*checks, ("the verdict recomputed from the test rows is the same", False, f"the locked frame does not parse: {exc}")]
     trials = list(range(frame.metric.trials))
     mats = {arm: matrix(_records_file(repo, verdict.commit, relpath(exp, f"test/{arm}.jsonl")) or [], ids, trials) for arm in frame.arms}
     dec = doc["decision"]
@@ -428,10 +432,9 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, locked: Map
     if "slice_columns" not in doc and frame.data.slices:  # older verdicts: plain names of the first column's slices
         recorded_slices = [f"{frame.data.slices[0]}={n}" for n in recorded_slices]
     again = apply_rules(frame, doc["frame"], mats, rows).to_dict()
-    differ = _recorded_rules(doc, frame)
-    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices and not differ
-    checks.append(("the verdict recomputed from the test rows is the same", same, "" if same else "; ".join(
-        [f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']} with the locked frame's rules", *differ])))
+    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices
+    checks.append(("the verdict recomputed from the test rows is the same", same,
+                   "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']} with the locked frame's rules"))
     recorded = {a["name"]: _effects(a) for a in dec["arms"]}
     effects_ok = all(a["name"] in recorded and all(map(_close, _effects(a), recorded[a["name"]])) for a in again["arms"])
     checks.append(("the recorded test effects match the per-row files", effects_ok, ""))

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import git, run_gitera
 from tests.helpers import read_test_rows, synthetic_project
 
@@ -311,17 +313,23 @@ def test_a_verdict_json_that_drops_the_losing_slice_column_is_caught(repo: Path)
             arm["slices"] = []
 
     forge_verdict(repo, everywhere)
-    line = assert_only_violation(repo, "the verdict recomputed from the test rows is the same", "recorded ship b",
-                                 "recomputed ship_narrowly b")
-    assert "slice columns [] but the locked frame registers ['group']" in line
+    code, out, doc = verify(repo)
+    assert code == 1 and failing(out) == [
+        "FAIL verdict.json records the locked frame's rules: verdict.json records slice columns [] but the locked frame registers ['group']",
+        "FAIL the verdict recomputed from the test rows is the same: recorded ship b, recomputed ship_narrowly b with the locked frame's rules",
+    ], out
+    assert len(doc["violations"]) == 2
 
 
-def test_a_verdict_json_with_a_lowered_threshold_is_caught(repo: Path) -> None:
-    decided(repo)
+@pytest.mark.parametrize("keep_key", [False, True])
+def test_a_verdict_json_with_a_lowered_threshold_is_caught(repo: Path, keep_key: bool) -> None:
+    # the decision is unchanged, so only the record of the rules gives it away — with the key kept too
+    ran(repo)
+    assert run_gitera(repo, "verdict", *(["--keep-key"] if keep_key else [])).code == 0
 
     def lowered(doc: dict[str, Any]) -> None:
         doc["decision"]["threshold"]["effect"] = 0.001
 
     forge_verdict(repo, lowered)
-    assert_only_violation(repo, "the verdict recomputed from the test rows is the same", "threshold",
-                          "the locked frame registers")
+    assert_only_violation(repo, "verdict.json records the locked frame's rules", "records threshold {",
+                          "'effect': 0.001", "but the locked frame registers {", "'effect': 0.05")
