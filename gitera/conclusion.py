@@ -178,7 +178,7 @@ def _gates(frame: Frame, records: Sequence[Record], verdict: Mapping[str, Any]) 
         g = r.data
         L.append(f"- **Sprint {g.get('sprint')}** (after iteration {g.get('after_iteration')}, `{r.commit[:10]}`): "
                  f"**{g.get('outcome')}**{' — the arm was killed' if g.get('outcome') == 'fail' else ''}. "
-                 f"{_hardcode(g)} {_replication(g.get('replication'))} {_saturation(g.get('saturation'))} "
+                 f"{_hardcode(g)} {_replication(g.get('replication'), g.get('holdout_queries'))} {_saturation(g.get('saturation'))} "
                  f"Latest gate-passed iteration afterwards: {g.get('locked_iteration')}.")
     if not gates:
         L.append("- No gate ran.")
@@ -202,12 +202,21 @@ def _hardcode(g: Mapping[str, Any]) -> str:
     return f"Hardcode scan: {g['hardcode_hits']} hit(s) at {where}{f' and {more} more' if more > 0 else ''}."
 
 
-def _replication(rep: Mapping[str, Any] | None) -> str:
+#: What the gate gain is, by whether the reusable holdout consulted the gate rows (docs/gate.md §2).
+GATE_GAIN_SOURCE = {
+    False: "; the gate rows agreed with dev within the reusable holdout's tolerance, so the gate gain is the dev gain",
+    True: "; the gate gain is the gate rows' own gain plus the reusable holdout's noise",
+}
+
+
+def _replication(rep: Mapping[str, Any] | None, queries: Sequence[Mapping[str, Any]] | None = None) -> str:
     if not rep:
         return "Replication: not measured (no gate rows, or the holdout budget was spent)."
     verdict = "passed" if rep.get("passed") else "failed"
+    source = GATE_GAIN_SOURCE.get((queries or [{}])[-1].get("holdout_used"), "")
     return (f"Replication {verdict}: gate gain {_f(rep.get('gate_gain'), '+.4f')} vs required {_f(rep.get('required'), '+.4f')} "
-            f"(dev gain {_f(rep.get('dev_gain'), '+.4f')}){'' if rep.get('informative', True) else ', too few gate rows to tell half the gain from none'}.")
+            f"(dev gain {_f(rep.get('dev_gain'), '+.4f')}){'' if rep.get('informative', True) else ', too few gate rows to tell half the gain from none'}"
+            f"{source}.")
 
 
 def _saturation(sat: Mapping[str, Any] | None) -> str:

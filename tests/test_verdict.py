@@ -418,6 +418,10 @@ def test_an_arm_that_climbed_on_dev_alone_raises_the_overfitting_alarm(repo: Pat
     assert f"Overfitting alarm: b: dev {locked_dev:.4f} (iteration 3, locked) vs test" in md
     assert data["best_of_n"]["n"] == 3 and data["best_of_n"]["optimism"] > 0
     assert "kept among 3 scored attempts" in md
+    # the gate rows disagreed with dev (0.8 there too, but other rows): the holdout answered from them, noised
+    gate = json.loads(next(x for x in git(repo, "log", "--format=%(trailers:key=Gitera-Gate,valueonly)", "autoexp/syn").splitlines() if x.strip()))
+    assert gate["holdout_queries"][-1]["holdout_used"] is True and gate["replication"]["gate_gain"] != gate["replication"]["dev_gain"]
+    assert "; the gate gain is the gate rows' own gain plus the reusable holdout's noise." in md.split("## Generalization gates")[1]
     # verify reports the alarm but it is no process violation
     r = run_gitera(repo, "verify")
     assert r.code == 0 and "All checks pass." in r.out, r.out
@@ -440,6 +444,9 @@ def test_a_gate_that_kills_the_arm_is_reported_with_its_numbers(repo: Path) -> N
     assert "**Sprint 1** (after iteration 3" in section and "**fail** — the arm was killed." in section
     rep = gate["replication"]
     assert f"Replication failed: gate gain {rep['gate_gain']:+.4f} vs required {rep['required']:+.4f} (dev gain {rep['dev_gain']:+.4f})" in section
+    # the gate rows disagreed with dev: the reusable holdout answered from them (a gate gain that is not the dev gain)
+    assert gate["holdout_queries"][-1]["holdout_used"] is True
+    assert "; the gate gain is the gate rows' own gain plus the reusable holdout's noise." in section
     assert "Hardcode scan: no hit." in section and "Saturation: not saturated" in section
     assert ("The generalization gate killed b after sprint 1; the verdict scored b at the state registered in the frame "
             "(no iteration passed a gate).") in section
@@ -450,3 +457,15 @@ def test_a_gate_that_kills_the_arm_is_reported_with_its_numbers(repo: Path) -> N
 def results_of(root: Path) -> list[dict[str, Any]]:
     out = git(root, "log", "--format=%(trailers:key=Gitera-Result,valueonly,separator=%x1e)", "autoexp/syn")
     return [json.loads(x) for x in out.replace("\n", "\x1e").split("\x1e") if x.strip()]
+
+
+def test_a_gate_gain_that_is_the_dev_gain_is_reported_as_such() -> None:
+    # when the gate rows agree with dev within its tolerance, Thresholdout answers with the dev
+    # gain itself (docs/gate.md): "gate gain +0.0088 (dev gain +0.0088)" must not read as a measurement
+    from gitera.conclusion import _replication
+
+    rep = {"passed": True, "gate_gain": 0.00875, "required": 0.0, "dev_gain": 0.00875, "informative": False}
+    assert _replication(rep, [{"query": 1, "holdout_used": False}]) == (
+        "Replication passed: gate gain +0.0088 vs required +0.0000 (dev gain +0.0088), too few gate rows to tell half the gain "
+        "from none; the gate rows agreed with dev within the reusable holdout's tolerance, so the gate gain is the dev gain.")
+    assert _replication(rep, []).endswith("(dev gain +0.0088), too few gate rows to tell half the gain from none.")
