@@ -229,12 +229,13 @@ def _test_results(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
     d = verdict["decision"]
     weighted = bool(verdict.get("severity_column"))
     L = ["## Test results", "", f"{verdict['n_test']} sealed test rows, opened once by this verdict.", "",
-         "| arm | effect vs baseline" + (" (weighted) | unweighted effect | unweighted 95% CI" if weighted else "") + " | 95% CI | p (Holm) | aggregate |",
-         "|---|---:|" + ("---:|---|" if weighted else "") + "---|---:|---|"]
+         "| arm | effect vs baseline" + (" (weighted)" if weighted else "") + " | 95% CI"
+         + (" | unweighted effect | unweighted 95% CI" if weighted else "") + " | p (Holm) | aggregate |",
+         "|---|---:|---|" + ("---:|---|" if weighted else "") + "---:|---|"]
     for av in d["arms"]:
         u = av.get("unweighted") or {}
         extra = f" {_f(u.get('effect'), '+.4f')} | {_ci(u.get('ci_low'), u.get('ci_high'))} |" if weighted else ""
-        L.append(f"| {av['name']} | {_f(av['effect'], '+.4f')} |{extra} {_ci(av['ci_low'], av['ci_high'])} | {_f(av['p_holm'], '.3g')} | {av['aggregate']} |")
+        L.append(f"| {av['name']} | {_f(av['effect'], '+.4f')} | {_ci(av['ci_low'], av['ci_high'])} |{extra} {_f(av['p_holm'], '.3g')} | {av['aggregate']} |")
     for av in d["arms"]:
         if av["slices"]:
             L += _slice_table(frame, verdict, av)

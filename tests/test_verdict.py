@@ -357,7 +357,9 @@ def test_severity_weights_decide_and_both_effects_are_recorded(repo: Path) -> No
     assert b["aggregate"] != "PASS" and d["decision"] in ("underpowered", "kill")
     md = (repo / doc["conclusion"] / "conclusion.md").read_text()
     assert "severity-weighted by column `sev`" in md
-    assert f"| b | {b['effect']:+.4f} |" in md and f"{b['unweighted']['effect']:+.4f}" in md
+    ci, uci = f"[{b['ci_low']:+.4f}, {b['ci_high']:+.4f}]", f"[{b['unweighted']['ci_low']:+.4f}, {b['unweighted']['ci_high']:+.4f}]"
+    assert "| arm | effect vs baseline (weighted) | 95% CI | unweighted effect | unweighted 95% CI | p (Holm) | aggregate |" in md
+    assert f"| b | {b['effect']:+.4f} | {ci} | {b['unweighted']['effect']:+.4f} | {uci} | {b['p_holm']:.3g} | {b['aggregate']} |" in md
     r = run_gitera(repo, "verify")
     assert r.code == 0, r.out
     assert "ok   the verdict recomputed from the test rows is the same" in r.out
