@@ -203,7 +203,7 @@ def _hardcode(g: Mapping[str, Any]) -> str:
 
 
 #: What the gate gain is, by whether the reusable holdout consulted the gate rows (docs/gate.md §2).
-GATE_GAIN_SOURCE = {
+GATE_GAIN_SOURCE: Mapping[object, str] = {
     False: "; the gate rows agreed with dev within the reusable holdout's tolerance, so the gate gain is the dev gain",
     True: "; the gate gain is the gate rows' own gain plus the reusable holdout's noise",
 }

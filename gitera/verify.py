@@ -99,8 +99,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
         later = repo.git("rev-list", "--full-history", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
-        checks.append(_verdict_locked(repo, exp, records, verdicts[0]))
-        checks += _recompute_verdict(repo, exp, verdicts[0], frame)
+        checks += _verdict_checks(repo, exp, records, verdicts[0], frame)
     elif not pending_verdict:
         checks.append(("the verdict", True, "not run yet"))
     return checks
@@ -309,8 +308,31 @@ def gap_alarms(exp: Experiment, records: Sequence[Record], doc: Mapping[str, Any
     return [f"overfitting alarm (rule 21): {g.sentence()}" for g in gaps if g.alarm]
 
 
-def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record) -> Check:
-    doc = json.loads(_show(repo, verdict.commit, exp.rel("verdict.json")) or b"{}")
+def _verdict_checks(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record, locked: Mapping[str, Any]) -> list[Check]:
+    """The checks of the opening itself; a verdict.json rewritten into something unreadable is a
+    failed check, never a crash of the audit."""
+    doc = verdict_doc(repo, exp, records)
+    if doc is None:
+        return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is missing or not a JSON object")]
+    try:
+        return [_verdict_tagged(exp, verdict), _verdict_locked(records, doc), *_recompute_verdict(repo, exp, verdict, doc, locked)]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is malformed "
+                                                         f"({type(exc).__name__}: {exc})")]
+
+
+def _verdict_tagged(exp: Experiment, verdict: Record) -> Check:
+    """The verdict's annotated tag names the branch's verdict commit: a verdict commit amended or
+    rebased afterwards leaves the tag on the original. A clone without the tag cannot tell."""
+    tagged = exp.verdict_commit
+    ok = tagged is None or tagged == verdict.commit
+    return ("the verdict commit is the one its tag names", ok,
+            f"gitera/{exp.tag}/verdict not in this clone (`git fetch --tags`): not checked" if tagged is None else
+            "" if ok else f"gitera/{exp.tag}/verdict names {tagged[:10]} but the branch's verdict is {verdict.commit[:10]}: "
+            "the verdict commit was rewritten after the verdict")
+
+
+def _verdict_locked(records: Sequence[Record], doc: Mapping[str, Any]) -> Check:
     want = gate_locked_iteration(records)
     got = doc.get("locked_iteration")
     ok = got == want or (want == 0 and got is None)
@@ -385,11 +407,7 @@ def _recorded_rules(doc: Mapping[str, Any], frame: Frame) -> list[str]:
     return [f"verdict.json records {k} {got[k]} but the locked frame registers {v}" for k, v in want.items() if got[k] != v]
 
 
-def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, locked: Mapping[str, Any]) -> list[Check]:
-    raw = _show(repo, verdict.commit, exp.rel("verdict.json"))
-    if raw is None:
-        return [("the verdict can be recomputed", False, "verdict.json is missing")]
-    doc = json.loads(raw)
+def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, doc: Mapping[str, Any], locked: Mapping[str, Any]) -> list[Check]:
     try:
         frame = _registered(locked, exp, doc)
     except ConfigError as exc:

@@ -277,6 +277,7 @@ def test_a_verdict_json_from_before_every_slice_column_was_analysed_still_recomp
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     git(repo, "add", str(path.relative_to(repo)))
     git(repo, "commit", "-q", "--amend", "--no-edit", "--no-verify")  # the verdict commit as an older gitera wrote it
+    git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")
     code, out, _ = verify(repo)
     assert code == 0, out
     assert "ok   the verdict recomputed from the test rows is the same" in out
@@ -296,6 +297,7 @@ def forge_verdict(root: Path, edit: Any) -> None:
     message = git(root, "log", "-1", "--format=%B").replace("ship_narrowly", doc["decision"]["decision"])
     git(root, "add", str(path.relative_to(root)))
     git(root, "commit", "-q", "--amend", "--no-verify", "-m", message)
+    git(root, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")  # a thorough forger moves the tag too
 
 
 def test_a_verdict_json_that_drops_the_losing_slice_column_is_caught(repo: Path) -> None:
@@ -333,3 +335,32 @@ def test_a_verdict_json_with_a_lowered_threshold_is_caught(repo: Path, keep_key:
     forge_verdict(repo, lowered)
     assert_only_violation(repo, "verdict.json records the locked frame's rules", "records threshold {",
                           "'effect': 0.001", "but the locked frame registers {", "'effect': 0.05")
+
+
+def test_a_verdict_commit_rewritten_after_the_verdict_is_named_by_its_tag(repo: Path) -> None:
+    decided(repo)
+    verdict_commit = git(repo, "rev-parse", "HEAD").strip()
+    md = next((repo / "docs/experiments").glob("*/conclusion.md"))
+    md.write_text(md.read_text() + "\nA reviewer's note, slipped into the verdict commit.\n")
+    git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
+    rewritten = git(repo, "rev-parse", "HEAD").strip()
+    assert_only_violation(repo, "the verdict commit is the one its tag names", f"gitera/syn/verdict names {verdict_commit[:10]}",
+                          f"the branch's verdict is {rewritten[:10]}")
+    git(repo, "tag", "-d", "gitera/syn/verdict")  # a clone without the tag cannot tell, and says so
+    code, out, _ = verify(repo)
+    assert code == 0 and "ok   the verdict commit is the one its tag names: gitera/syn/verdict not in this clone" in out, out
+
+
+def test_an_unreadable_verdict_json_is_a_failed_check_not_a_crash(repo: Path) -> None:
+    decided(repo)
+    path = repo / ".gitera/syn/verdict.json"
+    for text, says in (("not json", "is missing or not a JSON object"), ('{"tag": "syn"}', "is malformed (KeyError: ")):
+        path.write_text(text)
+        git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
+        git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")
+        code, out, doc = verify(repo)
+        assert code == 1 and "Traceback" not in out, out
+        assert [line for line in failing(out) if line.startswith("FAIL the verdict can be recomputed: ") and says in line], out
+        report = run_gitera(repo, "report", "--format", "md")
+        assert report.code == 0 and "violation(s): the verdict can be recomputed" in report.out, report.out + report.err
+        assert "No verdict yet" not in report.out and "**Verdict:** recorded in " in report.out, report.out

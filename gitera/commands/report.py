@@ -39,8 +39,11 @@ def report(tag: str | None, fmt: str, out: Output) -> int:
     lines = [f"## gitera: `{exp.tag}`", ""]
     if frame.get("question"):
         lines += [f"> {frame['question']}", ""]
-    if doc is not None:
+    opened = commit_of(records, "Verdict")
+    if doc is not None and isinstance(doc.get("decision"), dict) and isinstance(doc.get("arms"), dict):
         lines += verdict_lines(doc)
+    elif opened is not None:
+        lines += [f"**Verdict:** recorded in {opened[:10]}, but its verdict.json cannot be read (see the verify line below).", ""]
     else:
         budget = ((frame.get("iterate") or {}).get("budget") or {}).get("max_iterations")
         lines += ["No verdict yet: dev results only (the sealed test set is still closed).", ""]
