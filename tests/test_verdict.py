@@ -471,3 +471,48 @@ def test_a_gate_gain_that_is_the_dev_gain_is_reported_as_such() -> None:
         "Replication passed: gate gain +0.0088 vs required +0.0000 (dev gain +0.0088), too few gate rows to tell half the gain "
         "from none; the gate rows agreed with dev within the reusable holdout's tolerance, so the gate gain is the dev gain.")
     assert _replication(rep, []).endswith("(dev gain +0.0088), too few gate rows to tell half the gain from none.")
+
+
+# --------------------------------------------------------------------------------------------
+# 6. a verdict killed mid-way leaves no test row in the clear for the next command
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind(repo: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import BIN_DIR
+    from tests.helpers import SYNTHETIC, read_test_rows
+
+    # the harness hangs when it scores the test split, so the verdict is killed while the sealed
+    # rows sit decrypted in its work directory and in the scoring work dir's rows file
+    harness = tmp_path / "harness.py"
+    harness.write_text((SYNTHETIC / "harness.py").read_text().replace(
+        "    trial = int(os.environ[\"GITERA_TRIAL\"])",
+        "    if os.environ.get(\"GITERA_SPLIT\") == \"test\":\n        time.sleep(120)\n    trial = int(os.environ[\"GITERA_TRIAL\"])", 1))
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n", harness=harness)
+    state = repo / ".git/gitera"
+    test_text = read_test_rows(repo, tag="syn")[0]["text"]
+
+    def plaintext() -> list[Path]:
+        return [p for p in state.rglob("*.jsonl") if p.is_file() and test_text in p.read_text(errors="replace")]
+
+    env = {**os.environ, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "gitera", "verdict"], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not plaintext() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert plaintext(), "the verdict never reached its test scoring"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert plaintext()  # what a killed verdict leaves (no finally runs on SIGKILL)
+    r = run_gitera(repo, "run")  # the next gitera command that takes the repository lock
+    assert r.code == 0, r.out + r.err
+    assert plaintext() == []
