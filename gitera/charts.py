@@ -764,7 +764,7 @@ def progression(
         handles: list[Any] = []
 
         nf = _num(noise_floor)
-        if nf is not None and _finite(baseline):
+        if nf is not None and nf > 0 and _finite(baseline):  # a zero-width band would only add a legend entry
             half = 2.0 * nf
             band = ax.axhspan(baseline - half, baseline + half, color=SKY_BLUE, alpha=0.22,
                               linewidth=0, zorder=0)

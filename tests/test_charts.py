@@ -391,6 +391,9 @@ def test_progression_without_noise_floor_or_gates(tmp_path: Path) -> None:
     ids = svg_ids(svg_path)
     assert ids["attempt-1-crash"] == 1
     assert "noise-band" not in ids
+    # a deterministic harness has a noise floor of 0: no band to draw, so no legend entry for one
+    _, zero = charts.progression(attempts, 0.5, 0.0, tmp_path / "zero", "accuracy")
+    assert "noise-band" not in svg_ids(zero) and not [t for t in svg_texts(zero) if t.startswith("noise band")]
     assert not [k for k in ids if k.startswith("gate-")]
     assert "locked" not in ids
 
