@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitera.experiment import Experiment
 from gitera.frame import Frame
-from gitera.history import Record, attempts, read
+from gitera.history import Record, attempts
 
 if TYPE_CHECKING:
     from gitera.rules import DevTestGap
@@ -37,7 +37,7 @@ def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
     return latest_run(exp)
 
 
-def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str, dev: Mapping[str, Any] | None) -> dict[str, bytes | None]:
+def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records: Sequence[Record]) -> dict[str, bytes | None]:
     from gitera import charts
     from gitera.commands.charting import progression_of
 
@@ -67,7 +67,7 @@ def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_d
             e, lo, hi = oriented(s["mean"], s["lower"], s["upper"])
             forest.append(charts.ForestRow(label=f"{s['name']}", arm=av["name"], slice=s["name"], effect=e, ci_low=lo, ci_high=hi, state=s["state"]))
     costs = tuple(charts.CostPoint(name=a, cost_per_1k=arms[a]["cost_per_1k"], score=float(arms[a]["score"]), is_baseline=a == base) for a in arms)
-    loop = progression_of(read(exp.repo, exp.branch, exp.tag), verdict.get("locked_iteration") or 0)
+    loop = progression_of(records, verdict.get("locked_iteration") or 0)
     data = charts.ChartData(
         metric=frame.metric.primary, arms=bars, threshold_score=float(arms[base]["score"]) + sign * frame.threshold.effect,
         forest=tuple(forest), threshold=frame.threshold.effect, loss_floor=frame.threshold.slice_loss_floor, costs=costs,
@@ -83,13 +83,13 @@ def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_d
 
 
 def build(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str) -> dict[str, bytes | None]:
-    from gitera.verify import audit, dev_test_gaps
+    from gitera.verify import audit, dev_test_gaps, trailers
 
     dev = _dev_summary(exp)
-    files = chart_files(exp, frame, verdict, doc_dir, dev)
+    records = trailers(exp.repo, exp)
+    files = chart_files(frame, verdict, doc_dir, records)
     charts = sorted(Path(p).name for p in files if p.endswith(".png"))
-    records = read(exp.repo, exp.branch, exp.tag)
-    checks = audit(exp.repo, exp, pending_verdict=True)
+    checks = audit(exp.repo, exp, pending_verdict=True, records=records)
     gaps = dev_test_gaps(records, verdict)
     md = render_markdown(exp, frame, verdict, dev, charts, checks, records, gaps)
     files[f"{doc_dir}/conclusion.md"] = md.encode()

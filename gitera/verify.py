@@ -1,8 +1,9 @@
 """The discipline self-audit, recomputed from git alone (for CI on a pull request).
 
-Each check returns (name, ok, detail). Nothing here trusts the working tree or the
-loop's state file: every number is recomputed from committed blobs and trailers, so a
-commit made with --no-verify, an edited trailer or a rewritten results file shows up.
+Each check returns (name, ok, detail). Nothing here trusts the working tree, the loop's
+state file or gitera's caches under .git/gitera/ (the history cache is an ordinary file):
+every number is recomputed from committed blobs and trailers, so a commit made with
+--no-verify, an edited trailer or a rewritten results file shows up.
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ def commit_of(records: Sequence[Record], kind: str) -> str | None:
     return None
 
 
-def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Check]:
-    records = read(repo, exp.branch, exp.tag)
+def trailers(repo: Repo, exp: Experiment) -> list[Record]:
+    """The experiment's records read from git itself, never from the history cache."""
+    return read(repo, exp.branch, exp.tag, use_cache=False)
+
+
+def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: Sequence[Record] | None = None) -> list[Check]:
+    records = trailers(repo, exp) if records is None else records
     checks: list[Check] = []
     lock_commit = commit_of(records, "Lock")
     tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"

@@ -134,12 +134,16 @@ def test_an_attempt_after_the_verdict_is_caught_even_backdated(repo: Path) -> No
     assert_only_violation(repo, AFTER, bad[:10])
 
 
-def test_a_fourth_attempt_in_a_sprint_without_a_gate_is_caught(repo: Path) -> None:
-    ran(repo)
-    run_b = next(x for x in results(repo) if x["arm"] == "b")
+def four_attempts_without_a_gate(root: Path) -> None:
+    ran(root)
+    run_b = next(x for x in results(root) if x["arm"] == "b")
     for i in range(1, 5):
         attempt = {"kind": "attempt", "arm": "b", "iteration": i, "sprint": 1, "rows": run_b["rows"], "score": run_b["score"]}
-        commit(repo, f"attempt {i}\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty")
+        commit(root, f"attempt {i}\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty")
+
+
+def test_a_fourth_attempt_in_a_sprint_without_a_gate_is_caught(repo: Path) -> None:
+    four_attempts_without_a_gate(repo)
     assert_only_violation(repo, SPRINTS, "attempt #4 is attempt 4 of a sprint of 3 without a gate")
 
 
@@ -364,3 +368,14 @@ def test_an_unreadable_verdict_json_is_a_failed_check_not_a_crash(repo: Path) ->
         report = run_gitera(repo, "report", "--format", "md")
         assert report.code == 0 and "violation(s): the verdict can be recomputed" in report.out, report.out + report.err
         assert "No verdict yet" not in report.out and "**Verdict:** recorded in " in report.out, report.out
+
+
+def test_verify_reads_the_trailers_from_git_not_from_gitera_s_history_cache(repo: Path) -> None:
+    # .git/gitera/history/<tag>.log is a speed-up any process can edit: erasing the fourth
+    # attempt of a sprint there must not make the audit pass
+    four_attempts_without_a_gate(repo)
+    assert run_gitera(repo, "log").code == 0  # the cache now holds every record
+    cache = repo / ".git/gitera/history/syn.log"
+    entries = cache.read_text().split("\x1e")
+    cache.write_text("\x1e".join(e for e in entries if '"iteration": 4' not in e))
+    assert_only_violation(repo, SPRINTS, "attempt #4 is attempt 4 of a sprint of 3 without a gate")

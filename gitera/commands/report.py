@@ -11,7 +11,7 @@ from typing import Any
 
 from gitera.experiment import resolve
 from gitera.git import Repo
-from gitera.history import Record, read
+from gitera.history import Record
 from gitera.output import Output
 
 
@@ -25,12 +25,12 @@ def _ci(ci: Sequence[Any] | None) -> str:
 
 def report(tag: str | None, fmt: str, out: Output) -> int:
     from gitera.commands.log import render, summary
-    from gitera.verify import audit, commit_of, frame_at, gap_alarms, verdict_doc
+    from gitera.verify import audit, commit_of, frame_at, gap_alarms, trailers, verdict_doc
 
     repo = Repo.find()
     exp = resolve(repo, tag)
-    records = read(repo, exp.branch, exp.tag)
-    checks = audit(repo, exp)
+    records = trailers(repo, exp)
+    checks = audit(repo, exp, records=records)
     doc = verdict_doc(repo, exp, records)
     alarms = gap_alarms(exp, records, doc)
     violations = [f"{c}: {d}" if d else c for c, ok, d in checks if not ok]

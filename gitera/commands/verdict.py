@@ -26,7 +26,6 @@ from gitera.errors import EvalError, RefusedError
 from gitera.experiment import Experiment, frame_hash, require_intact, resolve
 from gitera.frame import Frame
 from gitera.git import Repo
-from gitera.history import read
 from gitera.output import Output
 from gitera.repolock import exclusive, state_dir
 from gitera.scoring import Scorer, arm_commit, matrix, mean_of, relpath, require_open, require_split, results_jsonl, sanitize
@@ -40,7 +39,9 @@ VERDICT_FILE = "verdict.json"
 
 def seal_commit_blob(exp: Experiment, manifest: Mapping[str, Any]) -> str | None:
     """The seal's blob id in the split commit (the one whose trailer names this seal id)."""
-    for r in read(exp.repo, exp.branch, exp.tag):
+    from gitera.verify import trailers
+
+    for r in trailers(exp.repo, exp):  # git's own records: the history cache is an ordinary file
         if r.kind == "Split" and r.data.get("seal_id") == manifest["seal"]["seal_id"]:
             return exp.repo.ls_tree(r.commit, [manifest["seal"]["path"]]).get(manifest["seal"]["path"])
     return None
@@ -83,12 +84,12 @@ def check_ready(exp: Experiment, frame: Frame, manifest: Mapping[str, Any]) -> A
 
 def _state_matches_history(exp: Experiment, frame: Frame, state: Any) -> None:
     """The loop state file is an ordinary committed file: check what the verdict takes from it against the trailers."""
-    from gitera.verify import attempt_commit, gate_locked_iteration
+    from gitera.verify import attempt_commit, gate_locked_iteration, trailers
 
     gp = state.gate_passed
     if gp is None or frame.iterate is None:
         return
-    records = read(exp.repo, exp.branch, exp.tag)
+    records = trailers(exp.repo, exp)
     want = gate_locked_iteration(records)
     state_file = exp.rel("runs/iterate.json")
     if want is not None and gp.iteration != want:
