@@ -157,8 +157,6 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
     noise = 0.0
     iterated_arm = None
     for r in records:
-        if r.kind == "Restore" and best_rows is not None:
-            continue
         if r.kind != "Result":
             continue
         d = r.data
