@@ -26,9 +26,11 @@ def _ci(low: Any, high: Any) -> str:
     return f"[{_f(low, '+.4f')}, {_f(high, '+.4f')}]"
 
 
-def _slice_columns(verdict: Mapping[str, Any]) -> str:
+def _slice_floor(floor: float, verdict: Mapping[str, Any]) -> str:
     columns = verdict.get("slice_columns") or ([verdict["slice_column"]] if verdict.get("slice_column") else [])
-    return ", ".join(f"`{c}`" for c in columns) or "the slice column"
+    if not columns:
+        return f"- Slice loss floor: {floor:g}, unused: the frame registers no slice column (data.slices), so no slice was checked."
+    return f"- Slice loss floor: {floor:g} (one-sided lower bound per slice of {', '.join(f'`{c}`' for c in columns)})."
 
 
 def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
@@ -136,7 +138,7 @@ def _registered(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
     return ["## As registered", "",
             f"- Metric: **{frame.metric.primary}** ({frame.metric.direction} is better), {frame.metric.trials} trials per row; secondary: {', '.join(frame.metric.secondary) or '—'}.",
             f"- Threshold: effect ≥ {t.effect:g} on the {'point estimate' if t.basis == 'point' else 'CI lower bound'}, significant at α = {t.alpha:g} after Holm.",
-            f"- Slice loss floor: {t.slice_loss_floor:g} (one-sided lower bound per slice of {_slice_columns(verdict)}).",
+            _slice_floor(t.slice_loss_floor, verdict),
             *([f"- Severity: the effect is severity-weighted by column `{verdict['severity_column']}`; the unweighted effect must clear "
                "the threshold too (rule 16); slices are judged unweighted."] if verdict.get("severity_column") else []),
             f"- Baseline as deployed: `{frame.baseline.ref}`.", ""]

@@ -516,3 +516,12 @@ def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind(repo: Path, tmp_p
     r = run_gitera(repo, "run")  # the next gitera command that takes the repository lock
     assert r.code == 0, r.out + r.err
     assert plaintext() == []
+
+
+def test_without_slice_columns_the_conclusion_says_no_slice_was_checked() -> None:
+    from gitera.conclusion import _slice_floor
+
+    assert _slice_floor(0.02, {"slice_columns": []}) == (
+        "- Slice loss floor: 0.02, unused: the frame registers no slice column (data.slices), so no slice was checked.")
+    assert _slice_floor(0.02, {"slice_columns": ["tier", "region"]}) == "- Slice loss floor: 0.02 (one-sided lower bound per slice of `tier`, `region`)."
+    assert _slice_floor(0.02, {"slice_column": "tier"}).endswith("per slice of `tier`).")  # an older verdict.json
