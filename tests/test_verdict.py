@@ -525,3 +525,21 @@ def test_without_slice_columns_the_conclusion_says_no_slice_was_checked() -> Non
         "- Slice loss floor: 0.02, unused: the frame registers no slice column (data.slices), so no slice was checked.")
     assert _slice_floor(0.02, {"slice_columns": ["tier", "region"]}) == "- Slice loss floor: 0.02 (one-sided lower bound per slice of `tier`, `region`)."
     assert _slice_floor(0.02, {"slice_column": "tier"}).endswith("per slice of `tier`).")  # an older verdict.json
+
+
+def test_a_verdict_whose_tag_is_missing_still_closes_the_experiment(repo: Path) -> None:
+    # the verdict commits, then tags: a kill in between (or a clone without tags) leaves no tag.
+    # Removing verdict.json must not be the way out — that reopened the sealed set for a second verdict
+    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n")
+    verdict(repo)
+    opened = tip(repo)
+    git(repo, "tag", "-d", "gitera/syn/verdict")
+    for command in (("run",), ("verdict",), ("iterate", "-m", "more")):
+        r = run_gitera(repo, *command)
+        assert r.code == 3, r.out + r.err
+        assert f"the verdict of experiment syn ran in {opened[:10]} but its tag gitera/syn/verdict is missing" in r.err, r.err
+    assert tip(repo) == opened
+    git(repo, "tag", "-a", "gitera/syn/verdict", opened[:10], "-m", "verdict")  # the sentence's own fix
+    r = run_gitera(repo, "verdict")
+    assert r.code == 3 and "has its verdict" in r.err, r.err
+    assert json.loads(run_gitera(repo, "status", "--json").out)["stage"] == "concluded"
