@@ -178,8 +178,9 @@ class GateMark:
 
 @dataclass(frozen=True)
 class ChartData:
-    """Everything :func:`render_all` needs. ``baseline_dev_score`` and ``noise_floor`` are the
-    dev-set baseline and its noise floor for the progression chart."""
+    """Everything :func:`render_all` needs. ``baseline_dev_score`` (the iterated arm's dev score
+    before its first attempt, where the running best starts) and ``noise_floor`` are for the
+    progression chart."""
 
     metric: str
     arms: tuple[ArmBar, ...] = ()
@@ -745,7 +746,7 @@ def progression(
     """The iterate loop on dev: one marker per attempt (shape and colour by status; attempts
     without a score sit on the bottom edge), the running best of kept attempts as a step line,
     the noise band (baseline +/- 2 x noise floor), gates as labelled vertical lines, and the
-    locked attempt ringed."""
+    locked attempt ringed. ``baseline``: the iterated arm's dev score before its first attempt."""
     if not attempts:
         raise ValueError("progression needs at least one attempt")
     from matplotlib.lines import Line2D
@@ -763,7 +764,7 @@ def progression(
         handles: list[Any] = []
 
         nf = _num(noise_floor)
-        if nf is not None and _finite(baseline):
+        if nf is not None and nf > 0 and _finite(baseline):  # a zero-width band would only add a legend entry
             half = 2.0 * nf
             band = ax.axhspan(baseline - half, baseline + half, color=SKY_BLUE, alpha=0.22,
                               linewidth=0, zorder=0)
@@ -775,7 +776,7 @@ def progression(
             bl = ax.axhline(baseline, color=DARK_GREY, linestyle="--", linewidth=1.0, zorder=1)
             bl.set_gid("baseline-line")
             handles.append(Line2D([], [], color=DARK_GREY, linestyle="--", linewidth=1.0,
-                                  label=f"dev baseline ({_fmt(baseline)})"))
+                                  label=f"before the first attempt ({_fmt(baseline)})"))
 
         first_x = min(0, ordered[0].iteration)
         steps = running_best(ordered, baseline, higher_is_better)

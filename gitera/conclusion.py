@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitera.experiment import Experiment
 from gitera.frame import Frame
-from gitera.history import Record, attempts, read
+from gitera.history import Record, attempts
 
 if TYPE_CHECKING:
     from gitera.rules import DevTestGap
@@ -26,9 +26,11 @@ def _ci(low: Any, high: Any) -> str:
     return f"[{_f(low, '+.4f')}, {_f(high, '+.4f')}]"
 
 
-def _slice_columns(verdict: Mapping[str, Any]) -> str:
+def _slice_floor(floor: float, verdict: Mapping[str, Any]) -> str:
     columns = verdict.get("slice_columns") or ([verdict["slice_column"]] if verdict.get("slice_column") else [])
-    return ", ".join(f"`{c}`" for c in columns) or "the slice column"
+    if not columns:
+        return f"- Slice loss floor: {floor:g}, unused: the frame registers no slice column (data.slices), so no slice was checked."
+    return f"- Slice loss floor: {floor:g} (one-sided lower bound per slice of {', '.join(f'`{c}`' for c in columns)})."
 
 
 def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
@@ -37,8 +39,9 @@ def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
     return latest_run(exp)
 
 
-def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str, dev: Mapping[str, Any] | None) -> dict[str, bytes | None]:
+def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records: Sequence[Record]) -> dict[str, bytes | None]:
     from gitera import charts
+    from gitera.commands.charting import progression_of
 
     d = verdict["decision"]
     base = frame.baseline.arm
@@ -66,20 +69,11 @@ def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_d
             e, lo, hi = oriented(s["mean"], s["lower"], s["upper"])
             forest.append(charts.ForestRow(label=f"{s['name']}", arm=av["name"], slice=s["name"], effect=e, ci_low=lo, ci_high=hi, state=s["state"]))
     costs = tuple(charts.CostPoint(name=a, cost_per_1k=arms[a]["cost_per_1k"], score=float(arms[a]["score"]), is_baseline=a == base) for a in arms)
-    records = read(exp.repo, exp.branch, exp.tag)
-    locked = verdict.get("locked_iteration")
-    points = tuple(
-        charts.AttemptPoint(iteration=int(r.data.get("iteration") or 0), score=r.data.get("score"), status=str(r.data.get("status")),
-                            is_locked=r.data.get("iteration") == locked)
-        for r in attempts(records)
-    )
-    gates = tuple(charts.GateMark(after_iteration=int(r.data.get("after_iteration") or 0), outcome=str(r.data.get("outcome")))
-                  for r in records if r.kind == "Gate")
-    baseline_dev = dev["arms"][base]["score"] if dev else None
+    loop = progression_of(records, verdict.get("locked_iteration") or 0)
     data = charts.ChartData(
         metric=frame.metric.primary, arms=bars, threshold_score=float(arms[base]["score"]) + sign * frame.threshold.effect,
         forest=tuple(forest), threshold=frame.threshold.effect, loss_floor=frame.threshold.slice_loss_floor, costs=costs,
-        attempts=points, gates=gates, baseline_dev_score=baseline_dev, noise_floor=dev.get("noise_floor") if dev else None,
+        attempts=loop.points, gates=loop.gates, baseline_dev_score=loop.start, noise_floor=loop.noise_floor,
         higher_is_better=frame.metric.direction == "higher",
     )
     files: dict[str, bytes | None] = {}
@@ -91,13 +85,13 @@ def chart_files(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_d
 
 
 def build(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: str) -> dict[str, bytes | None]:
-    from gitera.verify import audit, dev_test_gaps
+    from gitera.verify import audit, dev_test_gaps, trailers
 
     dev = _dev_summary(exp)
-    files = chart_files(exp, frame, verdict, doc_dir, dev)
+    records = trailers(exp.repo, exp)
+    files = chart_files(frame, verdict, doc_dir, records)
     charts = sorted(Path(p).name for p in files if p.endswith(".png"))
-    records = read(exp.repo, exp.branch, exp.tag)
-    checks = audit(exp.repo, exp, pending_verdict=True)
+    checks = audit(exp.repo, exp, pending_verdict=True, records=records)
     gaps = dev_test_gaps(records, verdict)
     md = render_markdown(exp, frame, verdict, dev, charts, checks, records, gaps)
     files[f"{doc_dir}/conclusion.md"] = md.encode()
@@ -144,7 +138,7 @@ def _registered(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
     return ["## As registered", "",
             f"- Metric: **{frame.metric.primary}** ({frame.metric.direction} is better), {frame.metric.trials} trials per row; secondary: {', '.join(frame.metric.secondary) or '—'}.",
             f"- Threshold: effect ≥ {t.effect:g} on the {'point estimate' if t.basis == 'point' else 'CI lower bound'}, significant at α = {t.alpha:g} after Holm.",
-            f"- Slice loss floor: {t.slice_loss_floor:g} (one-sided lower bound per slice of {_slice_columns(verdict)}).",
+            _slice_floor(t.slice_loss_floor, verdict),
             *([f"- Severity: the effect is severity-weighted by column `{verdict['severity_column']}`; the unweighted effect must clear "
                "the threshold too (rule 16); slices are judged unweighted."] if verdict.get("severity_column") else []),
             f"- Baseline as deployed: `{frame.baseline.ref}`.", ""]
@@ -186,7 +180,7 @@ def _gates(frame: Frame, records: Sequence[Record], verdict: Mapping[str, Any]) 
         g = r.data
         L.append(f"- **Sprint {g.get('sprint')}** (after iteration {g.get('after_iteration')}, `{r.commit[:10]}`): "
                  f"**{g.get('outcome')}**{' — the arm was killed' if g.get('outcome') == 'fail' else ''}. "
-                 f"{_hardcode(g)} {_replication(g.get('replication'))} {_saturation(g.get('saturation'))} "
+                 f"{_hardcode(g)} {_replication(g.get('replication'), g.get('holdout_queries'))} {_saturation(g.get('saturation'))} "
                  f"Latest gate-passed iteration afterwards: {g.get('locked_iteration')}.")
     if not gates:
         L.append("- No gate ran.")
@@ -210,12 +204,21 @@ def _hardcode(g: Mapping[str, Any]) -> str:
     return f"Hardcode scan: {g['hardcode_hits']} hit(s) at {where}{f' and {more} more' if more > 0 else ''}."
 
 
-def _replication(rep: Mapping[str, Any] | None) -> str:
+#: What the gate gain is, by whether the reusable holdout consulted the gate rows (docs/gate.md §2).
+GATE_GAIN_SOURCE: Mapping[object, str] = {
+    False: "; the gate rows agreed with dev within the reusable holdout's tolerance, so the gate gain is the dev gain",
+    True: "; the gate gain is the gate rows' own gain plus the reusable holdout's noise",
+}
+
+
+def _replication(rep: Mapping[str, Any] | None, queries: Sequence[Mapping[str, Any]] | None = None) -> str:
     if not rep:
         return "Replication: not measured (no gate rows, or the holdout budget was spent)."
     verdict = "passed" if rep.get("passed") else "failed"
+    source = GATE_GAIN_SOURCE.get((queries or [{}])[-1].get("holdout_used"), "")
     return (f"Replication {verdict}: gate gain {_f(rep.get('gate_gain'), '+.4f')} vs required {_f(rep.get('required'), '+.4f')} "
-            f"(dev gain {_f(rep.get('dev_gain'), '+.4f')}){'' if rep.get('informative', True) else ', too few gate rows to tell half the gain from none'}.")
+            f"(dev gain {_f(rep.get('dev_gain'), '+.4f')}){'' if rep.get('informative', True) else ', too few gate rows to tell half the gain from none'}"
+            f"{source}.")
 
 
 def _saturation(sat: Mapping[str, Any] | None) -> str:
@@ -228,12 +231,13 @@ def _test_results(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
     d = verdict["decision"]
     weighted = bool(verdict.get("severity_column"))
     L = ["## Test results", "", f"{verdict['n_test']} sealed test rows, opened once by this verdict.", "",
-         "| arm | effect vs baseline" + (" (weighted) | unweighted effect | unweighted 95% CI" if weighted else "") + " | 95% CI | p (Holm) | aggregate |",
-         "|---|---:|" + ("---:|---|" if weighted else "") + "---|---:|---|"]
+         "| arm | effect vs baseline" + (" (weighted)" if weighted else "") + " | 95% CI"
+         + (" | unweighted effect | unweighted 95% CI" if weighted else "") + " | p (Holm) | aggregate |",
+         "|---|---:|---|" + ("---:|---|" if weighted else "") + "---:|---|"]
     for av in d["arms"]:
         u = av.get("unweighted") or {}
         extra = f" {_f(u.get('effect'), '+.4f')} | {_ci(u.get('ci_low'), u.get('ci_high'))} |" if weighted else ""
-        L.append(f"| {av['name']} | {_f(av['effect'], '+.4f')} |{extra} {_ci(av['ci_low'], av['ci_high'])} | {_f(av['p_holm'], '.3g')} | {av['aggregate']} |")
+        L.append(f"| {av['name']} | {_f(av['effect'], '+.4f')} | {_ci(av['ci_low'], av['ci_high'])} |{extra} {_f(av['p_holm'], '.3g')} | {av['aggregate']} |")
     for av in d["arms"]:
         if av["slices"]:
             L += _slice_table(frame, verdict, av)

@@ -3,6 +3,10 @@
 An exclusive ``flock`` on ``<git-common-dir>/gitera/process.lock``; the kernel
 drops it when the holder exits or is killed, so a crash never leaves a stale
 lock behind. The file names the holder so a refusal can say who it is.
+
+Whoever takes the lock first removes the work directories a killed gitera process left
+under it: those of a split or a verdict hold sealed test rows in the clear, and nothing
+may read them while the next command (an iterate, say) runs.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,9 +44,21 @@ def exclusive(common_dir: Path, command: str) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        _sweep(state_dir(common_dir))
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+#: The temporary work directories of commands that hold the lock (split, verdict, scoring).
+WORK_DIRS = ("split-*", "verdict-*", "work/*")
+
+
+def _sweep(base: Path) -> None:
+    """Remove what a killed holder left: with the lock held, no gitera process uses any of it."""
+    for pattern in WORK_DIRS:
+        for stale in base.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _holder(fd: int) -> str:

@@ -94,9 +94,17 @@ def require_open(exp: Experiment) -> None:
             "a new question needs a new experiment (`gitera init NEW_TAG`)."
         )
     if exp.path(VERDICT_FILE).exists():
+        # the verdict commits, then tags: a kill in between, or a push without tags, leaves a verdict without its tag
+        ran = exp.repo.git("log", "-1", "--format=%H", "--grep=^Gitera-Verdict: ", f"refs/heads/{exp.branch}").strip()
+        if ran:
+            raise RefusedError(
+                f"the verdict of experiment {exp.tag} ran in {ran[:10]} but its tag gitera/{exp.tag}/verdict is missing (not fetched, "
+                f"or the verdict stopped before tagging): `git fetch --tags`, or tag it again with `git tag -a gitera/{exp.tag}/verdict "
+                f"{ran[:10]} -m verdict`; the test set was opened, the experiment is closed."
+            )
         raise RefusedError(
-            f"{exp.rel(VERDICT_FILE)} exists but no verdict tag gitera/{exp.tag}/verdict names its commit: if `gitera verdict` "
-            "made it, fetch the tag (`git fetch --tags`); if not, remove the file — only the verdict concludes an experiment."
+            f"{exp.rel(VERDICT_FILE)} exists but no verdict ran on {exp.branch} (no Gitera-Verdict commit, no tag "
+            f"gitera/{exp.tag}/verdict): remove the file — only the verdict concludes an experiment."
         )
 
 

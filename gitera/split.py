@@ -245,17 +245,19 @@ def split_rows(
         ratios=(float(ratios[0]), float(ratios[1]), float(ratios[2])),
         gate_fraction=float(gate_fraction), strata=len(keys), capped=tuple(capped), notes=tuple(notes),
     )
-    check_test_coverage(rows, result.labels, slice_columns, out_of_scope or {}, source, label_column)
+    check_test_coverage(rows, result.labels, slice_columns, out_of_scope or {}, source, label_column, stratify)
     return result
 
 
 def check_test_coverage(rows: Sequence[Mapping[str, object]], labels: Sequence[str | None],
                         slice_columns: Sequence[str], out_of_scope: Mapping[str, Collection[str]],
-                        source: str = "the data", label_column: str | None = None) -> None:
+                        source: str = "the data", label_column: str | None = None, stratify: Sequence[str] = ()) -> None:
     """Refuse an empty test set, and any slice value or label without a test row unless it is out of scope.
 
     Strata of 1 or 2 rows follow the rounding and usually get no test row, so a rare label or
     slice value is refused here rather than left out of the verdict with only a note (rule 9).
+    A column the split does not stratify on reaches test by chance only (a label of 20 rows
+    misses a 20 % test set in about 1 seed of 90), so the refusal then says to stratify on it.
     """
     if not any(lab == "test" for lab in labels):
         raise RefusedError(f"{source}: the test set would be empty; add rows or raise the test ratio.")
@@ -277,10 +279,10 @@ def check_test_coverage(rows: Sequence[Mapping[str, object]], labels: Sequence[s
         if missing:
             v = missing[0]
             more = f" (and {len(missing) - 1} more: {', '.join(missing[1:4])})" if len(missing) > 1 else ""
+            fix = "add real rows for it" if col in stratify else f"add {col} to data.stratify so the split gives each value a test row"
             raise RefusedError(
-                f"{source}: {kind} {col}={v!r} has {total[v]} row{'' if total[v] == 1 else 's'} but none in the test set{more}; add real rows "
-                f"for it, or list it under data.out_of_scope.{col} in the frame to accept that the verdict "
-                "says nothing about it.")
+                f"{source}: {kind} {col}={v!r} has {total[v]} row{'' if total[v] == 1 else 's'} but none in the test set{more}; {fix}, "
+                f"or list it under data.out_of_scope.{col} in the frame to accept that the verdict says nothing about it.")
 
 
 def _check_options(ratios: Sequence[float], gate_fraction: float, seed: int, cap_by: str | None,

@@ -1,8 +1,9 @@
 """The discipline self-audit, recomputed from git alone (for CI on a pull request).
 
-Each check returns (name, ok, detail). Nothing here trusts the working tree or the
-loop's state file: every number is recomputed from committed blobs and trailers, so a
-commit made with --no-verify, an edited trailer or a rewritten results file shows up.
+Each check returns (name, ok, detail). Nothing here trusts the working tree, the loop's
+state file or gitera's caches under .git/gitera/ (the history cache is an ordinary file):
+every number is recomputed from committed blobs and trailers, so a commit made with
+--no-verify, an edited trailer or a rewritten results file shows up.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gitera.errors import ConfigError
 from gitera.experiment import Experiment
 from gitera.git import Repo
 from gitera.history import Record, read
 
 if TYPE_CHECKING:
     from gitera import rules
+    from gitera.frame import Frame
 
 Check = tuple[str, bool, str]
 TOL = 1e-6
@@ -58,8 +61,13 @@ def commit_of(records: Sequence[Record], kind: str) -> str | None:
     return None
 
 
-def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Check]:
-    records = read(repo, exp.branch, exp.tag)
+def trailers(repo: Repo, exp: Experiment) -> list[Record]:
+    """The experiment's records read from git itself, never from the history cache."""
+    return read(repo, exp.branch, exp.tag, use_cache=False)
+
+
+def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: Sequence[Record] | None = None) -> list[Check]:
+    records = trailers(repo, exp) if records is None else records
     checks: list[Check] = []
     lock_commit = commit_of(records, "Lock")
     tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
@@ -97,8 +105,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False) -> list[Ch
         later = repo.git("rev-list", "--full-history", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
         bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
         checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
-        checks.append(_verdict_locked(repo, exp, records, verdicts[0]))
-        checks += _recompute_verdict(repo, exp, verdicts[0])
+        checks += _verdict_checks(repo, exp, records, verdicts[0], frame)
     elif not pending_verdict:
         checks.append(("the verdict", True, "not run yet"))
     return checks
@@ -150,8 +157,6 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
     noise = 0.0
     iterated_arm = None
     for r in records:
-        if r.kind == "Restore" and best_rows is not None:
-            continue
         if r.kind != "Result":
             continue
         d = r.data
@@ -307,8 +312,31 @@ def gap_alarms(exp: Experiment, records: Sequence[Record], doc: Mapping[str, Any
     return [f"overfitting alarm (rule 21): {g.sentence()}" for g in gaps if g.alarm]
 
 
-def _verdict_locked(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record) -> Check:
-    doc = json.loads(_show(repo, verdict.commit, exp.rel("verdict.json")) or b"{}")
+def _verdict_checks(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record, locked: Mapping[str, Any]) -> list[Check]:
+    """The checks of the opening itself; a verdict.json rewritten into something unreadable is a
+    failed check, never a crash of the audit."""
+    doc = verdict_doc(repo, exp, records)
+    if doc is None:
+        return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is missing or not a JSON object")]
+    try:
+        return [_verdict_tagged(exp, verdict), _verdict_locked(records, doc), *_recompute_verdict(repo, exp, verdict, doc, locked)]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is malformed "
+                                                         f"({type(exc).__name__}: {exc})")]
+
+
+def _verdict_tagged(exp: Experiment, verdict: Record) -> Check:
+    """The verdict's annotated tag names the branch's verdict commit: a verdict commit amended or
+    rebased afterwards leaves the tag on the original. A clone without the tag cannot tell."""
+    tagged = exp.verdict_commit
+    ok = tagged is None or tagged == verdict.commit
+    return ("the verdict commit is the one its tag names", ok,
+            f"gitera/{exp.tag}/verdict not in this clone (`git fetch --tags`): not checked" if tagged is None else
+            "" if ok else f"gitera/{exp.tag}/verdict names {tagged[:10]} but the branch's verdict is {verdict.commit[:10]}: "
+            "the verdict commit was rewritten after the verdict")
+
+
+def _verdict_locked(records: Sequence[Record], doc: Mapping[str, Any]) -> Check:
     want = gate_locked_iteration(records)
     got = doc.get("locked_iteration")
     ok = got == want or (want == 0 and got is None)
@@ -353,24 +381,56 @@ def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) ->
     return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
 
 
-def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Check]:
-    raw = _show(repo, verdict.commit, exp.rel("verdict.json"))
-    if raw is None:
-        return [("the verdict can be recomputed", False, "verdict.json is missing")]
-    doc = json.loads(raw)
+RULES_APPLIED = "verdict.json records the locked frame's rules"
+
+
+def _registered(locked: Mapping[str, Any], exp: Experiment, doc: Mapping[str, Any]) -> Frame:
+    """The locked frame the verdict had to apply (its rules, slices, severity, trials: rule 3),
+    as the gitera that wrote ``doc`` read it: before "slice_columns" was recorded, the verdict
+    analysed only the first slice column and no severity weights."""
+    from dataclasses import replace
+
+    from gitera.frame import parse_frame
+
+    frame = parse_frame(locked, {}, exp.frame_rel)
+    if "slice_columns" in doc:
+        return frame
+    return replace(frame, data=replace(frame.data, slices=frame.data.slices[:1]), metric=replace(frame.metric, severity=None))
+
+
+def _recorded_rules(doc: Mapping[str, Any], frame: Frame) -> list[str]:
+    """Where verdict.json's record of the rules differs from the locked frame's (a forged verdict.json)."""
+    from dataclasses import asdict
+
+    from gitera.commands.verdict import registered_threshold
+
+    want = {"threshold": asdict(registered_threshold(frame)), "slice columns": list(frame.data.slices),
+            "severity column": frame.metric.severity, "trials": list(range(frame.metric.trials))}
+    got = {"threshold": doc["decision"].get("threshold"), "slice columns": doc.get("slice_columns", want["slice columns"]),
+           "severity column": doc.get("severity_column", want["severity column"]), "trials": doc.get("trials")}
+    return [f"verdict.json records {k} {got[k]} but the locked frame registers {v}" for k, v in want.items() if got[k] != v]
+
+
+def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, doc: Mapping[str, Any], locked: Mapping[str, Any]) -> list[Check]:
+    try:
+        frame = _registered(locked, exp, doc)
+    except ConfigError as exc:
+        return [(RULES_APPLIED, False, f"the locked frame does not parse: {exc}")]
+    differ = _recorded_rules(doc, frame)
+    checks: list[Check] = [(RULES_APPLIED, not differ, "; ".join(differ))]
     if not doc.get("key"):
-        return [("the verdict can be recomputed", True, "key kept by its custodian (--keep-key): recomputed decision not checked here")]
+        return [*checks, ("the verdict can be recomputed", True, "key kept by its custodian (--keep-key): recomputed decision not checked here")]
     import base64
     import shutil
     import tempfile
     from pathlib import Path
 
-    from gitera import rules, seal
+    from gitera import seal
     from gitera.commands.split import commitment_salt
-    from gitera.scoring import matrix
+    from gitera.commands.verdict import apply_rules
+    from gitera.scoring import matrix, relpath
 
     key = seal.DataKey(base64.b64decode(doc["key"]))
-    checks: list[Check] = []
     salt = commitment_salt(key.secret)
     checks.append(("the released key opens the split's commitment", salt.hex() == doc["opening"]["salt"], ""))
     work = Path(tempfile.mkdtemp(prefix="gitera-verify-"))
@@ -387,25 +447,16 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record) -> list[Che
         shutil.rmtree(work, ignore_errors=True)
     ids = [str(r["id"]) for r in rows]
     checks.append(("the scored test rows are exactly the sealed ones", ids == doc["row_ids"], ""))
-    mats = {}
-    for arm, info in doc["arms"].items():
-        recs = _records_file(repo, verdict.commit, info["rows_file"]) or []
-        mats[arm] = matrix(recs, ids, doc["trials"])
+    trials = list(range(frame.metric.trials))
+    mats = {arm: matrix(_records_file(repo, verdict.commit, relpath(exp, f"test/{arm}.jsonl")) or [], ids, trials) for arm in frame.arms}
     dec = doc["decision"]
-    th = dec["threshold"]
-    threshold = rules.Threshold(effect=th["effect"], basis=th["basis"], slice_loss_floor=th["slice_loss_floor"], alpha=th["alpha"], direction=th["direction"])
-    base = next(a for a in doc["arms"] if a not in {x["name"] for x in dec["arms"]})
-    columns = doc.get("slice_columns")
     recorded_slices = dec["slices"]
-    if columns is None:  # a verdict.json from before every slice column was analysed: its first one, plain names
-        columns = [doc["slice_column"]] if doc.get("slice_column") else []
-        recorded_slices = [f"{columns[0]}={n}" for n in recorded_slices] if columns else recorded_slices
-    again = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
-                               seed=int(doc["frame"][:8], 16), slice_columns=columns, cluster=doc.get("cluster_column"),
-                               severity=doc.get("severity_column")).to_dict()
+    if "slice_columns" not in doc and frame.data.slices:  # older verdicts: plain names of the first column's slices
+        recorded_slices = [f"{frame.data.slices[0]}={n}" for n in recorded_slices]
+    again = apply_rules(frame, doc["frame"], mats, rows).to_dict()
     same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices
     checks.append(("the verdict recomputed from the test rows is the same", same,
-                   "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']}"))
+                   "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']} with the locked frame's rules"))
     recorded = {a["name"]: _effects(a) for a in dec["arms"]}
     effects_ok = all(a["name"] in recorded and all(map(_close, _effects(a), recorded[a["name"]])) for a in again["arms"])
     checks.append(("the recorded test effects match the per-row files", effects_ok, ""))

@@ -391,6 +391,9 @@ def test_progression_without_noise_floor_or_gates(tmp_path: Path) -> None:
     ids = svg_ids(svg_path)
     assert ids["attempt-1-crash"] == 1
     assert "noise-band" not in ids
+    # a deterministic harness has a noise floor of 0: no band to draw, so no legend entry for one
+    _, zero = charts.progression(attempts, 0.5, 0.0, tmp_path / "zero", "accuracy")
+    assert "noise-band" not in svg_ids(zero) and not [t for t in svg_texts(zero) if t.startswith("noise band")]
     assert not [k for k in ids if k.startswith("gate-")]
     assert "locked" not in ids
 
@@ -487,3 +490,49 @@ def test_importing_charts_does_not_import_matplotlib() -> None:
     code = "import sys, gitera.charts; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------
+# The progression drawn from a real history (gitera log --chart; the conclusion draws the same)
+# --------------------------------------------------------------------------------------------
+
+
+def path_ys(path: Path, gid: str) -> list[float]:
+    """The SVG y of every vertex of the single path inside the group ``gid``."""
+    (el,) = list(svg_element(path, gid).iter(f"{SVG_NS}path"))
+    numbers = [float(x) for x in el.get("d", "").replace("M", " ").replace("L", " ").split()]
+    return numbers[1::2]
+
+
+def climbed(root: Path, start: str, kept: str, direction: str = "higher") -> Path:
+    from tests.conftest import run_gitera
+    from tests.helpers import synthetic_project
+
+    synthetic_project(root, policies={"policy_a.txt": "accuracy: 0.6\n", "policy_b.txt": start},
+                      frame_edits={"direction: higher": f"direction: {direction}"})
+    assert run_gitera(root, "run").code == 0
+    (root / "policy_b.txt").write_text(kept)
+    r = run_gitera(root, "iterate", "-m", "one change")
+    assert r.code == 0 and "KEEP" in r.out, r.out + r.err
+    r = run_gitera(root, "log", "--chart", str(root / "p.png"))
+    assert r.code == 0, r.err
+    return root / "p.svg"
+
+
+def test_the_running_best_starts_at_the_iterated_arms_own_dev_score(repo: Path) -> None:
+    # b starts at 0.4, below the baseline arm a (0.6), and keeps an attempt at 0.5: the running
+    # best must climb from b's 0.4 to the kept 0.5, not sit at a's 0.6 above the kept attempt
+    svg = climbed(repo, "accuracy: 0.4\n", "accuracy: 0.5\n")
+    ys = path_ys(svg, "running-best")
+    assert ys[0] > ys[-1]  # it climbs (SVG y grows downwards)
+    assert math.isclose(ys[-1], marker_y(svg, "attempt-1-keep"), abs_tol=0.01)
+    assert math.isclose(path_ys(svg, "baseline-line")[0], ys[0], abs_tol=0.01)
+    assert [t for t in svg_texts(svg) if t.startswith("before the first attempt (0.4")]
+
+
+def test_the_running_best_follows_the_metric_direction(repo: Path) -> None:
+    # lower is better: a kept drop from 0.5 to 0.3 is the new best (not the max of the two)
+    svg = climbed(repo, "accuracy: 0.5\n", "accuracy: 0.3\n", direction="lower")
+    ys = path_ys(svg, "running-best")
+    assert math.isclose(ys[-1], marker_y(svg, "attempt-1-keep"), abs_tol=0.01) and ys[-1] > ys[0]
+    assert "accuracy on dev (lower is better)" in svg_texts(svg)

@@ -266,7 +266,7 @@ def test_a_real_verdict_unlocks_and_a_stray_verdict_file_blocks_the_commands(rep
     git(repo, "add", ".gitera/syn/verdict.json")
     git(repo, "commit", "-q", "-m", "a verdict.json nobody ran")
     r = run_gitera(repo, "verdict")
-    assert r.code == 3 and "exists but no verdict tag gitera/syn/verdict names its commit" in r.err, r.err
+    assert r.code == 3 and "exists but no verdict ran on autoexp/syn" in r.err and "remove the file" in r.err, r.err
     assert json.loads(run_gitera(repo, "status", "--json").out)["stage"] != "concluded"
     git(repo, "rm", "-q", ".gitera/syn/verdict.json")
     git(repo, "commit", "-q", "-m", "remove it")

@@ -197,6 +197,24 @@ def test_a_rare_label_without_a_test_row_is_refused_unless_out_of_scope() -> Non
     assert result.counts()["test"] == 12
 
 
+def test_a_label_missing_test_because_it_is_not_stratified_is_told_to_stratify() -> None:
+    # 20 labels of 20 rows, stratified on group only: a label reaches test by chance; with 20 rows
+    # each, "add real rows" is the wrong advice — stratifying on the label is the fix
+    rows = [{"group": f"g{i % 3}", "label": f"L{i % 20}"} for i in range(400)]
+    ids = [f"id{i}" for i in range(len(rows))]
+    refused = []
+    for seed in range(12):
+        try:
+            split_rows(rows, ids=ids, stratify=["group"], seed=seed, label_column="label")
+        except RefusedError as exc:
+            refused.append(str(exc))
+    assert refused, "no seed left a label without a test row"
+    assert all("has 20 rows but none in the test set; add label to data.stratify so the split gives each value a test row" in m
+               for m in refused), refused
+    for seed in range(12):
+        split_rows(rows, ids=ids, stratify=["group", "label"], seed=seed, label_column="label")
+
+
 @settings(max_examples=60, deadline=None)
 @given(labels=st.lists(st.integers(1, 6), min_size=1, max_size=8), slices=st.integers(1, 3), seed=st.integers(0, 2**32))
 def test_every_label_and_slice_value_reaches_test_or_the_split_is_refused(labels: list[int], slices: int, seed: int) -> None:

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import git, run_gitera
 from tests.helpers import read_test_rows, synthetic_project
 
@@ -132,12 +134,16 @@ def test_an_attempt_after_the_verdict_is_caught_even_backdated(repo: Path) -> No
     assert_only_violation(repo, AFTER, bad[:10])
 
 
-def test_a_fourth_attempt_in_a_sprint_without_a_gate_is_caught(repo: Path) -> None:
-    ran(repo)
-    run_b = next(x for x in results(repo) if x["arm"] == "b")
+def four_attempts_without_a_gate(root: Path) -> None:
+    ran(root)
+    run_b = next(x for x in results(root) if x["arm"] == "b")
     for i in range(1, 5):
         attempt = {"kind": "attempt", "arm": "b", "iteration": i, "sprint": 1, "rows": run_b["rows"], "score": run_b["score"]}
-        commit(repo, f"attempt {i}\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty")
+        commit(root, f"attempt {i}\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty")
+
+
+def test_a_fourth_attempt_in_a_sprint_without_a_gate_is_caught(repo: Path) -> None:
+    four_attempts_without_a_gate(repo)
     assert_only_violation(repo, SPRINTS, "attempt #4 is attempt 4 of a sprint of 3 without a gate")
 
 
@@ -275,6 +281,101 @@ def test_a_verdict_json_from_before_every_slice_column_was_analysed_still_recomp
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     git(repo, "add", str(path.relative_to(repo)))
     git(repo, "commit", "-q", "--amend", "--no-edit", "--no-verify")  # the verdict commit as an older gitera wrote it
+    git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")
     code, out, _ = verify(repo)
     assert code == 0, out
     assert "ok   the verdict recomputed from the test rows is the same" in out
+
+
+# --------------------------------------------------------------------------------------------
+# the recomputed verdict applies the LOCKED frame's rules, not the ones verdict.json records
+# --------------------------------------------------------------------------------------------
+
+
+def forge_verdict(root: Path, edit: Any) -> None:
+    """Rewrite the verdict commit (amend, trailer included) with ``edit(doc)`` applied to verdict.json."""
+    path = root / ".gitera/syn/verdict.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    message = git(root, "log", "-1", "--format=%B").replace("ship_narrowly", doc["decision"]["decision"])
+    git(root, "add", str(path.relative_to(root)))
+    git(root, "commit", "-q", "--amend", "--no-verify", "-m", message)
+    git(root, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")  # a thorough forger moves the tag too
+
+
+def test_a_verdict_json_that_drops_the_losing_slice_column_is_caught(repo: Path) -> None:
+    # b loses slice g3: ship narrowly. The forged verdict.json analyses no slice column and ships b
+    # everywhere; recomputed with its own (forged) columns the decision would agree
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.85\ngroup.g3: 0.2\n"}, rows=900)
+    assert run_gitera(repo, "run").code == 0
+    assert run_gitera(repo, "verdict").code == 0
+
+    def everywhere(doc: dict[str, Any]) -> None:
+        assert doc["decision"]["decision"] == "ship_narrowly"
+        doc["slice_columns"] = []
+        doc["decision"].update(decision="ship", slices=[])
+        for arm in doc["decision"]["arms"]:
+            arm["slices"] = []
+
+    forge_verdict(repo, everywhere)
+    code, out, doc = verify(repo)
+    assert code == 1 and failing(out) == [
+        "FAIL verdict.json records the locked frame's rules: verdict.json records slice columns [] but the locked frame registers ['group']",
+        "FAIL the verdict recomputed from the test rows is the same: recorded ship b, recomputed ship_narrowly b with the locked frame's rules",
+    ], out
+    assert len(doc["violations"]) == 2
+
+
+@pytest.mark.parametrize("keep_key", [False, True])
+def test_a_verdict_json_with_a_lowered_threshold_is_caught(repo: Path, keep_key: bool) -> None:
+    # the decision is unchanged, so only the record of the rules gives it away — with the key kept too
+    ran(repo)
+    assert run_gitera(repo, "verdict", *(["--keep-key"] if keep_key else [])).code == 0
+
+    def lowered(doc: dict[str, Any]) -> None:
+        doc["decision"]["threshold"]["effect"] = 0.001
+
+    forge_verdict(repo, lowered)
+    assert_only_violation(repo, "verdict.json records the locked frame's rules", "records threshold {",
+                          "'effect': 0.001", "but the locked frame registers {", "'effect': 0.05")
+
+
+def test_a_verdict_commit_rewritten_after_the_verdict_is_named_by_its_tag(repo: Path) -> None:
+    decided(repo)
+    verdict_commit = git(repo, "rev-parse", "HEAD").strip()
+    md = next((repo / "docs/experiments").glob("*/conclusion.md"))
+    md.write_text(md.read_text() + "\nA reviewer's note, slipped into the verdict commit.\n")
+    git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
+    rewritten = git(repo, "rev-parse", "HEAD").strip()
+    assert_only_violation(repo, "the verdict commit is the one its tag names", f"gitera/syn/verdict names {verdict_commit[:10]}",
+                          f"the branch's verdict is {rewritten[:10]}")
+    git(repo, "tag", "-d", "gitera/syn/verdict")  # a clone without the tag cannot tell, and says so
+    code, out, _ = verify(repo)
+    assert code == 0 and "ok   the verdict commit is the one its tag names: gitera/syn/verdict not in this clone" in out, out
+
+
+def test_an_unreadable_verdict_json_is_a_failed_check_not_a_crash(repo: Path) -> None:
+    decided(repo)
+    path = repo / ".gitera/syn/verdict.json"
+    for text, says in (("not json", "is missing or not a JSON object"), ('{"tag": "syn"}', "is malformed (KeyError: ")):
+        path.write_text(text)
+        git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
+        git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")
+        code, out, doc = verify(repo)
+        assert code == 1 and "Traceback" not in out, out
+        assert [line for line in failing(out) if line.startswith("FAIL the verdict can be recomputed: ") and says in line], out
+        report = run_gitera(repo, "report", "--format", "md")
+        assert report.code == 0 and "violation(s): the verdict can be recomputed" in report.out, report.out + report.err
+        assert "No verdict yet" not in report.out and "**Verdict:** recorded in " in report.out, report.out
+
+
+def test_verify_reads_the_trailers_from_git_not_from_gitera_s_history_cache(repo: Path) -> None:
+    # .git/gitera/history/<tag>.log is a speed-up any process can edit: erasing the fourth
+    # attempt of a sprint there must not make the audit pass
+    four_attempts_without_a_gate(repo)
+    assert run_gitera(repo, "log").code == 0  # the cache now holds every record
+    cache = repo / ".git/gitera/history/syn.log"
+    entries = cache.read_text().split("\x1e")
+    cache.write_text("\x1e".join(e for e in entries if '"iteration": 4' not in e))
+    assert_only_violation(repo, SPRINTS, "attempt #4 is attempt 4 of a sprint of 3 without a gate")

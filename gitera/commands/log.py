@@ -114,10 +114,11 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
     repo = Repo.find()
     exp = resolve(repo, tag)
     records = read(repo, exp.branch, exp.tag)
-    max_iterations = None
+    max_iterations, metric, higher = None, "score", True
     try:
         frame = exp.peek_frame()
         max_iterations = frame.iterate.budget.max_iterations if frame.iterate else None
+        metric, higher = frame.metric.primary, frame.metric.direction == "higher"
     except Exception:  # noqa: BLE001 - the log reads git alone; a broken frame must not hide history
         pass
     if as_json:
@@ -130,7 +131,7 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
             raise UsageError(f"experiment {exp.tag} has no iterate attempt yet, so there is no progression to draw; "
                              "run `gitera iterate -m HYPOTHESIS` first.")
 
-        progression_chart(records, chart)
+        progression_chart(records, chart, metric, higher)
     if isinstance(rendered, dict):
         print(json.dumps(rendered, indent=2, sort_keys=True, default=str), file=out.stdout)
     else:

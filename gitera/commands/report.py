@@ -11,7 +11,7 @@ from typing import Any
 
 from gitera.experiment import resolve
 from gitera.git import Repo
-from gitera.history import Record, read
+from gitera.history import Record
 from gitera.output import Output
 
 
@@ -25,12 +25,12 @@ def _ci(ci: Sequence[Any] | None) -> str:
 
 def report(tag: str | None, fmt: str, out: Output) -> int:
     from gitera.commands.log import render, summary
-    from gitera.verify import audit, commit_of, frame_at, gap_alarms, verdict_doc
+    from gitera.verify import audit, commit_of, frame_at, gap_alarms, trailers, verdict_doc
 
     repo = Repo.find()
     exp = resolve(repo, tag)
-    records = read(repo, exp.branch, exp.tag)
-    checks = audit(repo, exp)
+    records = trailers(repo, exp)
+    checks = audit(repo, exp, records=records)
     doc = verdict_doc(repo, exp, records)
     alarms = gap_alarms(exp, records, doc)
     violations = [f"{c}: {d}" if d else c for c, ok, d in checks if not ok]
@@ -39,8 +39,11 @@ def report(tag: str | None, fmt: str, out: Output) -> int:
     lines = [f"## gitera: `{exp.tag}`", ""]
     if frame.get("question"):
         lines += [f"> {frame['question']}", ""]
-    if doc is not None:
+    opened = commit_of(records, "Verdict")
+    if doc is not None and isinstance(doc.get("decision"), dict) and isinstance(doc.get("arms"), dict):
         lines += verdict_lines(doc)
+    elif opened is not None:
+        lines += [f"**Verdict:** recorded in {opened[:10]}, but its verdict.json cannot be read (see the verify line below).", ""]
     else:
         budget = ((frame.get("iterate") or {}).get("budget") or {}).get("max_iterations")
         lines += ["No verdict yet: dev results only (the sealed test set is still closed).", ""]

@@ -90,12 +90,6 @@ def set_aside_unused_key(repo: Repo, exp: Experiment, out: Output) -> str | None
     return None
 
 
-def _clean_stale_workdirs(repo: Repo) -> None:
-    """Plaintext left by a split killed mid-way (we hold the repository lock: none is in use)."""
-    for stale in state_dir(repo.common_dir).glob("split-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
     from gitera import datasource, keys, leak, seal
     from gitera import split as splitting
@@ -106,7 +100,6 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         raise RefusedError(
             f"experiment {exp.tag} is already split; a different split needs a new experiment (`gitera init NEW_TAG`)."
         )
-    _clean_stale_workdirs(repo)
     sealed_in = set_aside_unused_key(repo, exp, out)
     if sealed_in is not None:
         raise RefusedError(

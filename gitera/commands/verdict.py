@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.commands.lock import require_on_branch
 from gitera.commands.split import commitment_salt
@@ -26,18 +26,22 @@ from gitera.errors import EvalError, RefusedError
 from gitera.experiment import Experiment, frame_hash, require_intact, resolve
 from gitera.frame import Frame
 from gitera.git import Repo
-from gitera.history import read
 from gitera.output import Output
 from gitera.repolock import exclusive, state_dir
 from gitera.scoring import Scorer, arm_commit, matrix, mean_of, relpath, require_open, require_split, results_jsonl, sanitize
 from gitera.trailers import build_message
+
+if TYPE_CHECKING:
+    from gitera import rules
 
 VERDICT_FILE = "verdict.json"
 
 
 def seal_commit_blob(exp: Experiment, manifest: Mapping[str, Any]) -> str | None:
     """The seal's blob id in the split commit (the one whose trailer names this seal id)."""
-    for r in read(exp.repo, exp.branch, exp.tag):
+    from gitera.verify import trailers
+
+    for r in trailers(exp.repo, exp):  # git's own records: the history cache is an ordinary file
         if r.kind == "Split" and r.data.get("seal_id") == manifest["seal"]["seal_id"]:
             return exp.repo.ls_tree(r.commit, [manifest["seal"]["path"]]).get(manifest["seal"]["path"])
     return None
@@ -80,12 +84,12 @@ def check_ready(exp: Experiment, frame: Frame, manifest: Mapping[str, Any]) -> A
 
 def _state_matches_history(exp: Experiment, frame: Frame, state: Any) -> None:
     """The loop state file is an ordinary committed file: check what the verdict takes from it against the trailers."""
-    from gitera.verify import attempt_commit, gate_locked_iteration
+    from gitera.verify import attempt_commit, gate_locked_iteration, trailers
 
     gp = state.gate_passed
     if gp is None or frame.iterate is None:
         return
-    records = read(exp.repo, exp.branch, exp.tag)
+    records = trailers(exp.repo, exp)
     want = gate_locked_iteration(records)
     state_file = exp.rel("runs/iterate.json")
     if want is not None and gp.iteration != want:
@@ -162,12 +166,7 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
         )
     records = {a: [x.to_json() for x in r.results] for a, r in results.items()}
     mats = {a: matrix(records[a], ids, trials) for a in results}
-    threshold = rules.Threshold(effect=frame.threshold.effect, basis=frame.threshold.basis, slice_loss_floor=frame.threshold.slice_loss_floor,
-                                alpha=frame.threshold.alpha, direction=frame.metric.direction)
-    base = frame.baseline.arm
-    decision = rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=threshold,
-                                  seed=int(fhash[:8], 16), slice_columns=frame.data.slices, cluster=frame.data.cluster,
-                                  severity=frame.metric.severity)
+    decision = apply_rules(frame, fhash, mats, rows)
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     doc_dir = f"docs/experiments/{day}-{exp.tag}"
     arm_summary: dict[str, dict[str, Any]] = {}
@@ -216,6 +215,24 @@ def _verdict(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
                f"{sentence}\nConclusion: {doc_dir}/conclusion.md\nCharts: {doc_dir}/*.png, *.svg\n"
                f"Recorded in {commit[:10]} (tag gitera/{exp.tag}/verdict); the test set is now opened and the experiment closed.")
     return 0
+
+
+def registered_threshold(frame: Frame) -> rules.Threshold:
+    from gitera import rules
+
+    t = frame.threshold
+    return rules.Threshold(effect=t.effect, basis=t.basis, slice_loss_floor=t.slice_loss_floor, alpha=t.alpha, direction=frame.metric.direction)
+
+
+def apply_rules(frame: Frame, fhash: str, mats: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> rules.Verdict:
+    """The pre-registered verdict rules on the test scores, every parameter from the frame (rule 3):
+    what `gitera verdict` decides, and what `gitera verify` re-decides from the locked frame."""
+    from gitera import rules
+
+    base = frame.baseline.arm
+    return rules.analyze_rows(mats[base], {a: m for a, m in mats.items() if a != base}, rows, threshold=registered_threshold(frame),
+                              seed=int(fhash[:8], 16), slice_columns=frame.data.slices, cluster=frame.data.cluster,
+                              severity=frame.metric.severity)
 
 
 def _released_holdout_seed(repo: Repo, tag: str) -> int | None:

@@ -11,13 +11,12 @@ from gitera.output import Output
 def verify(tag: str | None, out: Output) -> int:
     """Exit 1 on a violation; an overfitting alarm (rule 21) is printed but is no violation:
     an honest overfit is a finding about the arm, not a breach of the process."""
-    from gitera.history import read
-    from gitera.verify import audit, gap_alarms, verdict_doc
+    from gitera.verify import audit, gap_alarms, trailers, verdict_doc
 
     repo = Repo.find()
     exp = resolve(repo, tag)
-    checks = audit(repo, exp)
-    records = read(repo, exp.branch, exp.tag)
+    records = trailers(repo, exp)
+    checks = audit(repo, exp, records=records)
     alarms = gap_alarms(exp, records, verdict_doc(repo, exp, records))
     failed = [(c, d) for c, ok, d in checks if not ok]
     out.result(
