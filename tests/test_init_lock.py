@@ -23,6 +23,12 @@ def test_init_refuses_a_bad_tag_and_an_existing_branch(repo: Path) -> None:
     r = run_gitera(repo, "init", "exp1")
     assert r.code == 3
     assert r.err.startswith("gitera: error: branch autoexp/exp1 already exists;")
+    # an earlier experiment's verdict tag outlives its branch: reusing the tag would start closed
+    git(repo, "branch", "-D", "autoexp/exp1")
+    git(repo, "tag", "-a", "gitera/exp1/verdict", "-m", "verdict", "HEAD")
+    r = run_gitera(repo, "init", "exp1")
+    assert r.code == 3 and "an earlier experiment exp1 reached its verdict (tag gitera/exp1/verdict); choose another tag" in r.err
+    assert not git(repo, "branch", "--list", "autoexp/exp1").strip()
 
 
 def test_init_creates_the_branch_frame_and_program_without_touching_user_work(repo: Path) -> None:

@@ -28,6 +28,9 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
         raise RefusedError(
             f"branch {exp.branch} already exists; pick a new tag, or `git switch {exp.branch}` to continue that experiment."
         )
+    if repo.rev(f"refs/tags/gitera/{tag}/verdict") is not None:
+        # the verdict's tag closes the experiment it names: a new one under the same tag would start closed
+        raise RefusedError(f"an earlier experiment {tag} reached its verdict (tag gitera/{tag}/verdict); choose another tag.")
     if exp.path("").exists():
         raise RefusedError(f"{exp.rel('')} already exists; remove it or choose another tag.")
     files: dict[str, bytes | None] = {
