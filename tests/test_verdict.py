@@ -539,6 +539,8 @@ def test_a_verdict_whose_tag_is_missing_still_closes_the_experiment(repo: Path) 
         assert r.code == 3, r.out + r.err
         assert f"the verdict of experiment syn ran in {opened[:10]} but its tag gitera/syn/verdict is missing" in r.err, r.err
     assert tip(repo) == opened
+    status = run_gitera(repo, "status")  # status explains it too, rather than showing an open experiment
+    assert "stage: concluded?" in status.out and "its tag gitera/syn/verdict is missing" in status.out, status.out
     git(repo, "tag", "-a", "gitera/syn/verdict", opened[:10], "-m", "verdict")  # the sentence's own fix
     r = run_gitera(repo, "verdict")
     assert r.code == 3 and "has its verdict" in r.err, r.err

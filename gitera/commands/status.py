@@ -52,6 +52,14 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             info["verdict"] = {"decision": v["decision"]["decision"], "arm": v["decision"]["arm"], "conclusion": v.get("conclusion")}
         except (KeyError, TypeError):
             info["verdict"] = {"decision": "unreadable"}
+    elif exp.path("verdict.json").exists():
+        # a verdict.json without its tag: say what the commands will say (a missing tag, or a stray file)
+        from gitera.scoring import require_open
+
+        try:
+            require_open(exp)
+        except GiteraError as exc:
+            info["stage"], info["verdict_error"] = "concluded?", exc.message
     return info
 
 
@@ -82,6 +90,8 @@ def _text(info: dict[str, Any]) -> str:
             lines.append(f"  stopped: {loop['stop_reason']}")
     if info.get("verdict"):
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
+    if info.get("verdict_error"):
+        lines.append(f"  verdict: {info['verdict_error']}")
     if info["stage"] == "framed":
         lines.append("  next: fill the frame, then `gitera lock`")
     else:
