@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import as_installed  # this script's folder is on sys.path
+
+as_installed()
+
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GIT_CONFIG_NOSYSTEM": "1"}
 TAG = "syn"

@@ -18,6 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import as_installed  # this script's folder is on sys.path
+
+as_installed()
+
 FRAME = """\
 question: Does v2 beat v1?
 hypothesis: The new rule helps.
