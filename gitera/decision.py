@@ -2,7 +2,7 @@
 
 Each *criterion* is one per-row quantity compared paired with the current best: the primary
 metric, a secondary metric, or the declared weighted sum. Its gain (oriented so that positive
-is better) is judged by the ladder rule of :func:`gitera.rules.ladder`:
+is better) is judged by the ladder rule (:func:`ladder`, below):
 
 - ``primary``: keep iff the primary criterion clears its ladder threshold (guards apart);
 - ``pareto``: keep iff no criterion is worse beyond its noise tolerance
@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import stdev
 from typing import Any
+
+from gitera.errors import ConfigError
 
 MODES = ("primary", "pareto", "weighted")
 WEIGHTED = "weighted"  # the criterion name of the weighted sum
@@ -76,8 +78,6 @@ class Decision:
 
 def criterion(name: str, field: str, direction: str, cand: Sequence[float], best: Sequence[float],
               noise_floor: float, min_delta: float) -> Criterion:
-    from gitera.rules import ladder
-
     sign = 1.0 if direction == "higher" else -1.0
     promo = ladder([sign * (c - b) for c, b in zip(cand, best)], noise_floor, min_delta)
     return Criterion(name, field, direction, promo.gain, promo.se, promo.threshold, noise_floor)
@@ -203,3 +203,42 @@ def recheck(result: Mapping[str, Any], records: Sequence[Mapping[str, Any]], bes
     if status == "discard" and keep and not unconfirmed:
         return f"{where} discarded although the {result.get('mode')} rule keeps it"
     return None
+
+
+# --- the ladder rule (Blum & Hardt 2015): keep only a clear gain over the current best ---------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    keep: bool
+    gain: float
+    se: float
+    threshold: float
+    reason: str
+
+
+def ladder(diffs: Sequence[float], noise_floor: float, min_delta: float) -> Promotion:
+    """Keep a candidate only if it clearly beats the current best (Blum & Hardt's ladder, 2015).
+
+    ``diffs``: per-row (candidate - current best) with trials averaged first, signed so that
+    positive is better. gain = mean(diffs); se = sd(diffs, ddof 1) / sqrt(rows);
+    threshold = max(min_delta, 2 x noise_floor, se); keep iff gain > threshold. Comparing with
+    the *current best* means a run of noise-sized "gains" cannot accumulate.
+    """
+    if not (math.isfinite(noise_floor) and noise_floor >= 0):
+        raise ConfigError(f"noise floor {noise_floor} must be a finite number >= 0 (measure it with >= 2 trials)")
+    if not (math.isfinite(min_delta) and min_delta >= 0):
+        raise ConfigError(f"min_delta {min_delta} must be a finite number >= 0")
+    n = len(diffs)
+    if n == 0:
+        raise ConfigError("no rows to compare; score the candidate on the same rows as the best")
+    gain = math.fsum(diffs) / n
+    if n < 2:
+        return Promotion(False, gain, math.nan, math.nan, "one row gives no paired standard error; not kept")
+    se = math.sqrt(math.fsum((x - gain) ** 2 for x in diffs) / (n - 1)) / math.sqrt(n)
+    parts = {"min_delta": min_delta, "2 x noise floor": 2 * noise_floor, "paired SE": se}
+    which = max(parts, key=lambda k: parts[k])
+    thr = parts[which]
+    if gain > thr:
+        return Promotion(True, gain, se, thr, f"kept: gain {gain:+.4g} exceeds the {which} {thr:.4g}")
+    return Promotion(False, gain, se, thr, f"discarded: gain {gain:+.4g} does not exceed the {which} {thr:.4g}")

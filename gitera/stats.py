@@ -21,9 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gitera.errors import ConfigError
+from gitera.decision import Promotion, ladder
 from gitera.rules import (
-    Promotion,
-    ladder,
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -778,7 +777,7 @@ def promotion_decision(
     min_delta: float,
     direction: str = "higher",
 ) -> Promotion:
-    """The ladder rule for ``gitera iterate`` on (rows, trials) arrays; see :func:`gitera.rules.ladder`.
+    """The ladder rule for ``gitera iterate`` on (rows, trials) arrays; see :func:`gitera.decision.ladder`.
 
     gain = mean over rows of (candidate - current best) per-row scores (trials averaged first),
     signed so that positive is better; keep iff gain > max(min_delta, 2 x noise_floor, paired SE).
