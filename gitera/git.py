@@ -13,7 +13,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitera.errors import GiteraError, RefusedError, UsageError
@@ -109,6 +109,8 @@ class Repo:
     root: Path  # the work tree's top level
     git_dir: Path
     common_dir: Path
+    # what a command asks more than once and no gitera step changes (HEAD's branch): one git call
+    _memo: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def find(start: Path | None = None) -> Repo:
@@ -142,10 +144,10 @@ class Repo:
         return self.rev("HEAD")
 
     def current_branch(self) -> str | None:
-        proc = _run(["symbolic-ref", "--quiet", "--short", "HEAD"], self.root, check=False)
-        if proc.returncode != 0:
-            return None
-        return proc.stdout.decode().strip() or None
+        if "branch" not in self._memo:
+            proc = _run(["symbolic-ref", "--quiet", "--short", "HEAD"], self.root, check=False)
+            self._memo["branch"] = (proc.stdout.decode().strip() or None) if proc.returncode == 0 else None
+        return self._memo["branch"]
 
     def branch_exists(self, branch: str) -> bool:
         return self.rev(f"refs/heads/{branch}") is not None
@@ -243,6 +245,7 @@ class Repo:
     def switch_new_branch(self, branch: str, start: str) -> None:
         # `git switch -c` keeps uncommitted work as it is: nothing is lost.
         self.git("switch", "--quiet", "-c", branch, start)
+        self._memo.pop("branch", None)
 
     def write_blobs(self, contents: Sequence[bytes], object_format_len: int) -> list[str]:
         """Store blobs and return their ids. SHA-1 repositories get loose objects written directly
