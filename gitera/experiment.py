@@ -83,38 +83,64 @@ class Experiment:
             ) from None
 
     def load_frame(self) -> Frame:
-        """The frame parsed from frame.yaml itself: what every command that decides reads (lock,
-        split, pilot, run, iterate, gate, verdict, verify). It also refreshes the display copy."""
+        """The frame every command that decides reads (lock, split, pilot, run, iterate, gate,
+        verdict, verify): parsed from frame.yaml, or from its JSON copy under .git/gitera/frames/
+        when the COMMITTED lock.json vouches for that copy's sha256 (``parsed_sha256``, written by
+        `gitera lock`), which saves the yaml import on every command. The copy is an ordinary file
+        anyone can edit; the digest lives in a commit the hooks and `verify` guard."""
         raw = self.frame_bytes()
+        data = self._vouched_copy(raw)
+        if data is not None:
+            return parse_frame(data, {}, self.frame_rel)
         frame, data = self._parse_yaml(raw)
         self._write_display_copy(raw, data)
         return frame
 
     def peek_frame(self) -> Frame:
-        """The frame for display only (status, log), from a JSON copy keyed by frame.yaml's sha256
-        under .git/gitera/frames/, which saves the yaml import. The copy is an ordinary file anyone
-        can edit, so nothing that decides may read it: use ``load_frame``."""
+        """The frame for display only (status, log), from the JSON copy whether or not the lock
+        vouches for it (no git call, no yaml import). Nothing that decides may read it: use
+        ``load_frame``."""
         raw = self.frame_bytes()
         try:
             return parse_frame(json.loads(self._display_copy(raw).read_text()), {}, self.frame_rel)
         except (OSError, ValueError, ConfigError):
             return self.load_frame()
 
+    def parsed_digest(self) -> str | None:
+        """sha256 of the parsed frame as canonical JSON (what the lock records), writing the copy;
+        None when the frame holds values JSON cannot carry (YAML dates: parsed every time)."""
+        raw = self.frame_bytes()
+        _, data = self._parse_yaml(raw)
+        text = _canonical(data)
+        self._write_display_copy(raw, data)
+        return sha256(text.encode()) if text is not None else None
+
+    def _vouched_copy(self, raw: bytes) -> Any:
+        committed = self.repo.show(f"refs/heads/{self.branch}", self.lock_rel)
+        try:
+            record = json.loads(committed)["frame"] if committed else None
+            if not isinstance(record, dict) or record.get("sha256") != sha256(raw) or not record.get("parsed_sha256"):
+                return None
+            text = self._display_copy(raw).read_bytes()
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return json.loads(text) if sha256(text) == record["parsed_sha256"] else None
+
     def _display_copy(self, raw: bytes) -> Path:
         return self.repo.common_dir / "gitera" / "frames" / f"{sha256(raw)}.json"
 
     def _write_display_copy(self, raw: bytes, data: Any) -> None:
         cache = self._display_copy(raw)
+        text = _canonical(data)
+        if text is None:
+            return  # only plain JSON values (YAML dates etc. are parsed each time)
         try:
-            text = json.dumps(data, sort_keys=True)
-            if json.loads(text) != data:
-                return  # only plain JSON values (YAML dates etc. are parsed each time)
             if not cache.exists() or cache.read_text() != text:  # a copy edited by hand is put right
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(text)
                 os.replace(tmp, cache)
-        except (TypeError, ValueError, OSError):
+        except OSError:
             pass
 
     def _parse_yaml(self, raw: bytes) -> tuple[Frame, Any]:
@@ -176,6 +202,15 @@ def _is_verdict(tag: str, commit: bytes | None, verdict: bytes | None) -> bool:
             and doc["seal"].get("seal_id") == trailer[0].get("seal_id"))
 
 
+def _canonical(data: Any) -> str | None:
+    """The parsed frame as canonical JSON text, or None when JSON would change it."""
+    try:
+        text = json.dumps(data, sort_keys=True)
+        return text if json.loads(text) == data else None
+    except (TypeError, ValueError):
+        return None
+
+
 def all_tags(repo: Repo) -> list[str]:
     base = repo.root / GITERA_DIR
     if not base.is_dir():
@@ -224,14 +259,17 @@ def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> di
         if rel not in tracked:
             raise RefusedError(f"locked file {rel} is not tracked by git; `git add {rel}` and commit it, then run `gitera lock` again.")
         files.append(_file_record(rel, target.read_bytes()))
-    frame_bytes = exp.frame_bytes()
+    frame_record: dict[str, str] = _file_record(exp.frame_rel, exp.frame_bytes())
+    parsed = exp.parsed_digest()
+    if parsed is not None:  # lets later commands trust the parsed copy without the yaml import
+        frame_record["parsed_sha256"] = parsed
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "version": LOCK_VERSION,
         "tag": exp.tag,
         "tool_version": __version__,
         "locked_at": stamp,
-        "frame": _file_record(exp.frame_rel, frame_bytes),
+        "frame": frame_record,
         "files": files,
     }
 

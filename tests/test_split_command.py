@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections import Counter
@@ -226,3 +227,29 @@ def test_an_edited_frame_cache_does_not_change_the_numbers_a_command_uses(repo: 
     assert r.code == 0, r.err
     assert json.loads(r.out)["manifest"]["sizing"]["effect"] == 0.08
     assert json.loads(cache.read_text())["threshold"]["effect"] == 0.08  # the copy is put right
+
+
+def test_commands_read_the_parsed_frame_the_committed_lock_vouches_for_without_yaml(repo: Path) -> None:
+    """`gitera lock` commits the sha256 of the parsed frame; later commands read the JSON copy when
+    it matches that digest (no yaml import), and parse frame.yaml again when it does not."""
+    import subprocess
+    import sys
+
+    banking_project(repo)
+    lock = json.loads((repo / ".gitera/banking/lock.json").read_text())
+    (cache,) = (repo / ".git/gitera/frames").glob("*.json")
+    assert lock["frame"]["parsed_sha256"] == hashlib.sha256(cache.read_bytes()).hexdigest()
+    probe = ("import sys; from gitera.git import Repo; from gitera.experiment import Experiment; "
+             "f = Experiment(Repo.find(), 'banking').load_frame(); print(f.threshold.effect, 'yaml' in sys.modules)")
+    read = lambda: subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True).stdout.split()  # noqa: E731
+    assert read() == ["0.08", "False"]  # vouched for: no yaml import
+    data = json.loads(cache.read_text())
+    data["threshold"]["effect"] = 0.5
+    cache.write_text(json.dumps(data, sort_keys=True))
+    assert read() == ["0.08", "True"]  # an edited copy is not trusted: frame.yaml is parsed (and the copy put right)
+    assert read() == ["0.08", "False"]
+    # a forged copy with a forged digest in the work tree's lock.json: the digest is read from the commit
+    cache.write_text(json.dumps(data, sort_keys=True))
+    forged = {**lock, "frame": {**lock["frame"], "parsed_sha256": hashlib.sha256(cache.read_bytes()).hexdigest()}}
+    (repo / ".gitera/banking/lock.json").write_text(json.dumps(forged))
+    assert read() == ["0.08", "True"]
