@@ -120,13 +120,18 @@ def test_commit_msg_hook_refuses_malformed_gitera_trailer(precommit_repo: Path) 
     assert proc.returncode == 0, proc.stdout
 
 
-def test_pre_push_catches_a_no_verify_commit(precommit_repo: Path, tmp_path: Path) -> None:
-    repo = precommit_repo
+def pushed(repo: Path, tmp_path: Path) -> Path:
+    """The experiment branch pushed once to a bare remote `origin` (the pre-push hook then sees only new commits)."""
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
     push = subprocess.run(["git", "push", "-q", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
     assert push.returncode == 0, push.stdout + push.stderr
+    return repo
+
+
+def test_pre_push_catches_a_no_verify_commit(precommit_repo: Path, tmp_path: Path) -> None:
+    repo = pushed(precommit_repo, tmp_path)
     (repo / "eval/metric.py").write_text("def accuracy(a, b):\n    return 1.0\n")
     git(repo, "commit", "-q", "--no-verify", "-am", "sneak a metric change past the hook")
     push = subprocess.run(["git", "push", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
@@ -137,12 +142,7 @@ def test_pre_push_catches_a_no_verify_commit(precommit_repo: Path, tmp_path: Pat
 def test_pre_push_catches_a_change_reverted_on_a_merged_side_branch(precommit_repo: Path, tmp_path: Path) -> None:
     # git's history simplification follows one parent of a merge that leaves the path as it was,
     # so without --full-history the change-and-revert on the side branch went out unnoticed
-    repo = precommit_repo
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
-    git(repo, "remote", "add", "origin", str(remote))
-    push = subprocess.run(["git", "push", "-q", "origin", "autoexp/exp1"], cwd=repo, capture_output=True, text=True)
-    assert push.returncode == 0, push.stdout + push.stderr
+    repo = pushed(precommit_repo, tmp_path)
     original = (repo / "eval/metric.py").read_text()
     side_branch_changing(repo, "eval/metric.py")
     git(repo, "switch", "-q", "side")
