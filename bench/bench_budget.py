@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 
 from bench_eval import workload_args  # this script's folder is on sys.path
-from gitera.evalrun import Budget, EvalRun, EvalSpec, run_eval
+
+from gitera.adapters.evalrun import Budget, EvalRun, EvalSpec, run_eval
 
 HARNESS = """\
 import json, os, time

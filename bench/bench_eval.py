@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gitera.cache import Cache
-from gitera.evalrun import EvalSpec, run_eval
-from gitera.evalrun.command import plan_shards
+from gitera.adapters.cache import Cache
+from gitera.adapters.evalrun import EvalSpec, run_eval
+from gitera.adapters.evalrun.command import plan_shards
 
 COMMAND_HARNESS = """\
 import json, os, time

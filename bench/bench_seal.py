@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gitera.seal import commit_plaintext
+from gitera.adapters.seal import commit_plaintext
 
 # The child times only the operation; the files it reads are warm in the page cache for
 # every pipeline alike, and every pipeline ends with fsync, so the disk is in all of them.
@@ -40,7 +40,7 @@ import hashlib, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from gitera.seal import Binding, DataKey, open_seal, seal_file, new_salt
+from gitera.adapters.seal import Binding, DataKey, open_seal, seal_file, new_salt
 src, dst, expected = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 salt = bytes(32)
 key = DataKey(bytes(range(32)))

@@ -6,7 +6,7 @@ Workload (the issue's): 100,000 rows x 4 arms (baseline + 3) x 20 slices x 3 tri
 of scores: binary (accuracy-like, 0/1 per trial; the row means take 4 values) and continuous
 (a judge score with noise; every row mean distinct). For each, two timings:
 
-* "verdict statistics": `gitera.rules.analyze` end to end - per-row reduction, noise floor,
+* "verdict statistics": `gitera.core.analysis.analyze` end to end - per-row reduction, noise floor,
   paired bootstrap CIs for 3 arms, McNemar or paired t, Holm, 20-slice non-inferiority for every
   arm, and the decision.
 * "paired bootstrap CI": only the bootstrap percentile CIs of the 3 arm-minus-baseline mean
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-from gitera import rules, stats  # noqa: E402
+from gitera.core import analysis, rules, stats  # noqa: E402
 
 ARMS = ("a1", "a2", "a3")
 
@@ -86,7 +86,7 @@ def main() -> int:
     for kind in ("binary", "continuous"):
         base, arms, slices = make_data(kind, args.rows, args.trials, args.slices)
         t_verdict, verdict = best_of(
-            args.repeat, lambda: rules.analyze(base, arms, slices, threshold=thr, seed=1, n_resamples=B)
+            args.repeat, lambda: analysis.analyze(base, arms, slices, threshold=thr, seed=1, n_resamples=B)
         )
         assert isinstance(verdict, rules.Verdict)
         b = base.mean(axis=1)
@@ -110,7 +110,7 @@ def main() -> int:
         t_ours, ci_ours = best_of(args.repeat, ours)
         t_scipy, ci_scipy = best_of(args.repeat, theirs)
         gap = float(np.max(np.abs(np.asarray(ci_ours) - np.asarray(ci_scipy))))
-        lines.append(f"| {kind} | verdict statistics (`rules.analyze`: decision {verdict.decision} {verdict.arm}) | {t_verdict:.3f} | | |")
+        lines.append(f"| {kind} | verdict statistics (`analysis.analyze`: decision {verdict.decision} {verdict.arm}) | {t_verdict:.3f} | | |")
         lines.append(
             f"| {kind} | paired bootstrap CI, 3 arms (max CI-end gap vs scipy {gap:.1e}) | {t_ours:.3f} | {t_scipy:.3f} | {t_scipy / t_ours:.1f}x |"
         )

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitera.experiment import Experiment, resolve
-from gitera.frame import Frame
-from gitera.git import Repo
+from gitera.adapters.git import Repo
+from gitera.core.frame import Frame
+from gitera.domain.experiment import Experiment, resolve
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ExperimentView:
 
     def records(self) -> list[dict[str, Any]]:
         """Every Gitera-* trailer record on the branch, oldest first: {commit, time, kind, data}."""
-        from gitera.history import read
+        from gitera.adapters.history import read
 
         return [{"commit": r.commit, "time": r.time, "kind": r.kind, "data": r.data}
                 for r in read(self.experiment.repo, self.experiment.branch, self.experiment.tag)]

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from gitera import __version__
-from gitera.errors import Exit, GiteraError
-from gitera.output import Output
+from gitera.adapters.output import Output
+from gitera.core.errors import Exit, GiteraError
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -93,7 +93,7 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
         --slice-loss-floor 0.02 --eval-command "python eval/run.py" --locked eval/run.py
     """
     from gitera.commands.init import init as run
-    from gitera.scaffold import FrameDraft
+    from gitera.core.scaffold import FrameDraft
 
     parsed: dict[str, str] = {}
     for item in arms:
@@ -102,7 +102,7 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
             raise click.BadParameter(f"{item!r} is not NAME=CHANGE", param_hint="--arm")
         parsed[name.strip()] = change.strip()
     if harness is not None:
-        from gitera.commands.harness import COMMAND, HARNESS_PATH, PYTHON_TARGET
+        from gitera.domain.starter import COMMAND, HARNESS_PATH, PYTHON_TARGET
 
         if harness == "command" and not opts["eval_command"]:
             opts["eval_command"] = COMMAND
@@ -340,7 +340,7 @@ def verify(tag: str | None, as_json: bool) -> None:
     Example:
       gitera verify --tag prompt-v2      # in CI on a pull request
     """
-    from gitera.commands.verify_cmd import verify as run_cmd
+    from gitera.commands.verify import verify as run_cmd
 
     sys.exit(run_cmd(tag, _out(as_json)))
 
@@ -406,7 +406,7 @@ def seal_status(tag: str | None, as_json: bool) -> None:
     Example:
       gitera seal status --json
     """
-    from gitera.commands.seal_cmd import seal_status as run
+    from gitera.commands.seal import seal_status as run
 
     sys.exit(run(tag, _out(as_json)))
 
@@ -422,7 +422,7 @@ def seal_keygen(private_out: Path | None, as_json: bool) -> None:
       gitera seal keygen --private-out ~/custodian.key
       gitera split --recipient gitera-seal-pk1:...
     """
-    from gitera.commands.seal_cmd import keygen
+    from gitera.commands.seal import keygen
 
     sys.exit(keygen(private_out, _out(as_json)))
 

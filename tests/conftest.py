@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gitera.cli import main
-
 # CI replays a fixed set of generated examples (derandomized) so a run is repeatable; local runs
 # keep exploring new examples, and whatever they find becomes a regression test.
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+from gitera.cli import main
 
 _hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):

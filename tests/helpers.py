@@ -94,7 +94,7 @@ def read_test_rows(root: Path, tag: str = "banking") -> list[dict[str, object]]:
     import json
     import tempfile
 
-    from gitera import keys, seal
+    from gitera.adapters import keys, seal
 
     manifest = json.loads((root / f".gitera/{tag}/split/manifest.json").read_text())
     key = keys.parse_data_key((root / f".git/gitera/keys/{tag}.key").read_text().strip(), "key file")

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitera.cache import Cache, CacheKey, canonical_json, row_hash
+from gitera.adapters.cache import Cache, CacheKey, canonical_json, row_hash
 
 KEY = CacheKey("tree1", canonical_json({"p": 1}), "harness", "dev")
 
@@ -70,8 +70,8 @@ def test_row_hash_ignores_key_order(row: dict[str, object]) -> None:
 def test_the_tree_part_of_a_key_skips_non_ascii_paths_it_is_told_to_skip(repo: Path) -> None:
     # git quotes such paths in ls-tree's plain output, so the skip did not recognise them and
     # every iteration of a target named "prompts/réponse.txt" missed the judge's cache
-    from gitera.git import Repo
-    from gitera.scoring import content_id
+    from gitera.adapters.git import Repo
+    from gitera.domain.scoring import content_id
     from tests.conftest import git
 
     (repo / "prompts").mkdir()

@@ -1,6 +1,6 @@
 """Charts: real PNG and SVG files rendered by matplotlib, opened and checked for content.
 
-SVG checks rely on the ids (``gid``) gitera.charts gives each data-bearing artist and on
+SVG checks rely on the ids (``gid``) gitera.adapters.charts gives each data-bearing artist and on
 ``svg.fonttype = "none"`` keeping text as text; PNG checks look at size and pixel colours.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gitera import charts
-from gitera.charts import (
+from gitera.adapters import charts
+from gitera.adapters.charts import (
     ArmBar,
     AttemptPoint,
     ChartData,
@@ -487,7 +487,7 @@ def test_user_matplotlibrc_does_not_change_the_charts(tmp_path: Path) -> None:
 
 
 def test_importing_charts_does_not_import_matplotlib() -> None:
-    code = "import sys, gitera.charts; print('matplotlib' in sys.modules)"
+    code = "import sys, gitera.adapters.charts; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

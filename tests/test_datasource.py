@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitera.datasource import derive_id, load_rows, write_jsonl
-from gitera.errors import ConfigError
+from gitera.adapters.datasource import derive_id, load_rows, write_jsonl
+from gitera.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKETS = ROOT / "examples" / "banking77" / "tickets.csv"

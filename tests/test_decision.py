@@ -11,10 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitera import decision as rule
-from gitera.errors import ConfigError
-from gitera.frame import parse_frame
-from gitera.yamlio import load_with_lines
+from gitera.adapters.yamlio import load_with_lines
+from gitera.core import decision as rule
+from gitera.core.errors import ConfigError
+from gitera.core.frame import parse_frame
 from tests.helpers import FRAME
 
 NAME = ".gitera/exp1/frame.yaml"

@@ -39,7 +39,7 @@ def test_every_hook_id_is_documented() -> None:
 
 
 def test_every_exit_code_is_documented() -> None:
-    from gitera.errors import Exit
+    from gitera.core.errors import Exit
 
     table = (DOCS / "commands.md").read_text()
     for code in Exit:

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitera.cache import Cache
-from gitera.errors import ConfigError
-from gitera.evalrun import Budget, EvalRun, EvalSpec, RetryPolicy, RowResult, check_pilot, run_eval
-from gitera.evalrun.command import plan_shards
-from gitera.evalrun.parse import KNOWN_FIELDS, PLACEHOLDERS, interpret, is_placeholder, parse_lines
-from gitera.progress import Progress
+from gitera.adapters.cache import Cache
+from gitera.adapters.evalrun import Budget, EvalRun, EvalSpec, RetryPolicy, RowResult, check_pilot, run_eval
+from gitera.adapters.evalrun.command import plan_shards
+from gitera.adapters.evalrun.parse import KNOWN_FIELDS, PLACEHOLDERS, interpret, is_placeholder, parse_lines
+from gitera.adapters.progress import Progress
+from gitera.core.errors import ConfigError
 
 HARNESSES = Path(__file__).parent / "harnesses"
 FAST_RETRY = RetryPolicy(attempts=3, base_s=0.01, cap_s=0.05)
@@ -582,7 +582,7 @@ def test_ctrl_c_kills_every_running_eval_process_group(checkout: Path, tmp_path:
 
     script = tmp_path / "driver.py"
     script.write_text(
-        "import sys\nfrom pathlib import Path\nfrom gitera.evalrun import EvalSpec, run_eval\nfrom gitera.progress import Progress\n"
+        "import sys\nfrom pathlib import Path\nfrom gitera.adapters.evalrun import EvalSpec, run_eval\nfrom gitera.adapters.progress import Progress\n"
         f"co = Path({str(checkout)!r})\n"
         "try:\n"
         "    run_eval(EvalSpec(command=sys.executable + ' hang.py'), checkout=co, tag='t', arm='a', params={},\n"
@@ -680,7 +680,7 @@ def test_a_lone_surrogate_in_a_harness_output_is_scored_and_cached_not_a_traceba
 
 
 def test_a_lone_surrogate_in_a_python_exception_is_recorded_not_a_traceback(checkout: Path) -> None:
-    from gitera.scoring import results_jsonl
+    from gitera.domain.scoring import results_jsonl
 
     res = run(EvalSpec(python="pymod:score"), checkout, [{"id": 0, "raise": "half a pair \ud800"}, {"id": 1}])
     bad = res.results[0]

@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitera.errors import ConfigError
-from gitera.frame import parse_frame
-from gitera.yamlio import load_with_lines
+from gitera.adapters.yamlio import load_with_lines
+from gitera.core.errors import ConfigError
+from gitera.core.frame import parse_frame
 from tests.helpers import FRAME
 
 NAME = ".gitera/exp1/frame.yaml"
@@ -103,14 +103,14 @@ def test_empty_file() -> None:
 
 
 def test_the_init_template_is_refused_until_filled() -> None:
-    from gitera.scaffold import FrameDraft, frame_yaml
+    from gitera.core.scaffold import FrameDraft, frame_yaml
 
     message = error_of(frame_yaml(FrameDraft(tag="exp1")))
     assert "TODO placeholder" in message
 
 
 def test_a_fully_filled_template_parses() -> None:
-    from gitera.scaffold import FrameDraft, frame_yaml
+    from gitera.core.scaffold import FrameDraft, frame_yaml
 
     draft = FrameDraft(
         tag="exp1", question="Q?", hypothesis="H.", baseline="v1", baseline_ref="src/a.py:1",

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitera import gate
-from gitera.errors import ConfigError
-from gitera.gate import HardcodeHit, Replication, Saturation, Thresholdout, thresholdout_query
+from gitera.core import gate
+from gitera.core.errors import ConfigError
+from gitera.core.gate import HardcodeHit, Replication, Saturation, Thresholdout, thresholdout_query
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKETS = ROOT / "examples" / "banking77" / "tickets.csv"

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitera.git import Repo
+from gitera.adapters.git import Repo
 from tests.conftest import git
 
 # names whose order is tricky: git sorts a folder as if its name ended in "/"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitera.git import Repo
-from gitera.history import attempts, read
+from gitera.adapters.git import Repo
+from gitera.adapters.history import attempts, read
 from tests.conftest import git, run_gitera
 from tests.helpers import synthetic_project
 
@@ -67,7 +67,7 @@ def test_readers_racing_commits_never_crash_nor_see_a_record_twice(repo: Path) -
 def test_an_experiment_started_from_another_experiments_branch_reads_only_its_own_records(repo: Path) -> None:
     """`gitera init` branches from HEAD: a second experiment started on the first one's branch (or on a
     main that merged it) carries the first one's commits. Its log, budget and verify must not count them."""
-    from gitera.scoring import spent_so_far
+    from gitera.domain.scoring import spent_so_far
 
     synthetic_project(repo, rows=150)
     assert run_gitera(repo, "run").code == 0

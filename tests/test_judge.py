@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gitera.judging import blind_label, cross_check
+from gitera.domain.judging import blind_label, cross_check
 from tests.conftest import git, run_gitera
 from tests.helpers import synthetic_project
 
@@ -51,9 +51,9 @@ def test_judge_replaces_scores_blind_and_cross_judge_flags(repo: Path) -> None:
 
 
 def test_lock_refuses_a_same_family_judge_without_cross_judge(repo: Path) -> None:
-    from gitera.errors import ConfigError
-    from gitera.frame import parse_frame
-    from gitera.yamlio import load_with_lines
+    from gitera.adapters.yamlio import load_with_lines
+    from gitera.core.errors import ConfigError
+    from gitera.core.frame import parse_frame
     from tests.helpers import SYNTHETIC_FRAME
 
     text = (SYNTHETIC_FRAME.replace("ARMS_EXTRA", "").replace("EFFECT", "0.05").replace("MAX_ITER", "5").replace("TIMEOUT", "10")
@@ -111,10 +111,10 @@ def test_the_judge_runs_in_one_neutral_checkout_with_nothing_naming_the_arm_and_
 
 
 def test_judge_results_are_cached_by_judge_files_row_output_and_trial(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gitera.experiment import Experiment
-    from gitera.git import Repo
-    from gitera.output import Output
-    from gitera.scoring import Scorer, arm_commit, load_split
+    from gitera.adapters.git import Repo
+    from gitera.adapters.output import Output
+    from gitera.domain.experiment import Experiment
+    from gitera.domain.scoring import Scorer, arm_commit, load_split
 
     seen = repo.parent / "judge_seen.jsonl"
     monkeypatch.setenv("JUDGE_SEEN_FILE", str(seen))
@@ -150,8 +150,8 @@ JUDGES = ", judge: {command: python judge.py, family: fam-x}, cross_judge: {comm
 
 
 def test_judge_and_cross_judge_spend_is_recorded_in_the_trailers(repo: Path) -> None:
-    from gitera.git import Repo
-    from gitera.scoring import spent_so_far
+    from gitera.adapters.git import Repo
+    from gitera.domain.scoring import spent_so_far
 
     synthetic_project(repo, rows=100, eval_extra=JUDGES, locked_extra=("judge.py",), max_cost_usd=10)
     before = spent_so_far(Repo.find(repo), "autoexp/syn", "syn")
@@ -169,8 +169,8 @@ def test_judge_and_cross_judge_spend_is_recorded_in_the_trailers(repo: Path) -> 
 def test_a_judge_dearer_than_the_pilot_said_is_stopped_in_flight_within_the_cap(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pilot judged at $0.00001 a row; in the run the judge costs $0.003 (300x) and takes 30 ms
     a row: its running invocations are stopped as soon as its first costs stream in."""
-    from gitera.git import Repo
-    from gitera.scoring import spent_so_far
+    from gitera.adapters.git import Repo
+    from gitera.domain.scoring import spent_so_far
 
     pilot = 2 * (0.0001 + 0.00001)
     dev = 240  # 600 rows: 300 dev, 20 % of them reserved for the gate; the judge's shards hold 30 rows
@@ -188,8 +188,8 @@ def test_a_judge_dearer_than_the_pilot_said_is_stopped_in_flight_within_the_cap(
 
 
 def test_judge_calls_are_charged_to_the_arm_budget_and_stop_before_exceeding_it(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gitera.git import Repo
-    from gitera.scoring import spent_so_far
+    from gitera.adapters.git import Repo
+    from gitera.domain.scoring import spent_so_far
 
     monkeypatch.setenv("JUDGE_COST", "0.0001")  # the judge costs as much as the arm
     pilot = 2 * (0.0001 + 0.0001)

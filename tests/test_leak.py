@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitera.datasource import Table, load_rows
-from gitera.leak import LeakIndex, fingerprints, normalize, row_texts, scan, text_columns
-from gitera.split import split_rows
+from gitera.adapters.datasource import Table, load_rows
+from gitera.core.leak import LeakIndex, fingerprints, normalize, row_texts, scan, text_columns
+from gitera.core.split import split_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SALT = bytes(range(16))

@@ -11,9 +11,9 @@ import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitera.commands.log import TSV_COLUMNS, render
-from gitera.history import Record
-from gitera.trailers import dumps
+from gitera.adapters.history import Record
+from gitera.core.trailers import dumps
+from gitera.domain.logview import TSV_COLUMNS, render
 from tests.conftest import git, run_gitera
 from tests.helpers import synthetic_project
 

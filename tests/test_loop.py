@@ -171,10 +171,10 @@ def test_a_proposer_that_times_out_is_killed_with_its_children(repo: Path, monke
     import os
     import subprocess
 
-    from gitera.commands import autoloop
+    from gitera.domain import session
 
     synthetic_project(repo)
-    monkeypatch.setattr(autoloop, "PROPOSE_TIMEOUT_S", 1)
+    monkeypatch.setattr(session, "PROPOSE_TIMEOUT_S", 1)
     pids = repo.parent / "children.txt"
     propose = f"sleep 300 >/dev/null 2>&1 & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; wait"
     r = run_gitera(repo, "iterate", "--loop", "--propose", propose)
@@ -192,9 +192,9 @@ def test_a_proposer_that_times_out_is_killed_with_its_children(repo: Path, monke
 def test_a_loop_state_is_scored_on_the_experiment_branch_whatever_is_checked_out(repo: Path) -> None:
     # diagnose may run from any branch: the candidate it scores must be the experiment's tip
     # with the target files of that state, not HEAD's tree
-    from gitera.commands.iterate import load_state, point_commit
-    from gitera.experiment import Experiment
-    from gitera.git import Repo
+    from gitera.adapters.git import Repo
+    from gitera.domain.experiment import Experiment
+    from gitera.domain.loopstore import load_state, point_commit
 
     synthetic_project(repo)
     (repo / "policy_b.txt").write_text("accuracy: 0.7\n")

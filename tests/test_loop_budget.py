@@ -96,8 +96,8 @@ def test_the_gate_is_charged_to_the_budget_and_finishes_even_past_the_cap(repo: 
     total = spent_in_trailers(repo)
     assert total == pytest.approx(START + 3 * 0.072 + 0.036) and state(repo)["spent_usd"] == pytest.approx(total)
     assert str(trailers(repo, "Stop")[-1]["reason"]).startswith(f"the cost budget of ${cap:g} is spent")
-    from gitera.git import Repo
-    from gitera.scoring import spent_so_far
+    from gitera.adapters.git import Repo
+    from gitera.domain.scoring import spent_so_far
 
     assert spent_so_far(Repo.find(repo), "autoexp/syn", "syn") == pytest.approx(total)
 

@@ -109,10 +109,10 @@ def test_score_only_harness_is_recorded_with_a_warning(tmp_path: Path) -> None:
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     synthetic_project(root)
-    from gitera.commands.run import summarize
-    from gitera.evalrun import EvalRun
-    from gitera.experiment import resolve
-    from gitera.git import Repo
+    from gitera.adapters.evalrun import EvalRun
+    from gitera.adapters.git import Repo
+    from gitera.domain.experiment import resolve
+    from gitera.domain.runs import summarize
 
     exp = resolve(Repo.find(root), "syn")
     frame = exp.load_frame()
@@ -175,8 +175,8 @@ def test_untracked_files_the_change_could_read_are_refused_and_unrelated_scratch
 
 
 def test_untracked_files_anywhere_under_a_target_folder_are_refused(repo: Path) -> None:
-    from gitera.commands.iterate import dirty_outside_targets
-    from gitera.git import Repo
+    from gitera.adapters.git import Repo
+    from gitera.domain.loop import dirty_outside_targets
 
     (repo / "prompts" / "parts").mkdir(parents=True)
     (repo / "prompts" / "v2.txt").write_text("v2\n")

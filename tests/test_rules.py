@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitera import rules
-from gitera.errors import ConfigError
-from gitera.rules import ArmInput, SliceResult, Threshold, decide
+from gitera.core import analysis, rules
+from gitera.core.errors import ConfigError
+from gitera.core.rules import ArmInput, SliceResult, Threshold, decide
 
 THR = Threshold(effect=0.05, basis="point", slice_loss_floor=0.02, alpha=0.05)
 Z80 = 0.8416212335729143
@@ -68,9 +68,9 @@ def test_analyze_names_the_slices_of_every_column() -> None:
     rng = np.random.default_rng(3)
     base = rng.integers(0, 2, size=(400, 3)).astype(float)
     better = np.maximum(base, rng.integers(0, 2, size=(400, 3)))
-    v = rules.analyze(base, {"v2": better}, {"tier": ["gold", "free"] * 200, "region": ["eu"] * 400}, threshold=THR, seed=1)
+    v = analysis.analyze(base, {"v2": better}, {"tier": ["gold", "free"] * 200, "region": ["eu"] * 400}, threshold=THR, seed=1)
     assert [(s.name, s.column) for s in v.arms[0].slices] == [("tier=free", "tier"), ("tier=gold", "tier"), ("region=eu", "region")]
-    plain = rules.analyze(base, {"v2": better}, ["gold", "free"] * 200, threshold=THR, seed=1)
+    plain = analysis.analyze(base, {"v2": better}, ["gold", "free"] * 200, threshold=THR, seed=1)
     assert [(s.name, s.column) for s in plain.arms[0].slices] == [("free", None), ("gold", None)]
 
 
@@ -79,12 +79,12 @@ def test_analyze_records_the_unweighted_effect_next_to_the_weighted_one() -> Non
     arm_rows = np.zeros((300, 3))
     arm_rows[:100] = 1.0  # the arm fixes the first 100 rows, which weigh 5 each
     weights = [5.0] * 100 + [1.0] * 200
-    v = rules.analyze(base, {"v2": arm_rows}, threshold=THR, seed=1, severity=weights).to_dict()
+    v = analysis.analyze(base, {"v2": arm_rows}, threshold=THR, seed=1, severity=weights).to_dict()
     (a,) = v["arms"]
     assert math.isclose(a["effect"], 500 / 700) and math.isclose(a["unweighted"]["effect"], 1 / 3)
     assert a["unweighted"]["ci_low"] <= 1 / 3 <= a["unweighted"]["ci_high"]
     assert "unweighted_comparisons" in v["details"]
-    assert rules.analyze(base, {"v2": arm_rows}, threshold=THR, seed=1).to_dict()["arms"][0]["unweighted"] is None
+    assert analysis.analyze(base, {"v2": arm_rows}, threshold=THR, seed=1).to_dict()["arms"][0]["unweighted"] is None
 
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=5), st.floats(allow_nan=True), st.integers(-5, 5)), min_size=1, max_size=20))
@@ -229,7 +229,7 @@ def test_threshold_and_inputs_are_validated() -> None:
 def test_rules_import_without_numpy_or_scipy() -> None:
     code = (
         "import sys; sys.modules['scipy'] = None; sys.modules['numpy'] = None\n"
-        "import gitera.rules as r\n"
+        "import gitera.core.rules as r\n"
         "v = r.decide([r.ArmInput('a', 0.1, 0.06, 0.14, 0.001)], r.Threshold(0.05))\n"
         "assert v.decision == 'ship', v\n"
     )
@@ -279,7 +279,7 @@ def _simulate(seed: int = 0, rows: int = 3000) -> tuple[np.ndarray, dict[str, np
 
 def test_analyze_ships_the_arm_that_wins_everywhere() -> None:
     base, arms, slices = _simulate()
-    v = rules.analyze(base, arms, slices, threshold=THR, seed=7)
+    v = analysis.analyze(base, arms, slices, threshold=THR, seed=7)
     assert v.decision == "ship" and v.arm == "good"
     by = {a.name: a for a in v.arms}
     assert by["greedy"].aggregate == rules.PASS
@@ -289,38 +289,38 @@ def test_analyze_ships_the_arm_that_wins_everywhere() -> None:
     assert comp["n"] == 3000 and comp["n_resamples"] == 2000 and comp["ci_method"] == "bootstrap"
     assert v.details["noise_floor"]["n_trials"] == 3
     # deterministic given the seed
-    again = rules.analyze(base, arms, slices, threshold=THR, seed=7)
+    again = analysis.analyze(base, arms, slices, threshold=THR, seed=7)
     assert again.to_dict() == v.to_dict()
     json.dumps(v.to_dict(), allow_nan=False)
 
 
 def test_analyze_without_the_good_arm_ships_narrowly() -> None:
     base, arms, slices = _simulate()
-    v = rules.analyze(base, {"greedy": arms["greedy"]}, slices, threshold=THR, seed=1)
+    v = analysis.analyze(base, {"greedy": arms["greedy"]}, slices, threshold=THR, seed=1)
     assert v.decision == "ship_narrowly" and v.slices == ("s1", "s2")
 
 
 def test_analyze_small_sample_is_underpowered_and_mismatch_is_config_error() -> None:
     base, arms, slices = _simulate(rows=40, seed=3)
-    v = rules.analyze(base, {"good": arms["good"]}, slices, threshold=THR, seed=1)
+    v = analysis.analyze(base, {"good": arms["good"]}, slices, threshold=THR, seed=1)
     assert v.decision in ("underpowered", "ship_narrowly")
     with pytest.raises(ConfigError, match="same rows"):
-        rules.analyze(base, {"good": arms["good"][:-1]}, threshold=THR)
+        analysis.analyze(base, {"good": arms["good"][:-1]}, threshold=THR)
 
 
 def test_analyze_with_clusters_and_severity() -> None:
     base, arms, slices = _simulate()
     clusters = np.arange(3000) // 10
-    v = rules.analyze(base, arms, slices, threshold=THR, clusters=clusters, severity=np.ones(3000))
+    v = analysis.analyze(base, arms, slices, threshold=THR, clusters=clusters, severity=np.ones(3000))
     assert v.arm == "good"
     assert v.details["comparisons"]["good"]["ci_method"] == "cluster"
 
 
 def test_degenerate_inputs_do_not_crash() -> None:
-    one = rules.analyze(np.array([[0.5, 0.6, 0.7]]), {"v2": np.array([[0.9, 0.8, 1.0]])}, ["s"], threshold=THR)
+    one = analysis.analyze(np.array([[0.5, 0.6, 0.7]]), {"v2": np.array([[0.9, 0.8, 1.0]])}, ["s"], threshold=THR)
     assert one.decision == "underpowered" and one.rows_needed is None
     json.dumps(one.to_dict(), allow_nan=False)
     nan_p = decide([arm("v2", 0.08, 0.05, 0.11, math.nan)], THR)
     assert nan_p.decision == "underpowered" and nan_p.arms[0].p_holm == 1.0
-    same = rules.analyze(np.ones((50, 3)), {"v2": np.ones((50, 3))}, threshold=THR)
+    same = analysis.analyze(np.ones((50, 3)), {"v2": np.ones((50, 3))}, threshold=THR)
     assert same.decision == "kill"

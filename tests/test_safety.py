@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from gitera.repolock import exclusive
+from gitera.adapters.repolock import exclusive
 from tests.conftest import BIN_DIR, git, run_gitera
 from tests.helpers import fix_holdout_seed, synthetic_project
 

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gitera.errors import Exit, SealError
-from gitera.seal import (
+from gitera.adapters.seal import (
     AES_256_GCM,
     CHACHA20_POLY1305,
     COMMITMENT_DOMAIN,
@@ -31,6 +30,7 @@ from gitera.seal import (
     read_header,
     seal_file,
 )
+from gitera.core.errors import Exit, SealError
 
 CS = MIN_CHUNK_SIZE
 FRAME = hashlib.sha256(b"frame").hexdigest()
@@ -383,7 +383,7 @@ def test_failure_leaves_an_existing_destination_untouched(multi: tuple[Path, byt
 
 
 def test_every_kind_is_distinct() -> None:
-    import gitera.seal as seal_mod
+    import gitera.adapters.seal as seal_mod
 
     kinds = [
         cls.kind  # type: ignore[attr-defined]

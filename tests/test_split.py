@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitera.datasource import Table, load_rows
-from gitera.errors import ConfigError, RefusedError
-from gitera.split import audit, check_sizing, sizing, split_rows
+from gitera.adapters.datasource import Table, load_rows
+from gitera.core.errors import ConfigError, RefusedError
+from gitera.core.split import audit, check_sizing, sizing, split_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKETS = ROOT / "examples" / "banking77" / "tickets.csv"
 STRATIFY = ["intent_group", "intent"]
-HAVE_STATS = importlib.util.find_spec("gitera.stats") is not None
+HAVE_STATS = importlib.util.find_spec("gitera.core.stats") is not None
 
 
 @pytest.fixture(scope="module")
@@ -282,9 +282,9 @@ def test_audit_of_banking_split_matches_production_shares(tickets: Table) -> Non
     assert sum(a.column("intent").count(v, "train") for v in a.column("intent").values) == 600
 
 
-@pytest.mark.skipif(not HAVE_STATS, reason="gitera.stats not written yet")
+@pytest.mark.skipif(not HAVE_STATS, reason="gitera.core.stats not written yet")
 def test_sizing_uses_the_paired_power_calculation() -> None:
-    from gitera.stats import paired_binary_mde, paired_binary_rows_needed
+    from gitera.core.stats import paired_binary_mde, paired_binary_rows_needed
 
     s = sizing(1000, 400, 0.05, 0.05)
     assert s.mde_test == pytest.approx(paired_binary_mde(400, 0.05, 0.8, 0.2))
@@ -297,7 +297,7 @@ def test_sizing_uses_the_paired_power_calculation() -> None:
     assert big.total_rows_needed == math.ceil(big.rows_needed / 0.2)
 
 
-@pytest.mark.skipif(not HAVE_STATS, reason="gitera.stats not written yet")
+@pytest.mark.skipif(not HAVE_STATS, reason="gitera.core.stats not written yet")
 def test_underpowered_refused_unless_accepted() -> None:
     s = sizing(50, 20, 0.02, 0.05)
     assert s.underpowered
@@ -307,7 +307,7 @@ def test_underpowered_refused_unless_accepted() -> None:
     assert note is not None and note.startswith("accepted as underpowered")
 
 
-@pytest.mark.skipif(not HAVE_STATS, reason="gitera.stats not written yet")
+@pytest.mark.skipif(not HAVE_STATS, reason="gitera.core.stats not written yet")
 def test_sizing_large_effect_and_tiny_sets() -> None:
     import json
 

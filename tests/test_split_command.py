@@ -157,7 +157,7 @@ def test_leak_hook_through_pre_commit(repo: Path, tmp_path: Path) -> None:
 
 
 def seal_key_id(repo: Path) -> str:
-    from gitera import keys
+    from gitera.adapters import keys
 
     return keys.parse_data_key((repo / ".git/gitera/keys/banking.key").read_text(), "key file").key_id
 
@@ -187,7 +187,7 @@ def test_a_split_refused_after_storing_its_key_can_be_retried(repo: Path) -> Non
 
 def test_an_interrupted_split_leaves_nothing_that_blocks_the_next(repo: Path) -> None:
     """What a split killed after storing its key leaves: that key and its plaintext work dir."""
-    from gitera import keys
+    from gitera.adapters import keys
 
     banking_project(repo)
     orphan = keys.new_data_key()
@@ -239,7 +239,7 @@ def test_commands_read_the_parsed_frame_the_committed_lock_vouches_for_without_y
     lock = json.loads((repo / ".gitera/banking/lock.json").read_text())
     (cache,) = (repo / ".git/gitera/frames").glob("*.json")
     assert lock["frame"]["parsed_sha256"] == hashlib.sha256(cache.read_bytes()).hexdigest()
-    probe = ("import sys; from gitera.git import Repo; from gitera.experiment import Experiment; "
+    probe = ("import sys; from gitera.adapters.git import Repo; from gitera.domain.experiment import Experiment; "
              "f = Experiment(Repo.find(), 'banking').load_frame(); print(f.threshold.effect, 'yaml' in sys.modules)")
     read = lambda: subprocess.run([sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True, check=True).stdout.split()  # noqa: E731
     assert read() == ["0.08", "False"]  # vouched for: no yaml import

@@ -1,4 +1,4 @@
-"""gitera.stats checked against scipy, statsmodels and published reference values."""
+"""gitera.core.stats checked against scipy, statsmodels and published reference values."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from statsmodels.stats.power import TTestPower
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import DescrStatsW
 
-from gitera import stats
-from gitera.errors import ConfigError
+from gitera.core import stats
+from gitera.core.errors import ConfigError
 
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,7 +6,7 @@ import subprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gitera.trailers import build_message, check_message, parse_trailers, records
+from gitera.core.trailers import build_message, check_message, parse_trailers, records
 
 
 def interpret(message: str) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gitera import stats
+from gitera.core import stats
 from tests.conftest import git, run_gitera
 from tests.helpers import fix_holdout_seed, synthetic_project
 
@@ -464,7 +464,7 @@ def results_of(root: Path) -> list[dict[str, Any]]:
 def test_a_gate_gain_that_is_the_dev_gain_is_reported_as_such() -> None:
     # when the gate rows agree with dev within its tolerance, Thresholdout answers with the dev
     # gain itself (docs/gate.md): "gate gain +0.0088 (dev gain +0.0088)" must not read as a measurement
-    from gitera.conclusion import _replication
+    from gitera.domain.conclusion import _replication
 
     rep = {"passed": True, "gate_gain": 0.00875, "required": 0.0, "dev_gain": 0.00875, "informative": False}
     assert _replication(rep, [{"query": 1, "holdout_used": False}]) == (
@@ -519,7 +519,7 @@ def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind(repo: Path, tmp_p
 
 
 def test_without_slice_columns_the_conclusion_says_no_slice_was_checked() -> None:
-    from gitera.conclusion import _slice_floor
+    from gitera.domain.conclusion import _slice_floor
 
     assert _slice_floor(0.02, {"slice_columns": []}) == (
         "- Slice loss floor: 0.02, unused: the frame registers no slice column (data.slices), so no slice was checked.")

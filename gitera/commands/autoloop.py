@@ -1,94 +1,19 @@
-"""gitera iterate --loop --propose CMD: an agent or script proposes, gitera decides, until a stop.
-
-Before each attempt gitera writes a context file (frame, dashboard, recent attempts, the
-last diagnosis, what was tried) and runs CMD in the repository with
-GITERA_CONTEXT=<context.json>, GITERA_CONTEXT_MD=<context.md> and
-GITERA_HYPOTHESIS_FILE=<file CMD writes its one-line hypothesis to>. A failing proposal
-is reported and counted, never silently skipped; three in a row stop the loop.
-"""
+"""gitera iterate --loop --propose CMD: an agent or script proposes, gitera decides, until a stop
+(gitera.domain.session)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
-from typing import Any
-
-from gitera.errors import Exit, GiteraError, RefusedError
-from gitera.experiment import Experiment, resolve
-from gitera.frame import Frame
-from gitera.git import Repo
-from gitera.loopstate import ACTIVE, LoopState
-from gitera.output import Output
-from gitera.repolock import exclusive, state_dir
-
-MAX_PROPOSAL_FAILURES = 3
-PROPOSE_TIMEOUT_S = 1800
-
-
-def write_context(exp: Experiment, frame: Frame, state: LoopState, directory: Path) -> tuple[Path, Path]:
-    from gitera.commands.diagnose import diagnose_data
-
-    assert frame.iterate is not None
-    diagnosis: dict[str, Any] | None
-    try:
-        diagnosis = diagnose_data(exp, frame, "best", "baseline")
-    except GiteraError:
-        diagnosis = None
-    tried = [h for h in state.history if not h.get("gate")]
-    context: dict[str, Any] = {
-        "tag": exp.tag,
-        "question": frame.question,
-        "hypothesis": frame.hypothesis,
-        "arm": frame.iterate.arm,
-        "target_files": list(frame.iterate.target),
-        "metric": {"name": frame.metric.primary, "direction": frame.metric.direction},
-        "decision": {"mode": frame.iterate.mode, "directions": dict(frame.iterate.directions), "weights": dict(frame.iterate.weights),
-                     "min_delta": frame.iterate.min_delta, "confirm": frame.iterate.confirm},
-        "dashboard": {
-            "iteration": state.iteration,
-            "max_iterations": frame.iterate.budget.max_iterations,
-            "sprint": state.sprint,
-            "attempt_in_sprint": state.in_sprint + 1,
-            "sprint_size": frame.iterate.sprint,
-            "best": {"iteration": state.best.iteration, "score": state.best.score} if state.best else None,
-            "noise_floor": state.noise_floor,
-            "kept": sum(1 for h in tried if h["status"] == "keep"),
-            "discarded": sum(1 for h in tried if h["status"] == "discard"),
-            "crashed": sum(1 for h in tried if h["status"] in ("crash", "timeout")),
-            "guard_failures": sum(1 for h in tried if h["status"] == "guard_fail"),
-            "spent_usd": state.spent_usd,
-        },
-        "recent_attempts": list(state.history[-10:]),
-        "tried": [h.get("hypothesis") for h in tried],
-        "diagnosis": diagnosis,
-        "rules": [
-            "Change only the target files, and only one thing per attempt.",
-            "Never copy dev rows (text, ids or row->label pairs) into the target files: the gate kills the arm.",
-            "Write a one-line hypothesis to $GITERA_HYPOTHESIS_FILE.",
-        ],
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / "context.json", directory / "context.md"
-    json_path.write_text(json.dumps(context, indent=1, sort_keys=True, default=str))
-    d = context["dashboard"]
-    md = [
-        f"# Experiment {exp.tag}: {frame.question}",
-        f"Edit only: {', '.join(frame.iterate.target)} (arm {frame.iterate.arm}). One change per attempt.",
-        f"Attempt {d['iteration'] + 1}/{d['max_iterations']}, sprint {d['sprint']} ({d['attempt_in_sprint']}/{d['sprint_size']}); "
-        f"best {d['best']}; noise floor {d['noise_floor']:.4g}.",
-        "## Recent attempts",
-        *[f"- #{h.get('iteration')} {h.get('status')}: {h.get('hypothesis')} (score {h.get('score')})" for h in tried[-10:]],
-        "## Rules",
-        *[f"- {r}" for r in context["rules"]],
-    ]
-    md_path.write_text("\n".join(md) + "\n")
-    return json_path, md_path
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.adapters.repolock import exclusive
+from gitera.core.errors import Exit, RefusedError
+from gitera.core.loopstate import ACTIVE
+from gitera.domain.experiment import resolve
+from gitera.domain.session import MAX_PROPOSAL_FAILURES, discard_edits, propose_change, stop_session
 
 
 def autoloop(tag: str | None, propose: str, out: Output, use_cache: bool = True) -> int:
-    from gitera.commands.iterate import _iterate, prepare
+    from gitera.domain.loop import prepare, run_attempt
 
     repo = Repo.find()
     exp = resolve(repo, tag)
@@ -101,21 +26,21 @@ def autoloop(tag: str | None, propose: str, out: Output, use_cache: bool = True)
                 out.info(f"loop finished after {attempts} attempt(s): {state.status} ({state.stop_reason or 'see `gitera status`'}).")
                 return Exit.OK
             if len(failed) >= MAX_PROPOSAL_FAILURES:
-                return _stop_session(exp, state, propose, failed, out)
-            ok, hypothesis = _propose(repo, exp, frame, state, propose, out)
+                return stop_session(exp, state, propose, failed, out)
+            ok, hypothesis = propose_change(repo, exp, frame, state, propose, out)
             if not ok:
                 failed.append(hypothesis)
                 out.warn(f"proposal failed: {hypothesis} — {len(failed)}/{MAX_PROPOSAL_FAILURES} in a row.")
                 continue
             try:
-                _iterate(repo, exp, hypothesis, out, use_cache)
+                run_attempt(repo, exp, hypothesis, out, use_cache)
                 failed = []
                 attempts += 1
             except RefusedError as exc:
                 if "unchanged from the current best" in exc.message or "files other than the target files" in exc.message:
                     failed.append(f"unusable: {exc.message}")
                     out.warn(f"proposal not usable: {exc.message} — {len(failed)}/{MAX_PROPOSAL_FAILURES} in a row.")
-                    _discard_edits(repo, frame)
+                    discard_edits(repo, frame)
                     continue
                 if "the loop has stopped" in exc.message:
                     out.info(exc.message)
@@ -123,61 +48,3 @@ def autoloop(tag: str | None, propose: str, out: Output, use_cache: bool = True)
                 raise
 
 
-def _propose(repo: Repo, exp: Experiment, frame: Frame, state: LoopState, propose: str, out: Output) -> tuple[bool, str]:
-    """Run the proposer once: (True, its one-line hypothesis) or (False, what went wrong)."""
-    directory = state_dir(repo.common_dir) / "loop" / exp.tag
-    ctx_json, ctx_md = write_context(exp, frame, state, directory)
-    hyp_file = directory / "hypothesis.txt"
-    hyp_file.unlink(missing_ok=True)
-    env = {**os.environ, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
-           "GITERA_HYPOTHESIS_FILE": str(hyp_file), "GITERA_TAG": exp.tag}
-    out.info(f"loop: asking `{propose}` for attempt {state.iteration + 1}")
-    code, stdout, stderr = _run_proposer(propose, repo.root, env, directory)
-    if code is None:
-        return False, f"timed out after {PROPOSE_TIMEOUT_S} s"
-    if code != 0:
-        tail = (stderr or stdout).strip().splitlines()[-3:]
-        return False, f"exit {code}: {' | '.join(tail) or 'no output'}"
-    hypothesis = hyp_file.read_text().strip() if hyp_file.exists() else ""
-    if not hypothesis:
-        last = [ln for ln in stdout.strip().splitlines() if ln.strip()]
-        hypothesis = last[-1] if last else f"proposal {state.iteration + 1} from `{propose}`"
-    return True, " ".join(hypothesis.split())[:300]
-
-
-def _run_proposer(propose: str, cwd: Path, env: dict[str, str], directory: Path) -> tuple[int | None, str, str]:
-    """(exit code or None on the timeout, stdout, stderr) of CMD, run as its own process group:
-    at the timeout or an interrupt the whole group is killed, so no child of an agent goes on
-    editing the target files while gitera scores and commits."""
-    from gitera.evalrun.procs import kill_group, spawn
-
-    paths = directory / "propose.stdout", directory / "propose.stderr"
-    with paths[0].open("wb") as out, paths[1].open("wb") as err:
-        proc = spawn(["/bin/sh", "-c", propose], cwd=cwd, env=env, stdout=out, stderr=err)
-        try:
-            code: int | None = proc.wait(timeout=PROPOSE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            code = None
-        except BaseException:
-            kill_group(proc, grace_s=0.2)
-            raise
-    stdout, stderr = (p.read_text(encoding="utf-8", errors="replace") for p in paths)
-    return code, stdout, stderr
-
-
-def _stop_session(exp: Experiment, state: LoopState, propose: str, failed: list[str], out: Output) -> int:
-    """Three failing or unusable proposals in a row end the session: recorded (Gitera-Stop), resumable."""
-    from gitera.commands.iterate import record_session_stop
-
-    reason = (f"the proposer `{propose}` failed {len(failed)} times in a row; fix it and run `gitera iterate --loop` again "
-              "(or iterate by hand): the loop is not over")
-    record_session_stop(exp, state, reason, proposals=failed[-MAX_PROPOSAL_FAILURES:])
-    out.error(f"error: {reason}. The branch is at its last complete commit; the stop is recorded (see `gitera log`).")
-    return Exit.EVAL
-
-
-def _discard_edits(repo: Repo, frame: Frame) -> None:
-    """Put the target files back to the committed best after an unusable proposal."""
-    assert frame.iterate is not None
-    repo.git("checkout", "HEAD", "--", *[t for t in frame.iterate.target if t in repo.tracked(list(frame.iterate.target))])

@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gitera.errors import GiteraError
-from gitera.output import Output
+from gitera.adapters.output import Output
+from gitera.core.errors import GiteraError
 
 # Sprint 1: general rules (one change each). Sprint 2: one general rule, then a planted
 # hardcode (a dev row's exact text mapped to its label: the gate must catch it), then one more.

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gitera.errors import Exit, UsageError
-from gitera.experiment import GITERA_DIR, concluded
-from gitera.git import ZERO, Repo
-from gitera.output import Output
-from gitera.trailers import check_message
+from gitera.adapters.git import ZERO, Repo
+from gitera.adapters.output import Output
+from gitera.core.errors import Exit, UsageError
+from gitera.core.trailers import check_message
+from gitera.domain.experiment import GITERA_DIR, concluded
 
 _LOCK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/lock\.json$")
 
@@ -175,7 +175,7 @@ def staged_files(repo: Repo, files: Sequence[str]) -> Iterable[str]:
 
 
 def test_leak(files: Sequence[str], out: Output) -> int:
-    from gitera.commands.leakcheck import scan_staged
+    from gitera.domain.leakcheck import scan_staged
 
     repo = Repo.find()
     problems = scan_staged(repo, list(staged_files(repo, files)))

@@ -7,9 +7,9 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from gitera.errors import RefusedError
-from gitera.git import Repo
-from gitera.output import Output
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.core.errors import RefusedError
 
 HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push")
 MARK = "gitera hook"

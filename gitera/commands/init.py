@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from gitera.errors import RefusedError, UsageError
-from gitera.experiment import BRANCH_PREFIX, Experiment
-from gitera.frame import valid_tag
-from gitera.git import Repo
-from gitera.output import Output
-from gitera.scaffold import FrameDraft, frame_yaml, program_md
-from gitera.trailers import build_message
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.core.errors import RefusedError, UsageError
+from gitera.core.frame import valid_tag
+from gitera.core.scaffold import FrameDraft, frame_yaml, program_md
+from gitera.core.trailers import build_message
+from gitera.domain.experiment import BRANCH_PREFIX, Experiment
 
 
 def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
@@ -38,7 +38,7 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
         exp.rel("program.md"): program_md(tag).encode(),
     }
     if harness is not None:
-        from gitera.commands.harness import starter_files
+        from gitera.domain.starter import starter_files
 
         files.update(starter_files(repo, harness))
     repo.switch_new_branch(exp.branch, "HEAD")

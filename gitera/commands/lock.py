@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import json
 
-from gitera.errors import RefusedError
-from gitera.experiment import Experiment, build_lock, resolve, sha256
-from gitera.git import Repo
-from gitera.output import Output
-from gitera.repolock import exclusive
-from gitera.trailers import build_message
-
-
-def require_on_branch(exp: Experiment) -> None:
-    current = exp.repo.current_branch()
-    if current != exp.branch:
-        raise RefusedError(
-            f"experiment {exp.tag} is changed only on its branch; run `git switch {exp.branch}` first "
-            f"(you are on {current or 'a detached HEAD'})."
-        )
-    # a killed gitera commit may have moved the branch without updating these paths: finish it
-    exp.repo.finish_interrupted_sync()
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.adapters.repolock import exclusive
+from gitera.core.errors import RefusedError
+from gitera.core.trailers import build_message
+from gitera.domain.experiment import Experiment, build_lock, require_on_branch, resolve, sha256
 
 
 def lock(tag: str | None, out: Output) -> int:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gitera.commands.lock import require_on_branch
-from gitera.errors import Exit, RefusedError
-from gitera.experiment import Experiment, frame_hash, require_intact, resolve
-from gitera.git import Repo
-from gitera.output import Output
-from gitera.repolock import exclusive
-from gitera.scoring import Scorer, arm_commit, load_split, relpath, require_open, require_split, sanitize
-from gitera.trailers import build_message
-
-PILOT_FILE = "pilot.json"
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.adapters.repolock import exclusive
+from gitera.core.errors import Exit
+from gitera.core.results import sanitize
+from gitera.core.trailers import build_message
+from gitera.domain.experiment import frame_hash, require_intact, require_on_branch, resolve
+from gitera.domain.scoring import PILOT_FILE, Scorer, arm_commit, load_split, relpath, require_open, require_split
 
 
 def pilot(tag: str | None, out: Output) -> int:
@@ -36,7 +34,7 @@ def pilot(tag: str | None, out: Output) -> int:
             out.info(f"pilot: arm {arm} on row {row['id']} …")
             run = scorer.score(arm, commit, [row], "train", [0])
             runs[arm] = run
-        from gitera.evalrun import check_pilot
+        from gitera.adapters.evalrun import check_pilot
 
         problems = check_pilot({arm: list(run.results) for arm, run in runs.items() if not run.aggregate_only})
         # an aggregate-only harness gives no per-row cost or latency at all (rule 11)
@@ -95,11 +93,3 @@ def _fmt(value: object) -> str:
     return "—" if value is None else str(value)
 
 
-def require_pilot(exp: Experiment) -> None:
-    path = exp.path(f"runs/{PILOT_FILE}")
-    try:
-        status = json.loads(path.read_text()).get("status")
-    except (FileNotFoundError, ValueError):
-        status = None
-    if status != "pass":
-        raise RefusedError(f"experiment {exp.tag} has no passed pilot; run `gitera pilot` first (one row per arm).")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gitera.experiment import resolve
-from gitera.git import Repo
-from gitera.history import Record
-from gitera.output import Output
+from gitera.adapters.git import Repo
+from gitera.adapters.history import Record
+from gitera.adapters.output import Output
+from gitera.domain.experiment import resolve
 
 
 def _f(v: Any, spec: str = ".4f") -> str:
@@ -24,8 +24,9 @@ def _ci(ci: Sequence[Any] | None) -> str:
 
 
 def report(tag: str | None, fmt: str, out: Output) -> int:
-    from gitera.commands.log import render, summary
-    from gitera.verify import audit, commit_of, frame_at, gap_alarms, trailers, verdict_doc
+    from gitera.domain.audit import audit, gap_alarms
+    from gitera.domain.logview import render, summary
+    from gitera.domain.records import commit_of, frame_at, trailers, verdict_doc
 
     repo = Repo.find()
     exp = resolve(repo, tag)
@@ -71,7 +72,7 @@ def dev_lines(records: Sequence[Record]) -> list[str]:
 
 def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
     """The decision, and per arm: test Δ vs baseline ± CI, aggregate, slice flags, cost, latency."""
-    from gitera.rules import narrow_scope
+    from gitera.core.rules import narrow_scope
 
     d = doc.get("decision") or {}
     arms: Mapping[str, Any] = doc.get("arms") or {}

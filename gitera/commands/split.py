@@ -9,8 +9,6 @@ an interruption) leaves a key no committed seal uses, which the next split sets 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import secrets
 import shutil
@@ -18,23 +16,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gitera.commands.lock import require_on_branch
-from gitera.errors import ConfigError, RefusedError
-from gitera.experiment import Experiment, frame_hash, require_intact, resolve
-from gitera.git import Repo
-from gitera.output import Output
-from gitera.repolock import exclusive, state_dir
-from gitera.trailers import build_message
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.adapters.repolock import exclusive, state_dir
+from gitera.core.errors import ConfigError, RefusedError
+from gitera.core.trailers import build_message
+from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch, resolve
 
 SPLIT_DIR = "split"
 SEAL_NAME = "test.seal"
 WRAPPED_NAME = "key.wrapped"
-_COMMITMENT_SALT_INFO = b"gitera commitment salt v1"
-
-
-def commitment_salt(secret: bytes) -> bytes:
-    """The commitment's salt is derived from the data key, so releasing the key opens it."""
-    return hmac.new(secret, _COMMITMENT_SALT_INFO, hashlib.sha256).digest()
 
 
 def _pp(value: float) -> str:
@@ -77,7 +68,7 @@ def committed_seal_keys(repo: Repo, exp: Experiment) -> dict[str, str]:
 
 def set_aside_unused_key(repo: Repo, exp: Experiment, out: Output) -> str | None:
     """Retire a stored key that no committed seal uses; return the commit whose seal uses it, if one does."""
-    from gitera import keys
+    from gitera.adapters import keys
 
     stored = keys.stored_key_id(repo.common_dir, exp.tag)
     if stored is None:
@@ -91,8 +82,9 @@ def set_aside_unused_key(repo: Repo, exp: Experiment, out: Output) -> str | None
 
 
 def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
-    from gitera import datasource, keys, leak, seal
-    from gitera import split as splitting
+    from gitera.adapters import datasource, keys, seal
+    from gitera.core import leak
+    from gitera.core import split as splitting
 
     require_on_branch(exp)
     lock = require_intact(exp)
@@ -172,7 +164,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         key = keys.new_data_key()
         seal_rel = f"{split_rel}/{SEAL_NAME}"
         binding = seal.Binding(exp.tag, fhash, seal_rel)
-        info = seal.seal_file(plain, workdir / SEAL_NAME, key, binding, commitment_salt=commitment_salt(key.secret))
+        info = seal.seal_file(plain, workdir / SEAL_NAME, key, binding, commitment_salt=seal.derive_commitment_salt(key.secret))
         files[seal_rel] = (workdir / SEAL_NAME).read_bytes()
         custody = "recipient" if recipient else "file"
         if recipient:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gitera.errors import GiteraError
-from gitera.experiment import Experiment, all_tags, changed_locked_files, resolve
-from gitera.git import Repo
-from gitera.output import Output
+from gitera.adapters.git import Repo
+from gitera.adapters.output import Output
+from gitera.core.errors import GiteraError
+from gitera.domain.experiment import Experiment, all_tags, changed_locked_files, resolve
 
 
 def experiment_status(exp: Experiment) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             info["verdict"] = {"decision": "unreadable"}
     elif exp.path("verdict.json").exists():
         # a verdict.json without its tag: say what the commands will say (a missing tag, or a stray file)
-        from gitera.scoring import require_open
+        from gitera.domain.scoring import require_open
 
         try:
             require_open(exp)

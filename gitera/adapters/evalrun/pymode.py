@@ -1,0 +1,207 @@
+"""Python mode: `function(row, arm, trial, params)` called concurrently in a worker process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from gitera.adapters.evalrun.collect import Collector
+from gitera.adapters.evalrun.model import RetryPolicy, RowId, RowResult
+from gitera.adapters.evalrun.parse import interpret, utf8_text
+from gitera.adapters.evalrun.procs import LiveProcesses, kill_group, spawn, tail
+from gitera.adapters.evalrun.schedule import Unit
+
+MAX_RESTARTS = 3  # a worker that keeps dying (segfault, os._exit) stops being restarted
+
+
+@dataclass(frozen=True)
+class Call:
+    key: str
+    trial: int
+
+
+@dataclass
+class Reply:
+    kind: str  # "ok" | "exc" | "timeout" | "died"
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """One worker process; `call` is thread-safe and waits at most `timeout` seconds."""
+
+    def __init__(self, target: str, arm: str, params: Mapping[str, Any], checkout: Path, env: Mapping[str, str], stderr_path: Path, live: LiveProcesses, ready_timeout: float) -> None:
+        source = resources.files("gitera.adapters.evalrun").joinpath("pyworker.py").read_text(encoding="utf-8")
+        config = json.dumps({"target": target, "arm": arm, "params": dict(params)}, default=str)
+        self._stderr: IO[bytes] = stderr_path.open("ab")
+        self.stderr_path = stderr_path
+        self.proc = spawn([sys.executable, "-c", source, config], cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.live = live
+        live.add(self.proc)
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[threading.Event, list[Reply]]] = {}
+        self._next = 0
+        self.dead = False
+        self.fatal: str | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(ready_timeout):
+            self.fatal = f"the python worker did not import {target} within {ready_timeout:g} s"
+            self.close()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if "ready" in message or "fatal" in message:
+                self.fatal = message.get("fatal")
+                self._ready.set()
+                continue
+            with self._lock:
+                waiter = self._pending.pop(message.get("k"), None)
+            if waiter is not None:
+                waiter[1].append(Reply("ok" if "ok" in message else "exc", message))
+                waiter[0].set()
+        self.proc.wait()
+        with self._lock:
+            self.dead = True
+            waiters = list(self._pending.values())
+            self._pending.clear()
+        for event, box in waiters:
+            box.append(Reply("died"))
+            event.set()
+        self._ready.set()
+
+    def call(self, row: Mapping[str, Any], trial: int, timeout: float) -> Reply:
+        event, box = threading.Event(), []  # type: tuple[threading.Event, list[Reply]]
+        with self._lock:
+            if self.dead:
+                return Reply("died")
+            k = self._next
+            self._next += 1
+            self._pending[k] = (event, box)
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write((json.dumps({"k": k, "row": row, "trial": trial}, default=str) + "\n").encode())
+                self.proc.stdin.flush()
+            except OSError:
+                self._pending.pop(k, None)
+                return Reply("died")
+        if event.wait(timeout):
+            return box[0]
+        with self._lock:
+            self._pending.pop(k, None)  # the call's thread is abandoned; the worker is killed at the end
+        return Reply("timeout")
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=0.5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        kill_group(self.proc, grace_s=0.2)
+        self.live.discard(self.proc)
+        self._stderr.close()
+
+
+@dataclass
+class PythonRunner:
+    target: str
+    arm: str
+    params: Mapping[str, Any]
+    checkout: Path
+    env: Mapping[str, str]
+    rows: Mapping[str, Mapping[str, Any]]
+    ids: Mapping[str, RowId]
+    timeout_s: float
+    deadline: float | None
+    retry: RetryPolicy
+    workdir: Path
+    collector: Collector
+    live: LiveProcesses
+    _worker: Worker | None = None
+    _restarts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def worker(self) -> Worker:
+        with self._lock:
+            if self._worker is not None and not self._worker.dead:
+                return self._worker
+            if self._worker is not None and self._worker.fatal is None:
+                self._restarts += 1
+            if self._worker is None or (self._worker.fatal is None and self._restarts <= MAX_RESTARTS):
+                self._worker = Worker(
+                    self.target, self.arm, self.params, self.checkout, self.env,
+                    self.workdir / "python-worker.stderr", self.live, max(self.timeout_s, 30.0),
+                )
+            return self._worker
+
+    def close(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                self._worker.close()
+
+    def execute(self, unit: Unit[Call]) -> list[Unit[Call]]:
+        call = unit.payload
+        row_id = self.ids[call.key]
+        limit, by_run = self.timeout_s, False
+        if self.deadline is not None and self.deadline - time.monotonic() < limit:
+            limit, by_run = max(0.0, self.deadline - time.monotonic()), True
+        worker = self.worker()
+        where = f"trial {call.trial} call for row {row_id!r}"
+        if worker.fatal is not None:
+            error = f"could not load {self.target}: {worker.fatal}"
+            return self._final(unit, RowResult(row_id, call.trial, None, "crash", error=error), [f"{where}: {error}"])
+        reply = worker.call(self.rows[call.key], call.trial, limit)
+        if reply.kind == "timeout":
+            why = "the run timeout" if by_run else "timeout_s"
+            error = f"the call did not return within {limit:g} s ({why})"
+            return self._final(unit, RowResult(row_id, call.trial, None, "timeout", error=error), [f"{where}: {error}"])
+        if reply.kind == "died":
+            code = worker.proc.poll()
+            error = f"the python worker exited with code {code} during the call; stderr tail:\n{tail(worker.stderr_path)}"
+            return self._final(unit, RowResult(row_id, call.trial, None, "crash", error=error), [f"{where}: the python worker exited with code {code}"])
+        if reply.kind == "exc":
+            body = reply.body
+            # an exception's text may hold a lone surrogate, which no UTF-8 file can take
+            exc, msg, tb = (utf8_text(body.get(k, "")) for k in ("exc", "msg", "tb"))
+            result = RowResult(row_id, call.trial, None, "crash", error=f"{exc}: {msg}\n{tb}".rstrip())
+            if body.get("transient"):
+                return self._transient(unit, result)
+            return self._final(unit, result, [f"{where}: raised {exc}: {msg}"])
+        value = reply.body.get("ok")
+        measured = float(reply.body.get("ms", 0.0))
+        if isinstance(value, dict):
+            obj = {"latency_ms": measured, **value}
+        else:
+            obj = {"score": value, "latency_ms": measured}
+        got = interpret(obj, row_id, call.trial, where)
+        if got.transient:
+            return self._transient(unit, got.result, list(got.problems))
+        return self._final(unit, got.result, list(got.problems))
+
+    def _final(self, unit: Unit[Call], result: RowResult, problems: list[str]) -> list[Unit[Call]]:
+        self.collector.finish({unit.payload.key: result}, calls=1, invocations=1, problems=problems)
+        return []
+
+    def _transient(self, unit: Unit[Call], result: RowResult, problems: list[str] | None = None) -> list[Unit[Call]]:
+        if unit.attempt >= self.retry.attempts:
+            from dataclasses import replace
+
+            final = replace(result, error=f"still transient after {unit.attempt} attempts: {result.error}")
+            where = f"trial {unit.payload.trial} call for row {result.id!r}"
+            return self._final(unit, final, [*(problems or []), f"{where}: {final.error.splitlines()[0] if final.error else ''}"])
+        self.collector.spend_only(calls=1, invocations=1, cost=result.cost_usd or 0.0, problems=problems or [])
+        again = Unit(unit.payload, 1, unit.attempt + 1, time.monotonic() + self.retry.delay(unit.attempt))
+        return [again]

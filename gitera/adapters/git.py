@@ -1,0 +1,467 @@
+"""Every git call gitera makes goes through here (subprocess to the git binary).
+
+Commits are written with plumbing (a temporary index, ``commit-tree`` and a
+compare-and-swap ``update-ref``), so gitera never touches the user's staged or
+unstaged work beyond the exact paths it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitera.core.errors import GiteraError, RefusedError, UsageError
+
+ZERO = "0" * 40
+
+
+class GitFailed(GiteraError):
+    pass
+
+
+STALE_LOCK_S = 3.0  # git holds a ref or index lock for milliseconds; one this old was left by a killed git
+_LOCK_FILE = re.compile(r"Unable to create '([^']+\.lock)': File exists")
+_LOCK_ADVICE = "let it finish (or, if no git command is running, delete that file) and run the command again."
+
+
+def clear_stale_lock(stderr: str, *, stale_after: float = STALE_LOCK_S) -> bool:
+    """Remove the git lock file named in ``stderr`` if a killed git process left it; True to retry.
+
+    A SIGKILLed ``git update-ref`` or ``update-index`` leaves ``<ref>.lock`` or ``index.lock``
+    behind, and every later git write then fails. gitera's own repository lock keeps other
+    gitera processes out, so the only live holder could be the user's own git command: the lock
+    is removed only once it has existed, unchanged, for ``stale_after`` seconds (waiting up to
+    that long), and True is returned as soon as it disappears by itself.
+    """
+    import time
+
+    m = _LOCK_FILE.search(stderr)
+    if m is None:
+        return False
+    lock = Path(m.group(1))
+    try:
+        first = lock.stat()
+    except FileNotFoundError:
+        return True
+    while True:
+        age = time.time() - first.st_mtime
+        if age >= stale_after:
+            break
+        time.sleep(min(0.1, stale_after - age))
+        try:
+            now = lock.stat()
+        except FileNotFoundError:
+            return True
+        if (now.st_ino, now.st_mtime_ns) != (first.st_ino, first.st_mtime_ns):
+            return False  # rewritten: a live git process holds it
+    lock.unlink(missing_ok=True)
+    return True
+
+
+def _run(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    full_env = None
+    if env is not None:
+        full_env = {**os.environ, **env}
+    for attempt in (1, 2):
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=cwd, input=input, env=full_env, capture_output=True
+            )
+        except FileNotFoundError:
+            raise GitFailed("git was not found; install git and make sure it is on PATH.") from None
+        if proc.returncode == 0 or attempt == 2 or not clear_stale_lock(proc.stderr.decode(errors="replace")):
+            break
+    if check and proc.returncode != 0:
+        text = proc.stderr.decode(errors="replace")
+        lock = _LOCK_FILE.search(text)
+        if lock:
+            raise GitFailed(f"git {args[0]} failed: {lock.group(1)} exists and is in use by another git process; {_LOCK_ADVICE}")
+        err = text.strip().splitlines()
+        detail = err[-1] if err else f"exit code {proc.returncode}"
+        raise GitFailed(f"git {args[0]} failed: {detail}")
+    return proc
+
+
+def git(args: Sequence[str], cwd: Path, **kw: object) -> str:
+    return _run(args, cwd, **kw).stdout.decode()  # type: ignore[arg-type]
+
+
+def parse_tree(data: bytes) -> dict[bytes, tuple[bytes, bytes]]:
+    """A raw tree object's entries: name -> (mode, 20-byte object id)."""
+    entries: dict[bytes, tuple[bytes, bytes]] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        entries[data[space + 1 : nul]] = (data[pos:space], data[nul + 1 : nul + 21])
+        pos = nul + 21
+    return entries
+
+
+def tree_bytes(entries: Mapping[bytes, tuple[bytes, bytes]]) -> bytes:
+    """A raw tree object's body, in git's order: by name, a folder's name as if it ended in "/"."""
+    order = sorted(entries, key=lambda name: name + b"/" if entries[name][0] == b"40000" else name)
+    return b"".join(entries[n][0] + b" " + n + b"\0" + entries[n][1] for n in order)
+
+
+def blob_id(content: bytes) -> str:
+    """The id git gives a blob with this content (sha1 object format)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Repo:
+    root: Path  # the work tree's top level
+    git_dir: Path
+    common_dir: Path
+    # what a command asks more than once and no gitera step changes (HEAD's branch): one git call
+    _memo: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+
+    @staticmethod
+    def find(start: Path | None = None) -> Repo:
+        cwd = start or Path.cwd()
+        proc = _run(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            cwd,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise UsageError(
+                f"{cwd} is not inside a git repository; run `git init` first or cd into one."
+            )
+        top, gdir, common = proc.stdout.decode().splitlines()[:3]
+        common_path = Path(common)
+        if not common_path.is_absolute():
+            common_path = (cwd / common_path).resolve()
+        return Repo(Path(top), Path(gdir), common_path)
+
+    # --- reading -------------------------------------------------------------
+    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> str:
+        return _run(args, self.root, input=input, check=check).stdout.decode()
+
+    def rev(self, ref: str) -> str | None:
+        proc = _run(["rev-parse", "--verify", "--quiet", ref + "^{commit}"], self.root, check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip() or None
+
+    def head_commit(self) -> str | None:
+        return self.rev("HEAD")
+
+    def current_branch(self) -> str | None:
+        if "branch" not in self._memo:
+            proc = _run(["symbolic-ref", "--quiet", "--short", "HEAD"], self.root, check=False)
+            self._memo["branch"] = (proc.stdout.decode().strip() or None) if proc.returncode == 0 else None
+        return self._memo["branch"]
+
+    def branch_exists(self, branch: str) -> bool:
+        return self.rev(f"refs/heads/{branch}") is not None
+
+    def check_ref_format(self, branch: str) -> bool:
+        return _run(["check-ref-format", "--branch", branch], self.root, check=False).returncode == 0
+
+    def show(self, rev: str, path: str) -> bytes | None:
+        """Content of ``path`` at ``rev`` (``""`` for the index), or None if absent."""
+        proc = _run(["cat-file", "blob", f"{rev}:{path}"], self.root, check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def cat_blobs(self, specs: Sequence[str]) -> list[bytes | None]:
+        """Contents of several ``rev:path`` or blob ids in one git call."""
+        return [obj[1] if obj else None for obj in self.cat_objects(specs)]
+
+    def cat_objects(self, specs: Sequence[str]) -> list[tuple[bytes, bytes] | None]:
+        """(type, content) of several ``rev:path`` or object ids in one git call; None if missing."""
+        if not specs:
+            return []
+        out = _run(["cat-file", "--batch"], self.root, input="".join(s + "\n" for s in specs).encode()).stdout
+        results: list[tuple[bytes, bytes] | None] = []
+        pos = 0
+        for _ in specs:
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].split()
+            pos = nl + 1
+            # "<spec> missing" (or "ambiguous"): the spec itself may hold spaces ("HEAD:my file")
+            if len(header) != 3 or not header[2].isdigit():
+                results.append(None)
+                continue
+            size = int(header[2])
+            results.append((header[1], out[pos : pos + size]))
+            pos += size + 1
+        return results
+
+    def ls_tree(self, rev: str, paths: Sequence[str] = (), recursive: bool = True) -> dict[str, str]:
+        """path -> blob id at ``rev`` for the given paths (all paths when empty)."""
+        args = ["ls-tree", "-z", "--full-tree"]
+        if recursive:
+            args.append("-r")
+        out = self.git(*args, rev, "--", *paths)
+        result: dict[str, str] = {}
+        for entry in out.split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            result[path] = meta.split()[2]
+        return result
+
+    def ls_index(self, paths: Sequence[str]) -> dict[str, str]:
+        """path -> staged blob id for the given paths (absent paths are missing)."""
+        out = self.git("ls-files", "-s", "-z", "--", *paths)
+        result: dict[str, str] = {}
+        for entry in out.split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                result[path] = meta.split()[1]
+        return result
+
+    def tracked(self, paths: Sequence[str]) -> set[str]:
+        out = self.git("ls-files", "-z", "--", *paths)
+        return {p for p in out.split("\0") if p}
+
+    def status_porcelain(self) -> list[tuple[str, str]]:
+        """(XY code, path) for every changed or untracked path, like `git status`."""
+        out = self.git("status", "--porcelain=v1", "-z", "--untracked-files=all")
+        items: list[tuple[str, str]] = []
+        parts = out.split("\0")
+        i = 0
+        while i < len(parts):
+            entry = parts[i]
+            i += 1
+            if not entry:
+                continue
+            code, path = entry[:2], entry[3:]
+            if code[0] in "RC":
+                i += 1  # the rename source follows
+            items.append((code, path))
+        return items
+
+    def staged_changes(self) -> list[tuple[str, str, str | None]]:
+        """(status letter, path, renamed-to) for the staged changes against HEAD."""
+        base = "HEAD" if self.head_commit() else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+        out = self.git("diff", "--cached", "--name-status", "-M", "-z", base)
+        parts = [p for p in out.split("\0")]
+        changes: list[tuple[str, str, str | None]] = []
+        i = 0
+        while i < len(parts) and parts[i]:
+            status = parts[i]
+            if status[0] in "RC":
+                changes.append((status[0], parts[i + 1], parts[i + 2]))
+                i += 3
+            else:
+                changes.append((status[0], parts[i + 1], None))
+                i += 2
+        return changes
+
+    # --- writing ------------------------------------------------------------
+    def switch_new_branch(self, branch: str, start: str) -> None:
+        # `git switch -c` keeps uncommitted work as it is: nothing is lost.
+        self.git("switch", "--quiet", "-c", branch, start)
+        self._memo.pop("branch", None)
+
+    def write_blobs(self, contents: Sequence[bytes], object_format_len: int) -> list[str]:
+        """Store blobs and return their ids. SHA-1 repositories get loose objects written directly
+        (zlib of "blob <size>\\0" + content, git's own format): one file each instead of one git
+        process each. Other object formats go through `git hash-object`."""
+        ids = []
+        for content in contents:
+            if object_format_len != 40:
+                ids.append(_run(["hash-object", "-w", "--stdin"], self.root, input=content).stdout.decode().strip())
+                continue
+            ids.append(self._write_loose(b"blob", content))
+        return ids
+
+    def _write_loose(self, kind: bytes, body: bytes) -> str:
+        """Store one object (SHA-1 repositories) as git does: zlib of "<kind> <size>\\0" + body."""
+        import zlib
+
+        data = b"%s %d\0" % (kind, len(body)) + body
+        sha = hashlib.sha1(data).hexdigest()
+        target = self.common_dir / "objects" / sha[:2] / sha[2:]
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="tmp_obj_")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(zlib.compress(data))
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        return sha
+
+    def _index_info(self, files: Mapping[str, str | None], env: Mapping[str, str] | None = None) -> None:
+        """Set (blob id) or remove (None) index entries in one `git update-index --index-info` call."""
+        zero = "0" * 40
+        lines = "".join(f"100644 {sha}\t{path}\n" if sha else f"0 {zero}\t{path}\n" for path, sha in files.items())
+        if lines:
+            _run(["update-index", "--index-info"], self.root, input=lines.encode(), env=env)
+
+    def make_commit(self, parent: str, files: Mapping[str, bytes | None], message: str) -> str:
+        """A commit of ``parent``'s tree with ``files`` set (None deletes), on no branch."""
+        names = [p for p, c in files.items() if c is not None]
+        blobs = dict(zip(names, self.write_blobs([files[p] or b"" for p in names], len(parent))))
+        changes = {p: blobs.get(p) for p in files}
+        tree = (self._tree_written(parent, changes) if len(parent) == 40 else None) or self._tree_via_index(parent, changes)
+        return _run(["commit-tree", tree, "-p", parent, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
+
+    def _tree_via_index(self, parent: str, changes: Mapping[str, str | None]) -> str:
+        """The tree of ``parent`` with ``changes`` (blob id, or None to delete), through a private index."""
+        with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            _run(["read-tree", parent], self.root, env=env)
+            self._index_info(changes, env=env)
+            return _run(["write-tree"], self.root, env=env).stdout.decode().strip()
+
+    def _tree_written(self, parent: str, changes: Mapping[str, str | None]) -> str | None:
+        """The same tree as ``_tree_via_index``, built here: one `cat-file --batch` for the trees
+        on the changed paths, new trees written as loose objects (SHA-1 repositories). Three git
+        processes fewer per commit; None (use the index) for anything unusual — a path where a
+        folder is a file, a line break in a name."""
+        if not changes or any("\n" in p or p.startswith("/") or "//" in p for p in changes):
+            return None
+        folders = sorted({p.rsplit("/", i)[0] for p in changes for i in range(1, p.count("/") + 1)} | {""}, key=lambda d: -d.count("/") - (d != ""))
+        if any(p in folders for p in changes):
+            return None  # a file and a folder of the same name in one change
+        found = self.cat_objects([f"{parent}^{{tree}}" if d == "" else f"{parent}:{d}" for d in folders])
+        trees: dict[str, dict[bytes, tuple[bytes, bytes]]] = {}
+        for folder, obj in zip(folders, found):
+            if obj is not None and obj[0] != b"tree":
+                return None
+            trees[folder] = parse_tree(obj[1]) if obj else {}
+        for path, blob in changes.items():
+            folder, _, name = path.rpartition("/")
+            if blob is None:
+                trees[folder].pop(name.encode(), None)
+            else:
+                old = trees[folder].get(name.encode())
+                if old is not None and old[0] == b"40000":
+                    return None  # a folder would become a file
+                trees[folder][name.encode()] = (b"100644", bytes.fromhex(blob))
+        tree_id = ""
+        for folder in folders:  # deepest first: each writes its entry into its parent
+            entries = trees[folder]
+            tree_id = self._write_loose(b"tree", tree_bytes(entries)) if entries or folder == "" else ""
+            if folder:
+                up, _, name = folder.rpartition("/")
+                if tree_id:
+                    trees[up][name.encode()] = (b"40000", bytes.fromhex(tree_id))
+                else:
+                    trees[up].pop(name.encode(), None)  # git keeps no empty folder
+        return tree_id
+
+    def commit_files(
+        self,
+        branch: str,
+        files: Mapping[str, bytes | None],
+        message: str,
+        *,
+        sync_worktree: bool = True,
+    ) -> str:
+        """Make one commit on ``branch`` that sets ``files`` (None deletes) on top of its tip.
+
+        Uses a private index, so the user's staged work is not swept in; the branch
+        moves compare-and-swap, so a concurrent update is refused rather than lost.
+        When the branch is checked out, the work tree and index entries of exactly
+        these paths are brought in line with the new commit.
+        """
+        ref = f"refs/heads/{branch}"
+        old = self.rev(ref)
+        if old is None:
+            raise UsageError(f"branch {branch} does not exist; run `gitera init` first.")
+        new = self.make_commit(old, files, message)
+        sync = sync_worktree and self.current_branch() == branch
+        if sync:  # a kill between the ref move and the sync is finished by finish_interrupted_sync
+            self._write_journal({"ref": ref, "commit": new, "paths": list(files)})
+        proc = _run(["update-ref", "-m", "gitera: " + message.splitlines()[0][:60], ref, new, old], self.root, check=False)
+        if proc.returncode != 0:
+            self._journal_path().unlink(missing_ok=True)
+            lock = _LOCK_FILE.search(proc.stderr.decode(errors="replace"))
+            if lock:
+                raise RefusedError(f"branch {branch} is locked by another git process ({lock.group(1)} exists); nothing was changed — {_LOCK_ADVICE}")
+            raise RefusedError(
+                f"branch {branch} moved while gitera was writing (another process?); "
+                "nothing was changed — run the command again."
+            )
+        if sync:
+            self._sync_paths(files)
+            self._journal_path().unlink(missing_ok=True)
+        return new
+
+    def _journal_path(self) -> Path:
+        return self.git_dir / "gitera-sync.json"
+
+    def _write_journal(self, data: Mapping[str, object]) -> None:
+        import json
+
+        path = self._journal_path()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    def finish_interrupted_sync(self) -> list[str]:
+        """Bring the work tree and index in line with a gitera commit whose sync was killed.
+
+        Only the paths that commit wrote are touched, and only when the branch is still
+        checked out at that commit; returns the paths brought up to date.
+        """
+        import json
+
+        path = self._journal_path()
+        try:
+            journal = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            return []
+        ref, commit, paths = journal.get("ref", ""), journal.get("commit"), list(journal.get("paths") or [])
+        branch = ref.removeprefix("refs/heads/")
+        done: list[str] = []
+        if commit and self.rev(ref) == commit and self.current_branch() == branch and paths:
+            contents = self.cat_blobs([f"{commit}:{p}" for p in paths])
+            for p in paths:
+                (self.root / p).with_name(Path(p).name + ".gitera-tmp").unlink(missing_ok=True)
+            self._sync_paths(dict(zip(paths, contents)))
+            done = paths
+        path.unlink(missing_ok=True)
+        return done
+
+    def _sync_paths(self, files: Mapping[str, bytes | None]) -> None:
+        for path, content in files.items():
+            target = self.root / path
+            if content is None:
+                if target.exists():
+                    target.unlink()
+                continue
+            if not target.exists() or target.read_bytes() != content:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + ".gitera-tmp")
+                tmp.write_bytes(content)
+                os.replace(tmp, target)
+        self._index_info({p: (blob_id(c) if c is not None else None) for p, c in files.items()})
+
+
+def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:
+    """A detached work tree of ``commit`` under .git/gitera/worktrees/<slot>, clean and ready.
+
+    Evals run here, never in the user's working tree. One slot per arm is reused
+    across runs and reset to the commit (tracked files restored, untracked removed),
+    so scoring sees exactly the committed state.
+    """
+    base = repo.common_dir / "gitera" / "worktrees"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / slot
+    if (path / ".git").exists():
+        _run(["checkout", "--quiet", "--force", "--detach", commit], path)
+        _run(["clean", "-qfdx"], path)
+        return path
+    _run(["worktree", "prune"], repo.root)
+    _run(["worktree", "add", "--quiet", "--force", "--detach", str(path), commit], repo.root)
+    return path

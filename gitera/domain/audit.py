@@ -1,0 +1,407 @@
+"""The discipline self-audit, recomputed from git alone (for CI on a pull request).
+
+Each check returns (name, ok, detail). Nothing here trusts the working tree, the loop's
+state file or gitera's caches under .git/gitera/ (the history cache is an ordinary file):
+every number is recomputed from committed blobs and trailers, so a commit made with
+--no-verify, an edited trailer or a rewritten results file shows up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from gitera.adapters.git import Repo
+from gitera.adapters.history import Record
+from gitera.core.errors import ConfigError
+from gitera.domain.experiment import Experiment
+from gitera.domain.records import (
+    commit_of,
+    frame_at,
+    gate_locked_iteration,
+    records_file,
+    show,
+    trailers,
+    verdict_doc,
+)
+
+if TYPE_CHECKING:
+    from gitera.core import rules
+    from gitera.core.frame import Frame
+
+Check = tuple[str, bool, str]
+TOL = 1e-6
+
+
+def _mean_scores(records: Sequence[Mapping[str, Any]]) -> tuple[float | None, dict[str, float]]:
+    """Mean score (trials averaged per row first) and the per-row means."""
+    per: dict[str, list[float]] = {}
+    for r in records:
+        if r.get("status") == "ok" and isinstance(r.get("score"), (int, float)):
+            per.setdefault(str(r["id"]), []).append(float(r["score"]))
+    rows = {k: sum(v) / len(v) for k, v in per.items()}
+    return (sum(rows.values()) / len(rows) if rows else None), rows
+
+
+def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: Sequence[Record] | None = None) -> list[Check]:
+    records = trailers(repo, exp) if records is None else records
+    checks: list[Check] = []
+    lock_commit = commit_of(records, "Lock")
+    tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
+    if lock_commit is None:
+        return [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
+    lock = json.loads(show(repo, lock_commit, exp.lock_rel) or b"{}")
+    locked = {rec["path"]: rec["blob"] for rec in [lock.get("frame", {}), *lock.get("files", [])] if "path" in rec}
+    locked[exp.lock_rel] = repo.ls_tree(lock_commit, [exp.lock_rel]).get(exp.lock_rel, "")
+    fhash = lock.get("frame", {}).get("sha256")
+    checks.append(_locked_files(repo, lock_commit, tip, locked))
+    checks.append(_frame_hash(records, fhash))
+    frame = frame_at(repo, exp, lock_commit)
+    metric = frame.get("metric") or {}
+    primary = metric.get("primary") or {}
+    sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
+    checks += _results(repo, exp, records, sign)
+    checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
+    checks.append(_gate_outcomes(records))
+    split_commit = commit_of(records, "Split")
+    verdicts = [r for r in records if r.kind == "Verdict"]
+    if split_commit:
+        manifest = json.loads(show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
+        seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
+        sealed = repo.ls_tree(split_commit, [seal_path])
+        touched = changed_since(repo, split_commit, tip, {seal_path: sealed.get(seal_path, "")})
+        checks.append(("the seal is unchanged since the split", not touched,
+                       f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
+        checks.append(_no_test_rows(repo, exp, split_commit, f"{verdicts[0].commit}^" if verdicts else tip))
+    checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
+    if verdicts:
+        # by history, not by commit time: a backdated commit after the opening is still after it
+        since = set(repo.git("rev-list", f"{verdicts[0].commit}..{tip}").split())
+        after = [r for r in records if r.commit in since and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
+        conclusion = str(verdicts[0].data.get("conclusion") or "").rpartition("/")[0]
+        later = repo.git("rev-list", "--full-history", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
+        bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
+        checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
+        checks += _verdict_checks(repo, exp, records, verdicts[0], frame)
+    elif not pending_verdict:
+        checks.append(("the verdict", True, "not run yet"))
+    return checks
+
+
+def changed_since(repo: Repo, base: str, tip: str, expected: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(path, commit) for every commit reachable from ``tip`` but not ``base`` whose tree holds a
+    path of ``expected`` with another blob (or without it), oldest first.
+
+    ``--full-history`` and every merge: git's default history simplification follows only one
+    parent of a merge that leaves the paths as they were, so a change made and reverted on a
+    merged side branch would be hidden.
+    """
+    paths = list(expected)
+    touching = repo.git("rev-list", "--reverse", "--full-history", f"{base}..{tip}", "--", *paths).split()
+    merges = repo.git("rev-list", "--reverse", "--merges", f"{base}..{tip}").split()
+    bad = []
+    for commit in dict.fromkeys([*touching, *merges]):
+        here = repo.ls_tree(commit, paths)
+        bad += [(path, commit[:10]) for path, blob in expected.items() if here.get(path) != blob]
+    return bad
+
+
+def _locked_files(repo: Repo, lock_commit: str, tip: str, locked: Mapping[str, str]) -> Check:
+    bad = [f"{path} in {commit}" for path, commit in changed_since(repo, lock_commit, tip, locked)]
+    return ("locked files unchanged in every commit since the lock", not bad, "; ".join(bad[:5]))
+
+
+def _frame_hash(records: Sequence[Record], fhash: str | None) -> Check:
+    bad = [r.commit[:10] for r in records if r.kind == "Result" and r.data.get("frame") not in (None, fhash)]
+    return ("every result was made under the locked frame", not bad, f"other frame in {', '.join(bad[:5])}" if bad else "")
+
+
+def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float) -> list[Check]:
+    mismatched: list[str] = []
+    decisions: list[str] = []
+    best_rows: dict[str, float] | None = None
+    best_recs: list[dict[str, Any]] = []
+    noise = 0.0
+    iterated_arm = None
+    for r in records:
+        if r.kind != "Result":
+            continue
+        d = r.data
+        rows_path = d.get("rows")
+        recs = records_file(repo, r.commit, rows_path) if rows_path else None
+        if recs is None:
+            mismatched.append(f"{r.commit[:10]} {d.get('arm')}: per-row file {rows_path} missing")
+            continue
+        mean, per_row = _mean_scores(recs)
+        if d.get("score") is not None and (mean is None or abs(mean - float(d["score"])) > TOL):
+            mismatched.append(f"{r.commit[:10]} {d.get('kind')} {d.get('arm')} #{d.get('iteration', '')}: trailer score {d['score']} but rows give {mean}")
+        if d.get("kind") == "run" and d.get("status") == "baseline":
+            noise = float(d.get("noise_floor") or 0.0)
+        if d.get("kind") == "attempt":
+            if iterated_arm is None:
+                iterated_arm = d.get("arm")
+                run = next((x for x in records if x.kind == "Result" and x.data.get("kind") == "run" and x.data.get("arm") == iterated_arm), None)
+                if run is not None:
+                    best_recs = records_file(repo, run.commit, str(run.data.get("rows"))) or []
+                    best_rows = _mean_scores(best_recs)[1]
+            if best_rows is None or not per_row:
+                continue
+            common = [k for k in per_row if k in best_rows]
+            if common:
+                diffs = [per_row[k] - best_rows[k] for k in common]
+                gain = sign * sum(diffs) / len(diffs)
+                recorded = d.get("delta")
+                if recorded is not None and abs(gain - float(recorded)) > 1e-4:
+                    mismatched.append(f"{r.commit[:10]} attempt #{d.get('iteration')}: recorded gain {recorded} but rows give {gain:+.6f}")
+                threshold = d.get("threshold")
+                status = d.get("status")
+                if d.get("mode", "primary") != "primary":
+                    from gitera.core.decision import recheck
+
+                    problem = recheck(d, recs, best_recs)  # pareto / weighted: every recorded gain and the mode's rule
+                    decisions += [problem] if problem else []
+                elif status == "keep" and threshold is not None and not float(recorded if recorded is not None else gain) > float(threshold) - TOL:
+                    decisions.append(f"#{d.get('iteration')} kept with gain {recorded} not above {threshold}")
+                # a marginal gain whose confirmation run did not complete is discarded on purpose
+                elif (status == "discard" and threshold is not None and recorded is not None and float(recorded) > float(threshold) + TOL
+                      and (d.get("confirm") or {}).get("held") is not False):
+                    decisions.append(f"#{d.get('iteration')} discarded although its gain {recorded} beats {threshold}")
+                if threshold is not None and float(threshold) + TOL < 2 * noise:
+                    decisions.append(f"#{d.get('iteration')} used a threshold {threshold} below 2× the noise floor {noise}")
+            if d.get("status") == "keep":
+                best_rows, best_recs = per_row, recs
+    return [
+        ("every Gitera-Result matches its per-row file", not mismatched, "; ".join(mismatched[:5])),
+        ("keep/discard decisions follow the rules", not decisions, "; ".join(decisions[:5])),
+    ]
+
+
+def _sprints(records: Sequence[Record], size: int) -> Check:
+    count, bad = 0, []
+    for r in records:
+        if r.kind == "Result" and r.data.get("kind") == "attempt":
+            count += 1
+            if count > size:
+                bad.append(f"attempt #{r.data.get('iteration')} is attempt {count} of a sprint of {size} without a gate")
+        elif r.kind == "Gate":
+            count = 0
+    return (f"sprints of at most {size} attempts, each closed by its gate", not bad, "; ".join(bad[:5]))
+
+
+def gate_expected(g: Mapping[str, Any]) -> str:
+    """The outcome a Gitera-Gate trailer's own recorded checks call for (the gate's own rule)."""
+    from gitera.core.gate import outcome_of
+
+    replication = g.get("replication") or None
+    return outcome_of(int(g.get("hardcode_hits") or 0), None if replication is None else bool(replication.get("passed")),
+                      bool((g.get("saturation") or {}).get("saturated")),
+                      any(q.get("exhausted") for q in g.get("holdout_queries") or []))
+
+
+def _gate_outcomes(records: Sequence[Record]) -> Check:
+    bad = []
+    for r in records:
+        if r.kind == "Gate":
+            want = gate_expected(r.data)
+            if r.data.get("outcome") != want:
+                bad.append(f"{r.commit[:10]} gate after sprint {r.data.get('sprint')} recorded {r.data.get('outcome')!r} but its checks give {want!r}")
+    return ("every gate outcome follows from its recorded checks", not bad, "; ".join(bad[:5]))
+
+
+def dev_test_gaps(records: Sequence[Record], verdict: Mapping[str, Any]) -> list[rules.DevTestGap]:
+    """Rule 21 from the trailers alone: each arm's dev score against its test score in ``verdict``.
+
+    The iterated arm's dev score is its locked (latest gate-passed) iteration's, the state the
+    verdict scored; the other arms' (and an iterated arm no gate passed) come from the latest dev run.
+    """
+    from gitera.core import rules
+
+    before = records[: next((i for i, r in enumerate(records) if r.kind == "Verdict"), len(records))]
+    results = [r.data for r in before if r.kind == "Result"]
+    runs = {d.get("arm"): d for d in results if d.get("kind") == "run"}  # the latest run of each arm
+    noise = float(next((d.get("noise_floor") for d in runs.values() if d.get("status") == "baseline"), None) or 0.0)
+    locked = verdict.get("locked_iteration") or 0
+    attempt = next((d for d in results if d.get("kind") == "attempt" and d.get("iteration") == locked), None)
+    direction = str(verdict["decision"]["threshold"]["direction"])
+    gaps = []
+    for arm, info in verdict["arms"].items():
+        tuned = attempt is not None and attempt.get("arm") == arm
+        dev = (attempt if attempt is not None and tuned else runs.get(arm) or {}).get("score")
+        if isinstance(dev, (int, float)) and isinstance(info.get("score"), (int, float)):
+            source = f"iteration {locked}, locked" if tuned else "dev run"
+            gaps.append(rules.dev_test_gap(arm, float(dev), float(info["score"]), noise, direction, source, tuned))
+    return gaps
+
+
+def gap_alarms(exp: Experiment, records: Sequence[Record], doc: Mapping[str, Any] | None) -> list[str]:
+    """The overfitting alarms (rule 21) of a decided experiment, from git alone: reported, not violations."""
+    if doc is None:
+        return []
+    try:
+        gaps = dev_test_gaps(records, doc)
+    except (KeyError, TypeError, AttributeError):
+        return []  # an unreadable verdict.json is already a failed check
+    return [f"overfitting alarm (rule 21): {g.sentence()}" for g in gaps if g.alarm]
+
+
+def _verdict_checks(repo: Repo, exp: Experiment, records: Sequence[Record], verdict: Record, locked: Mapping[str, Any]) -> list[Check]:
+    """The checks of the opening itself; a verdict.json rewritten into something unreadable is a
+    failed check, never a crash of the audit."""
+    doc = verdict_doc(repo, exp, records)
+    if doc is None:
+        return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is missing or not a JSON object")]
+    try:
+        return [_verdict_tagged(exp, verdict), _verdict_locked(records, doc), *_recompute_verdict(repo, exp, verdict, doc, locked)]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is malformed "
+                                                         f"({type(exc).__name__}: {exc})")]
+
+
+def _verdict_tagged(exp: Experiment, verdict: Record) -> Check:
+    """The verdict's annotated tag names the branch's verdict commit: a verdict commit amended or
+    rebased afterwards leaves the tag on the original. A clone without the tag cannot tell."""
+    tagged = exp.verdict_commit
+    ok = tagged is None or tagged == verdict.commit
+    return ("the verdict commit is the one its tag names", ok,
+            f"gitera/{exp.tag}/verdict not in this clone (`git fetch --tags`): not checked" if tagged is None else
+            "" if ok else f"gitera/{exp.tag}/verdict names {tagged[:10]} but the branch's verdict is {verdict.commit[:10]}: "
+            "the verdict commit was rewritten after the verdict")
+
+
+def _verdict_locked(records: Sequence[Record], doc: Mapping[str, Any]) -> Check:
+    want = gate_locked_iteration(records)
+    got = doc.get("locked_iteration")
+    ok = got == want or (want == 0 and got is None)
+    return ("the verdict scored the latest gate-passed iteration", ok,
+            "" if ok else f"verdict.json locks iteration {got}, the Gitera-Gate trailers give {want}")
+
+
+NO_TEST_ROWS = "no sealed test row in any committed file before the verdict"
+OPEN_SPLITS = ("train.jsonl", "dev.jsonl", "gate.jsonl")
+CIPHERTEXTS = ("test.seal", "key.wrapped")
+
+
+def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:
+    """Scan every text blob committed from the split up to ``until`` (the verdict's parent, or the tip).
+
+    Nothing is exempt by its path: a file dropped into split/ or runs/, or a row added to a
+    gitera file by another commit, is scanned like any other. Only the split's ciphertexts (as
+    the split commit wrote them) are skipped. A test row's text that also occurs inside a
+    train/dev/gate row as the split wrote them (a near-duplicate in the data, e.g. a short
+    question quoted in a longer one) is public by the split's own design: its hits count nowhere.
+    """
+    from gitera.core.leak import LeakIndex, scan
+
+    raw = show(repo, split_commit, exp.rel("split/leak.json"))
+    if raw is None:
+        return (NO_TEST_ROWS, False, "split/leak.json is missing")
+    index = LeakIndex.from_dict(json.loads(raw))
+    made = repo.ls_tree(split_commit, [exp.rel(f"split/{name}") for name in (*OPEN_SPLITS, *CIPHERTEXTS)])
+    opened = {blob for path, blob in made.items() if path.endswith(OPEN_SPLITS)}
+    public = {hit.fingerprint for content in repo.cat_blobs(sorted(opened)) if content
+              for hit in scan(content.decode("utf-8", errors="replace"), index)}
+    paths: dict[str, str] = {}
+    for line in repo.git("rev-list", "--objects", until, "--not", f"{split_commit}^@").splitlines():
+        oid, sep, path = line.partition(" ")
+        if sep and oid not in made.values():
+            paths[oid] = path
+    hits = set()
+    for (oid, path), content in zip(paths.items(), repo.cat_blobs(list(paths))):
+        if content is None or b"\0" in content[:8192]:
+            continue
+        hits |= {f"{path}:{hit.line_no}" for hit in scan(content.decode("utf-8", errors="replace"), index) if hit.fingerprint not in public}
+    return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
+
+
+RULES_APPLIED = "verdict.json records the locked frame's rules"
+
+
+def _registered(locked: Mapping[str, Any], exp: Experiment, doc: Mapping[str, Any]) -> Frame:
+    """The locked frame the verdict had to apply (its rules, slices, severity, trials: rule 3),
+    as the gitera that wrote ``doc`` read it: before "slice_columns" was recorded, the verdict
+    analysed only the first slice column and no severity weights."""
+    from dataclasses import replace
+
+    from gitera.core.frame import parse_frame
+
+    frame = parse_frame(locked, {}, exp.frame_rel)
+    if "slice_columns" in doc:
+        return frame
+    return replace(frame, data=replace(frame.data, slices=frame.data.slices[:1]), metric=replace(frame.metric, severity=None))
+
+
+def _recorded_rules(doc: Mapping[str, Any], frame: Frame) -> list[str]:
+    """Where verdict.json's record of the rules differs from the locked frame's (a forged verdict.json)."""
+    from dataclasses import asdict
+
+    from gitera.core.verdict import registered_threshold
+
+    want = {"threshold": asdict(registered_threshold(frame)), "slice columns": list(frame.data.slices),
+            "severity column": frame.metric.severity, "trials": list(range(frame.metric.trials))}
+    got = {"threshold": doc["decision"].get("threshold"), "slice columns": doc.get("slice_columns", want["slice columns"]),
+           "severity column": doc.get("severity_column", want["severity column"]), "trials": doc.get("trials")}
+    return [f"verdict.json records {k} {got[k]} but the locked frame registers {v}" for k, v in want.items() if got[k] != v]
+
+
+def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, doc: Mapping[str, Any], locked: Mapping[str, Any]) -> list[Check]:
+    try:
+        frame = _registered(locked, exp, doc)
+    except ConfigError as exc:
+        return [(RULES_APPLIED, False, f"the locked frame does not parse: {exc}")]
+    differ = _recorded_rules(doc, frame)
+    checks: list[Check] = [(RULES_APPLIED, not differ, "; ".join(differ))]
+    if not doc.get("key"):
+        return [*checks, ("the verdict can be recomputed", True, "key kept by its custodian (--keep-key): recomputed decision not checked here")]
+    import base64
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from gitera.adapters import seal
+    from gitera.adapters.seal import derive_commitment_salt
+    from gitera.core.results import matrix
+    from gitera.core.verdict import apply_rules
+    from gitera.domain.scoring import relpath
+
+    key = seal.DataKey(base64.b64decode(doc["key"]))
+    salt = derive_commitment_salt(key.secret)
+    checks.append(("the released key opens the split's commitment", salt.hex() == doc["opening"]["salt"], ""))
+    work = Path(tempfile.mkdtemp(prefix="gitera-verify-"))
+    try:
+        sealed = work / "test.seal"
+        sealed.write_bytes(show(repo, verdict.commit, doc["seal"]["path"]) or b"")
+        plain = work / "test.jsonl"
+        try:
+            seal.open_seal(sealed, key, seal.Binding(exp.tag, doc["frame"], doc["seal"]["path"]), plain, commitment=(salt, doc["opening"]["commitment"]))
+        except Exception as exc:  # noqa: BLE001 - any seal error is a failed check, reported in words
+            return [*checks, ("the sealed test set opens with the released key", False, str(exc))]
+        rows = [json.loads(x) for x in plain.read_text().splitlines() if x.strip()]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ids = [str(r["id"]) for r in rows]
+    checks.append(("the scored test rows are exactly the sealed ones", ids == doc["row_ids"], ""))
+    trials = list(range(frame.metric.trials))
+    mats = {arm: matrix(records_file(repo, verdict.commit, relpath(exp, f"test/{arm}.jsonl")) or [], ids, trials) for arm in frame.arms}
+    dec = doc["decision"]
+    recorded_slices = dec["slices"]
+    if "slice_columns" not in doc and frame.data.slices:  # older verdicts: plain names of the first column's slices
+        recorded_slices = [f"{frame.data.slices[0]}={n}" for n in recorded_slices]
+    again = apply_rules(frame, doc["frame"], mats, rows).to_dict()
+    same = again["decision"] == dec["decision"] and again["arm"] == dec["arm"] and again["slices"] == recorded_slices
+    checks.append(("the verdict recomputed from the test rows is the same", same,
+                   "" if same else f"recorded {dec['decision']} {dec['arm']}, recomputed {again['decision']} {again['arm']} with the locked frame's rules"))
+    recorded = {a["name"]: _effects(a) for a in dec["arms"]}
+    effects_ok = all(a["name"] in recorded and all(map(_close, _effects(a), recorded[a["name"]])) for a in again["arms"])
+    checks.append(("the recorded test effects match the per-row files", effects_ok, ""))
+    return checks
+
+
+def _effects(arm: Mapping[str, Any]) -> tuple[Any, Any]:
+    """An arm's test effect, and its unweighted effect when the effect is severity-weighted."""
+    return arm["effect"], (arm.get("unweighted") or {}).get("effect")
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    return a is None and b is None or a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9)

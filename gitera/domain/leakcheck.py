@@ -1,0 +1,104 @@
+"""Scanning staged content for sealed test rows (the gitera-test-leak hook).
+
+Each unconcluded experiment's ``split/leak.json`` holds salted fingerprints of its
+sealed rows (never the text). The indexes are read from committed trees — HEAD and every
+``autoexp/<tag>`` branch — so deleting or editing leak.json in the work tree switches
+nothing off, and a commit on a branch without the experiment is guarded too. Staged blobs
+are read from the index, so what is checked is exactly what would be committed. A hit
+names the file and line only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+from gitera.adapters.git import Repo
+from gitera.domain.experiment import BRANCH_PREFIX, GITERA_DIR, concluded
+
+if TYPE_CHECKING:
+    from gitera.core.leak import LeakIndex
+
+LEAK_FILE = "split/leak.json"
+_LEAK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/{re.escape(LEAK_FILE)}$")
+# gitera's own split files that hold no row text: the binary seal, the fingerprints, the manifest
+_NOT_SCANNED = re.compile(rf"^{re.escape(GITERA_DIR)}/[^/]+/split/(test\.seal|leak\.json|manifest\.json)$")
+_EXPERIMENT_FILE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/")
+
+
+def _committed_indexes(repo: Repo) -> dict[str, str]:
+    """tag -> ``rev:path`` of its committed leak.json: in HEAD, else at its autoexp/ branch."""
+    specs: dict[str, str] = {}
+    if repo.head_commit() is not None:
+        for path in repo.ls_tree("HEAD", [GITERA_DIR]):
+            if m := _LEAK_RE.match(path):
+                specs[m.group(1)] = f"HEAD:{path}"
+    prefix = f"refs/heads/{BRANCH_PREFIX}"
+    for ref in repo.git("for-each-ref", "--format=%(refname)", prefix).split():
+        tag = ref[len(prefix):]
+        specs.setdefault(tag, f"{ref}:{GITERA_DIR}/{tag}/{LEAK_FILE}")
+    return specs
+
+
+def _indexes(repo: Repo) -> list[tuple[str, LeakIndex]]:
+    from gitera.core.leak import LeakIndex
+
+    specs = _committed_indexes(repo)
+    closed = concluded(repo, specs)  # once concluded, the rows are public in the verdict commit anyway
+    tags = sorted(t for t in specs if t not in closed)
+    found = []
+    for tag, raw in zip(tags, repo.cat_blobs([specs[t] for t in tags])):
+        if raw is None:
+            continue  # that experiment has no split yet
+        try:
+            found.append((tag, LeakIndex.from_dict(json.loads(raw))))
+        except ValueError:
+            continue  # a corrupt index is reported by `gitera verify`
+    return found
+
+
+def _committed_lines(repo: Repo, paths: list[str]) -> dict[str, set[bytes]]:
+    """For files in an experiment's folder: the lines its branch (or HEAD) already holds there.
+
+    gitera writes those files itself, and a train or dev query may quote a long test query
+    (docs/data-and-split.md), so a merge bringing the experiment's files in must not trip
+    the hook on them; a line added by hand is scanned like any other.
+    """
+    specs = [(p, f"{rev}:{p}") for p in paths if (m := _EXPERIMENT_FILE.match(p))
+             for rev in ("HEAD", f"refs/heads/{BRANCH_PREFIX}{m.group(1)}")]
+    known: dict[str, set[bytes]] = {}
+    for (path, _), raw in zip(specs, repo.cat_blobs([spec for _, spec in specs])):
+        if raw is not None:
+            known.setdefault(path, set()).update(raw.split(b"\n"))
+    return known
+
+
+def scan_staged(repo: Repo, files: list[str]) -> list[str]:
+    candidates = [f for f in files if not _NOT_SCANNED.match(f)]
+    if not candidates:
+        return []
+    indexes = _indexes(repo)
+    if not indexes:
+        return []
+    from gitera.core.leak import scan
+
+    blobs = repo.ls_index(candidates)
+    paths = [f for f in candidates if f in blobs]
+    contents = repo.cat_blobs([blobs[p] for p in paths])
+    known = _committed_lines(repo, paths)
+    problems = []
+    for path, raw in zip(paths, contents):
+        if raw is None or b"\0" in raw[:8192]:
+            continue  # binary
+        text = raw.decode("utf-8", errors="replace")
+        lines = raw.split(b"\n")
+        for tag, index in indexes:
+            for hit in scan(text, index):
+                if hit.line_no <= len(lines) and lines[hit.line_no - 1] in known.get(path, ()):
+                    continue
+                problems.append(
+                    f"{path}:{hit.line_no} contains a row of experiment {tag}'s sealed test set; "
+                    "remove it before committing (a test row seen is contaminated: reseal fresh data in a new experiment)."
+                )
+    return problems
