@@ -87,7 +87,8 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         if answer.value is None:
             replication = None
         else:
-            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se_gain)
+            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se_gain,
+                                           holdout_used=answer.used_holdout)
         exhausted = answer.value is None
     else:
         replication, exhausted = None, False
