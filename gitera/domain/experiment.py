@@ -248,8 +248,10 @@ def _file_record(path: str, content: bytes) -> dict[str, str]:
 
 
 def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> dict[str, Any]:
-    """The lock record; refuses when a locked file is missing or untracked."""
+    """The lock record; refuses when a locked file is missing or untracked, or no data source is named."""
     repo = exp.repo
+    if frame.data.source is None:
+        _refuse_no_source(exp)
     tracked = repo.tracked(list(frame.locked)) if frame.locked else set()
     files = []
     for rel in frame.locked:
@@ -272,6 +274,22 @@ def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> di
         "frame": frame_record,
         "files": files,
     }
+
+
+def _refuse_no_source(exp: Experiment) -> None:
+    """`data.source: null` (the template's default) cannot be pre-registered: the split would read
+    whatever file someone names later (issue 14)."""
+    from gitera.adapters.yamlio import load_with_lines
+
+    try:
+        _, lines = load_with_lines(exp.frame_bytes().decode("utf-8", errors="replace"), exp.frame_rel)
+    except ConfigError:
+        lines = {}
+    line = lines.get(("data", "source")) or lines.get(("data",)) or 1
+    raise ConfigError(
+        f"{exp.frame_rel}:{line}: data.source: is empty (null); name the file of production rows the split reads "
+        "(CSV, TSV or JSONL, e.g. data/tickets.csv — it may stay out of git), then run `gitera lock` again."
+    )
 
 
 def locked_records(lock: dict[str, Any]) -> list[dict[str, str]]:
