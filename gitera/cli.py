@@ -78,8 +78,10 @@ def cli() -> None:
 @click.option("--locked", "locked", multiple=True, metavar="FILE", help="A file frozen by the lock (repeatable).")
 @click.option("--trials", type=click.IntRange(3, 100), default=3, show_default=True, help="Trials per row and arm.")
 @click.option("--harness", type=click.Choice(["command", "python"]), help="Also write a starter eval harness.")
+@click.option("--from", "start", metavar="REF",
+              help="Start the branch from REF (default: HEAD; on another autoexp/ branch, the default branch).")
 @json_option
-def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **opts: Any) -> None:
+def init(tag: str, arms: tuple[str, ...], harness: str | None, start: str | None, as_json: bool, **opts: Any) -> None:
     """Start experiment TAG: branch autoexp/TAG with a frame template and program.md.
 
     Options fill the frame without an editor; whatever is left holds a TODO
@@ -110,7 +112,7 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
             opts["eval_python"] = PYTHON_TARGET
         opts["locked"] = tuple(opts["locked"]) or (HARNESS_PATH,)
     draft = FrameDraft(tag=tag, arms=parsed, **opts)
-    sys.exit(run(draft, _out(as_json), harness=harness))
+    sys.exit(run(draft, _out(as_json), harness=harness, start=start))
 
 
 @cli.command(context_settings=CONTEXT)

@@ -111,3 +111,66 @@ def test_options_fill_the_threshold_and_the_data_so_the_template_locks_at_once(r
     init_filled(repo, "--threshold", "0.05", "--slice-loss-floor", "0.02", "--data", "data/rows.csv")
     r = run_gitera(repo, "lock")
     assert r.code == 0, r.err
+
+
+# --- init on an experiment branch, and a copied repository -------------------------------------
+
+
+def test_init_on_an_experiment_branch_starts_from_the_default_branch_and_says_so(repo: Path) -> None:
+    synthetic_project(repo)  # on autoexp/syn, locked and split
+    (repo / "notes.txt").write_text("my uncommitted notes\n")
+    r = run_gitera(repo, "init", "next")
+    assert r.code == 0, r.err
+    assert "warning: you are on experiment branch autoexp/syn: the new experiment starts from main instead" in r.err
+    assert "--from HEAD" in r.err and "from main" in r.out
+    assert git(repo, "rev-parse", "autoexp/next~1") == git(repo, "rev-parse", "main")
+    tree = git(repo, "ls-tree", "-r", "--name-only", "autoexp/next")
+    assert ".gitera/syn/lock.json" not in tree and ".gitera/next/frame.yaml" in tree  # syn's lock and split stay on syn
+    assert (repo / "notes.txt").read_text() == "my uncommitted notes\n"  # carried over, not lost
+    # told otherwise, it builds on the experiment branch
+    assert run_gitera(repo, "init", "followup", "--from", "autoexp/syn").code == 0
+    assert git(repo, "rev-parse", "autoexp/followup~1") == git(repo, "rev-parse", "autoexp/syn")
+    r = run_gitera(repo, "init", "bad", "--from", "no-such-branch")
+    assert r.code == 2 and "--from no-such-branch: no such branch, tag or commit." in r.err
+    assert "autoexp/bad" not in git(repo, "branch", "--list")
+
+
+def test_init_on_an_experiment_branch_of_a_clone_starts_from_origin_s_default_branch(repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "switch", "-q", "-c", "autoexp/old")
+    git(clone, "commit", "-q", "--allow-empty", "-m", "old experiment work")
+    git(clone, "branch", "-q", "-D", "main")  # only origin/main is left
+    r = run_gitera(clone, "init", "fresh")
+    assert r.code == 0 and "starts from origin/main instead" in r.err, r.err
+    assert git(clone, "rev-parse", "autoexp/fresh~1") == git(clone, "rev-parse", "origin/main")
+    assert git(clone, "config", "--get", "branch.autoexp/fresh.merge", check=False) == ""  # never set to push to main
+
+
+def test_init_on_an_experiment_branch_with_no_default_branch_asks_where_to_start(repo: Path) -> None:
+    git(repo, "branch", "-q", "-m", "main", "autoexp/only")
+    r = run_gitera(repo, "init", "x")
+    assert r.code == 2 and "say where the new experiment starts with --from REF" in r.err
+    assert run_gitera(repo, "init", "x", "--from", "HEAD").code == 0
+
+
+def test_a_copied_repository_rebuilds_its_scoring_worktrees_and_never_touches_the_original(repo: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    synthetic_project(repo)  # the pilot made the scoring worktrees under .git/gitera/worktrees/
+    slot = repo / ".git/gitera/worktrees/arm-a"
+    assert (slot / ".git").is_file()
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(repo), str(copy)], check=True)
+    assert str(repo) in (copy / ".git/gitera/worktrees/arm-a/.git").read_text()  # cp -r keeps the old path
+    (slot / "marker.txt").write_text("the original's scratch file\n")
+    before = git(slot, "rev-parse", "HEAD")
+    r = run_gitera(copy, "run")
+    assert r.code == 0, r.out + r.err
+    assert (slot / "marker.txt").exists() and git(slot, "rev-parse", "HEAD") == before  # the original was not checked out or cleaned
+    assert str(copy) in (copy / ".git/gitera/worktrees/arm-a/.git").read_text()
+    shutil.rmtree(repo)  # the original gone: the copy scores on
+    r = run_gitera(copy, "run", "--no-cache")
+    assert r.code == 0, r.out + r.err
+    assert "Run 2 recorded" in r.out
