@@ -174,3 +174,69 @@ def test_a_copied_repository_rebuilds_its_scoring_worktrees_and_never_touches_th
     r = run_gitera(copy, "run", "--no-cache")
     assert r.code == 0, r.out + r.err
     assert "Run 2 recorded" in r.out
+
+
+# --- status: restore advice and the next step ------------------------------------------------
+
+
+def follow(root: Path, commands: list[str]) -> None:
+    """Run the advised commands exactly as printed, as a user pasting them would."""
+    import subprocess
+
+    for cmd in commands:
+        proc = subprocess.run(cmd, shell=True, cwd=root, capture_output=True, text=True)
+        assert proc.returncode == 0, (cmd, proc.stderr)
+
+
+def advice(root: Path) -> tuple[str, list[str]]:
+    text = run_gitera(root, "status").out
+    doc = json.loads(run_gitera(root, "status", "--json").out)
+    assert "LOCK BROKEN" in text and "iterate" not in doc["next"] and "iterate" not in text.split("next:")[-1]
+    for cmd in doc["restore"]:
+        assert f"    {cmd}" in text  # the text shows the same commands as --json
+    return text, doc["restore"]
+
+
+@pytest.mark.parametrize("how", ["unstaged", "staged", "committed", "deleted and staged"])
+def test_status_restore_advice_puts_the_locked_file_back_whatever_state_the_change_is_in(repo: Path, how: str) -> None:
+    from tests.helpers import init_and_lock
+
+    init_and_lock(repo)
+    locked = repo / "eval/run.py"
+    original = locked.read_bytes()
+    if how == "deleted and staged":
+        git(repo, "rm", "-q", "eval/run.py")
+    else:
+        locked.write_text("print('a better score')\n")
+    if how in ("staged", "committed"):
+        git(repo, "add", "eval/run.py")
+    if how == "committed":
+        git(repo, "commit", "-q", "--no-verify", "-m", "tweak the harness")
+    text, commands = advice(repo)
+    assert ("git checkout -- " not in text) and len(commands) == 1
+    expected = {"unstaged": "git restore -- eval/run.py", "staged": "git restore --staged --worktree -- eval/run.py",
+                "deleted and staged": "git restore --staged --worktree -- eval/run.py"}
+    if how == "committed":
+        lock_commit = git(repo, "log", "-1", "--format=%h", "--", ".gitera/exp1/lock.json").strip()
+        assert commands[0].startswith(f"git restore --source={lock_commit} --staged --worktree -- eval/run.py && git commit")
+        assert "`gitera verify` names it" in text
+    else:
+        assert commands == [expected[how]]
+    follow(repo, commands)
+    assert locked.read_bytes() == original
+    assert git(repo, "status", "--porcelain", "--", "eval/run.py") == ""  # nothing staged or modified left behind
+    after = run_gitera(repo, "status")
+    assert "locked files intact" in after.out and "next: `gitera split`" in after.out, after.out
+
+
+def test_status_never_suggests_iterate_once_the_loop_stopped(repo: Path) -> None:
+    synthetic_project(repo, max_iterations=1)
+    assert run_gitera(repo, "run").code == 0
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    r = run_gitera(repo, "iterate", "-m", "the only attempt the budget allows")
+    assert "the loop stops" in r.out, r.out + r.err
+    doc = json.loads(run_gitera(repo, "status", "--json").out)
+    assert doc["loop"]["status"] != "active"
+    text = run_gitera(repo, "status").out
+    nxt = text.split("next:")[-1]
+    assert "iterate" not in nxt and "`gitera verdict`" in nxt and doc["next"].startswith("`gitera verdict`"), text

@@ -328,6 +328,57 @@ def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
     return changed
 
 
+@dataclass(frozen=True)
+class LockedChange:
+    """One locked file that differs from its lock, and where: ``worktree`` (an unstaged edit),
+    ``staged`` (in the index) or ``committed`` (in the commit the branch points at)."""
+
+    path: str
+    where: str
+    deleted: bool
+
+
+def locked_changes(exp: Experiment, lock: dict[str, Any]) -> list[LockedChange]:
+    """Where each changed locked file differs, deepest first (a committed change also shows in
+    the index and the work tree; restoring it needs the lock commit, not the index)."""
+    repo = exp.repo
+    records = locked_records(lock)
+    paths = [str(rec["path"]) for rec in records]
+    tip = repo.rev(f"refs/heads/{exp.branch}")
+    committed = repo.ls_tree(tip, paths) if tip is not None else {}
+    staged = repo.ls_index(paths)
+    changes = []
+    for rec in records:
+        path, blob = str(rec["path"]), str(rec["blob"])
+        target = repo.root / path
+        on_disk = target.read_bytes() if target.is_file() else None
+        if tip is not None and committed.get(path) != blob:
+            changes.append(LockedChange(path, "committed", path not in committed))
+        elif staged.get(path) != blob:
+            changes.append(LockedChange(path, "staged", path not in staged))
+        elif on_disk is None or sha256(on_disk) != rec["sha256"]:
+            changes.append(LockedChange(path, "worktree", on_disk is None))
+    return changes
+
+
+def restore_commands(exp: Experiment, changes: Collection[LockedChange]) -> list[str]:
+    """The git commands that put each changed locked file back to its locked content."""
+    by_where: dict[str, list[str]] = {}
+    for c in changes:
+        by_where.setdefault(c.where, []).append(c.path)
+    commands = []
+    if "worktree" in by_where:
+        commands.append(f"git restore -- {' '.join(by_where['worktree'])}")
+    if "staged" in by_where:
+        commands.append(f"git restore --staged --worktree -- {' '.join(by_where['staged'])}")
+    if "committed" in by_where:
+        lock_commit = exp.repo.git("log", "-1", "--format=%h", f"refs/heads/{exp.branch}", "--", exp.lock_rel).strip() or exp.branch
+        files = " ".join(by_where["committed"])
+        commands.append(f"git restore --source={lock_commit} --staged --worktree -- {files} && "
+                        f"git commit -m 'restore locked files' -- {files}")
+    return commands
+
+
 def require_intact(exp: Experiment) -> dict[str, Any]:
     """Every command on a locked experiment calls this first; it names each changed file."""
     lock = exp.read_lock()
