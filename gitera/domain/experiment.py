@@ -188,6 +188,25 @@ def concluded(repo: Repo, tags: Collection[str]) -> dict[str, str]:
     return {tag: c for i, (tag, c) in enumerate(candidates.items()) if _is_verdict(tag, contents[2 * i], contents[2 * i + 1])}
 
 
+def verdict_ran_untagged(repo: Repo, tag: str, rev: str) -> str | None:
+    """The commit (reachable from ``rev``) where experiment ``tag``'s verdict ran, when its tag is
+    not in this clone (never pushed, or not fetched); None otherwise, or for a hand-written
+    verdict.json that no verdict commit made."""
+    if concluded(repo, [tag]):
+        return None
+    ran = repo.git("log", "-1", "--format=%H", "--all-match", "--grep=^Gitera-Verdict: ", f"--grep=^Gitera-Tag: {tag.replace('.', '[.]')}$",
+                   rev, "--", f"{GITERA_DIR}/{tag}/{VERDICT_FILE}", check=False).strip()
+    return ran or None
+
+
+def missing_tag_advice(tag: str, commit: str) -> str:
+    """What to do when an experiment's verdict ran but its tag is not in this clone (issue 14): the
+    guards hold until the tag is here, since only the tag proves the verdict ran."""
+    return (f"experiment {tag}'s verdict ran in {commit[:10]} but its tag gitera/{tag}/verdict is not in this clone, so its "
+            f"guards still hold: fetch the tag (`git fetch origin tag gitera/{tag}/verdict`, or `git fetch --tags`) and try "
+            f"again; if the remote lacks it too, whoever ran the verdict pushes it (`git push origin gitera/{tag}/verdict`)")
+
+
 def _is_verdict(tag: str, commit: bytes | None, verdict: bytes | None) -> bool:
     if commit is None or verdict is None:
         return False

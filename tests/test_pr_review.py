@@ -1,0 +1,95 @@
+"""A reviewable pull request (issue 14), through the real CLI in real repositories: the verdict
+tag's journey to other clones, `verify` on the checked-out branch, `status --all`, the log views
+with commit links, the generated .gitattributes and the report after the verdict."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.conftest import git, run_gitera
+from tests.helpers import read_test_rows, synthetic_project
+
+
+def sh(cwd: Path, command: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True)
+    assert (proc.returncode == 0) == ok, (command, proc.stdout, proc.stderr)
+    return proc
+
+
+def backticked(text: str, starting: str) -> str:
+    """The first `command` in ``text`` that starts with ``starting``, as a user would copy it."""
+    found = [c for c in re.findall(r"`([^`]+)`", text) if c.startswith(starting)]
+    assert found, (starting, text)
+    return found[0]
+
+
+def concluded_and_pushed_without_tags(repo: Path, tmp_path: Path) -> tuple[Path, str]:
+    """An experiment concluded and merged into main, pushed with a plain `git push` (the tag left
+    behind); returns the bare remote and the verdict's printed output."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    r = run_gitera(repo, "verdict")
+    assert r.code == 0, r.out + r.err
+    git(repo, "switch", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge the concluded experiment", "autoexp/syn")
+    git(repo, "push", "-q", "origin", "main", "autoexp/syn")
+    return remote, r.out
+
+
+def test_a_clone_without_the_verdict_tag_is_told_why_the_hooks_refuse_and_how_to_get_the_tag(repo: Path, tmp_path: Path) -> None:
+    remote, verdict_out = concluded_and_pushed_without_tags(repo, tmp_path)
+    push = backticked(verdict_out, "git push")
+    assert push == "git push --follow-tags origin autoexp/syn" and "a plain `git push` leaves the tag behind" in verdict_out
+    assert git(remote, "tag", "--list") == ""  # the user's plain push left it behind
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    assert run_gitera(clone, "hooks", "install").code == 0
+    ran = git(repo, "rev-parse", "--short=10", "gitera/syn/verdict^{commit}").strip()
+
+    # the locked-file hook on main: it still refuses (a verdict.json alone proves nothing), and now says why
+    (clone / "harness.py").write_text("print('the next question')\n")
+    git(clone, "add", "harness.py")
+    proc = subprocess.run(["git", "commit", "-m", "a new harness"], cwd=clone, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert (f"harness.py is locked by experiment syn and this commit has it modified; experiment syn's verdict ran in {ran} "
+            "but its tag gitera/syn/verdict is not in this clone") in proc.stderr, proc.stderr
+    assert "restore it with" not in proc.stderr  # the file is no longer the experiment's: restoring is not the cure
+    fetch = backticked(proc.stderr, "git fetch origin tag")
+    assert fetch == "git fetch origin tag gitera/syn/verdict"
+    git(clone, "reset", "-q", "harness.py")
+
+    # the leak hook too: the test rows are public after the verdict, but only the tag proves it ran
+    row = str(read_test_rows(repo, "syn")[0]["text"])
+    (clone / "notes.md").write_text(f"a test row, now public: {row}\n")
+    git(clone, "add", "notes.md")
+    proc = subprocess.run(["git", "commit", "-m", "notes"], cwd=clone, capture_output=True, text=True)
+    assert proc.returncode != 0 and "notes.md:1 contains a row of experiment syn's sealed test set" in proc.stderr
+    assert f"experiment syn's verdict ran in {ran} but its tag gitera/syn/verdict is not in this clone" in proc.stderr
+    git(clone, "reset", "-q", "notes.md")
+
+    # following the advice: the remote lacks the tag, so the fetch fails, as the message foresaw
+    sh(clone, fetch, ok=False)
+    sh(repo, push)  # the command the verdict printed
+    assert git(remote, "tag", "--list").split() == ["gitera/syn/verdict"]
+    sh(clone, fetch)
+    git(clone, "add", "harness.py")
+    proc = subprocess.run(["git", "commit", "-m", "a new harness"], cwd=clone, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    git(clone, "add", "notes.md")
+    assert subprocess.run(["git", "commit", "-m", "notes"], cwd=clone, capture_output=True, text=True).returncode == 0
+
+
+def test_pre_push_names_the_missing_tag_too(repo: Path, tmp_path: Path) -> None:
+    remote, _ = concluded_and_pushed_without_tags(repo, tmp_path)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    (clone / "harness.py").write_text("print('v2')\n")
+    git(clone, "commit", "-q", "--no-verify", "-am", "changed without the hook")
+    r = run_gitera(clone, "hook", "locked", "--stage", "pre-push", stdin=f"refs/heads/main {git(clone, 'rev-parse', 'HEAD').strip()} "
+                   f"refs/heads/main {git(clone, 'rev-parse', 'origin/main').strip()}\n")
+    assert r.code == 3 and "but its tag gitera/syn/verdict is not in this clone" in r.err, r.err
