@@ -4,6 +4,7 @@ with commit links, the generated .gitattributes and the report after the verdict
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -93,3 +94,51 @@ def test_pre_push_names_the_missing_tag_too(repo: Path, tmp_path: Path) -> None:
     r = run_gitera(clone, "hook", "locked", "--stage", "pre-push", stdin=f"refs/heads/main {git(clone, 'rev-parse', 'HEAD').strip()} "
                    f"refs/heads/main {git(clone, 'rev-parse', 'origin/main').strip()}\n")
     assert r.code == 3 and "but its tag gitera/syn/verdict is not in this clone" in r.err, r.err
+
+
+# --- verify checks what is checked out ---------------------------------------------------------
+
+
+def ran(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+
+
+def test_verify_on_a_detached_head_in_a_fresh_clone_checks_that_commit(repo: Path, tmp_path: Path) -> None:
+    # CI checks out the pull request's head commit, detached, in a clone with no local autoexp/ branch
+    ran(repo)
+    clone = tmp_path / "ci"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    head = git(repo, "rev-parse", "autoexp/syn").strip()
+    git(clone, "checkout", "-q", "--detach", head)
+    git(clone, "branch", "-q", "-D", "autoexp/syn")  # the clone followed the remote's HEAD; a CI clone has no such branch
+    assert git(clone, "branch", "--list", "autoexp/*") == ""
+    for args in ((), ("--tag", "syn")):
+        r = run_gitera(clone, "verify", *args)
+        assert r.code == 0, r.out + r.err
+        assert r.out.splitlines()[0] == f"verify: experiment syn at a detached HEAD ({head[:10]})"
+        doc = json.loads(run_gitera(clone, "verify", "--json", *args).out)
+        assert doc["ok"] and doc["commit"] == head and doc["where"] == "a detached HEAD" and doc["note"] is None
+
+
+def test_verify_checks_the_checked_out_branch_not_the_experiment_branch_of_the_same_name(repo: Path) -> None:
+    ran(repo)
+    # a pull request branch holding a locked-file change made with --no-verify; autoexp/syn itself is clean
+    git(repo, "switch", "-q", "-c", "pr-head")
+    (repo / "harness.py").write_text((repo / "harness.py").read_text() + "# tuned\n")
+    git(repo, "commit", "-q", "--no-verify", "-am", "tune the harness")
+    bad = git(repo, "rev-parse", "HEAD").strip()
+    for args in ((), ("--tag", "syn")):
+        r = run_gitera(repo, "verify", *args)
+        assert r.code == 1, r.out + r.err
+        assert r.out.splitlines()[0] == f"verify: experiment syn at branch pr-head ({bad[:10]})"
+        assert f"note: branch autoexp/syn points at {git(repo, 'rev-parse', 'autoexp/syn').strip()[:10]}, not at the checked-out commit" in r.out
+        assert f"FAIL locked files unchanged in every commit since the lock: harness.py in {bad[:10]}" in r.out, r.out
+    # on a branch without the experiment's history, --tag refuses rather than check autoexp/syn
+    git(repo, "switch", "-q", "main")
+    r = run_gitera(repo, "verify", "--tag", "syn")
+    assert r.code == 2 and r.out == ""
+    assert ("the checked-out commit (branch main, " in r.err and "holds no commit of experiment syn; `git switch autoexp/syn` first — "
+            "this command checks what is checked out, never another branch." in r.err), r.err
+    r = run_gitera(repo, "report", "--tag", "syn")
+    assert r.code == 2 and "never another branch" in r.err

@@ -12,7 +12,7 @@ from typing import Any
 from gitera.adapters.git import Repo
 from gitera.adapters.history import Record
 from gitera.adapters.output import Output
-from gitera.domain.experiment import resolve
+from gitera.domain.experiment import checked_out
 
 
 def _f(v: Any, spec: str = ".4f") -> str:
@@ -29,9 +29,10 @@ def report(tag: str | None, fmt: str, out: Output) -> int:
     from gitera.domain.records import commit_of, frame_at, trailers, verdict_doc
 
     repo = Repo.find()
-    exp = resolve(repo, tag)
-    records = trailers(repo, exp)
-    checks = audit(repo, exp, records=records)
+    at = checked_out(repo, tag)  # what is checked out, as `gitera verify` reads it (a detached HEAD in CI)
+    exp = at.exp
+    records = trailers(repo, exp, at.commit)
+    checks = audit(repo, exp, records=records, rev=at.commit)
     doc = verdict_doc(repo, exp, records)
     alarms = gap_alarms(exp, records, doc)
     violations = [f"{c}: {d}" if d else c for c, ok, d in checks if not ok]

@@ -259,6 +259,55 @@ def resolve(repo: Repo, tag: str | None) -> Experiment:
     raise UsageError(f"several experiments exist ({', '.join(tags)}); say which with --tag TAG.")
 
 
+@dataclass(frozen=True)
+class CheckedOut:
+    """The experiment a reading command (`verify`, `report`) checks, at the checked-out commit."""
+
+    exp: Experiment
+    commit: str
+    where: str  # "branch autoexp/x", "branch main" or "a detached HEAD"
+    note: str | None  # set when the experiment's own branch points elsewhere: said, never silent
+
+    @property
+    def heading(self) -> str:
+        return f"experiment {self.exp.tag} at {self.where} ({self.commit[:10]})"
+
+
+def _has_records(repo: Repo, tag: str, rev: str) -> bool:
+    pattern = f"^Gitera-Tag: {tag.replace('.', '[.]')}$"
+    return bool(repo.git("log", "-1", "--format=%H", f"--grep={pattern}", rev, check=False).strip())
+
+
+def checked_out(repo: Repo, tag: str | None) -> CheckedOut:
+    """The experiment at the checked-out commit (issue 14): ``tag``, else the autoexp/ branch's, else on
+    a detached HEAD (CI) the experiment of HEAD's latest gitera commit, else the only one here.
+    ``--tag`` never switches to another branch: a HEAD without that experiment's history is refused."""
+    head = repo.head_commit()
+    if head is None:
+        raise UsageError("no commit is checked out; check out the experiment's branch (`git switch autoexp/TAG`).")
+    branch = repo.current_branch()
+    where = f"branch {branch}" if branch else "a detached HEAD"
+    if tag is None and branch and branch.startswith(BRANCH_PREFIX):
+        tag = branch[len(BRANCH_PREFIX):]
+    elif tag is None and branch is None:
+        latest = repo.git("log", "-1", "--format=%(trailers:key=Gitera-Tag,valueonly)", "--grep=^Gitera-Tag: ", "HEAD").split()
+        tag = latest[0] if latest else None
+    if tag is None:
+        return checked_out(repo, resolve(repo, None).tag)
+    if not valid_tag(tag):
+        raise UsageError(f"{tag!r} is not a valid experiment tag; use lower-case letters, digits, '.', '_' or '-'.")
+    exp = Experiment(repo, tag)
+    own = repo.rev(f"refs/heads/{exp.branch}")
+    if not _has_records(repo, tag, head):
+        hint = (f"`git switch {exp.branch}` first" if own else f"there is no experiment {tag} in this history")
+        raise UsageError(f"the checked-out commit ({where}, {head[:10]}) holds no commit of experiment {tag}; {hint} — "
+                         "this command checks what is checked out, never another branch.")
+    note = None
+    if own is not None and own != head:
+        note = f"branch {exp.branch} points at {own[:10]}, not at the checked-out commit: this checks the checked-out one"
+    return CheckedOut(exp, head, where, note)
+
+
 # --- the lock ------------------------------------------------------------------
 
 
