@@ -135,7 +135,8 @@ def lock(tag: str | None, as_json: bool) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @tag_option
-@click.option("--all", "all_experiments", is_flag=True, help="Show every experiment in this checkout.")
+@click.option("--all", "all_experiments", is_flag=True,
+              help="One table of every experiment in the repo (each autoexp/ branch and verdict tag): question, state, best dev score, verdict.")
 @json_option
 def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
     """Show where an experiment stands and whether its lock is intact.
@@ -143,6 +144,7 @@ def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
     \b
     Example:
       gitera status --json
+      gitera status --all          # every experiment, from any branch
     """
     from gitera.commands.status import status as run
 

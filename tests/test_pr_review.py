@@ -142,3 +142,64 @@ def test_verify_checks_the_checked_out_branch_not_the_experiment_branch_of_the_s
             "this command checks what is checked out, never another branch." in r.err), r.err
     r = run_gitera(repo, "report", "--tag", "syn")
     assert r.code == 2 and "never another branch" in r.err
+
+
+# --- status --all ------------------------------------------------------------------------------
+
+
+def test_status_all_shows_every_experiment_from_its_branch_or_verdict_tag_in_one_table(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    assert run_gitera(repo, "iterate", "-m", "a better policy").code == 0
+    assert run_gitera(repo, "gate").code == 0
+    assert run_gitera(repo, "verdict").code == 0
+    decision = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Verdict,valueonly)", "gitera/syn/verdict").strip())
+    frame = (repo / ".gitera/syn/frame.yaml").read_text()
+    # merged, and its branch deleted: the verdict tag alone still names it
+    git(repo, "switch", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge syn", "autoexp/syn")
+    git(repo, "branch", "-q", "-D", "autoexp/syn")
+    # a second experiment, climbing
+    assert run_gitera(repo, "init", "climb").code == 0
+    (repo / ".gitera/climb/frame.yaml").write_text(frame.replace("Does policy B beat policy A?", "Does a climbed B beat A?"))
+    for args in (("lock",), ("split", "--accept-underpowered"), ("pilot",), ("run",)):
+        assert run_gitera(repo, *args).code == 0, args
+    (repo / "policy_b.txt").write_text("accuracy: 0.9\n")
+    assert run_gitera(repo, "iterate", "-m", "climb higher").code == 0
+    kept = json.loads(run_gitera(repo, "log", "--format", "jsonl").out.splitlines()[-1])
+    # a third, locked; a fourth, only framed (each started from main, with a warning, since we are on an autoexp/ branch)
+    assert run_gitera(repo, "init", "plain").code == 0
+    (repo / ".gitera/plain/frame.yaml").write_text(frame.replace("Does policy B beat policy A?", "Is A enough?"))
+    assert run_gitera(repo, "lock").code == 0
+    assert run_gitera(repo, "init", "draft", "-q", "Should we even try C?").code == 0
+
+    r = run_gitera(repo, "status", "--all")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0].split() == ["experiment", "state", "best", "dev", "verdict", "question"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert sorted(rows) == ["climb", "draft", "plain", "syn"]
+    assert "syn (tag only)" in rows["syn"] and "concluded" in rows["syn"] and decision["decision"].replace("_", " ") in rows["syn"]
+    assert rows["syn"].endswith("Does policy B beat policy A?")
+    assert f"{kept['score']:.4f} (b #1)" in rows["climb"] and "iterating" in rows["climb"] and rows["climb"].endswith("Does a climbed B beat A?")
+    assert " locked " in rows["plain"] and rows["plain"].endswith("Is A enough?")
+    assert " framed " in rows["draft"] and rows["draft"].endswith("Should we even try C?")
+
+    doc = {e["tag"]: e for e in json.loads(run_gitera(repo, "status", "--all", "--json").out)["experiments"]}
+    assert doc["syn"]["branch"] is None and doc["syn"]["verdict"] == decision["decision"] and doc["syn"]["verdict_arm"] == decision["arm"]
+    assert doc["climb"]["best_dev"] == kept["score"] and doc["climb"]["best_of"] == "b #1" and doc["climb"]["verdict"] is None
+    # the same table from any branch: it reads refs, not the working tree
+    git(repo, "switch", "-q", "main")
+    assert run_gitera(repo, "status", "--all").out == r.out
+
+
+def test_status_all_names_a_verdict_whose_tag_is_missing_and_an_empty_repo(repo: Path) -> None:
+    r = run_gitera(repo, "status", "--all")
+    assert r.code == 0 and "no experiments in this repository" in r.out
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    assert run_gitera(repo, "verdict").code == 0
+    git(repo, "tag", "-d", "gitera/syn/verdict")
+    rows = json.loads(run_gitera(repo, "status", "--all", "--json").out)["experiments"]
+    assert [(e["tag"], e["state"], e["verdict"]) for e in rows] == [("syn", "concluded (tag missing)", None)]

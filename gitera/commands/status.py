@@ -8,7 +8,7 @@ from typing import Any
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.core.errors import GiteraError
-from gitera.domain.experiment import Experiment, all_tags, changed_locked_files, locked_changes, resolve, restore_commands
+from gitera.domain.experiment import Experiment, changed_locked_files, locked_changes, resolve, restore_commands
 
 
 def experiment_status(exp: Experiment) -> dict[str, Any]:
@@ -124,12 +124,12 @@ def _text(info: dict[str, Any]) -> str:
 def status(tag: str | None, all_experiments: bool, out: Output) -> int:
     repo = Repo.find()
     if all_experiments:
-        exps = [Experiment(repo, t) for t in all_tags(repo)]
-    else:
-        exps = [resolve(repo, tag)]
-    infos = [experiment_status(e) for e in exps]
-    out.result(
-        {"experiments": infos} if all_experiments else infos[0],
-        "\n\n".join(_text(i) for i in infos) or "no experiments in this checkout; start one with `gitera init TAG`",
-    )
+        # every experiment in the repository, from its branch or verdict tag (issue 14)
+        from gitera.domain.overview import overview, table
+
+        rows = overview(repo)
+        out.result({"experiments": [r.to_dict() for r in rows]}, table(rows))
+        return 0
+    info = experiment_status(resolve(repo, tag))
+    out.result(info, _text(info))
     return 0
