@@ -9,6 +9,11 @@ import re
 import subprocess
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gitera.core.weburl import web_repo
+from gitera.domain.logview import BARS, sparkline
 from tests.conftest import git, run_gitera
 from tests.helpers import read_test_rows, synthetic_project
 
@@ -203,3 +208,137 @@ def test_status_all_names_a_verdict_whose_tag_is_missing_and_an_empty_repo(repo:
     git(repo, "tag", "-d", "gitera/syn/verdict")
     rows = json.loads(run_gitera(repo, "status", "--all", "--json").out)["experiments"]
     assert [(e["tag"], e["state"], e["verdict"]) for e in rows] == [("syn", "concluded (tag missing)", None)]
+
+
+# --- log: the `dvc exp show` view and md with commit links -------------------------------------
+
+SEGMENT = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True).filter(lambda s: not s.endswith(".git"))
+
+
+@given(owner=SEGMENT, name=SEGMENT, user=st.sampled_from(["", "git@", "x-access-token:ghp_SECRET@", "me:p%40ss@"]),
+       suffix=st.sampled_from(["", ".git", "/"]), port=st.sampled_from(["", ":22", ":2222"]))
+def test_every_github_remote_form_gives_one_web_address_and_never_credentials(owner: str, name: str, user: str, suffix: str,
+                                                                                port: str) -> None:
+    forms = [f"https://{user}github.com/{owner}/{name}{suffix}", f"http://{user}github.com{port}/{owner}/{name}{suffix}",
+             f"ssh://{user or 'git@'}github.com{port}/{owner}/{name}{suffix}", f"git://github.com/{owner}/{name}{suffix}"]
+    if not suffix.endswith("/"):
+        forms.append(f"git@github.com:{owner}/{name}{suffix}")
+    for form in forms:
+        web = web_repo(form)
+        assert web is not None and web.kind == "github", form
+        assert web.base == f"https://github.com/{owner}/{name}" and "@" not in web.base and "SECRET" not in web.base, form
+        assert web.commit("ab" * 20) == f"https://github.com/{owner}/{name}/commit/{'ab' * 20}"
+
+
+@given(groups=st.lists(SEGMENT, min_size=1, max_size=3), name=SEGMENT, host=st.sampled_from(["gitlab.com", "gitlab.example.org"]))
+def test_every_gitlab_remote_form_keeps_nested_groups(groups: list[str], name: str, host: str) -> None:
+    path = "/".join([*groups, name])
+    for form in (f"https://oauth2:glpat-SECRET@{host}/{path}.git", f"git@{host}:{path}.git", f"ssh://git@{host}:2222/{path}"):
+        web = web_repo(form)
+        assert web is not None and web.kind == "gitlab" and web.base == f"https://{host}/{path}", form
+        assert web.commit("c" * 40) == f"https://{host}/{path}/-/commit/{'c' * 40}" and "SECRET" not in web.commit("c" * 40)
+
+
+@given(st.text(max_size=80))
+def test_any_remote_text_gives_a_clean_address_or_none(text: str) -> None:
+    web = web_repo(text)
+    if web is not None:
+        assert web.base.startswith("https://") and "@" not in web.base and not any(c.isspace() for c in web.base)
+
+
+def test_remotes_that_are_not_github_or_gitlab_give_no_link() -> None:
+    for remote in ("/srv/git/repo.git", "file:///srv/git/repo.git", "https://example.com/o/r.git", "https://github.com/o/r/tree/main",
+                   "ftp://github.com/o/r.git", "git@bitbucket.org:o/r.git", "https://github.com/o/../r"):
+        assert web_repo(remote) is None, remote
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(-1e6, 1e6)), max_size=30))
+def test_the_sparkline_has_one_mark_per_value_lowest_lowest_and_highest_highest(values: list[float | None]) -> None:
+    line = sparkline(values)
+    scored = [v for v in values if v is not None]
+    if not scored:
+        assert line == ""
+        return
+    assert len(line) == len(values)
+    for v, mark in zip(values, line):
+        assert (mark == "·") == (v is None)
+    marks = {v: line[i] for i, v in enumerate(values) if v is not None}
+    assert marks[min(scored)] == "▁"
+    assert marks[max(scored)] == ("▁" if max(scored) == min(scored) else "█")
+    order = sorted(marks)  # monotone: a higher value never gets a lower bar
+    assert all(BARS.index(marks[a]) <= BARS.index(marks[b]) for a, b in zip(order, order[1:]))
+
+
+def climbed(repo: Path) -> list[dict[str, object]]:
+    synthetic_project(repo, rows=120, policies={"policy_a.txt": "accuracy: 0.5\nlatency: 20\ncost: 0.001\n",
+                                                "policy_b.txt": "accuracy: 0.5\nlatency: 20\ncost: 0.001\n"})
+    assert run_gitera(repo, "run").code == 0
+    for text in ("accuracy: 0.6\nlatency: 25\ncost: 0.002\n", "accuracy: 0.61\nlatency: 25\ncost: 0.002\n", "crash\n"):
+        (repo / "policy_b.txt").write_text(text)
+        run_gitera(repo, "iterate", "-m", f"try {text.splitlines()[0]}")
+    return [json.loads(x) for x in run_gitera(repo, "log", "--format", "jsonl").out.splitlines()[1:]]
+
+
+def numstat(repo: Path, commit: str) -> str:
+    added, deleted, path = git(repo, "diff", "--numstat", f"{commit}^", commit, "--", "policy_b.txt").split()
+    return f"{path} +{added} −{deleted}"
+
+
+def test_log_table_shows_attempts_by_metric_secondaries_and_params_or_the_change(repo: Path) -> None:
+    atts = climbed(repo)
+    out = run_gitera(repo, "log").out.splitlines()
+    assert out[0].split()[:4] == ["exp", "commit", "status", "accuracy"]  # the frame's metric by name
+    assert "$/1k rows" in out[0] and "latency ms" in out[0] and "params / change" in out[0]
+    runs = {line.split()[0]: line for line in out[1:3]}
+    assert "policy=policy_a.txt" in runs["a"] and "baseline" in runs["a"] and "policy=policy_b.txt" in runs["b"]
+    for a, line in zip(atts, [x for x in out if x.startswith("#")]):
+        commit = str(a["commit"])
+        assert line.split()[:3] == [f"#{a['iteration']}", "s1", commit[:10]]
+        assert numstat(repo, commit) in line  # the target diff summary, as git counts it
+        if a["status"] != "crash":
+            assert f"{a['score']:.4f}" in line and f"{a['cost_per_1k']:.4f}" in line and f"{a['latency_ms']:.1f}" in line
+
+
+def test_log_md_links_every_commit_to_the_remote_s_web_page_and_draws_the_progression(repo: Path) -> None:
+    atts = climbed(repo)
+    git(repo, "remote", "add", "origin", "https://x-access-token:ghp_SECRET@github.com/acme/router.git")
+    md = run_gitera(repo, "log", "--format", "md", "--chart", "progression.png").out
+    assert "SECRET" not in md and "x-access-token" not in md
+    for a in atts:
+        commit = str(a["commit"])
+        assert f"[`{commit[:10]}`](https://github.com/acme/router/commit/{commit})" in md
+        assert f"| {numstat(repo, commit)} | {a['status']} |" in md
+    start = float(atts[0]["best_score"])  # type: ignore[arg-type]
+    line = re.search(r"Progression of accuracy: `([^`]+)` \(before attempt 1, then each of 3 attempts; ([0-9.]+) → best kept ([0-9.]+)", md)
+    assert line is not None, md
+    assert line.group(1) == sparkline([start, *(a["score"] for a in atts)])  # type: ignore[misc]
+    assert float(line.group(2)) == round(start, 4) and "[progression chart](progression.png)" in md
+    # a GitLab remote over ssh: the same links in GitLab's form
+    git(repo, "remote", "set-url", "origin", "git@gitlab.com:acme/ml/router.git")
+    md = run_gitera(repo, "log", "--format", "md").out
+    assert f"(https://gitlab.com/acme/ml/router/-/commit/{atts[0]['commit']})" in md
+    # a remote on neither: plain commit ids, no guessed link
+    git(repo, "remote", "set-url", "origin", "/srv/git/router.git")
+    md = run_gitera(repo, "log", "--format", "md").out
+    assert f"| `{str(atts[0]['commit'])[:10]}` |" in md and "](http" not in md
+
+
+def test_the_report_after_the_verdict_keeps_iterations_gates_and_charts(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    git(repo, "remote", "add", "origin", "git@github.com:acme/router.git")
+    assert run_gitera(repo, "run").code == 0
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    assert run_gitera(repo, "iterate", "-m", "a better policy").code == 0
+    assert run_gitera(repo, "gate").code == 0
+    assert run_gitera(repo, "verdict").code == 0
+    attempt = json.loads(run_gitera(repo, "log", "--format", "jsonl").out.splitlines()[1])
+    verdict = git(repo, "rev-parse", "gitera/syn/verdict^{commit}").strip()
+    gate = git(repo, "log", "-1", "--format=%H", "--grep=^Gitera-Gate: ", "autoexp/syn").strip()
+    md = json.loads(run_gitera(repo, "report", "--json").out)["markdown"]
+    assert "**Verdict:" in md and "Iterations and gates on dev" in md
+    assert f"[`{attempt['commit'][:10]}`](https://github.com/acme/router/commit/{attempt['commit']})" in md
+    assert f"Gate after sprint 1 ([`{gate[:10]}`](https://github.com/acme/router/commit/{gate}))" in md
+    charts = re.findall(rf"\[([\w-]+\.png)\]\(https://github\.com/acme/router/blob/{verdict}/([^)]+)\)", md)
+    assert {name for name, _ in charts} >= {"arm-bar.png", "forest-plot.png", "cost-vs-accuracy.png", "progression.png"}, md
+    for _, path in charts:
+        assert git(repo, "cat-file", "-t", f"{verdict}:{path}").strip() == "blob"  # each link names a committed chart

@@ -275,6 +275,17 @@ class Repo:
                                "commit or stash your uncommitted changes and run the command again — nothing was changed.")
         self._memo.pop("branch", None)
 
+    def remote_url(self) -> str | None:
+        """The URL of the remote this work is published to: the checked-out branch's remote, else
+        origin, else the only remote; None without one."""
+        remotes = self.git("remote").split()
+        branch = self.current_branch()
+        upstream = _run(["config", "--get", f"branch.{branch}.remote"], self.root, check=False).stdout.decode().strip() if branch else ""
+        name = upstream if upstream in remotes else "origin" if "origin" in remotes else remotes[0] if len(remotes) == 1 else None
+        if name is None:
+            return None
+        return _run(["config", "--get", f"remote.{name}.url"], self.root, check=False).stdout.decode().strip() or None
+
     def default_branch(self) -> str | None:
         """The branch new work starts from: origin's HEAD, else init.defaultBranch, main or master
         (a local branch when one exists, else the remote-tracking one); None when none exists."""

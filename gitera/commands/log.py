@@ -28,7 +28,14 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
         pass
     if as_json:
         fmt = "json"
-    rendered = render(fmt, exp.tag, records, max_iterations)
+    ctx = None
+    if fmt in ("table", "md"):
+        from gitera.domain.logview import log_context
+        from gitera.domain.records import frame_at
+
+        ctx = log_context(repo, f"refs/heads/{exp.branch}", records, frame_at(repo, exp, f"refs/heads/{exp.branch}"),
+                          chart=str(chart) if chart is not None else None)
+    rendered = render(fmt, exp.tag, records, max_iterations, ctx)
     if chart is not None:
         from gitera.domain.progression import progression_chart
 
