@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -342,3 +343,54 @@ def test_the_report_after_the_verdict_keeps_iterations_gates_and_charts(repo: Pa
     assert {name for name, _ in charts} >= {"arm-bar.png", "forest-plot.png", "cost-vs-accuracy.png", "progression.png"}, md
     for _, path in charts:
         assert git(repo, "cat-file", "-t", f"{verdict}:{path}").strip() == "blob"  # each link names a committed chart
+
+
+# --- the generated .gitattributes ------------------------------------------------------------------
+
+
+def test_split_marks_per_row_files_generated_so_a_pull_request_shows_what_matters(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "run").code == 0
+    (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
+    assert run_gitera(repo, "iterate", "-m", "a better policy").code == 0
+    changed = git(repo, "diff", "--name-only", "main", "autoexp/syn").split()
+    generated = {p for p in changed if p.endswith(".jsonl") or p.endswith(("leak.json", "iterate.json"))}
+    assert {".gitera/syn/split/dev.jsonl", ".gitera/syn/split/leak.json", ".gitera/syn/runs/attempt-001.jsonl",
+            ".gitera/syn/runs/iterate.json"} <= generated and any(p.startswith(".gitera/syn/runs/run-001/") for p in generated)
+    attrs = git(repo, "check-attr", "linguist-generated", "diff", "--", *changed)
+    for path in changed:
+        mine = {line.split(": ")[1]: line.split(": ")[2] for line in attrs.splitlines() if line.startswith(f"{path}: ")}
+        if path in generated:
+            assert mine == {"linguist-generated": "set", "diff": "unset"}, (path, mine)
+        elif path.endswith(".seal"):  # binary since the split (split/.gitattributes)
+            assert mine == {"linguist-generated": "unspecified", "diff": "unset"}, (path, mine)
+        else:  # the frame, the lock, manifests, gate records, the target file, the harness: reviewable
+            assert mine == {"linguist-generated": "unspecified", "diff": "unspecified"}, (path, mine)
+    # what a reviewer's `git diff` shows: the generated files as changed, not row by row
+    numstat = {line.split("\t")[2]: line.split("\t")[:2] for line in git(repo, "diff", "--numstat", "main", "autoexp/syn").splitlines()}
+    assert numstat[".gitera/syn/split/dev.jsonl"] == ["-", "-"] and numstat["policy_b.txt"] != ["-", "-"]
+    assert numstat[".gitera/syn/frame.yaml"] != ["-", "-"]
+
+
+@pytest.mark.parametrize("blind", ["-diff", "textconv"])
+def test_attributes_cannot_blind_the_gate_s_hardcode_scan(repo: Path, blind: str) -> None:
+    # an agent with shell access marks the target file so `git diff` hides its lines from the scan
+    synthetic_project(repo)
+    assert run_gitera(repo, "run").code == 0
+    info = repo / ".git/info/attributes"
+    info.parent.mkdir(exist_ok=True)
+    if blind == "-diff":
+        info.write_text("policy_b.txt -diff\n")
+    else:
+        info.write_text("policy_b.txt diff=hide\n")
+        git(repo, "config", "diff.hide.textconv", "true")  # converts every version to nothing
+    dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
+    planted = dev[3]["text"]
+    out = ""
+    for acc in ("0.6", "0.7", "0.8"):
+        (repo / "policy_b.txt").write_text(f"accuracy: {acc}\n{planted}\n")
+        r = run_gitera(repo, "iterate", "-m", f"accuracy {acc}")
+        out = r.out
+    gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)", "autoexp/syn").strip())
+    assert gate["hardcode_hits"] >= 1 and dev[3]["id"] in gate["hardcode"][0]["rows"], gate
+    assert gate["outcome"] == "fail" and "gate after sprint 1: FAIL" in out

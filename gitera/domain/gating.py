@@ -58,7 +58,9 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     out.info(f"gate: sprint {state.sprint} — hardcode scan, replication on the gate rows, saturation")
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
-    diff = repo.git("diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
+    # --text --no-textconv --no-ext-diff: attributes (a `-diff` or a textconv driver in .gitattributes
+    # or .git/info/attributes) must not turn the scanned lines into "Binary files differ" or hide them
+    diff = repo.git("diff", "--text", "--no-textconv", "--no-ext-diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
     open_rows = [*load_split(exp, "train"), *load_split(exp, "dev")]
     gate_rows = load_split(exp, "gate")
     exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
