@@ -93,6 +93,7 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, start: str | None
         --arm v1="current prompt" --arm v2="names the payment processor" \\
         --baseline v1 --baseline-ref src/route.py:42 --threshold 0.05 \\
         --slice-loss-floor 0.02 --eval-command "python eval/run.py" --locked eval/run.py
+      gitera init followup --from autoexp/prompt-v2   # build on another experiment's branch
     """
     from gitera.commands.init import init as run
     from gitera.core.scaffold import FrameDraft
