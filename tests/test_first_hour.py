@@ -240,3 +240,19 @@ def test_status_never_suggests_iterate_once_the_loop_stopped(repo: Path) -> None
     text = run_gitera(repo, "status").out
     nxt = text.split("next:")[-1]
     assert "iterate" not in nxt and "`gitera verdict`" in nxt and doc["next"].startswith("`gitera verdict`"), text
+
+
+def test_a_command_refused_for_a_broken_lock_gives_the_same_working_restore_command(repo: Path) -> None:
+    from tests.helpers import init_and_lock
+
+    init_and_lock(repo)
+    (repo / "eval/run.py").write_text("print('a better score')\n")
+    git(repo, "add", "eval/run.py")
+    r = run_gitera(repo, "split")
+    assert r.code == 3 and "locked files of experiment exp1 changed since the lock: eval/run.py" in r.err
+    assert "`git checkout -- <file>`" not in r.err
+    command = re.findall(r"`(git restore[^`]+)`", r.err)
+    assert command == ["git restore --staged --worktree -- eval/run.py"], r.err
+    follow(repo, command)
+    r = run_gitera(repo, "split")
+    assert "changed since the lock" not in r.err  # on to the next problem (this project has no data file)

@@ -452,9 +452,11 @@ def require_intact(exp: Experiment) -> dict[str, Any]:
     lock = exp.read_lock()
     changed = changed_locked_files(exp, lock)
     if changed:
+        commands = restore_commands(exp, locked_changes(exp, lock))
         raise RefusedError(
             f"locked files of experiment {exp.tag} changed since the lock: {', '.join(changed)}; "
-            "restore them (`git checkout -- <file>`) — a new question needs a new experiment (`gitera init NEW_TAG`)."
+            f"restore them ({'; '.join(f'`{c}`' for c in commands) or '`git restore -- <file>`'}) — "
+            "a new question needs a new experiment (`gitera init NEW_TAG`)."
         )
     return lock
 
