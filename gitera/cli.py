@@ -210,11 +210,17 @@ def run(tag: str | None, no_cache: bool, as_json: bool) -> None:
 @cli.command(context_settings=CONTEXT)
 @tag_option
 @click.option("-m", "--message", "hypothesis", default="", metavar="HYPOTHESIS", help="The one change this attempt tests, as a hypothesis.")
-@click.option("--loop", is_flag=True, help="Keep iterating until a stop condition, with --propose making each change.")
+@click.option("--loop", is_flag=True, help="Keep iterating until a stop condition, with --propose making each change "
+              "(without --propose: resume the last session).")
 @click.option("--propose", metavar="CMD", help="With --loop: a command (an agent or script) that edits the target files.")
+@click.option("--resume", is_flag=True, help="Go on after a plateau or crash stop (a budget stop stays final).")
+@click.option("--max-hours", type=float, metavar="H", help="With --loop: this session's wall-clock limit, in hours.")
+@click.option("--never-stop", is_flag=True, help="With --loop: failing proposals never end the session; only a budget "
+              "(or --max-hours) does.")
 @click.option("--no-cache", is_flag=True, help="Score every row again even if a cached result exists.")
 @json_option
-def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, no_cache: bool, as_json: bool) -> None:
+def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, resume: bool, max_hours: float | None,
+            never_stop: bool, no_cache: bool, as_json: bool) -> None:
     """One attempt on the iterated arm: score the target files' change on dev, keep or restore.
 
     Only the frame's target files may differ from the current best. The attempt is kept
@@ -227,17 +233,20 @@ def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, n
       $EDITOR rules/v2.txt
       gitera iterate -m "a rule for 'card+arrive' moves delivery questions out of the fallback"
       gitera iterate --loop --propose "python agent.py"   # autonomous, until a stop condition
+      gitera iterate --loop --propose "python agent.py" --max-hours 8 --never-stop   # overnight
+      gitera iterate --loop                 # resume the last session (after a kill, the next night)
+      gitera iterate --loop --resume        # go on after a plateau stop
     """
     out = _out(as_json)
+    if not loop and (propose or max_hours is not None or never_stop):
+        raise click.UsageError("--propose, --max-hours and --never-stop go with --loop")
     if loop:
         from gitera.commands.autoloop import autoloop
 
-        if not propose:
-            raise click.UsageError("--loop needs --propose CMD: the command that makes each change")
-        sys.exit(autoloop(tag, propose, out, use_cache=not no_cache))
+        sys.exit(autoloop(tag, propose, out, use_cache=not no_cache, resume=resume, max_hours=max_hours, never_stop=never_stop))
     from gitera.commands.iterate import iterate as run_cmd
 
-    sys.exit(run_cmd(tag, hypothesis, out, use_cache=not no_cache))
+    sys.exit(run_cmd(tag, hypothesis, out, use_cache=not no_cache, resume=resume))
 
 
 @cli.command(context_settings=CONTEXT)
