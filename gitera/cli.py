@@ -115,20 +115,29 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
 
 @cli.command(context_settings=CONTEXT)
 @tag_option
+@click.option("--check", is_flag=True, help="First run the harness once per arm (on the first row the split will put in train) "
+              "and refuse to lock when an arm gives no score.")
+@click.option("--dry-run", is_flag=True, help="Run that check and lock nothing.")
+@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="With --check: the data file (default: data.source).")
 @json_option
-def lock(tag: str | None, as_json: bool) -> None:
+def lock(tag: str | None, check: bool, dry_run: bool, data: Path | None, as_json: bool) -> None:
     """Validate the frame and freeze it with every locked file (one commit).
 
     From then on the hooks, every gitera command and `gitera verify` refuse any
-    change to the frame or a locked file.
+    change to the frame or a locked file. With --check the harness runs once per arm
+    first, so a harness that produces no score is fixed before it is frozen (exit 5).
 
     \b
     Example:
+      gitera lock --check                  # check the harness, then lock
+      gitera lock --dry-run --data data/tickets.csv
       gitera lock
     """
     from gitera.commands.lock import lock as run
 
-    sys.exit(run(tag, _out(as_json)))
+    if data is not None and not (check or dry_run):
+        raise click.UsageError("--data goes with --check or --dry-run")
+    sys.exit(run(tag, _out(as_json), check=check, dry_run=dry_run, data=data))
 
 
 @cli.command(context_settings=CONTEXT)
