@@ -57,7 +57,7 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("tag")
+@click.argument("tag", required=False)
 @click.option("--question", "-q", default="", help="The question, in one sentence.")
 @click.option("--hypothesis", default="", help="What you expect and why.")
 @click.option("--baseline", "baseline", default="baseline", show_default=True, help="Name of the baseline arm.")
@@ -78,8 +78,10 @@ def cli() -> None:
 @click.option("--locked", "locked", multiple=True, metavar="FILE", help="A file frozen by the lock (repeatable).")
 @click.option("--trials", type=click.IntRange(3, 100), default=3, show_default=True, help="Trials per row and arm.")
 @click.option("--harness", type=click.Choice(["command", "python"]), help="Also write a starter eval harness.")
+@click.option("--agent", is_flag=True, help="Also write program.md and an AGENTS.md section telling a coding agent the loop "
+              "(without TAG: regenerate them from the current experiment's frame).")
 @json_option
-def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **opts: Any) -> None:
+def init(tag: str | None, arms: tuple[str, ...], harness: str | None, agent: bool, as_json: bool, **opts: Any) -> None:
     """Start experiment TAG: branch autoexp/TAG with a frame template and program.md.
 
     Options fill the frame without an editor; whatever is left holds a TODO
@@ -91,9 +93,17 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
         --arm v1="current prompt" --arm v2="names the payment processor" \\
         --baseline v1 --baseline-ref src/route.py:42 --threshold 0.05 \\
         --slice-loss-floor 0.02 --eval-command "python eval/run.py" --locked eval/run.py
+      gitera init --agent          # after `gitera lock`: program.md and AGENTS.md from the frame
     """
     from gitera.commands.init import init as run
     from gitera.core.scaffold import FrameDraft
+
+    if tag is None:
+        if not agent:
+            raise click.UsageError("give the experiment's TAG (or --agent, to write the agent's files of the current experiment)")
+        from gitera.commands.init import init_agent
+
+        sys.exit(init_agent(None, _out(as_json)))
 
     parsed: dict[str, str] = {}
     for item in arms:
@@ -110,7 +120,7 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
             opts["eval_python"] = PYTHON_TARGET
         opts["locked"] = tuple(opts["locked"]) or (HARNESS_PATH,)
     draft = FrameDraft(tag=tag, arms=parsed, **opts)
-    sys.exit(run(draft, _out(as_json), harness=harness))
+    sys.exit(run(draft, _out(as_json), harness=harness, agent=agent))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -320,6 +330,27 @@ def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
     from gitera.commands.log import log as run_cmd
 
     sys.exit(run_cmd(tag, fmt, as_json, chart, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("-m", "--message", "reason", required=True, metavar="REASON", help="Why the experiment is abandoned (recorded).")
+@json_option
+def abandon(tag: str | None, reason: str, as_json: bool) -> None:
+    """Abandon an experiment: record why, release nothing, and free its tag (one commit).
+
+    The branch is renamed autoexp-abandoned/TAG-DATE and kept for review; the sealed test
+    set stays sealed and its key stays out of git (renamed aside). Every command refuses
+    the abandoned experiment; `gitera init TAG` starts a new one.
+
+    \b
+    Example:
+      gitera abandon -m "the harness scored the wrong field; starting over"
+      git switch main && gitera init prompt-v2
+    """
+    from gitera.commands.abandon import abandon as run_cmd
+
+    sys.exit(run_cmd(tag, reason, _out(as_json)))
 
 
 @cli.command(context_settings=CONTEXT)

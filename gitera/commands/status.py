@@ -45,6 +45,12 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             }
         except (ValueError, AttributeError):
             info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
+    if exp.path("abandoned.json").exists():  # loopctl: gitera abandon
+        try:
+            info["abandoned"] = json.loads(exp.path("abandoned.json").read_text())
+        except ValueError:
+            info["abandoned"] = {"reason": "abandoned.json is unreadable"}
+        info["stage"] = "abandoned"
     v = exp.verdict_doc()
     if v is not None:
         info["stage"] = "concluded"
@@ -88,6 +94,10 @@ def _text(info: dict[str, Any]) -> str:
             lines.append(f"  the last autonomous run stopped: {loop['stop_reason']}")
         elif loop.get("stop_reason"):
             lines.append(f"  stopped: {loop['stop_reason']}")
+    if info.get("abandoned"):
+        ab = info["abandoned"]
+        lines.append(f"  ABANDONED {ab.get('at', '')}: {ab.get('reason')} — nothing was released; history kept on {ab.get('branch')}; "
+                     f"start again with `gitera init {info['tag']}` from your main branch")
     if info.get("verdict"):
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
     if info.get("verdict_error"):
@@ -97,7 +107,7 @@ def _text(info: dict[str, Any]) -> str:
     else:
         following = {"locked": "`gitera split`", "split": "`gitera pilot`", "piloted": "`gitera run`",
                      "run": "`gitera iterate -m HYPOTHESIS` or `gitera verdict`", "iterating": "`gitera iterate -m HYPOTHESIS`, or `gitera verdict` when the loop is done"}
-        if info["stage"] in following:
+        if info["stage"] in following and not info.get("abandoned"):
             lines.append(f"  next: {following[info['stage']]}")
     return "\n".join(lines)
 

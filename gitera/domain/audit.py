@@ -50,8 +50,10 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     checks: list[Check] = []
     lock_commit = commit_of(records, "Lock")
     tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
+    abandoned = abandon_checks(repo, exp, records, tip)  # loopctl
     if lock_commit is None:
-        return [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
+        return abandoned or [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
+    checks += abandoned
     lock = json.loads(show(repo, lock_commit, exp.lock_rel) or b"{}")
     locked = {rec["path"]: rec["blob"] for rec in [lock.get("frame", {}), *lock.get("files", [])] if "path" in rec}
     locked[exp.lock_rel] = repo.ls_tree(lock_commit, [exp.lock_rel]).get(exp.lock_rel, "")
@@ -405,3 +407,25 @@ def _effects(arm: Mapping[str, Any]) -> tuple[Any, Any]:
 
 def _close(a: float | None, b: float | None) -> bool:
     return a is None and b is None or a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9)
+
+
+# --- loopctl: an abandoned experiment (gitera abandon) and imported history (gitera import) ----------
+def abandon_checks(repo: Repo, exp: Experiment, records: Sequence[Record], tip: str) -> list[Check]:
+    """For an abandoned experiment: it was abandoned before any opening, and nothing happened to it after."""
+    marks = [r for r in records if r.kind == "Abandon"]
+    if not marks:
+        return []
+    mark = marks[0]
+    when = f"{mark.data.get('at', '?')}: {mark.data.get('reason', '?')}"
+    opened = [r.commit[:10] for r in records if r.kind == "Verdict"]
+    since = set(repo.git("rev-list", f"{mark.commit}..{tip}").split())
+    later = sorted({r.commit[:10] for r in records if r.commit in since}
+                   | {c[:10] for c in repo.git("rev-list", f"{mark.commit}..{tip}", "--", exp.rel("")).split()})
+    return [
+        ("the experiment was abandoned, not concluded", True, when),
+        ("abandoned without opening the test set (no verdict, no released key)", not opened,
+         f"a verdict in {', '.join(opened)}" if opened else ""),
+        ("nothing recorded for the experiment after its abandonment", not later and len(marks) == 1,
+         f"later commits {', '.join(later[:5])}" if later else ("abandoned twice" if len(marks) > 1 else "")),
+    ]
+# --- end loopctl -------------------------------------------------------------------------------------------

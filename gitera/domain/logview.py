@@ -55,6 +55,14 @@ def tsv_row(a: Record) -> list[str]:
     return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
 
 
+# --- loopctl: the table lines of Gitera-Resume, Gitera-Abandon and Gitera-Import records ---
+EXTRA_LINES = {
+    "Resume": lambda d: f"{'resumed':<10} after: {d.get('after')}",
+    "Abandon": lambda d: f"{'abandoned':<10} {d.get('reason')} (kept on {d.get('branch')}; nothing released)",
+    "Import": lambda d: f"{'imported':<10} {d.get('rows')} rows of {d.get('source')}: unscored history, never evidence",
+}
+
+
 def _num(v: Any, spec: str = ".4f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
 
@@ -107,4 +115,6 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
             lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {str(d.get('outcome')):<10} {'; '.join(d.get('reasons') or [])}")
         elif r.kind == "Stop":
             lines.append(f"{'':>3} {'stop':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {'stopped':<10} {d.get('reason')}")
+        elif r.kind in EXTRA_LINES:  # loopctl: resume, abandon, import
+            lines.append(f"{'':>3} {r.kind.lower():>6} {r.commit[:10]:<10} {'':>8} {'':>10} {EXTRA_LINES[r.kind](d)}")
     return "\n".join(lines)
