@@ -310,7 +310,8 @@ def diagnose(tag: str | None, attempt: str, against: str, train: int, as_json: b
 
 @cli.command(context_settings=CONTEXT)
 @tag_option
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "tsv", "jsonl", "md", "json"]), default="table", show_default=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "tsv", "jsonl", "md", "json", "results-tsv"]), default="table",
+              show_default=True)
 @click.option("--chart", type=click.Path(path_type=Path, dir_okay=False), help="Also draw the progression chart (PNG; an SVG is written beside it).")
 @json_option
 def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
@@ -319,12 +320,14 @@ def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
     \b
     Formats: table (default); tsv (commit, metric, guard, status, description);
     jsonl (a config header line, then one result line per attempt); md (a dashboard
-    for a pull request); json (everything).
+    for a pull request); json (everything); results-tsv (autoresearch's results.tsv:
+    commit, <metric>, memory_gb, status keep/discard/crash, description).
 
     \b
     Example:
       gitera log
       gitera log --format tsv > results.tsv
+      gitera log --format results-tsv > results.tsv     # for autoresearch's tools
       gitera log --format md --chart progression.png
     """
     from gitera.commands.log import log as run_cmd
@@ -351,6 +354,26 @@ def abandon(tag: str | None, reason: str, as_json: bool) -> None:
     from gitera.commands.abandon import abandon as run_cmd
 
     sys.exit(run_cmd(tag, reason, _out(as_json)))
+
+
+@cli.command("import", context_settings=CONTEXT)
+@tag_option
+@click.argument("results", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def import_(tag: str | None, results: Path, as_json: bool) -> None:
+    """Bring an autoresearch results.tsv onto the experiment branch as unscored history (one commit).
+
+    The file (commit, <metric>, memory_gb, status, description) is committed as given and
+    marked unscored: `gitera log` shows it, and no decision (best, budget, gate, verdict)
+    ever reads it. A malformed file is refused with its line and what would be valid.
+
+    \b
+    Example:
+      gitera import ../autoresearch/results.tsv
+    """
+    from gitera.commands.import_history import import_results
+
+    sys.exit(import_results(tag, results, _out(as_json)))
 
 
 @cli.command(context_settings=CONTEXT)

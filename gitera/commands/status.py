@@ -45,6 +45,10 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             }
         except (ValueError, AttributeError):
             info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
+    imported = sorted(exp.path("imported").glob("*.tsv")) if exp.path("imported").is_dir() else []
+    if imported:  # loopctl: gitera import — history only, never evidence
+        rows = sum(max(0, len([x for x in p.read_text(errors="replace").splitlines() if x.strip()]) - 1) for p in imported)
+        info["imported"] = {"files": [exp.rel(f"imported/{p.name}") for p in imported], "rows": rows, "evidence": False}
     if exp.path("abandoned.json").exists():  # loopctl: gitera abandon
         try:
             info["abandoned"] = json.loads(exp.path("abandoned.json").read_text())
@@ -94,6 +98,8 @@ def _text(info: dict[str, Any]) -> str:
             lines.append(f"  the last autonomous run stopped: {loop['stop_reason']}")
         elif loop.get("stop_reason"):
             lines.append(f"  stopped: {loop['stop_reason']}")
+    if info.get("imported"):
+        lines.append(f"  imported history: {info['imported']['rows']} rows (unscored, never evidence; `gitera log` shows them)")
     if info.get("abandoned"):
         ab = info["abandoned"]
         lines.append(f"  ABANDONED {ab.get('at', '')}: {ab.get('reason')} — nothing was released; history kept on {ab.get('branch')}; "

@@ -11,7 +11,7 @@ from typing import Any
 
 from gitera.adapters.history import Record, attempts
 
-FORMATS = ("table", "tsv", "jsonl", "md", "json")
+FORMATS = ("table", "tsv", "jsonl", "md", "json", "results-tsv")  # results-tsv: gitera.domain.imported (loopctl)
 
 
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
