@@ -84,6 +84,8 @@ def test_imported_history_is_never_evidence_and_tampering_with_it_is_caught(repo
             text = path.read_text()
             assert "IMPORTED-MARKER" not in text and "0.987654" not in text and "0.9877" not in text, path
     assert run_gitera(repo, "verify").code == 0
+    r = run_gitera(repo, "abandon", "-m", "too late")
+    assert r.code == 3 and "reached its verdict" in r.err  # concluded, not abandoned
 
     # editing the imported history afterwards (hooks skipped) is caught
     (repo / ".gitera/syn/imported/results-001.tsv").write_text(fake.read_text().replace("0.987654", "0.999999"))

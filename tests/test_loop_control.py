@@ -227,3 +227,30 @@ def test_never_stop_needs_a_wall_clock_and_outlasts_failing_proposals(repo: Path
     assert "never-stop: 3 proposal(s) in a row failed; asking again in 4 s" in r.out
     assert trailers(repo, "Stop")[-1]["kind"] == "session"
     assert run_gitera(repo, "iterate", "--max-hours", "1").code == 2  # session options go with --loop
+
+
+def test_a_crash_stop_can_be_resumed_a_gates_kill_cannot(repo: Path) -> None:
+    project(repo, frame_edits={"max_consecutive_crashes: 3}": "max_consecutive_crashes: 1}"})
+    (repo / "policy_b.txt").write_text("crash\n")
+    r = run_gitera(repo, "iterate", "-m", "a broken edit")
+    assert r.code == 5 and "the loop stops: 1 consecutive attempts crashed" in r.out, r.out + r.err
+    stop = trailers(repo, "Stop")[-1]
+    assert stop["kind"] == "crashes" and stop["resumable"] is True
+    (repo / "policy_b.txt").write_text("accuracy: 0.5\nsplit.dev: 0.7\n")  # a gain on the climbing rows only
+    r = run_gitera(repo, "iterate", "--resume", "-m", "fixed")
+    assert r.code == 0 and "#2 KEEP" in r.out, r.out + r.err
+    assert trailers(repo, "Resume")[-1]["kind"] == "crashes" and state(repo)["consecutive_crashes"] == 0
+    for k, acc in ((3, "0.75"), (4, "0.8")):
+        (repo / "policy_b.txt").write_text(f"accuracy: 0.5\nsplit.dev: {acc}\n")
+        r = run_gitera(repo, "iterate", "-m", f"more of it {k}")
+    assert trailers(repo, "Gate")[-1]["outcome"] == "fail" and state(repo)["status"] == "killed", r.out
+    r = run_gitera(repo, "iterate", "--resume", "-m", "again")
+    assert r.code == 3 and "A gate's decision is final" in r.err, r.err
+
+
+def test_the_wall_clock_limit_also_stops_a_hanging_proposer(repo: Path) -> None:
+    project(repo)
+    r = run_gitera(repo, "iterate", "--loop", "--propose", plan(repo, ["HANG"]), "--max-hours", "0.001")
+    assert r.code == 0, r.out + r.err
+    assert "proposal failed: timed out after" in r.err and (repo.parent / "plan.json.hung").exists()
+    assert "the session's wall-clock limit of 0.001 h is reached" in trailers(repo, "Stop")[-1]["reason"]
