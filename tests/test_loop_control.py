@@ -171,6 +171,9 @@ def test_a_killed_session_resumes_with_loop_alone_and_keeps_counting(repo: Path)
     proposer = int(hung.read_text())
     assert subprocess.run(["ps", "-o", "stat=", "-p", str(proposer)], capture_output=True, text=True).stdout.strip()[:1] in ("", "Z")
 
+    status = run_gitera(repo, "status")
+    assert f"autonomous session of `{command}`: interrupted after 2 attempt(s) — `gitera iterate --loop` resumes it" in status.out, status.out
+    assert json.loads(run_gitera(repo, "status", "--json").out)["session"]["state"] == "interrupted"
     r = run_gitera(repo, "iterate", "--loop")  # no --propose: the interrupted session goes on
     assert r.code == 0, r.out + r.err
     assert f"resuming the interrupted session of `{command}` (2 attempt(s) so far)" in r.out

@@ -45,6 +45,12 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             }
         except (ValueError, AttributeError):
             info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
+    if "loop" in info:  # loopctl: the last `gitera iterate --loop` session (local state under .git/gitera/loop/)
+        from gitera.domain.session import session_status
+
+        session = session_status(exp.repo, exp)
+        if session is not None:
+            info["session"] = session
     imported = sorted(exp.path("imported").glob("*.tsv")) if exp.path("imported").is_dir() else []
     if imported:  # loopctl: gitera import — history only, never evidence
         rows = sum(max(0, len([x for x in p.read_text(errors="replace").splitlines() if x.strip()]) - 1) for p in imported)
@@ -98,6 +104,11 @@ def _text(info: dict[str, Any]) -> str:
             lines.append(f"  the last autonomous run stopped: {loop['stop_reason']}")
         elif loop.get("stop_reason"):
             lines.append(f"  stopped: {loop['stop_reason']}")
+    session = info.get("session")
+    if session and session["state"] != "ended":
+        lines.append(f"  autonomous session of `{session['propose']}`: {session['state']} after {session['attempts']} attempt(s)"
+                     + (f", until {session['deadline']}" if session["deadline"] else "")
+                     + (" — `gitera iterate --loop` resumes it" if session["state"] == "interrupted" else ""))
     if info.get("imported"):
         lines.append(f"  imported history: {info['imported']['rows']} rows (unscored, never evidence; `gitera log` shows them)")
     if info.get("abandoned"):

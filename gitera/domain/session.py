@@ -162,6 +162,7 @@ class Session:
     skipped: list[str] = field(default_factory=list)  # duplicate proposals, reported, not scored, not counted
     failed: int = 0  # failing or unusable proposals in the session
     ended: str | None = None
+    pid: int | None = None  # the gitera process running it (a running session whose process is gone was interrupted)
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,6 +231,7 @@ def run_session(repo: Repo, exp: Experiment, session: Session, resume: bool, out
 
     failed: list[str] = []  # the last lines of the proposals that failed (or were unusable) in a row
     paused = False
+    session.pid = os.getpid()
     save_session(repo, exp, session)
     if resume:
         resume_loop(repo, exp, out, use_cache)
@@ -301,6 +303,28 @@ def run_session(repo: Repo, exp: Experiment, session: Session, resume: bool, out
         failed = []
         session.attempts += 1
         save_session(repo, exp, session)
+
+
+def session_status(repo: Repo, exp: Experiment) -> dict[str, Any] | None:
+    """The last `--loop` session, for `gitera status`: running, interrupted (resume with `gitera iterate --loop`) or ended."""
+    session = load_session(repo, exp)
+    if session is None:
+        return None
+    state = session.status
+    if state == "running" and not (session.pid and _alive(session.pid)):
+        state = "interrupted"
+    return {"state": state, "propose": session.propose, "attempts": session.attempts, "skipped": len(session.skipped),
+            "deadline": _clock(session.deadline) if session.deadline else None, "never_stop": session.never_stop, "ended": session.ended}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _end(repo: Repo, exp: Experiment, session: Session, state: LoopState, why: str, out: Output) -> int:
