@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.keys import holdout_seed
 from gitera.adapters.output import Output
 from gitera.core.errors import RefusedError
 from gitera.core.frame import Frame
 from gitera.core.loopstate import KILLED, SATURATED, LoopState, Point
+
+if TYPE_CHECKING:
+    from gitera.core.gate import Saturation
 from gitera.core.results import matrix, sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment
@@ -155,7 +158,7 @@ def _hit(h: Any) -> dict[str, Any]:
 
 
 # --- loopctl: saturation follows the frame's `iterate.plateau` and restarts after a resume (docs/iterate.md) ---
-def loop_saturation(frame: Frame, state: LoopState) -> Any:
+def loop_saturation(frame: Frame, state: LoopState) -> Saturation:
     """The gate's saturation check over the attempts since the last resume, with the frame's plateau window.
 
     The default plateau (6) keeps the gate's rule as it was (docs/gate.md); `plateau: N` makes N the
