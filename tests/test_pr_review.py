@@ -394,3 +394,16 @@ def test_attributes_cannot_blind_the_gate_s_hardcode_scan(repo: Path, blind: str
     gate = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Gate,valueonly)", "autoexp/syn").strip())
     assert gate["hardcode_hits"] >= 1 and dev[3]["id"] in gate["hardcode"][0]["rows"], gate
     assert gate["outcome"] == "fail" and "gate after sprint 1: FAIL" in out
+
+
+def test_status_all_lists_an_abandoned_experiment_beside_its_restart(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "abandon", "-m", "the harness scored the wrong field").code == 0
+    git(repo, "switch", "-q", "main")
+    assert run_gitera(repo, "init", "syn", "-q", "Does policy B beat policy A, scored right?").code == 0  # the tag is free again
+    rows = json.loads(run_gitera(repo, "status", "--all", "--json").out)["experiments"]
+    assert [(e["tag"], e["state"]) for e in rows] == [("syn", "framed"), ("syn", "abandoned")], rows
+    kept = rows[1]["branch"]
+    assert kept.startswith("autoexp-abandoned/syn-") and rows[1]["question"] == "Does policy B beat policy A?"
+    text = run_gitera(repo, "status", "--all").out
+    assert f"syn ({kept})" in text and "abandoned" in text

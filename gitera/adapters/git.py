@@ -275,6 +275,12 @@ class Repo:
                                "commit or stash your uncommitted changes and run the command again — nothing was changed.")
         self._memo.pop("branch", None)
 
+    def undo_new_branch(self, branch: str, back: str | None, head: str) -> None:
+        """Return to ``back`` (or the detached ``head``) and delete ``branch``, just made and still without commits."""
+        self.git("switch", "--quiet", *([back] if back else ["--detach", head]))
+        self.git("branch", "--quiet", "-D", branch)
+        self._memo.pop("branch", None)
+
     def remote_url(self) -> str | None:
         """The URL of the remote this work is published to: the checked-out branch's remote, else
         origin, else the only remote; None without one."""
@@ -300,6 +306,12 @@ class Repo:
                 if self.rev(ref) is not None:
                     return name if ref.startswith("refs/heads/") else f"origin/{name}"
         return None
+
+    def rename_branch(self, old: str, new: str) -> None:
+        """`git branch -m`: the branch keeps its commits and reflog under the new name; HEAD follows it
+        when it was checked out, and the work tree is not touched. Refuses to overwrite ``new``."""
+        self.git("branch", "-m", old, new)
+        self._memo.pop("branch", None)
 
     def write_blobs(self, contents: Sequence[bytes], object_format_len: int) -> list[str]:
         """Store blobs and return their ids. SHA-1 repositories get loose objects written directly

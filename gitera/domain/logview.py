@@ -14,7 +14,7 @@ from gitera.adapters.git import Repo
 from gitera.adapters.history import Record, attempts
 from gitera.core.weburl import WebRepo, web_repo
 
-FORMATS = ("table", "tsv", "jsonl", "md", "json")
+FORMATS = ("table", "tsv", "jsonl", "md", "json", "results-tsv")  # results-tsv: gitera.domain.imported (loopctl)
 
 
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
@@ -56,6 +56,15 @@ def tsv_row(a: Record) -> list[str]:
     scored = isinstance(score, (int, float)) and not isinstance(score, bool)
     guard = "fail" if d.get("status") == "guard_fail" else "ok" if scored else ""
     return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
+
+
+# --- loopctl: the table lines of Gitera-Resume, Gitera-Abandon and Gitera-Import records ---
+# loopctl's records in the table: kind -> (status column, what happened)
+EXTRA_LINES: dict[str, tuple[str, Any]] = {
+    "Resume": ("resumed", lambda d: f"after: {d.get('after')}"),
+    "Abandon": ("abandoned", lambda d: f"{d.get('reason')} (kept on {d.get('branch')}; nothing released)"),
+    "Import": ("imported", lambda d: f"{d.get('rows')} rows of {d.get('source')}: unscored history, never evidence"),
+}
 
 
 def _num(v: Any, spec: str = ".4f") -> str:
@@ -173,6 +182,9 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
                          "; ".join(d.get("reasons") or [])])
         elif r.kind == "Stop":
             rows.append(["stop", r.commit[:10], "stopped", "", "", *("" for _ in secs), "", str(d.get("reason"))])
+        elif r.kind in EXTRA_LINES:  # loopctl: resume, abandon, import
+            status, text = EXTRA_LINES[r.kind]
+            rows.append([r.kind.lower(), r.commit[:10], status, "", "", *("" for _ in secs), "", str(text(d))])
     numeric = {3, 4, *range(5, 5 + len(secs))}
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]
     return "\n".join("  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(x[:-1])) + "  " + x[-1]

@@ -8,13 +8,14 @@ here reads the working tree, so the table is the same on any branch.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.history import Record, read
-from gitera.domain.experiment import BRANCH_PREFIX, GITERA_DIR, concluded
+from gitera.domain.experiment import ABANDONED_PREFIX, BRANCH_PREFIX, GITERA_DIR, concluded
 
 _TAG_PREFIX, _TAG_SUFFIX = "refs/tags/gitera/", "/verdict"
 
@@ -35,26 +36,37 @@ class Row:
         return asdict(self)
 
 
-def experiments(repo: Repo) -> dict[str, tuple[str | None, str]]:
-    """tag -> (branch or None, the commit to read it at), for every experiment branch and verdict tag."""
-    out = repo.git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", f"refs/heads/{BRANCH_PREFIX}", _TAG_PREFIX)
-    found: dict[str, tuple[str | None, str]] = {}
+_ABANDONED = re.compile(r"^(?P<tag>.+)-\d{4}-\d{2}-\d{2}(?:-\d+)?$")  # autoexp-abandoned/<tag>-<date>[-n] (gitera abandon)
+
+
+def experiments(repo: Repo) -> list[tuple[str, str | None, str]]:
+    """(tag, branch or None, the commit to read it at) for every experiment branch, abandoned
+    experiment's branch and verdict tag."""
+    out = repo.git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", f"refs/heads/{BRANCH_PREFIX}",
+                   f"refs/heads/{ABANDONED_PREFIX}", _TAG_PREFIX)
+    found: list[tuple[str, str | None, str]] = []
     tagged: dict[str, str] = {}
     for line in out.splitlines():
         ref, obj, peeled = (line.split("\0") + ["", ""])[:3]
-        if ref.startswith(f"refs/heads/{BRANCH_PREFIX}"):
-            found[ref[len("refs/heads/"):][len(BRANCH_PREFIX):]] = (ref[len("refs/heads/"):], obj)
+        branch = ref.removeprefix("refs/heads/")
+        if branch.startswith(BRANCH_PREFIX):
+            found.append((branch[len(BRANCH_PREFIX):], branch, obj))
+        elif branch.startswith(ABANDONED_PREFIX) and (m := _ABANDONED.match(branch[len(ABANDONED_PREFIX):])):
+            found.append((m.group("tag"), branch, obj))
         elif ref.endswith(_TAG_SUFFIX) and ref.count("/") == 4:
             tagged[ref[len(_TAG_PREFIX):-len(_TAG_SUFFIX)]] = peeled or obj
-    for tag, commit in tagged.items():
-        found.setdefault(tag, (None, commit))
-    return dict(sorted(found.items()))
+    live = {tag for tag, branch, _ in found if branch and branch.startswith(BRANCH_PREFIX)}
+    found += [(tag, None, commit) for tag, commit in tagged.items() if tag not in live]
+    # by tag; a live branch first, then its verdict tag, then abandoned ones
+    return sorted(found, key=lambda e: (e[0], 0 if e[1] and e[1].startswith(BRANCH_PREFIX) else 1 if e[1] is None else 2, e[1] or ""))
 
 
 def _state(records: Sequence[Record], loop: Mapping[str, Any] | None, verdict: str | None) -> str:
     if verdict is not None:
         return "concluded"
     kinds = {r.kind for r in records}
+    if "Abandon" in kinds:
+        return "abandoned"
     if "Verdict" in kinds:
         return "concluded (tag missing)"
     if loop and loop.get("status") not in (None, "active"):
@@ -89,12 +101,11 @@ def overview(repo: Repo) -> list[Row]:
     from gitera.core.errors import ConfigError
 
     found = experiments(repo)
-    tags = list(found)
-    blobs = repo.cat_blobs([f"{commit}:{GITERA_DIR}/{tag}/{name}" for tag, (_, commit) in found.items()
+    blobs = repo.cat_blobs([f"{commit}:{GITERA_DIR}/{tag}/{name}" for tag, _, commit in found
                             for name in ("frame.yaml", "runs/iterate.json")])
-    closed = concluded(repo, tags)
+    closed = concluded(repo, {tag for tag, _, _ in found})
     rows = []
-    for i, (tag, (branch, commit)) in enumerate(found.items()):
+    for i, (tag, branch, commit) in enumerate(found):
         records = read(repo, branch or f"{BRANCH_PREFIX}{tag}", tag, rev=commit)
         try:
             frame, _ = load_with_lines((blobs[2 * i] or b"").decode("utf-8", errors="replace"), "frame.yaml")
@@ -109,13 +120,17 @@ def overview(repo: Repo) -> list[Row]:
         except ValueError:
             loop = None
         verdict = next((r.data for r in records if r.kind == "Verdict"), None)
-        decision = str(verdict.get("decision")) if verdict and tag in closed else None
+        decision = str(verdict.get("decision")) if verdict and closed.get(tag) == verdict_commit(records) else None
         state = _state(records, loop if isinstance(loop, dict) else None, decision)
         score, of = _best([r for r in records if r.kind != "Verdict"], higher)
         question = frame.get("question")
         rows.append(Row(tag, str(question) if question else None, state, score, of, decision,
                         str(verdict.get("arm")) if decision and verdict and verdict.get("arm") else None, branch, commit))
     return rows
+
+
+def verdict_commit(records: Sequence[Record]) -> str | None:
+    return next((r.commit for r in records if r.kind == "Verdict"), None)
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -126,7 +141,7 @@ def table(rows: Sequence[Row]) -> str:
     for r in rows:
         best = f"{r.best_dev:.4f} ({r.best_of})" if r.best_dev is not None else "—"
         verdict = f"{r.verdict.replace('_', ' ')}{' ' + r.verdict_arm if r.verdict_arm else ''}" if r.verdict else "—"
-        tag = r.tag if r.branch else f"{r.tag} (tag only)"
+        tag = f"{r.tag} (tag only)" if not r.branch else f"{r.tag} ({r.branch})" if not r.branch.startswith(BRANCH_PREFIX) else r.tag
         cells.append((tag, r.state, best, verdict, r.question or "—"))
     widths = [max(len(c[i]) for c in cells) for i in range(4)]
     return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(4)) + "  " + c[4] for c in cells)
