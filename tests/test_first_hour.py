@@ -256,3 +256,25 @@ def test_a_command_refused_for_a_broken_lock_gives_the_same_working_restore_comm
     follow(repo, command)
     r = run_gitera(repo, "split")
     assert "changed since the lock" not in r.err  # on to the next problem (this project has no data file)
+
+
+def test_init_from_the_default_branch_reads_its_files_from_there_and_undoes_a_refusal(repo: Path) -> None:
+    synthetic_project(repo, rows=120)
+    assert run_gitera(repo, "init", "--agent").code == 0  # syn's section in AGENTS.md, on autoexp/syn only
+    assert "`syn`" in (repo / "AGENTS.md").read_text()
+    r = run_gitera(repo, "init", "next", "--agent")
+    assert r.code == 0, r.err
+    agents = git(repo, "show", "autoexp/next:AGENTS.md")
+    assert "`next`" in agents and "`syn`" not in agents, agents  # main's (absent) AGENTS.md, not syn's
+    # a refusal after the switch puts the user back where they were, with no new branch
+    git(repo, "switch", "-q", "autoexp/syn")
+    (repo / "eval").mkdir(exist_ok=True)
+    git(repo, "switch", "-q", "main")
+    (repo / "eval/harness.py").write_text("print('mine')\n")
+    git(repo, "add", "eval/harness.py")
+    git(repo, "commit", "-q", "-m", "a harness of my own on main")
+    git(repo, "switch", "-q", "autoexp/syn")
+    r = run_gitera(repo, "init", "third", "--harness", "command")
+    assert r.code == 3 and "eval/harness.py already exists" in r.err, r.err
+    assert git(repo, "branch", "--show-current").strip() == "autoexp/syn"
+    assert "autoexp/third" not in git(repo, "branch", "--list")
