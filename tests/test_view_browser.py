@@ -161,15 +161,35 @@ def test_the_page_loads_clean_and_its_filters_show_the_rows_the_per_row_files_sa
     assert "B · #2 crash" in detail and "model refused" in detail and "(3 trial(s) unscored)" in detail
     assert browser.title == "gitera · syn" and console_errors(browser) == []
 
-    # the attempt's diff of its target file
+    # the attempt's diff of its target file; the crashed attempt's first error
     click(browser, "#attempt-table tr[data-iteration='1'] button")
     assert "+group.g2: 0.3" in browser.find_element("css selector", "#attempt-table pre.diff").text
+    click(browser, "#attempt-table tr[data-iteration='2'] button")
+    assert f"first error: row {g2[0]}, trial 0: the harness reported an error: model refused" in browser.find_element("id", "attempt-table").text
 
     shot = screenshot(browser, tmp_path / "view.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
-def big_page(n: int) -> str:
+def test_a_page_without_rows_says_why(repo: Path, browser: Any, tmp_path: Path) -> None:
+    synthetic_project(repo, rows=120)  # split and piloted, not run
+    page = tmp_path / "page.html"
+    assert run_gitera(repo, "view", "--no-serve", "--out", str(page)).code == 0
+    browser.get(page.as_uri())
+    wait_ready(browser)
+    assert console_errors(browser) == []
+    assert "No rows yet: they appear once `gitera run` has scored the dev rows." in browser.find_element("id", "rows").text
+    assert "No dev run yet." in browser.find_element("id", "overview").text
+
+    page.write_text(big_page(0, runs=[{"arm": "v1", "run": 1, "score": 0.5, "status": "baseline", "rows": None}]), encoding="utf-8")
+    browser.get(page.as_uri())
+    wait_ready(browser)
+    assert console_errors(browser) == []
+    assert "This experiment has no per-row results" in browser.find_element("id", "rows").text
+    assert "v1" in browser.find_element("id", "runs").text
+
+
+def big_page(n: int, runs: list[dict[str, Any]] | None = None) -> str:
     """A page of ``n`` dev rows × a baseline, an arm and an attempt, built by the page's own pure code."""
     from gitera.core import htmlpage
     from gitera.domain.viewpage import render
@@ -192,7 +212,9 @@ def big_page(n: int) -> str:
                      "hypothesis": "", "state": "locked", "metric": "accuracy", "direction": "higher", "baseline": "v1", "iterated": "v2",
                      "rows": "per-row"},
             "frame_text": "question: Big?\n", "runs": [], "attempts": [], "gates": [], "stops": [], "verdict": None, "charts": [],
-            "chart_note": "", "splits": {"dev": {**table, "a": "arm:v1", "b": "#1", "note": ""}}, "strings": strings.values}
+            "chart_note": "", "splits": {"dev": {**table, "a": "arm:v1", "b": "#1", "note": ""}} if n else {}, "strings": strings.values}
+    if runs:
+        data.update(runs=runs, meta={**data["meta"], "rows": "none"})
     return render(data)
 
 

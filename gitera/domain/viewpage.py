@@ -244,7 +244,7 @@ def page_data(exp: Experiment) -> dict[str, Any]:
         best = f"#{n}" if r.data.get("status") == "keep" else best
     dev_rows = parse_records(repo.show(tip, exp.rel("split/dev.jsonl"))) or []
     ids = [str(r.get("id")) for r in dev_rows]
-    scored = [s for s in subjects if by_key.get(s["key"]) is not None]
+    scored = [s for s in subjects if by_key.get(s["key"])]  # an aggregate-only run recorded no row
     if dev_rows and scored:
         table = htmlpage.split_table(
             ids, dev_rows, inputs=input_columns(frame, dev_rows), reference=frame.data.label, slices=frame.data.slices,
