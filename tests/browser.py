@@ -82,3 +82,34 @@ def wait_ready(driver: Any, timeout: float = 20) -> None:
 def screenshot(driver: Any, path: Path) -> Path:
     driver.save_screenshot(str(path))
     return path
+
+
+def big_page(n: int, runs: list[dict[str, Any]] | None = None, attempts: int = 1) -> str:
+    """A page of ``n`` dev rows × a baseline, an arm and ``attempts`` attempts, built by the page's own pure code
+    (attempt 1 is wrong where k % 5 == 0, the baseline where k % 3 == 0, arm v2 where k % 4 == 0)."""
+    from gitera.core import htmlpage
+    from gitera.domain.viewpage import render
+
+    ids = [f"r{i:05d}" for i in range(n)]
+    rows = [{"id": i, "question": f"question number {k} about item {k % 97}", "label": f"L{k % 7}", "tier": ("gold", "free")[k % 2]}
+            for k, i in enumerate(ids)]
+
+    def records(correct: Any) -> list[dict[str, Any]]:
+        return [{"id": i, "trial": t, "score": int(correct(k)), "status": "ok", "output": f"L{k % 7 if correct(k) else (k + 1) % 7}"}
+                for t in range(3) for k, i in enumerate(ids)]
+
+    strings = htmlpage.Strings()
+    subjects = [htmlpage.SubjectRows("arm:v1", "v1 (baseline), run 1", "arm", records(lambda k: k % 3 != 0)),
+                htmlpage.SubjectRows("arm:v2", "v2, run 1", "arm", records(lambda k: k % 4 != 0)),
+                *(htmlpage.SubjectRows(f"#{a}", f"#{a} keep: more rules", "attempt", records(lambda k, a=a: k % (4 + a) != 0))
+                  for a in range(1, attempts + 1))]
+    table = htmlpage.split_table(ids, rows, inputs=["question"], reference="label", slices=["tier"], subjects=subjects,
+                                 direction="higher", strings=strings)
+    data = {"meta": {"tag": "big", "branch": "autoexp/big", "tip": "0" * 40, "version": "test", "generated": "now", "question": "Big?",
+                     "hypothesis": "", "state": "locked", "metric": "accuracy", "direction": "higher", "baseline": "v1", "iterated": "v2",
+                     "rows": "per-row"},
+            "frame_text": "question: Big?\n", "runs": [], "attempts": [], "gates": [], "stops": [], "verdict": None, "charts": [],
+            "chart_note": "", "splits": {"dev": {**table, "a": "arm:v1", "b": "#1", "note": ""}} if n else {}, "strings": strings.values}
+    if runs:
+        data.update(runs=runs, meta={**data["meta"], "rows": "none"})
+    return render(data)

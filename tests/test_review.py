@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.conftest import git, run_gitera
 from tests.helpers import read_test_rows, synthetic_project
 
@@ -190,3 +193,24 @@ def test_the_page_is_self_contained_and_degrades_without_rows(repo: Path, tmp_pa
     assert not re.search(r"<link\b|@import|url\(\s*['\"]?(?:https?:)?//", html)
     ids = re.findall(r'\bid=\\?"([^"\\]+)', html)
     assert len(ids) == len(set(ids)), [i for i in set(ids) if ids.count(i) > 1][:5]
+
+
+@given(st.text(max_size=40), st.integers(1, 65535))
+def test_the_server_answers_only_a_host_header_naming_the_loopback(host: str, port: int) -> None:
+    from gitera.adapters.httpserve import allowed_host
+
+    expected = host.strip().lower() in {f"{h}{p}" for h in ("127.0.0.1", "localhost", "[::1]") for p in ("", f":{port}")}
+    assert allowed_host(host, port) is expected
+    assert allowed_host(f"127.0.0.1:{port}", port) and not allowed_host(f"127.0.0.1.evil.example:{port}", port) and not allowed_host(None, port)
+
+
+def test_view_on_a_busy_port_says_so(repo: Path) -> None:
+    import socket
+
+    synthetic_project(repo, rows=120)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_gitera(repo, "view", "--port", str(port))
+    assert r.code == 2 and f"cannot listen on 127.0.0.1:{port}" in r.err and "--port" in r.err and "Traceback" not in r.err

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, console_errors, require_browser, screenshot, wait_ready
+from tests.browser import big_page, chromium, console_errors, require_browser, screenshot, wait_ready
 from tests.conftest import git, run_gitera
 from tests.helpers import synthetic_project
 
@@ -187,35 +187,6 @@ def test_a_page_without_rows_says_why(repo: Path, browser: Any, tmp_path: Path) 
     assert console_errors(browser) == []
     assert "This experiment has no per-row results" in browser.find_element("id", "rows").text
     assert "v1" in browser.find_element("id", "runs").text
-
-
-def big_page(n: int, runs: list[dict[str, Any]] | None = None) -> str:
-    """A page of ``n`` dev rows × a baseline, an arm and an attempt, built by the page's own pure code."""
-    from gitera.core import htmlpage
-    from gitera.domain.viewpage import render
-
-    ids = [f"r{i:05d}" for i in range(n)]
-    rows = [{"id": i, "question": f"question number {k} about item {k % 97}", "label": f"L{k % 7}", "tier": ("gold", "free")[k % 2]}
-            for k, i in enumerate(ids)]
-
-    def records(correct: Any) -> list[dict[str, Any]]:
-        return [{"id": i, "trial": t, "score": int(correct(k)), "status": "ok", "output": f"L{k % 7 if correct(k) else (k + 1) % 7}"}
-                for t in range(3) for k, i in enumerate(ids)]
-
-    strings = htmlpage.Strings()
-    subjects = [htmlpage.SubjectRows("arm:v1", "v1 (baseline), run 1", "arm", records(lambda k: k % 3 != 0)),
-                htmlpage.SubjectRows("arm:v2", "v2, run 1", "arm", records(lambda k: k % 4 != 0)),
-                htmlpage.SubjectRows("#1", "#1 keep: more rules", "attempt", records(lambda k: k % 5 != 0))]
-    table = htmlpage.split_table(ids, rows, inputs=["question"], reference="label", slices=["tier"], subjects=subjects,
-                                 direction="higher", strings=strings)
-    data = {"meta": {"tag": "big", "branch": "autoexp/big", "tip": "0" * 40, "version": "test", "generated": "now", "question": "Big?",
-                     "hypothesis": "", "state": "locked", "metric": "accuracy", "direction": "higher", "baseline": "v1", "iterated": "v2",
-                     "rows": "per-row"},
-            "frame_text": "question: Big?\n", "runs": [], "attempts": [], "gates": [], "stops": [], "verdict": None, "charts": [],
-            "chart_note": "", "splits": {"dev": {**table, "a": "arm:v1", "b": "#1", "note": ""}} if n else {}, "strings": strings.values}
-    if runs:
-        data.update(runs=runs, meta={**data["meta"], "rows": "none"})
-    return render(data)
 
 
 def test_a_page_of_10000_rows_builds_only_its_first_screen(browser: Any, tmp_path: Path) -> None:
