@@ -214,3 +214,14 @@ def test_view_on_a_busy_port_says_so(repo: Path) -> None:
         port = busy.getsockname()[1]
         r = run_gitera(repo, "view", "--port", str(port))
     assert r.code == 2 and f"cannot listen on 127.0.0.1:{port}" in r.err and "--port" in r.err and "Traceback" not in r.err
+
+
+def test_the_page_of_a_frame_not_yet_locked_shows_the_frame(repo: Path, tmp_path: Path) -> None:
+    assert run_gitera(repo, "init", "early", "-q", "Does the new prompt route refunds better?").code == 0
+    page = tmp_path / "early.html"
+    r = run_gitera(repo, "view", "--no-serve", "--out", str(page), "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["dev_rows"] == 0 and json.loads(r.out)["charts"] == []
+    html = page.read_text()
+    assert '"question":"Does the new prompt route refunds better?"' in html and '"state":"not locked"' in html
+    assert "The frame is not filled in and locked yet" in html

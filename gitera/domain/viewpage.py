@@ -58,15 +58,24 @@ def _tip(exp: Experiment) -> str:
     return tip
 
 
-def _frame(exp: Experiment, text: str) -> Frame | None:
+def _frame(exp: Experiment, text: str) -> tuple[Frame | None, dict[str, Any]]:
+    """The frame, or None while it is not filled in (the page then shows its text and no table); its raw fields."""
     from gitera.adapters.yamlio import load_with_lines
     from gitera.core.frame import parse_frame
 
     try:
         data, lines = load_with_lines(text, exp.frame_rel)
-        return parse_frame(data, lines, exp.frame_rel)
     except ConfigError:
-        return None  # not filled in yet: the page shows the frame's text and no table
+        return None, {}
+    raw = data if isinstance(data, dict) else {}
+    try:
+        return parse_frame(data, lines, exp.frame_rel), raw
+    except ConfigError:
+        return None, raw
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _diffs(exp: Experiment, tip: str, targets: Sequence[str]) -> dict[str, str]:
@@ -209,14 +218,15 @@ def page_data(exp: Experiment) -> dict[str, Any]:
     tip = _tip(exp)
     records = trailers(repo, exp)
     frame_text = (repo.show(tip, exp.frame_rel) or b"").decode("utf-8", errors="replace")
-    frame = _frame(exp, frame_text)
+    frame, raw = _frame(exp, frame_text)
     verdict = next((r for r in records if r.kind == "Verdict"), None)
     doc = verdict_doc(repo, exp, records)
     strings = htmlpage.Strings()
     data: dict[str, Any] = {
         "meta": {"tag": exp.tag, "branch": exp.branch, "tip": tip, "version": __version__,
                  "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                 "question": frame.question if frame else None, "hypothesis": frame.hypothesis if frame else None,
+                 "question": frame.question if frame else _text(raw.get("question")),
+                 "hypothesis": frame.hypothesis if frame else _text(raw.get("hypothesis")),
                  "state": "concluded" if verdict else "locked" if any(r.kind == "Lock" for r in records) else "not locked",
                  "metric": frame.metric.primary if frame else None, "direction": frame.metric.direction if frame else "higher",
                  "baseline": frame.baseline.arm if frame else None, "iterated": frame.iterate.arm if frame and frame.iterate else None,
