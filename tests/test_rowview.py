@@ -132,3 +132,18 @@ def test_the_row_table_stores_each_distinct_text_once() -> None:
     assert t["subjects"][0]["wrong"] == [0, 1, None] and t["subjects"][0]["failed"] == [0, 0, 1]
     assert strings.values[t["subjects"][0]["error"][2]] == "no result for this row"
     assert t["subjects"][0]["finding"] is None  # no finding anywhere: the column is left out
+
+
+def test_diagnose_with_continuous_scores_counts_as_wrong_only_the_rows_with_a_finding() -> None:
+    from gitera.commands.diagnose import _table
+    from gitera.domain.diagnosis import compare_rows
+
+    rows = [{"id": "x", "group": "g1"}, {"id": "y", "group": "g1"}, {"id": "z", "group": "g2"}]
+    a = [rec("x", 0, 0.4), rec("y", 0, 0.7), rec("z", 0, 0.5)]
+    b = [rec("x", 0, 0.6), rec("y", 0, 0.2, finding="hallucination"), rec("z", 0, None, "timeout", error="took 600 s")]
+    view = compare_rows(rows, ["x", "y", "z"], a, b, ["group"], "higher")
+    assert view["totals"] == {"win": 1, "loss": 1, "tie": 0, "crash": 1}
+    assert view["wrong"] == {"n": 1, "both": 0, "fixed": 0, "broken": 1, "ids": ["y"], "binary": False}
+    assert view["crash"] == {"n": 1, "ids": ["z"], "error": "took 600 s"}
+    text = "\n".join(_table("b vs a on 3 dev rows", {**view, "n": 3}, "dev", "b"))
+    assert "a row counts as wrong only where the harness reported a finding" in text and "1 crashes" in text

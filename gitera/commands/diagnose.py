@@ -45,6 +45,8 @@ def _table(title: str, view: Mapping[str, Any], split: str, subject: str) -> lis
              "could not score is a crash, never a tie)"]
     lines.append(f"wrong: {w['n']} {split} rows ({w['both']} wrong on both sides, {w['fixed']} fixed, {w['broken']} broken)"
                  + (f"; {subject} gets these wrong: {' '.join(w['ids'])}" + (" …" if w["n"] > len(w["ids"]) else "") if w["ids"] else ""))
+    if not w["binary"]:
+        lines.append("(scores are not 0/1: a row counts as wrong only where the harness reported a finding)")
     if c["n"]:
         lines.append(f"crashes: {' '.join(c['ids'])}" + (" …" if c["n"] > len(c["ids"]) else "") + (f"; first error: {c['error']}" if c["error"] else ""))
     for col, table in view["groups"].items():
