@@ -64,40 +64,40 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def trial_wrong(record: Mapping[str, Any], binary: bool, direction: str) -> bool:
-    if record.get("finding"):
-        return True
-    if not binary:
-        return False
-    return float(record["score"]) == (0.0 if direction == "higher" else 1.0)
-
-
 def sides(records: Iterable[Mapping[str, Any]], binary: bool, direction: str) -> dict[str, Side]:
-    """Every row's side, keyed by row id (as a string), from one arm's or attempt's records."""
-    acc: dict[str, dict[str, Any]] = {}
+    """Every row's side, keyed by row id (as a string), from one arm's or attempt's records.
+
+    One pass with a small list per row (a page pools about a million records: no dict per record)."""
+    bad = 0.0 if direction == "higher" else 1.0
+    # per row: [score sum, scored, wrong, failed, first scored trial, its output, finding, first error, its status]
+    acc: dict[str, list[Any]] = {}
     for r in records:
-        a = acc.setdefault(str(r.get("id")), {"scores": [], "wrong": 0, "failed": 0, "output": None, "finding": None,
-                                               "error": None, "status": "ok", "first_trial": None})
-        ok = r.get("status") == "ok" and isinstance(r.get("score"), (int, float))
-        if ok:
-            a["scores"].append(float(r["score"]))
-            a["wrong"] += trial_wrong(r, binary, direction)
-            trial = r.get("trial") if isinstance(r.get("trial"), int) else 0
-            if a["first_trial"] is None or trial < a["first_trial"]:
-                a["first_trial"], a["output"] = trial, _text(r.get("output"))
-            a["finding"] = a["finding"] or _text(r.get("finding"))
+        rid = r.get("id")
+        key = rid if isinstance(rid, str) else str(rid)
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = [0.0, 0, 0, 0, None, None, None, None, "ok"]
+        score = r.get("score")
+        if r.get("status") == "ok" and isinstance(score, (int, float)):
+            a[0] += score
+            a[1] += 1
+            finding = r.get("finding")
+            if finding or (binary and score == bad):
+                a[2] += 1
+            trial = r.get("trial")
+            trial = trial if isinstance(trial, int) else 0
+            if a[4] is None or trial < a[4]:
+                a[4], a[5] = trial, _text(r.get("output"))
+            if finding and a[6] is None:
+                a[6] = _text(finding)
         else:
-            a["failed"] += 1
-            if a["error"] is None:
-                a["error"] = _text(r.get("error")) or f"status {r.get('status')}"
-                a["status"] = str(r.get("status") or "crash")
-    out = {}
-    for rid, a in acc.items():
-        n = len(a["scores"])
-        out[rid] = Side(score=sum(a["scores"]) / n if n else None, scored=n, failed=a["failed"],
-                        wrong=(2 * a["wrong"] > n) if n else None, output=a["output"], finding=a["finding"],
-                        error=a["error"], status=a["status"])
-    return out
+            a[3] += 1
+            if a[7] is None:
+                a[7] = _text(r.get("error")) or f"status {r.get('status')}"
+                a[8] = str(r.get("status") or "crash")
+    return {key: Side(score=total / n if n else None, scored=n, failed=failed, wrong=(2 * wrong > n) if n else None, output=output,
+                      finding=finding, error=error, status=status)
+            for key, (total, n, wrong, failed, _, output, finding, error, status) in acc.items()}
 
 
 def outcome(a: Side | None, b: Side | None, direction: str) -> Outcome:
