@@ -115,3 +115,18 @@ def test_why_the_config_goes_on_main_first(repo: Path, release: Path) -> None:
     git(repo, "add", "notes.txt")
     proc = commit(repo, "-m", "notes")
     assert proc.returncode != 0 and "Your pre-commit configuration is unstaged" in proc.stdout + proc.stderr
+
+
+def test_the_pinned_rev_names_this_release_once_it_is_tagged() -> None:
+    """Once the release tag exists in this source repository, the `rev` the docs pin resolves to a
+    release of this version carrying the hooks the config names (run after tagging, step 4)."""
+    rev = yaml.safe_load(documented_config(ROOT / "docs/hooks.md"))["repos"][0]["rev"]
+    probe = subprocess.run(["git", "cat-file", "-t", rev], cwd=ROOT, capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"{rev} is not tagged yet: the release procedure (docs/release.md) creates it")
+    assert probe.stdout.strip() == "tag", f"{rev} must be an annotated tag (docs/release.md, step 3)"
+    at_tag = subprocess.run(["git", "show", f"{rev}:pyproject.toml"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert f"v{tomllib.loads(at_tag)['project']['version']}" == rev
+    hooks = subprocess.run(["git", "show", f"{rev}:.pre-commit-hooks.yaml"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    shipped = {h["id"] for h in yaml.safe_load(hooks)}
+    assert {h["id"] for h in yaml.safe_load(documented_config(ROOT / "docs/hooks.md"))["repos"][0]["hooks"]} <= shipped
