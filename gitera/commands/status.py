@@ -32,6 +32,10 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
                         ("iterating", "runs/iterate.json")):
         if exp.path(name).exists():
             info["stage"] = stage
+    if info["stage"] != "framed" and exp.path("split/manifest.json").exists():
+        from gitera.domain.audit import source_copy_warnings
+
+        info["warnings"] = source_copy_warnings(exp)  # the source file back in the work tree holds the test rows
     state_path = exp.path("runs/iterate.json")
     if state_path.exists():
         try:
@@ -88,6 +92,8 @@ def _text(info: dict[str, Any]) -> str:
             lines.append(f"  the last autonomous run stopped: {loop['stop_reason']}")
         elif loop.get("stop_reason"):
             lines.append(f"  stopped: {loop['stop_reason']}")
+    for warning in info.get("warnings") or []:
+        lines.append(f"  WARNING: {warning}")
     if info.get("verdict"):
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
     if info.get("verdict_error"):
