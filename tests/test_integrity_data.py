@@ -82,6 +82,8 @@ def test_a_relabelled_dev_file_committed_with_no_verify_is_refused_everywhere(re
     assert f"{SPLIT}/dev.jsonl differs from the file the split committed in {split_commit[:10]}" in r.err
     assert f"git checkout {split_commit[:10]} -- {SPLIT}/dev.jsonl" in r.err
     git(repo, "checkout", "--", "policy_b.txt")
+    r = run_gitera(repo, "run")
+    assert r.code == 3 and f"{SPLIT}/dev.jsonl differs from the file the split committed" in r.err, r.err
     code, _, doc = verify(repo)
     assert code == 1 and failed(doc).get(SPLIT_UNCHANGED) == f"{SPLIT}/dev.jsonl in {bad[:10]}", doc
     r = run_gitera(repo, "verdict")
@@ -238,6 +240,16 @@ def test_remove_source_deletes_it_and_recipient_mode_insists(repo: Path) -> None
     assert r.code == 0, r.err
     assert json.loads(r.out)["source"]["kept"] == "removed"
     assert not (repo / "data/tickets.csv").exists() and not (repo / ".git/gitera/keys/source/banking").exists()
+
+
+def test_a_source_outside_the_work_tree_stays_with_a_warning(repo: Path, tmp_path: Path) -> None:
+    banking_project(repo, rows=1100)
+    outside = tmp_path / "elsewhere.csv"
+    (repo / "data/tickets.csv").rename(outside)
+    r = run_gitera(repo, "split", "--accept-underpowered", "--data", str(outside))
+    assert r.code == 0, r.err
+    assert f"the source {outside} is outside the work tree and still holds the sealed test rows in the clear" in r.err
+    assert outside.exists() and not (repo / ".git/gitera/keys/source/banking").exists()
 
 
 # --- point 6: key custody ------------------------------------------------------------------

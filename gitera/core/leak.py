@@ -91,9 +91,10 @@ _WORD_START = re.compile(r"(?<![^\W_])[^\W_]")
 # zero-width and other invisible format characters an agent could salt a copied row with
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]")
-_QUOTES = str.maketrans({**dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2035\u02bc\u02b9", "'"),
-                         **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u2036\u00ab\u00bb", '"'),
-                         **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63", "-")})
+_PLAIN = {**dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2035\u02bc\u02b9", "'"),
+          **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u2036\u00ab\u00bb", '"'),
+          **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63", "-")}
+_TYPOGRAPHIC = re.compile("[" + "".join(_PLAIN) + "]")
 
 
 def _canon(text: str, version: str = NORMALIZE_V2) -> str:
@@ -101,7 +102,10 @@ def _canon(text: str, version: str = NORMALIZE_V2) -> str:
     t = unicodedata.normalize("NFKC", text)
     if version == NORMALIZE_V1:
         return t
-    return _INVISIBLE.sub("", t).translate(_QUOTES)
+    # search before replacing: most text holds neither, and a regex search is far cheaper than translate
+    if _INVISIBLE.search(t):
+        t = _INVISIBLE.sub("", t)
+    return _TYPOGRAPHIC.sub(lambda m: _PLAIN[m.group()], t) if _TYPOGRAPHIC.search(t) else t
 
 
 def canonical(text: str) -> str:
@@ -313,7 +317,7 @@ def _scan_text(content: str, index: LeakIndex, budget: _Budget, depth: int) -> _
     for lines in variants:
         hits |= _scan(((n, _canon(line, version).casefold()) for n, line in lines), index)
     if depth < MAX_DEPTH:
-        for line_no, payload in _base64_payloads(raw):
+        for line_no, payload in _base64_payloads(content):
             hits |= {(line_no, fp) for _, fp in _scan_bytes(payload, index, budget, depth + 1)}
     return hits
 
@@ -411,30 +415,38 @@ def _wide_codec(head: bytes) -> str | None:
 
 
 _B64_RUN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_BASE64},}}")
-_B64_LINE = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+# the base64 of any text of 12 bytes or more mixes upper- and lower-case letters; identifiers in
+# snake_case or UPPER_CASE and hex digests do not, and are not decoded
+_UPPER = re.compile("[A-Z]")
+_LOWER = re.compile("[a-z]")
+# a line that is one base64 run (a block wrapped over lines), allowing quotes and a comma around it
+_B64_LINE = re.compile(r"^[ \t\"',]*([A-Za-z0-9+/_-]+={0,2})[ \t\"',]*\r?$", re.M)
 _URLSAFE = str.maketrans("-_", "+/")
 
 
-def _base64_payloads(lines: Sequence[str]) -> Iterable[tuple[int, bytes]]:
+def _base64_payloads(content: str) -> Iterable[tuple[int, bytes]]:
     """(line number, decoded bytes) of every base64 run that decodes to something worth reading:
     runs inside a line, and blocks wrapped over consecutive lines of equal length."""
-    block: list[str] = []
-    start = 0
-    for n, line in enumerate([*lines, ""], 1):
-        for m in _B64_RUN.finditer(line):
+    starts = [0, *(m.end() for m in re.finditer("\n", content))]
+    for m in _B64_RUN.finditer(content):
+        if _UPPER.search(m.group()) and _LOWER.search(m.group()):
             payload = _b64decode(m.group())
             if payload is not None:
-                yield n, payload
-        stripped = line.strip().strip("\"',")
-        wraps = bool(stripped) and _B64_LINE.fullmatch(stripped) is not None
-        if wraps and block and len(block[-1]) == len(block[0]) and len(stripped) <= len(block[0]):
-            block.append(stripped)
+                yield bisect.bisect_right(starts, m.start()), payload
+    block: list[str] = []
+    first = last = 0
+    for m in [*_B64_LINE.finditer(content), None]:
+        line = bisect.bisect_right(starts, m.start()) if m is not None else 0
+        run = m.group(1) if m is not None else ""
+        if m is not None and block and line == last + 1 and len(block[-1]) == len(block[0]) and len(run) <= len(block[0]):
+            block.append(run)
+            last = line
             continue
         if len(block) > 1:
             payload = _b64decode("".join(block))
             if payload is not None:
-                yield start, payload
-        block, start = ([stripped], n) if wraps and len(stripped) >= MIN_BASE64 else ([], 0)
+                yield first, payload
+        block, first, last = ([run], line, line) if len(run) >= MIN_BASE64 else ([], 0, 0)
 
 
 def _b64decode(run: str) -> bytes | None:
