@@ -435,10 +435,9 @@ def _base64_payloads(content: str) -> Iterable[tuple[int, bytes]]:
                 yield bisect.bisect_right(starts, m.start()), payload
     block: list[str] = []
     first = last = 0
-    for m in [*_B64_LINE.finditer(content), None]:
-        line = bisect.bisect_right(starts, m.start()) if m is not None else 0
-        run = m.group(1) if m is not None else ""
-        if m is not None and block and line == last + 1 and len(block[-1]) == len(block[0]) and len(run) <= len(block[0]):
+    wrapped = [(bisect.bisect_right(starts, w.start()), w.group(1)) for w in _B64_LINE.finditer(content)]
+    for line, run in [*wrapped, (0, "")]:
+        if line and block and line == last + 1 and len(block[-1]) == len(block[0]) and len(run) <= len(block[0]):
             block.append(run)
             last = line
             continue
