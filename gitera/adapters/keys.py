@@ -422,3 +422,38 @@ def holdout_seed(common_dir: Path, tag: str) -> int:
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{seed}\n")
         return seed
+
+
+# --- the gate shard's key (run-level experiments, docs/run-level.md) ----------------------
+
+
+def gate_key_path(common_dir: Path, tag: str) -> Path:
+    """The key of a run-level experiment's gate shard: beside the seal key, outside git. It is a
+    different key from the test set's, so the gate (which runs at every sprint's end) never holds
+    the key the verdict alone releases."""
+    return key_path(common_dir, tag).with_suffix(".gatekey")
+
+
+def store_gate_key(common_dir: Path, tag: str, key: DataKey) -> Path:
+    """Write the gate key file (0600, never over a different key)."""
+    path = gate_key_path(common_dir, tag)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(path.parent, is_dir=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if not hmac.compare_digest(_read_key_file(path).secret, key.secret):
+            raise SealKeyExists(f"{path} already holds a different gate key for '{tag}'; keep it, or move it away only when resealing.") from None
+        return path
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(encode_data_key(key) + "\n")
+    return path
+
+
+def load_gate_key(common_dir: Path, tag: str) -> DataKey:
+    """The gate shard's key (``missing_key`` when it is gone)."""
+    path = gate_key_path(common_dir, tag)
+    if not os.path.lexists(path):
+        raise SealMissingKey(f"the gate shard's key {path} is missing; it was written by `gitera split` in this clone — "
+                             "the gate of a run-level experiment runs where the split ran.")
+    return _read_key_file(path)

@@ -35,7 +35,7 @@ from gitera.core.errors import ConfigError
 # 1. Hardcode scan
 # --------------------------------------------------------------------------------------------
 
-HitKind = Literal["id", "text", "fragment", "row_label"]
+HitKind = Literal["id", "text", "fragment", "row_label", "reads_eval_data"]  # the last: run-level gates (docs/run-level.md)
 MAX_ROW_IDS = 5
 EXCERPT_CHARS = 120
 MIN_ID_CHARS = 4

@@ -102,7 +102,8 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
         if r.kind == "Result" and d.get("kind") == "run":
             lines.append(f"{'run':>3} {'':>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} arm {d.get('arm')}")
         elif r.kind == "Result" and d.get("kind") == "attempt":
-            lines.append(f"{d.get('iteration'):>3} {d.get('sprint'):>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} {d.get('hypothesis')}")
+            runs = f"  [{d['trials']} run{'s' if d['trials'] != 1 else ''}]" if d.get("level") == "run" else ""  # the sequential rule's cost
+            lines.append(f"{d.get('iteration'):>3} {d.get('sprint'):>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} {d.get('hypothesis')}{runs}")
         elif r.kind == "Gate":
             lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {str(d.get('outcome')):<10} {'; '.join(d.get('reasons') or [])}")
         elif r.kind == "Stop":

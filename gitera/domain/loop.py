@@ -168,8 +168,9 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     assert it is not None and state.best is not None
     if state.status != ACTIVE:
         raise RefusedError(closed_reason(state))
-    rows = load_split(exp, "dev")
-    expected = expected_attempt_cost(exp, state, len(rows), frame.metric.trials)
+    run_level = frame.metric.level == "run"  # one score per run of a script (docs/run-level.md)
+    rows = load_split(exp, "dev") if not run_level else [{"id": "run"}]
+    expected = expected_attempt_cost(exp, state, len(rows), 1 if run_level else frame.metric.trials)
     reason = why_stop(state, it, expected)
     if reason:
         stopped = record_stop(exp, frame, lock, state, reason, out, use_cache)
@@ -191,10 +192,15 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
     candidate = _dangling_commit(repo, tip, contents, hypothesis)
-    out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): "
-             f"scoring {it.arm} on {len(rows)} dev rows × {frame.metric.trials} trials")
+    out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): scoring {it.arm} "
+             + (f"run by run, 1 to {it.max_runs} runs" if run_level else f"on {len(rows)} dev rows × {frame.metric.trials} trials"))
     started = state.started_at or time.time()
-    scored = score_attempt(exp, frame, state, Scorer(exp, frame, lock, out, use_cache=use_cache), candidate, rows, out)
+    if run_level:
+        from gitera.domain.runloop import score_run_attempt
+
+        scored = score_run_attempt(exp, frame, lock, state, candidate, state.iteration + 1, out, use_cache)
+    else:
+        scored = score_attempt(exp, frame, state, Scorer(exp, frame, lock, out, use_cache=use_cache), candidate, rows, out)
     d = scored.decision
     number = state.iteration + 1
     rows_rel = relpath(exp, f"attempt-{number:03d}.jsonl")
@@ -246,6 +252,7 @@ def attempt_result(frame: Frame, lock: Mapping[str, Any], state: LoopState, numb
         "confirm": d.get("confirm"),
         "cost_per_1k": d["cost_per_1k"], "latency_ms": d["latency_ms"], "spent_usd": sanitize(scored.spent_usd, 8),
         "frame": frame_hash(dict(lock)), "rows": rows_rel, "noise_floor": state.noise_floor,
+        **({"level": "run", "runs": d["runs"]} if d.get("level") == "run" else {}),  # the sequential rule's looks
     }
 
 
