@@ -556,6 +556,8 @@ def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -
     )
     min_delta = c.number(m.get("min_delta", 0.0), p + ("min_delta",), positive=False)
     mode = c.choice(m.get("mode", "primary"), p + ("mode",), DECISION_MODES)
+    if metric.level == "run" and mode != "primary":
+        c.fail(p + ("mode",), f"metric.level is run: the sequential keep rule decides on the primary metric; remove mode: {mode}")
     confirm = m.get("confirm", True)
     if not isinstance(confirm, bool):
         c.fail(p + ("confirm",), f"must be true or false; got {_kind(confirm)}")
@@ -672,8 +674,6 @@ def _run_level(c: _Checker, top: Mapping[str, Any], frame: Frame) -> Frame:
         if path not in frame.locked:
             c.fail(("data", "dev", i), f"{path} is the dev eval's data: list it in `locked` too, so it cannot change")
     if it is not None:
-        if it.mode != "primary":
-            c.fail(("iterate", "mode"), f"{why}: the sequential keep rule decides on the primary metric; remove mode: {it.mode}")
         if raw_iterate.get("confirm") is not None:
             c.fail(("iterate", "confirm"), f"{why}: the sequential keep rule adds runs itself (iterate.max_runs); remove confirm")
     if raw_eval.get("concurrency") is None:

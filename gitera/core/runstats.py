@@ -64,16 +64,19 @@ def _betacf(a: float, b: float, x: float) -> float:
     return h
 
 
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1."""
+def betainc(a: float, b: float, x: float, y: float | None = None) -> float:
+    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1.
+
+    ``y``: 1 − x when the caller knows it more precisely than ``1 - x`` (near x = 1)."""
+    y = 1.0 - x if y is None else y
     if x <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if y <= 0.0:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+    return 1.0 - front * _betacf(b, a, y) / b
 
 
 def t_sf(t: float, df: float) -> float:
@@ -82,7 +85,11 @@ def t_sf(t: float, df: float) -> float:
         return math.nan
     if math.isinf(t):
         return 0.0 if t > 0 else 1.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    denominator = df + t * t
+    x, y = df / denominator, t * t / denominator
+    # P(|T| > |t|) = I_x(df/2, 1/2); near t = 0 it is 1 − I_y(1/2, df/2), computed without cancellation
+    both = betainc(df / 2.0, 0.5, x, y) if x < 0.5 or y >= 1e-4 else 1.0 - betainc(0.5, df / 2.0, y, x)
+    tail = 0.5 * both
     return tail if t > 0 else 1.0 - tail
 
 
@@ -261,7 +268,11 @@ def _power(n: int, effect: float, sd_: float, alpha: float) -> float:
     df = 2 * n - 2
     ncp = effect / (sd_ * math.sqrt(2.0 / n))
     crit = float(stats.t.ppf(1 - alpha / 2, df))
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    power = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    if math.isnan(power):  # scipy's noncentral t fails in far tails: the normal approximation is exact enough there
+        z = NormalDist()
+        power = z.cdf(ncp - crit) + z.cdf(-crit - ncp)
+    return power
 
 
 def runs_needed(effect: float, sd_: float, alpha: float = 0.05, power: float = 0.8, cap: int = 100_000) -> int | None:

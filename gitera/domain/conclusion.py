@@ -77,10 +77,13 @@ def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records:
         higher_is_better=frame.metric.direction == "higher",
     )
     files: dict[str, bytes | None] = {}
+    # a run-level script need not report a cost: then there is no cost chart to draw (docs/run-level.md)
+    no_cost = verdict.get("level") == "run" and all(c.cost_per_1k is None for c in costs)
     with tempfile.TemporaryDirectory() as tmp:
         for _, (png, svg) in charts.render_all(data, tmp).items():
             for p in (png, svg):
-                files[f"{doc_dir}/{Path(p).name}"] = Path(p).read_bytes()
+                if not (no_cost and Path(p).name.startswith("cost-vs-")):
+                    files[f"{doc_dir}/{Path(p).name}"] = Path(p).read_bytes()
     return files
 
 

@@ -19,7 +19,7 @@ TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
 
 RESULT_FIELDS = ("iteration", "sprint", "arm", "score", "sd", "delta", "ci", "threshold", "best_score", "status",
                  "reason", "outcome", "hypothesis", "mode", "gains", "weights", "confirm", "cost_per_1k", "latency_ms",
-                 "spent_usd", "n", "trials", "rows", "frame")
+                 "spent_usd", "n", "trials", "rows", "frame", "level", "runs")  # level, runs: run-level experiments (docs/run-level.md)
 
 
 def summary(records: Sequence[Record]) -> dict[str, Any]:

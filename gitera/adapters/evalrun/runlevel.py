@@ -117,7 +117,8 @@ def _finish(spec: RunSpec, trial: int, code: int | None, seconds: float, files: 
         return RunResult(trial, "timeout", None, seconds, error=f"the run was killed after {spec.timeout_s:g} s (eval.timeout_s)")
     if code != 0:
         last = tail(stderr_path, 20) or tail(stdout_path, 5)
-        return RunResult(trial, "crash", None, seconds, error=f"the command exited with code {code}; stderr tail:\n{last}")
+        final = next((line.strip() for line in reversed(last.splitlines()) if line.strip()), "")
+        return RunResult(trial, "crash", None, seconds, error=f"the command exited with code {code}; last stderr line: {final[:300]}\n{last}")
     stdout = stdout_path.read_text(encoding="utf-8", errors="replace")
     out_text = out.read_text(encoding="utf-8", errors="replace") if out.exists() else None
     parsed = read_run(stdout, out_text, primary=spec.primary, secondary=spec.secondary, patterns=spec.patterns)
