@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitera.adapters.evalrun.runlevel import RUN_ID, Invocation, RunCache, RunResult, RunSpec, run_scripts
+from gitera.adapters.runscript import RUN_ID, Invocation, RunCache, RunResult, RunSpec, run_scripts
 from gitera.adapters.git import checkout_dir
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import state_dir
@@ -95,10 +95,11 @@ class RunScorer:
 
     def score(self, arm: str, commit: str, split: str, trials: Sequence[int], *, slot: str | None = None,
               read_cache: bool | None = None, files: Mapping[str, bytes] | None = None, label: str | None = None,
-              of: int | None = None) -> list[RunResult]:
+              of: int | None = None, store: bool = True) -> list[RunResult]:
         """The arm's runs at ``commit``, one per trial (seed). Only dev runs are cached: a test or
         gate run is always a fresh run. ``files`` (decrypted sealed files) are written into the
-        checkout for these runs only and removed afterwards. ``of``: the runs this one is part of (an attempt's cap)."""
+        checkout for these runs only and removed afterwards. ``of``: the runs this one is part of (an attempt's cap).
+        ``store``: whether scored runs go into the cache (the gate's fresh seeds do not)."""
         repo = self.exp.repo
         base = state_dir(repo.common_dir)
         cache = RunCache(base / "runcache") if split == "dev" else None
@@ -124,7 +125,7 @@ class RunScorer:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
             return run_scripts(run_spec(self.frame, self.lock), where, trials, concurrency=self.frame.eval.concurrency,
-                               cache=cache if reading else None, write_cache=cache, on_result=progress)
+                               cache=cache if reading else None, store=cache if store else None, on_result=progress)
         finally:
             for target in written:
                 target.unlink(missing_ok=True)

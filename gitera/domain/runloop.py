@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from gitera.adapters.evalrun.runlevel import RunResult
+from gitera.adapters.runscript import RunResult
 from gitera.adapters.output import Output
 from gitera.core import runstats
 from gitera.core.errors import RefusedError
@@ -154,7 +154,7 @@ def gate_checks(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: L
     runs = {}
     for name, point, slot in (("best", state.best, "gate-best"), ("start", state.gate_passed, "gate-start")):
         commit = point_commit(exp, it.target, point, f"gate check of iteration {point.iteration}")
-        runs[name] = scorer.score(it.arm, commit, split, seeds, slot=slot, read_cache=False, files=shard,
+        runs[name] = scorer.score(it.arm, commit, split, seeds, slot=slot, read_cache=False, store=False, files=shard,
                                   label=f"gate: iteration {point.iteration}")
         if any(r.status != "ok" for r in runs[name]):
             bad = next(r for r in runs[name] if r.status != "ok")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from gitera.adapters.evalrun.runlevel import RUN_ID
+from gitera.adapters.runscript import RUN_ID
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.core import runstats

@@ -128,12 +128,11 @@ def _finish(spec: RunSpec, trial: int, code: int | None, seconds: float, files: 
 
 
 def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, concurrency: int = 1, cache: RunCache | None = None,
-                write_cache: RunCache | None = None, on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+                store: RunCache | None = None, on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
     """Every trial of one arm (cached ones from ``cache``), up to ``concurrency`` at once, in trial order.
 
-    ``write_cache``: where scored runs are stored (default ``cache``; the pilot stores without reading).
+    ``cache``: where earlier runs are looked up; ``store``: where scored ok runs are written (the pilot stores without reading).
     A timeout or an interrupt kills the run's whole process group."""
-    store = write_cache if write_cache is not None else cache
     key = [where.tree_id, json.dumps(dict(where.params), sort_keys=True, default=str), spec.command, spec.harness, where.split]
     done: dict[int, RunResult] = {}
     pending: list[int] = []
