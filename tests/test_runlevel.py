@@ -315,3 +315,36 @@ def test_recheck_replays_every_look() -> None:
     assert recheck_attempt(result, cand, noise, noise, frame) == "#4: the rule had decided after 1 run(s), but 2 were scored"
     assert recheck_attempt(result, cand[:1], noise, noise, frame) is None
     assert "the locked frame says 5 / 0.05" in (recheck_attempt({**result, "runs": {"cap": 50, "alpha": 0.05}}, cand[:1], noise, noise, frame) or "")
+
+
+# --- cost and parallel runs ----------------------------------------------------------------------------------
+
+COSTLY = TRAIN.replace('print("peak_mb: 12.5")', 'print("peak_mb: 12.5")\nprint("cost_usd: 1.0")')
+
+
+def test_a_reported_cost_counts_and_the_budget_stops_the_loop_before_an_attempt(repo: Path) -> None:
+    synthetic_project(repo, train=COSTLY, edits={"budget: {max_iterations: 10}": "budget: {max_iterations: 10, max_cost_usd: 4.5}"})
+    through_run(repo)  # pilot: 2 runs, dev run: 2 new runs of the baseline (the iterated arm's are cached): $4
+    code, out = iterate(repo, "0.3")
+    assert code == 3 and "the loop has stopped: the next attempt would cost about $1.0000" in out
+    assert attempts(repo) == []
+
+
+def test_the_budget_stops_adding_runs_in_mid_attempt(repo: Path) -> None:
+    synthetic_project(repo, train=COSTLY, edits={"budget: {max_iterations: 10}": "budget: {max_iterations: 10, max_cost_usd: 5.5}"})
+    through_run(repo)
+    code, out = iterate(repo, "0.105")  # within noise of a keep after one run ($5): a second run would pass $5.5
+    a = attempts(repo)[0]
+    assert a["status"] == "discard" and a["trials"] == 1 and str(a["reason"]).startswith("not scored in full: the cost budget ran out")
+    assert "the loop stops: the cost budget of $5.5 ran out during attempt 1" in out
+    assert run_gitera(repo, "verify").code == 0
+
+
+def test_runs_in_parallel_when_the_frame_allows(repo: Path) -> None:
+    import random
+
+    synthetic_project(repo, edits={"timeout_s: 60}": "timeout_s: 60, concurrency: 3}"})
+    through_run(repo)
+    summary = json.loads((repo / ".gitera/rl/runs/run-001/summary.json").read_text())
+    want = [round(0.4 + random.Random(seed).gauss(0, 0.01), 6) for seed in range(3)]
+    assert summary["arms"]["base"]["runs"] == want  # each seed's own run, in trial order

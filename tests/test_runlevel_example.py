@@ -68,7 +68,8 @@ def test_autoresearch_pipeline_one_run_when_clearly_worse_the_cap_when_marginal(
     assert not (repo / "data/test.txt").exists()
     conclusion = (repo / verdict["conclusion"]).read_text()
     assert "3 runs per arm on the sealed test files (data/test.txt)" in conclusion
-    assert {Path(c).name for c in verdict["charts"] if c.endswith(".png")} >= {"arm-bar.png", "progression.png", "forest-plot.png"}
+    # the script reports no cost, so there is no cost chart
+    assert {Path(c).name for c in verdict["charts"] if c.endswith(".png")} == {"arm-bar.png", "progression.png", "forest-plot.png"}
     r = run_gitera(repo, "verify")
     assert r.code == 0, r.out
     assert "the verdict recomputed from the test runs is the same" in r.out

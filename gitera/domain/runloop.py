@@ -53,7 +53,8 @@ def score_run_attempt(exp: Experiment, frame: Frame, lock: Mapping[str, Any], st
     looks: list[runstats.Look] = []
     cut = False
     for seed in range(it.max_runs):
-        if cap is not None and results and state.spent_usd + spent(results) >= cap:
+        # one more run would cost about what the last one did: never start a run the budget cannot pay
+        if cap is not None and results and state.spent_usd + spent(results) + spent(results[-1:]) > cap:
             cut = True
             break
         r = scorer.score(it.arm, candidate, "dev", [seed], slot="iterate", label=f"#{number} {it.arm}", of=it.max_runs)[0]
