@@ -23,8 +23,8 @@ def test_the_example_frame_parses() -> None:
 
 def test_secondary_patterns_and_plain_names() -> None:
     frame = parse(RUN_FRAME.replace("secondary: [{name: memory_mb, pattern: '^peak_mb:\\s*(\\S+)'}]",
-                                    "secondary: [seconds, {name: memory_mb, pattern: '^peak_mb:\\s*(\\S+)'}]"))
-    assert frame.metric.secondary == ("seconds", "memory_mb") and frame.metric.patterns == {"memory_mb": r"^peak_mb:\s*(\S+)"}
+                                    "secondary: [wall_s, {name: memory_mb, pattern: '^peak_mb:\\s*(\\S+)'}]"))
+    assert frame.metric.secondary == ("wall_s", "memory_mb") and frame.metric.patterns == {"memory_mb": r"^peak_mb:\s*(\S+)"}
 
 
 def test_the_baseline_file_as_target_is_refused_at_row_level_only() -> None:
@@ -54,6 +54,7 @@ def test_the_baseline_file_as_target_is_refused_at_row_level_only() -> None:
     ("  max_runs: 5\n", "  max_runs: 5\n  confirm: false\n", "iterate.confirm: metric.level is run"),
     ("  max_runs: 5\n", "  max_runs: 0\n", "iterate.max_runs: must be between 1 and 50; got 0"),
     ("  trials: 3\n", "  trials: 3\n  finding: [a, b, c]\n", "metric.finding: metric.level is run"),
+    ("secondary: [{name: memory_mb", "secondary: [seconds, {name: memory_mb", "metric.secondary[0]: 'seconds' names a field of gitera's own per-run record"),
 ])
 def test_run_level_refusals_name_the_field_and_what_to_do(old: str, new: str, expected: str) -> None:
     assert old in RUN_FRAME

@@ -348,3 +348,22 @@ def test_runs_in_parallel_when_the_frame_allows(repo: Path) -> None:
     summary = json.loads((repo / ".gitera/rl/runs/run-001/summary.json").read_text())
     want = [round(0.4 + random.Random(seed).gauss(0, 0.01), 6) for seed in range(3)]
     assert summary["arms"]["base"]["runs"] == want  # each seed's own run, in trial order
+
+
+def test_the_gate_opens_the_shard_the_split_sealed_not_a_replacement(repo: Path) -> None:
+    """An agent holding the local gate key re-seals an easier shard in place of the split's: the gate ignores it, verify names it."""
+    from gitera.adapters import seal
+    from gitera.domain.runseal import pack
+
+    synthetic_project(repo, edits={"sprint: 3": "sprint: 1"}, offsets=("0.0", "0.0", "0.5"))
+    through_run(repo)
+    manifest = json.loads((repo / ".gitera/rl/split/manifest.json").read_text())
+    rel = manifest["gate_seal"]["path"]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "easy.tar").write_bytes(pack({"data/gate.txt": b"-9.0\n"}))
+        seal.seal_file(Path(tmp) / "easy.tar", repo / rel, keys.load_gate_key(repo / ".git", "rl"), seal.Binding("rl", manifest["frame_hash"], rel))
+    git(repo, "commit", "--no-verify", "-q", "-am", "an easier gate shard")
+    code, out = iterate(repo, "0.3")
+    assert code == 0 and "(gate, seed 0): loss 0.7" in out  # the split's shard (offset 0.5), not the forged one (-9.0)
+    r = run_gitera(repo, "verify")
+    assert r.code == 1 and "FAIL the seal is unchanged since the split" in r.out

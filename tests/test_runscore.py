@@ -8,6 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gitera.core.frame import RUN_RECORD_FIELDS
 from gitera.core.runscore import number, read_run
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True).filter(lambda n: n not in ("score", "cost_usd"))
@@ -86,3 +87,42 @@ def test_any_output_gives_a_score_or_a_problem_never_an_exception(stdout: str, o
 def test_number_is_finite_or_none(raw: object) -> None:
     got = number(raw)
     assert got is None or math.isfinite(got)
+
+
+# --- the sealed archive and the per-run record (gitera.domain.runseal, gitera.adapters.runscript) ---------------
+
+paths = st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z]{1,3})?", fullmatch=True), min_size=1, max_size=3).map("/".join)
+
+
+@given(st.dictionaries(paths, st.binary(max_size=300), min_size=1, max_size=4))
+@settings(max_examples=100)
+def test_a_sealed_archive_round_trips_and_is_deterministic(files: dict[str, bytes]) -> None:
+    from gitera.domain.runseal import pack, unpack
+
+    data = pack(files)
+    assert unpack(data, list(files)) == files
+    assert pack(dict(reversed(list(files.items())))) == data  # the same files, the same bytes (and commitment)
+
+
+@given(st.dictionaries(paths, st.binary(max_size=50), min_size=2, max_size=4))
+@settings(max_examples=50)
+def test_an_archive_with_an_undeclared_or_missing_file_is_refused(files: dict[str, bytes]) -> None:
+    import pytest
+
+    from gitera.core.errors import RefusedError
+    from gitera.domain.runseal import pack, unpack
+
+    names = sorted(files)
+    with pytest.raises(RefusedError, match="which the frame does not declare"):
+        unpack(pack(files), names[1:])
+    with pytest.raises(RefusedError, match="lacks"):
+        unpack(pack({names[0]: files[names[0]]}), names)
+
+
+@given(st.integers(0, 10**7), st.sampled_from(["ok", "crash", "timeout", "invalid"]), st.one_of(st.none(), values),
+       st.floats(0, 1e4), st.dictionaries(names.filter(lambda n: n not in RUN_RECORD_FIELDS), values, max_size=3))
+def test_a_run_record_round_trips(trial: int, status: str, score: float | None, seconds: float, numbers: dict[str, float]) -> None:
+    from gitera.adapters.runscript import RunResult
+
+    r = RunResult(trial, status, score, round(seconds, 3), numbers, "pattern", "boom" if status != "ok" else None, ("a problem",))
+    assert RunResult.from_record(json.loads(json.dumps(r.record()))) == r

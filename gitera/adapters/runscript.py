@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gitera.adapters.evalrun.procs import ExitWaiter, kill_group, spawn, tail
+from gitera.core.frame import RUN_RECORD_FIELDS
 from gitera.core.runscore import read_run
 
 RUN_ID = "run"  # the one "row" of a run-level per-run file
@@ -62,8 +63,7 @@ class RunResult:
 
     @staticmethod
     def from_record(d: Mapping[str, Any]) -> RunResult:
-        known = ("id", "trial", "score", "status", "seconds", "source", "error", "problems")
-        numbers = {k: float(v) for k, v in d.items() if k not in known and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = {k: float(v) for k, v in d.items() if k not in RUN_RECORD_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
         score = d.get("score")
         return RunResult(int(d["trial"]), str(d.get("status", "ok")), float(score) if isinstance(score, (int, float)) else None,
                          float(d.get("seconds") or 0.0), numbers, d.get("source"), d.get("error"), tuple(d.get("problems") or ()))

@@ -628,6 +628,7 @@ def _weights(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, floa
 RUN_DATA = ("dev", "seal", "gate_seal")
 ROW_DATA = ("source", "id", "label", "slices", "stratify", "split", "split_column", "gate_fraction", "seed", "cluster",
             "caps", "out_of_scope", "production")
+RUN_RECORD_FIELDS = ("id", "trial", "score", "status", "seconds", "source", "error", "problems")  # gitera.adapters.runscript.RunResult
 RUN_CONCURRENCY = 1  # a training script usually takes the machine: one run at a time unless the frame says more
 
 
@@ -655,6 +656,10 @@ def _run_level(c: _Checker, top: Mapping[str, Any], frame: Frame) -> Frame:
     for key in ("finding", "severity"):
         if getattr(m, key):
             c.fail(("metric", key), f"{why}, so no per-row {key}; remove it")
+    for i, name in enumerate(m.secondary):
+        if name in RUN_RECORD_FIELDS or name == m.primary:
+            c.fail(("metric", "secondary", i), f"{name!r} names a field of gitera's own per-run record ({', '.join(RUN_RECORD_FIELDS)}); "
+                                                "call the secondary metric something else")
     if frame.eval.command is None:
         c.fail(("eval", "python"), f"{why}: give `eval.command`, the script that prints the score (e.g. python train.py)")
     for key in ("judge", "cross_judge", "run_timeout_s"):

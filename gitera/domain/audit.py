@@ -70,8 +70,9 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     if split_commit:
         manifest = json.loads(show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
         seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
-        sealed = repo.ls_tree(split_commit, [seal_path])
-        touched = changed_since(repo, split_commit, tip, {seal_path: sealed.get(seal_path, "")})
+        seal_paths = [seal_path, *([manifest["gate_seal"]["path"]] if manifest.get("gate_seal") else [])]  # run level: the gate shard too
+        sealed = repo.ls_tree(split_commit, seal_paths)
+        touched = changed_since(repo, split_commit, tip, {p: sealed.get(p, "") for p in seal_paths})
         checks.append(("the seal is unchanged since the split", not touched,
                        f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
         checks.append(_no_test_rows(repo, exp, split_commit, f"{verdicts[0].commit}^" if verdicts else tip))

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitera.adapters.runscript import RUN_ID, Invocation, RunCache, RunResult, RunSpec, run_scripts
 from gitera.adapters.git import checkout_dir
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import state_dir
+from gitera.adapters.runscript import RUN_ID, Invocation, RunCache, RunResult, RunSpec, run_scripts
 from gitera.core import runstats
 from gitera.core.errors import RefusedError
 from gitera.core.frame import Frame

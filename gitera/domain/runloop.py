@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from gitera.adapters.runscript import RunResult
 from gitera.adapters.output import Output
+from gitera.adapters.runscript import RunResult
 from gitera.core import runstats
 from gitera.core.errors import RefusedError
 from gitera.core.frame import Frame
@@ -125,6 +125,17 @@ def reads_eval_data(diff: str, paths: Sequence[str]) -> list[Any]:
     return hits
 
 
+def split_seal(exp: Experiment, path: str) -> bytes:
+    """A seal's bytes as the split committed them: the gate opens that, never a file someone put in its place."""
+    from gitera.adapters.history import read
+
+    split = next((r.commit for r in read(exp.repo, exp.branch, exp.tag) if r.kind == "Split"), None)
+    sealed = exp.repo.show(split, path) if split else None
+    if sealed is None:
+        raise RefusedError(f"no split commit of experiment {exp.tag} holds {path}; the gate opens only the seal the split made.")
+    return sealed
+
+
 def gate_checks(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, out: Output) -> tuple[Any, ...]:
     """(tip, hardcode hits, replication, holdout queries, holdout, spend, holdout exhausted) for the gate's record."""
     from gitera.adapters import keys
@@ -141,7 +152,8 @@ def gate_checks(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: L
     where = "the sealed gate shard" if d.gate_seal else "fresh seeds of the dev eval"
     out.info(f"gate: sprint {state.sprint} — scan of the diff for the eval's data, replication on {where}, saturation")
     diff = repo.git("diff", "-U0", state.sprint_start or tip, tip, "--", *it.target)
-    shard = open_files(repo, exp, manifest, "gate_seal", keys.load_gate_key(repo.common_dir, exp.tag), d.gate_seal) if d.gate_seal else {}
+    shard = open_files(repo, exp, manifest, "gate_seal", keys.load_gate_key(repo.common_dir, exp.tag), d.gate_seal,
+                       sealed=split_seal(exp, manifest["gate_seal"]["path"])) if d.gate_seal else {}
     dev = {p: (repo.root / p).read_bytes() for p in d.dev if (repo.root / p).is_file()}
     rows = eval_data_rows(frame, {**dev, **shard})
     hits = [*reads_eval_data(diff, [*d.dev, *d.seal, *d.gate_seal]),

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from gitera.adapters.runscript import RUN_ID
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
+from gitera.adapters.runscript import RUN_ID
 from gitera.core import runstats
 from gitera.core.errors import EvalError
 from gitera.core.frame import Frame
