@@ -367,3 +367,40 @@ def test_the_gate_opens_the_shard_the_split_sealed_not_a_replacement(repo: Path)
     assert code == 0 and "(gate, seed 0): loss 0.7" in out  # the split's shard (offset 0.5), not the forged one (-9.0)
     r = run_gitera(repo, "verify")
     assert r.code == 1 and "FAIL the seal is unchanged since the split" in r.out
+
+
+# --- with the loop-control tools: lock --check, init --agent, results-tsv ---------------------------------------
+
+
+def test_lock_check_runs_the_script_once_per_arm_and_refuses_one_without_a_score(repo: Path) -> None:
+    from tests.runproject import PREPARE
+
+    (repo / "data").mkdir()
+    (repo / "prepare.py").write_text(PREPARE)
+    (repo / "train.py").write_text(TRAIN.replace('print(f"loss: ', 'print(f"the loss is '))
+    (repo / "data/val.txt").write_text("0.0\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "script")
+    r = run_gitera(repo, "init", "rl")
+    (repo / ".gitera/rl/frame.yaml").write_text(FRAME)
+    r = run_gitera(repo, "lock", "--check")
+    assert r.code == 5 and "Harness check: one run of the script per arm" in r.out
+    assert "make the script print its score" in r.err and "nothing was locked" in r.err
+    assert not (repo / ".gitera/rl/lock.json").exists()
+    (repo / "train.py").write_text(TRAIN)
+    git(repo, "commit", "-q", "-am", "print the loss")
+    r = run_gitera(repo, "lock", "--check")
+    assert r.code == 0, r.err
+
+
+def test_init_agent_and_results_tsv_speak_of_runs(repo: Path) -> None:
+    synthetic_project(repo, edits={"{name: memory_mb, pattern": "{name: memory_gb, pattern"})
+    through_run(repo)
+    r = run_gitera(repo, "init", "--agent")
+    assert r.code == 0, r.err
+    program = (repo / ".gitera/rl/program.md").read_text()
+    assert "one run at a time (a clearly worse change costs one run, a close one up to 5)" in program
+    iterate(repo, "0.01")
+    tsv = run_gitera(repo, "log", "--format", "results-tsv").out.splitlines()
+    assert tsv[0].split("\t") == ["commit", "loss", "memory_gb", "status", "description"]
+    assert tsv[-1].split("\t")[2:4] == ["12.5", "discard"]  # the secondary metric named memory_gb, as autoresearch logs it

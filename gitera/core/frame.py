@@ -78,6 +78,7 @@ class Iterate:
     directions: Mapping[str, str] = field(default_factory=dict)  # pareto: secondary metric -> higher | lower
     weights: Mapping[str, float] = field(default_factory=dict)  # weighted: metric -> weight (+ rewards a higher value)
     confirm: bool = True  # re-score a marginal gain with fresh trials before keeping it
+    plateau: int | None = 6  # loopctl: attempts without a keep before the loop stops; None = off (docs/iterate.md)
     max_runs: int = 5  # metric.level run: the sequential keep rule's cap of runs per attempt
 
 
@@ -538,7 +539,8 @@ def _eval(c: _Checker, raw: Any) -> Eval:
 
 def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -> Iterate:
     p: FieldPath = ("iterate",)
-    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm", "max_runs"), ("arm", "target"))
+    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm", "plateau",
+                           "max_runs"), ("arm", "target"))
     arm = c.text(m["arm"], p + ("arm",))
     if arm not in candidates:
         c.fail(p + ("arm",), f"must be one of the candidate arms ({', '.join(candidates)}); got {arm!r}")
@@ -564,7 +566,25 @@ def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -
     directions = _directions(c, m.get("directions"), mode, metric)
     weights = _weights(c, m.get("weights"), mode, metric)
     max_runs = c.integer(m.get("max_runs", 5), p + ("max_runs",), 1, 50)
-    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm, max_runs)
+    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm, _plateau(c, m), max_runs=max_runs)
+
+
+# --- loopctl: iterate.plateau (docs/iterate.md, "Loop control") ---------------------
+PLATEAU_DEFAULT = 6
+PLATEAU_MAX = 10_000
+
+
+def _plateau(c: _Checker, m: Mapping[str, Any]) -> int | None:
+    """`plateau: N` (attempts without a keep before the loop stops) or `off` (YAML reads it as false)."""
+    if "plateau" not in m:
+        return PLATEAU_DEFAULT
+    value = m["plateau"]
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= PLATEAU_MAX:
+        c.fail(("iterate", "plateau"), f"must be a whole number of attempts between 1 and {PLATEAU_MAX}, or off; got {_kind(value)}")
+    return value
+# --- end loopctl ----------------------------------------------------------------------
 
 
 def _only_in_mode(c: _Checker, raw: Any, key: str, mode: str, wanted: str, example: str) -> Mapping[str, Any] | None:

@@ -267,6 +267,7 @@ def record_runs(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
             "reason": a["problems"][0] if a["problems"] else ("noise floor" if status == "baseline" else ""),
             "cost_per_1k": a["cost_per_1k"], "latency_ms": None, "spent_usd": a["spent_usd"],
             "noise_floor": noise if arm == base else None, "frame": fhash, "rows": a["rows_file"], "commit": commits[arm],
+            "secondary": {n: a["numbers"].get(n) for n in frame.metric.secondary},
         }))
     message = build_message(f"gitera run: {exp.tag} #{number} on dev, {len(trials)} runs per arm ({'complete' if complete else 'INCOMPLETE'})", trailers)
     return exp.repo.commit_files(exp.branch, files, message), summary

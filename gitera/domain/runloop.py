@@ -70,6 +70,8 @@ def score_run_attempt(exp: Experiment, frame: Frame, lock: Mapping[str, Any], st
     decision = _decision(frame, results, looks, cut, records, base_records)
     decision["runs"] = {"n": len(results), "cap": it.max_runs, "alpha": frame.threshold.alpha, "best_runs": len(best),
                         "looks": [lk.to_dict() for lk in looks]}
+    decision["secondary"] = {n: sanitize(runstats.mean(vs)) if (vs := [float(r.numbers[n]) for r in results if n in r.numbers]) else None
+                             for n in frame.metric.secondary}
     return Scored(decision, records_jsonl(results), spent(results), cut)
 
 
