@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 from statsmodels.stats.power import TTestIndPower
@@ -55,6 +55,7 @@ def test_welch_matches_scipy_on_fixed_runs() -> None:
 
 @pytest.mark.filterwarnings("ignore:Precision loss occurred")
 @given(st.lists(finite, min_size=2, max_size=12), st.lists(finite, min_size=2, max_size=12), st.sampled_from([0.01, 0.05, 0.2]))
+@example(base=[0.0, 0.0], arm=[0.0, 3.4350544846331614e-146], alpha=0.01)  # a variance that underflows when squared
 @settings(max_examples=200, deadline=None)
 def test_welch_matches_scipy_on_generated_runs(base: list[float], arm: list[float], alpha: float) -> None:
     c = runstats.welch(base, arm, alpha)

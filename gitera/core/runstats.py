@@ -158,7 +158,8 @@ def welch(base: Sequence[float], arm: Sequence[float], alpha: float = 0.05) -> R
     if se == 0.0:
         p = 0.0 if effect != 0.0 else 1.0
         return RunComparison(effect, 0.0, float(na + nb - 2), effect, effect, p, na, nb, sa, sb)
-    df = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1))
+    a, b = va / max(va, vb), vb / max(va, vb)  # scaled: tiny variances would underflow when squared
+    df = (a + b) ** 2 / (a * a / (na - 1) + b * b / (nb - 1))
     p = min(1.0, 2.0 * t_sf(abs(effect) / se, df))
     half = t_ppf(1.0 - alpha / 2.0, df) * se
     return RunComparison(effect, se, df, effect - half, effect + half, p, na, nb, sa, sb)
