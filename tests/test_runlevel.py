@@ -404,3 +404,21 @@ def test_init_agent_and_results_tsv_speak_of_runs(repo: Path) -> None:
     tsv = run_gitera(repo, "log", "--format", "results-tsv").out.splitlines()
     assert tsv[0].split("\t") == ["commit", "loss", "memory_gb", "status", "description"]
     assert tsv[-1].split("\t")[2:4] == ["12.5", "discard"]  # the secondary metric named memory_gb, as autoresearch logs it
+
+
+def test_a_plateau_stop_resumes_and_the_output_browser_shows_a_run_level_experiment(repo: Path, tmp_path: Path) -> None:
+    synthetic_project(repo, edits={"  max_runs: 5\n": "  max_runs: 5\n  plateau: 2\n"})
+    through_run(repo)
+    iterate(repo, "0.01")
+    code, out = iterate(repo, "0.02")  # the second attempt in a row without a keep: the plateau stops the loop
+    assert "plateau" in out
+    set_lr(repo, "0.3")
+    r = run_gitera(repo, "iterate", "--resume", "-m", "a better learning rate")
+    assert r.code == 0, r.err  # reopened and scored: the run-level attempt's size is one run, no dev rows needed
+    assert "#3 KEEP" in r.out and "gate after sprint 1: PASS" in r.out
+    assert run_gitera(repo, "verdict").code == 0
+    page = tmp_path / "review.html"  # outside the work tree, as `gitera view` demands
+    r = run_gitera(repo, "view", "--no-serve", "--out", str(page))
+    assert r.code == 0, r.err
+    html = page.read_text()
+    assert "a better learning rate" in html and "LR 0.02" in html  # every attempt, the kept and the discarded

@@ -382,7 +382,8 @@ def reopen(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopSt
     if state.status in (KILLED, SATURATED):
         raise RefusedError(f"{closed_reason(state)} A gate's decision is final: `--resume` goes on only after a plateau or crash stop.")
     kind = state.stop_kind or kind_of(state.stop_reason)
-    budget = why_stop(state, it, expected_attempt_cost(exp, state, len(load_split(exp, "dev")), frame.metric.trials), heuristics=False)
+    rows, trials = (1, 1) if frame.metric.level == "run" else (len(load_split(exp, "dev")), frame.metric.trials)  # run level: one run
+    budget = why_stop(state, it, expected_attempt_cost(exp, state, rows, trials), heuristics=False)
     if budget is not None:
         raise RefusedError(
             f"the loop stopped because {state.stop_reason} and cannot resume: {budget.reason}, and the frame's budget is locked, so "
