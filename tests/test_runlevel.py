@@ -9,6 +9,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gitera.adapters import keys
 from gitera.core import runstats
@@ -274,21 +275,25 @@ def test_the_verdict_opens_the_sealed_files_once_and_verify_recomputes_it(repo: 
     assert r.code == 3 and "has its verdict" in r.err
 
 
-def test_an_underpowered_verdict_says_how_many_runs_would_decide(repo: Path) -> None:
-    # a fixed comparison (no iterate section): the arm's learning rate comes from its params
+def fixed_comparison_verdict(repo: Path, lr: str) -> tuple[str, dict[str, Any]]:
+    """A fixed comparison (no iterate section) whose arm's learning rate comes from its params, through the verdict."""
     train = TRAIN.replace("LR = 0.1", "import json, os\nLR = json.loads(os.environ['GITERA_ARM_PARAMS']).get('lr', 0.1)")
-    frame = FRAME.replace("agent: {change: train.py as edited}", "agent: {change: a learning rate of 0.14, params: {lr: 0.14}}")
+    frame = FRAME.replace("agent: {change: train.py as edited}", f"agent: {{change: a learning rate of {lr}, params: {{lr: {lr}}}}}")
     frame = frame[:frame.index("iterate:")] + frame[frame.index("data:"):]
     synthetic_project(repo, frame=frame, train=train)
     through_run(repo)
     r = run_gitera(repo, "verdict")
     assert r.code == 0, r.err
-    doc = json.loads((repo / ".gitera/rl/verdict.json").read_text())
+    return r.out, json.loads((repo / ".gitera/rl/verdict.json").read_text())
+
+
+def test_an_underpowered_verdict_says_how_many_runs_would_decide(repo: Path) -> None:
+    out, doc = fixed_comparison_verdict(repo, "0.14")
     arm = doc["decision"]["arms"][0]
     # a gain of 0.04 against a threshold of 0.05: the interval still reaches the threshold with 3 runs
     assert doc["decision"]["decision"] == "underpowered" and arm["aggregate"] == "INCONCLUSIVE"
     assert arm["ci_low"] < -0.05 < arm["effect"] < 0  # lower is better: the CI reaches the threshold, the effect does not
-    assert f"about {doc['decision']['rows_needed']} runs per arm would decide it" in r.out
+    assert f"about {doc['decision']['rows_needed']} runs per arm would decide it" in out
     assert run_gitera(repo, "verify").code == 0
 
 
@@ -422,3 +427,18 @@ def test_a_plateau_stop_resumes_and_the_output_browser_shows_a_run_level_experim
     assert r.code == 0, r.err
     html = page.read_text()
     assert "a better learning rate" in html and "LR 0.02" in html  # every attempt, the kept and the discarded
+
+
+def test_a_worse_arm_is_killed_and_verify_catches_doctored_test_runs(repo: Path) -> None:
+    out, doc = fixed_comparison_verdict(repo, "0.02")  # a loss 0.08 worse than the baseline's
+    assert doc["decision"]["decision"] == "kill" and doc["decision"]["arms"][0]["effect"] > 0.05  # lower is better: 0.08 worse
+    assert "Kill: no arm beats base by the registered 0.05 on the sealed test files (3 runs per arm, Welch's t)." in out
+    assert run_gitera(repo, "verify").code == 0
+    # an agent rewrites the arm's test runs so that it would have shipped, and commits it
+    runs_file = repo / ".gitera/rl/runs/test/agent.jsonl"
+    doctored = [{**json.loads(line), "score": 0.2} for line in runs_file.read_text().splitlines()]
+    runs_file.write_text("".join(json.dumps(x) + "\n" for x in doctored))
+    git(repo, "commit", "-q", "--no-verify", "-am", "fix the test runs")
+    r = run_gitera(repo, "verify")
+    assert r.code == 1, r.out
+    assert "FAIL nothing but the verdict's files after the opening: later commits" in r.out
