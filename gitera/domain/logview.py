@@ -22,7 +22,7 @@ TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
 
 RESULT_FIELDS = ("iteration", "sprint", "arm", "score", "sd", "delta", "ci", "threshold", "best_score", "status",
                  "reason", "outcome", "hypothesis", "mode", "gains", "weights", "confirm", "cost_per_1k", "latency_ms",
-                 "spent_usd", "n", "trials", "rows", "frame")
+                 "spent_usd", "n", "trials", "rows", "frame", "level", "runs", "secondary")  # level, runs: run-level experiments (docs/run-level.md)
 
 
 def summary(records: Sequence[Record]) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
             name = str(d.get("arm")) if d.get("kind") == "run" else f"#{d.get('iteration')} s{d.get('sprint')}"
             rows.append([name, r.commit[:10], str(d.get("status")), _num(d.get("score")), _num(d.get("delta"), "+.4f"),
                          *(_num(d.get(f), spec) for _, f, spec in secs), _change(ctx, r),
-                         " ".join(str(d.get("hypothesis") or "").split()) if d.get("kind") == "attempt" else ""])
+                         " ".join(str(d.get("hypothesis") or "").split()) + _runs(d) if d.get("kind") == "attempt" else ""])
         elif r.kind == "Gate":
             rows.append([f"gate s{d.get('sprint')}", r.commit[:10], str(d.get("outcome")), "", "", *("" for _ in secs), "",
                          "; ".join(d.get("reasons") or [])])
@@ -189,6 +189,12 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]
     return "\n".join("  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(x[:-1])) + "  " + x[-1]
                      for x in [head, *rows]).rstrip()
+
+
+def _runs(d: Mapping[str, Any]) -> str:
+    """A run-level attempt's cost under the sequential keep rule (docs/run-level.md)."""
+    n = d.get("trials")
+    return f"  [{n} run{'s' if n != 1 else ''}]" if d.get("level") == "run" else ""
 
 
 def _commit_cell(ctx: LogContext, commit: str) -> str:
@@ -220,7 +226,7 @@ def _md_attempts(atts: Sequence[Record], ctx: LogContext) -> list[str]:
              "|---:|---:|---|---:|---:|" + "---:|" * len(secs) + "---|---|---|"]
     for a in atts:
         d = a.data
-        hyp = str(d.get("hypothesis") or "").replace("|", "\\|")
+        hyp = (str(d.get("hypothesis") or "") + _runs(d)).replace("|", "\\|")
         lines.append(f"| {d.get('iteration')} | {d.get('sprint')} | {_commit_cell(ctx, a.commit)} | {_num(d.get('score'))} | "
                      f"{_num(d.get('delta'), '+.4f')} | " + "".join(f"{_num(d.get(f), spec)} | " for _, f, spec in secs)
                      + f"{_change(ctx, a).replace('|', '')} | {d.get('status')} | {hyp} |")
