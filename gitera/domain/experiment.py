@@ -326,7 +326,7 @@ def _file_record(path: str, content: bytes) -> dict[str, str]:
 def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> dict[str, Any]:
     """The lock record; refuses when a locked file is missing or untracked, or no data source is named."""
     repo = exp.repo
-    if frame.data.source is None:
+    if frame.data.source is None and frame.metric.level == "row":  # a run-level frame seals files instead (docs/run-level.md)
         _refuse_no_source(exp)
     tracked = repo.tracked(list(frame.locked)) if frame.locked else set()
     files = []

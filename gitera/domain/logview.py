@@ -98,7 +98,8 @@ def log_context(repo: Repo, rev: str, records: Sequence[Record], frame: Mapping[
     url = repo.remote_url()
     return LogContext(
         metric=str(primary.get("name") or "score"), higher=primary.get("direction") != "lower",
-        secondary=tuple(str(x) for x in secondary) if isinstance(secondary, list) else LogContext.secondary,
+        secondary=tuple(str(_mapping(x).get("name")) if isinstance(x, Mapping) else str(x) for x in secondary)  # run level: {name, pattern}
+        if isinstance(secondary, list) else LogContext.secondary,
         params={str(k): dict(v.get("params") or {}) for k, v in arms.items() if isinstance(v, Mapping) and isinstance(v.get("params") or {}, Mapping)},
         changes=target_changes(repo, rev, {a.commit for a in attempts(list(records))}, targets),
         web=web_repo(url) if url else None, chart=chart,
@@ -135,6 +136,13 @@ _SECONDARY = {"cost_usd": ("$/1k rows", "cost_per_1k", ".4f"), "latency_ms": ("l
 
 def _secondaries(ctx: LogContext) -> list[tuple[str, str, str]]:
     return [_SECONDARY.get(name, (name, name, ".4f")) for name in ctx.secondary]
+
+
+def _sec(d: Mapping[str, Any], field_name: str) -> Any:
+    """A secondary metric's value: a field of the trailer, or (run level) the mean in its `secondary` object."""
+    value = d.get(field_name)
+    secondary = d.get("secondary")
+    return value if value is not None or not isinstance(secondary, dict) else secondary.get(field_name)
 
 
 def _params(values: Mapping[str, Any]) -> str:
@@ -175,7 +183,7 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
         if r.kind == "Result" and d.get("kind") in ("run", "attempt"):
             name = str(d.get("arm")) if d.get("kind") == "run" else f"#{d.get('iteration')} s{d.get('sprint')}"
             rows.append([name, r.commit[:10], str(d.get("status")), _num(d.get("score")), _num(d.get("delta"), "+.4f"),
-                         *(_num(d.get(f), spec) for _, f, spec in secs), _change(ctx, r),
+                         *(_num(_sec(d, f), spec) for _, f, spec in secs), _change(ctx, r),
                          " ".join(str(d.get("hypothesis") or "").split()) + _runs(d) if d.get("kind") == "attempt" else ""])
         elif r.kind == "Gate":
             rows.append([f"gate s{d.get('sprint')}", r.commit[:10], str(d.get("outcome")), "", "", *("" for _ in secs), "",
@@ -187,8 +195,8 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
             rows.append([r.kind.lower(), r.commit[:10], status, "", "", *("" for _ in secs), "", str(text(d))])
     numeric = {3, 4, *range(5, 5 + len(secs))}
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(x[:-1])) + "  " + x[-1]
-                     for x in [head, *rows]).rstrip()
+    return "\n".join(("  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(x[:-1])) + "  " + x[-1]).rstrip()
+                      for x in [head, *rows])
 
 
 def _runs(d: Mapping[str, Any]) -> str:
@@ -228,7 +236,7 @@ def _md_attempts(atts: Sequence[Record], ctx: LogContext) -> list[str]:
         d = a.data
         hyp = (str(d.get("hypothesis") or "") + _runs(d)).replace("|", "\\|")
         lines.append(f"| {d.get('iteration')} | {d.get('sprint')} | {_commit_cell(ctx, a.commit)} | {_num(d.get('score'))} | "
-                     f"{_num(d.get('delta'), '+.4f')} | " + "".join(f"{_num(d.get(f), spec)} | " for _, f, spec in secs)
+                     f"{_num(d.get('delta'), '+.4f')} | " + "".join(f"{_num(_sec(d, f), spec)} | " for _, f, spec in secs)
                      + f"{_change(ctx, a).replace('|', '')} | {d.get('status')} | {hyp} |")
     return lines
 
