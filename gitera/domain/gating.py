@@ -51,19 +51,16 @@ def paired_gain(best: Any, start: Any) -> tuple[float, float]:
 
 
 def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, out: Output, use_cache: bool) -> LoopState:
-    from gitera.core import gate, leak
+    from gitera.core import gate
 
     assert frame.iterate is not None and state.best is not None and state.gate_passed is not None
     repo = exp.repo
     out.info(f"gate: sprint {state.sprint} — hardcode scan, replication on the gate rows, saturation")
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
-    diff = repo.git("diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
-    open_rows = [*load_split(exp, "train"), *load_split(exp, "dev")]
+    diff = sprint_diff(repo, frame, state.sprint_start or tip, tip)
     gate_rows = load_split(exp, "gate")
-    exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
-    columns = leak.text_columns(open_rows + gate_rows, exclude)
-    hits = gate.scan_diff(diff, open_rows + gate_rows, text_columns=columns, id_column="id", label_column=frame.data.label)
+    hits = hardcode_hits(frame, diff, [*load_split(exp, "train"), *load_split(exp, "dev"), *gate_rows])
 
     sign = 1.0 if frame.metric.direction == "higher" else -1.0
     # the seed is a secret of the key store, never part of the committed state (see holdout_seed)
@@ -72,12 +69,14 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
                else gate.Thresholdout.create(seed=seed))
     queries = []
     spent = 0.0
+    se_gain: float | None = None
     if gate_rows:
         best_gate, spent_best = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
         start_gate, spent_start = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
         spent = spent_best + spent_start
         _warn_past_cap(frame, state.spent_usd, spent, out)
-        gate_gain, se_gain = paired_gain(best_gate, start_gate)
+        gate_gain, se = paired_gain(best_gate, start_gate)
+        se_gain = se
         dev_gain = float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0)
         # ONE query on the sprint's gain: the climbing rows' gain and the same paired gain on the
         # gate rows. (Asking for the two levels separately could answer one from the climbing rows
@@ -87,7 +86,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         if answer.value is None:
             replication = None
         else:
-            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se_gain)
+            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se)
         exhausted = answer.value is None
     else:
         replication, exhausted = None, False
@@ -109,6 +108,8 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         "hardcode": [_hit(h) for h in hits[:MAX_HITS_RECORDED]],
         "hardcode_hits": len(hits),
         "replication": replication.to_dict() if replication is not None else None,
+        # the gate gain's standard error, unrounded: `gitera verify` re-decides the replication with it
+        "se_gain": se_gain if se_gain is not None and math.isfinite(se_gain) else None,
         "holdout_queries": queries,
         "saturation": saturation.to_dict(),
         "from_commit": state.sprint_start,
@@ -127,6 +128,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         new_state = state.with_(status=KILLED, best=back, pending=pending, in_sprint=0)
     trailer["locked_iteration"] = new_state.gate_passed.iteration if new_state.gate_passed else 0
     record["locked_iteration"] = trailer["locked_iteration"]
+    files.update(_authenticate(exp, trailer))
     new_state = new_state.with_(history=(*new_state.history, record), holdout=public_holdout(holdout),
                                 spent_usd=state.spent_usd + spent)
     number = sum(1 for h in state.history if h.get("gate")) + 1
@@ -155,3 +157,39 @@ def public_holdout(holdout: Any) -> dict[str, Any]:
 def _hit(h: Any) -> dict[str, Any]:
     # file:line and row ids only: the matched line may hold a dev row's text, which must not spread further
     return {"file": h.file, "line": h.line_no, "kind": h.kind, "rows": list(h.row_ids)}
+
+
+def sprint_diff(repo: Any, frame: Frame, start: str, end: str) -> str:
+    """The sprint's net change of the target files: what the hardcode scan reads (and `gitera verify` re-reads)."""
+    assert frame.iterate is not None
+    return str(repo.git("diff", "-U0", start, end, "--", *frame.iterate.target))
+
+
+def hardcode_hits(frame: Frame, diff: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """The hardcode scan of a sprint's diff against ``rows`` (train, dev and gate), text columns
+    chosen as the gate chooses them; `gitera verify` re-runs it on the recorded diff."""
+    from gitera.core import gate, leak
+
+    exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
+    columns = leak.text_columns(rows, exclude)
+    return gate.scan_diff(diff, rows, text_columns=columns, id_column="id", label_column=frame.data.label)
+
+
+GATE_KEY_WRAPPED = "gate-key.wrapped"
+
+
+def _authenticate(exp: Experiment, trailer: dict[str, Any]) -> dict[str, bytes | None]:
+    """Add the record's MAC under the experiment's gate key (made by the first gate, outside git).
+
+    In recipient mode the first gate also commits the key wrapped to the seal's recipient, so
+    the custodian can check the gates where the verdict runs. Returns the files to commit."""
+    from gitera.adapters.keys import gate_key, wrap_gate_key
+    from gitera.core.recordmac import MAC_FIELD, record_mac
+
+    key = gate_key(exp.repo.common_dir, exp.tag, create=True)
+    assert key is not None
+    trailer[MAC_FIELD] = record_mac(key, exp.tag, "Gate", trailer)
+    wrapped_seal = exp.path("split/key.wrapped")
+    if wrapped_seal.exists() and not exp.path(f"runs/{GATE_KEY_WRAPPED}").exists():
+        return {relpath(exp, GATE_KEY_WRAPPED): wrap_gate_key(key, wrapped_seal.read_bytes(), exp.tag)}
+    return {}
