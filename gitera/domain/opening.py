@@ -171,6 +171,20 @@ def _gate_key(exp: Experiment, private_key: str | None) -> bytes | None:
     return key
 
 
+def _require_no_dropped_opening(exp: Experiment) -> None:
+    """A branch reset or rebased to before an opening (and its tag deleted) must not reopen the
+    test set: the branch's reflog still reaches the opening. (A fresh clone of such a branch has no
+    reflog of it; docs/threat-model.md says what stops that.)"""
+    from gitera.domain.provenance import lost_records
+
+    tip = exp.repo.rev(f"refs/heads/{exp.branch}") or ""
+    gone = [c for c, key, _ in sorted(lost_records(exp.repo, exp, tip) or [], key=lambda r: r[1] != "Opening") if key in ("Opening", "Verdict")]
+    if gone:
+        raise RefusedError(f"the test set of {exp.tag} was already opened in {gone[0][:10]}, a commit the branch {exp.branch} no longer "
+                           "holds (its history was reset or rewritten); a test set is opened once — a new question needs a new "
+                           "experiment with fresh test rows (`gitera init NEW_TAG`).")
+
+
 @dataclass(frozen=True)
 class ArmPlan:
     """What the verdict scores for one arm, fixed before the test set is opened."""
@@ -302,6 +316,7 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     require_on_branch(exp)
     lock = require_intact(exp)
     require_open(exp)
+    _require_no_dropped_opening(exp)
     manifest = require_split(exp)
     frame = exp.load_frame()
     records = trailers(repo, exp)

@@ -57,9 +57,12 @@ def lock_matches(repo: Repo, exp: Experiment, records: Sequence[Record], lock_co
     locked: dict[str, Any] = trailer["locked"] if isinstance(trailer.get("locked"), dict) else {}
     if set(locked) != set(paths):
         bad.append(f"the trailer locks {sorted(locked)} but lock.json locks {sorted(paths)}")
+    modes = repo.ls_modes(lock_commit, list(paths)) if paths else {}
     for path, rec in paths.items():
         if locked.get(path, rec.get("sha256")) != rec.get("sha256") or rec.get("sha256") != _sha256(contents[path]) or rec.get("blob") != tree.get(path):
             bad.append(f"{path}: lock.json, its trailer and the lock commit's tree disagree")
+        elif rec.get("mode") not in (None, modes.get(path)):
+            bad.append(f"{path}: lock.json records mode {rec.get('mode')} but the lock commit holds {modes.get(path)}")
     registered = frame_at(repo, exp, lock_commit).get("locked")
     if isinstance(registered, list) and set(map(str, registered)) != set(paths):
         bad.append(f"the frame registers locked files {sorted(map(str, registered))} but lock.json locks {sorted(paths)}")
@@ -121,15 +124,23 @@ def _message_records(repo: Repo, commits: Sequence[str], tag: str) -> list[tuple
     return found
 
 
+def lost_records(repo: Repo, exp: Experiment, tip: str) -> list[tuple[str, str, str]] | None:
+    """(commit, trailer key, subject) of the gitera records in commits the branch's reflog reached
+    and the branch no longer does; None when the reflog holds no earlier tip (a fresh clone)."""
+    tips = [t for t in repo.git("reflog", "show", "--format=%H", f"refs/heads/{exp.branch}", "--", check=False).split() if t != tip]
+    if not tips:
+        return None
+    lost = repo.git("rev-list", "--stdin", input=("".join(t + "\n" for t in dict.fromkeys(tips)) + f"^{tip}\n").encode()).split()
+    return _message_records(repo, lost, exp.tag)
+
+
 def rewritten(repo: Repo, exp: Experiment, tip: str) -> Check:
     """Commits the branch pointed at (its reflog) that are no longer on it and held gitera records:
     an amended verdict, a lock commit rewritten by `rebase -i`, a dropped attempt. A fresh clone
     has no such reflog: there this check cannot see a rewrite, and says so."""
-    tips = [t for t in repo.git("reflog", "show", "--format=%H", f"refs/heads/{exp.branch}", "--", check=False).split() if t != tip]
-    if not tips:
+    gone = lost_records(repo, exp, tip)
+    if gone is None:
         return (REWRITTEN, True, "the reflog holds no earlier tip in this clone: not checked")
-    lost = repo.git("rev-list", "--stdin", input=("".join(t + "\n" for t in dict.fromkeys(tips)) + f"^{tip}\n").encode()).split()
-    gone = _message_records(repo, lost, exp.tag)
     detail = "; ".join(f"{c[:10]} ({subject[:60]})" for c, _, subject in list({c: (c, k, s) for c, k, s in gone}.values())[:5])
     return (REWRITTEN, not gone, f"no longer on {exp.branch}: {detail}" if gone else "")
 
