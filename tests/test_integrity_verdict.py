@@ -491,24 +491,30 @@ def test_gate_macs_are_checked_with_the_released_key_where_the_key_store_is_abse
     assert code == 0 and f"ok   {AUTHENTIC}: MACs checked with the key the verdict released" in out, out
 
 
-def rebase_with_exec(root: Path, commit: str, script: Path) -> None:
-    """`git rebase -i` from ``commit``'s parent, the todo list edited by GIT_SEQUENCE_EDITOR to run
-    ``script`` right after ``commit`` is picked (so it can amend it), then every later commit replayed."""
+def lock_commit_of(root: Path) -> str:
+    return git(root, "log", "-1", "--format=%H", "--grep=^Gitera-Lock: ", f"autoexp/{TAG}").strip()
+
+
+def rewrite_lock_commit(root: Path, script_body: str) -> str:
+    """`git rebase -i` from the lock commit's parent, the todo list edited by GIT_SEQUENCE_EDITOR to
+    run ``script_body`` (sh) right after the lock commit is picked, so it can amend it; every later
+    commit is replayed. Returns the original lock commit."""
+    commit = lock_commit_of(root)
+    script = root.parent / "rewrite-lock.sh"
+    script.write_text("#!/bin/sh\nset -e\n" + script_body)
+    script.chmod(0o755)
     editor = f"sed -i 's|^\\(pick {commit[:7]}.*\\)$|\\1\\nexec {script}|'"
     proc = subprocess.run(["git", "rebase", "-q", "-i", f"{commit}~1"], cwd=root, env={**os.environ, "GIT_SEQUENCE_EDITOR": editor},
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert git(root, "log", "-1", "--format=%H", "--grep=^Gitera-Lock: ", f"autoexp/{TAG}").strip() != commit  # rewritten
+    assert lock_commit_of(root) != commit  # rewritten
+    return commit
 
 
 def test_a_rebase_that_rewrites_the_lock_commit_fails_verify(repo: Path) -> None:
     project(repo, b="accuracy: 0.8\n")
-    lock_commit = git(repo, "log", "-1", "--format=%H", "--grep=^Gitera-Lock: ", f"autoexp/{TAG}").strip()
-    script = repo.parent / "rewrite.sh"
     # at the lock commit: a lower threshold in the frame, lock.json and the Gitera-Lock trailer made to agree
-    script.write_text(f"""#!/bin/sh
-set -e
-sed -i 's/effect: 0.05/effect: 0.01/' .gitera/{TAG}/frame.yaml
+    rewrite_lock_commit(repo, f"""sed -i 's/effect: 0.05/effect: 0.01/' .gitera/{TAG}/frame.yaml
 {sys.executable} - <<'EOF'
 import hashlib, json, subprocess
 frame = open(".gitera/{TAG}/frame.yaml", "rb").read()
@@ -530,8 +536,6 @@ git add .gitera/{TAG}/frame.yaml .gitera/{TAG}/lock.json
 git commit -q --amend --no-verify -F msg.txt
 rm msg.txt
 """)
-    script.chmod(0o755)
-    rebase_with_exec(repo, lock_commit, script)
     assert "effect: 0.01" in (repo / ".gitera/syn/frame.yaml").read_text()
     as_a_clone(repo)  # the reflog would name the old commits too; the lock's own checks must hold alone
     code, out, _ = verify(repo)
@@ -542,15 +546,9 @@ rm msg.txt
 
 def test_lock_json_edited_in_the_lock_commit_to_drop_a_locked_file_fails_verify(repo: Path) -> None:
     project(repo, b="accuracy: 0.8\n")
-    lock_commit = git(repo, "log", "-1", "--format=%H", "--grep=^Gitera-Lock: ", f"autoexp/{TAG}").strip()
-    script = repo.parent / "drop.sh"
-    script.write_text(f"""#!/bin/sh
-set -e
-{sys.executable} -c "import json; p='.gitera/{TAG}/lock.json'; d=json.load(open(p)); d['files']=[]; open(p,'w').write(json.dumps(d, indent=2, sort_keys=True)+chr(10))"
+    lock_commit = rewrite_lock_commit(repo, f"""{sys.executable} -c "import json; p='.gitera/{TAG}/lock.json'; d=json.load(open(p)); d['files']=[]; open(p,'w').write(json.dumps(d, indent=2, sort_keys=True)+chr(10))"
 git commit -q --amend --no-verify --no-edit -a
 """)
-    script.chmod(0o755)
-    rebase_with_exec(repo, lock_commit, script)
     code, out, _ = verify(repo)
     fails = failing(out)
     assert code == 1 and "the trailer locks ['harness.py'] but lock.json locks []" in fails[LOCK_MATCHES], out
