@@ -434,21 +434,21 @@ def test_a_forged_gate_pass_fails_verify_and_is_refused_by_the_verdict(repo: Pat
     before = tip(repo)
     r = run_gitera(repo, "verdict")
     assert r.code == 3, r.out + r.err
-    assert "a gate record does not hold:" in r.err and "its MAC does not match the gate key" in r.err, r.err
+    assert "a gate record does not hold:" in r.err and "its MAC does not match the gate-record key" in r.err, r.err
     assert tip(repo) == before  # refused before any opening
     as_a_clone(repo)  # even where the amend left no reflog
     code, out, _ = verify(repo)
     fails = failing(out)
-    assert code == 1 and "its MAC does not match the gate key" in fails[AUTHENTIC], out
+    assert code == 1 and "its MAC does not match the gate-record key" in fails[AUTHENTIC], out
     assert RESCAN not in fails and REDECIDED not in fails, out  # the forger kept the numbers consistent: the MAC is what catches it
 
 
-def test_a_forger_who_reads_the_gate_key_is_still_caught_by_the_re_derivations(repo: Path) -> None:
+def test_a_forger_who_reads_the_record_key_is_still_caught_by_the_re_derivations(repo: Path) -> None:
     # the key store is readable by the agent's user: it recomputes the MAC, but flips only the
     # outcome and the locked iteration, leaving the failed replication the gate measured
     killed_climb(repo)
     genuine = last_gate(repo)
-    key = base64.b64decode((repo / ".git/gitera/keys/syn.gatekey").read_text().strip())
+    key = base64.b64decode((repo / ".git/gitera/keys/syn.recordkey").read_text().strip())
 
     def lazy(g: dict[str, Any]) -> None:
         g.update(replication=genuine["replication"], holdout_queries=genuine["holdout_queries"])
@@ -469,7 +469,7 @@ def test_a_hardcode_the_gate_record_hides_is_found_by_re_running_the_scan(repo: 
     climb(repo, ["accuracy: 0.7\n", "accuracy: 0.72\n", f"accuracy: 0.8\n{copied}"])
     gate_rec = last_gate(repo)
     assert gate_rec["outcome"] == "fail" and gate_rec["hardcode_hits"] >= 1
-    key = base64.b64decode((repo / ".git/gitera/keys/syn.gatekey").read_text().strip())
+    key = base64.b64decode((repo / ".git/gitera/keys/syn.recordkey").read_text().strip())
 
     def hide(g: dict[str, Any]) -> None:
         g.update(hardcode_hits=0, hardcode=[])
@@ -486,7 +486,7 @@ def test_a_hardcode_the_gate_record_hides_is_found_by_re_running_the_scan(repo: 
 def test_gate_macs_are_checked_with_the_released_key_where_the_key_store_is_absent(repo: Path) -> None:
     gated_climb(repo)
     assert run_gitera(repo, "verdict").code == 0
-    (repo / ".git/gitera/keys/syn.gatekey").unlink()  # a CI clone: no key store
+    (repo / ".git/gitera/keys/syn.recordkey").unlink()  # a CI clone: no key store
     code, out, _ = verify(repo)
     assert code == 0 and f"ok   {AUTHENTIC}: MACs checked with the key the verdict released" in out, out
 

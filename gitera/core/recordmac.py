@@ -1,7 +1,7 @@
 """A MAC over a gitera record (pure): what authenticates a Gitera-Gate trailer.
 
 The gate writes ``mac`` = HMAC-SHA256 over the record's canonical JSON (every field but
-``mac``), the experiment tag and the record's kind, keyed with the experiment's gate key
+``mac``), the experiment tag and the record's kind, keyed with the experiment's gate-record key
 (32 random bytes outside git, gitera.adapters.keys). The verdict checks every gate's MAC before
 it opens the test set, and `gitera verify` checks them once the verdict released the key.
 

@@ -110,7 +110,7 @@ def _nothing_after(repo: Repo, exp: Experiment, records: Sequence[Record], openi
 
 
 def _gates(repo: Repo, exp: Experiment, records: Sequence[Record], locked: Mapping[str, Any]) -> list[Check]:
-    """Every gate authentic (its MAC, once the verdict released the gate key, or with the local key),
+    """Every gate authentic (its MAC, once the verdict released the gate-record key, or with the local key),
     its hardcode scan re-run on the recorded diff, its decision re-made from the recorded numbers."""
     from gitera.core.frame import parse_frame
     from gitera.domain.rederive import review_gates
@@ -122,10 +122,10 @@ def _gates(repo: Repo, exp: Experiment, records: Sequence[Record], locked: Mappi
         frame = parse_frame(dict(locked), {}, exp.frame_rel)
     except ConfigError as exc:
         return [("every gate re-derives from git", False, f"the locked frame does not parse: {exc}")]
-    key, source = _gate_key(repo, exp, records)
+    key, source = _record_key(repo, exp, records)
     review = review_gates(repo, exp, frame, records, key)
     authentic = ("every gate record is authentic (its MAC, its place, its gate file)", not review.forged,
-                 "; ".join(review.forged[:3]) or ("" if key else "the gate key is released by the verdict: MACs not checked yet"))
+                 "; ".join(review.forged[:3]) or ("" if key else "the gate-record key is released by the verdict: MACs not checked yet"))
     if key is not None and not review.forged:
         authentic = (authentic[0], True, f"MACs checked with {source}")
     return [_gate_outcomes(records), authentic,
@@ -133,22 +133,22 @@ def _gates(repo: Repo, exp: Experiment, records: Sequence[Record], locked: Mappi
             ("every gate's decision re-made from its recorded numbers and the attempts", not review.decisions, "; ".join(review.decisions[:3]))]
 
 
-def _gate_key(repo: Repo, exp: Experiment, records: Sequence[Record]) -> tuple[bytes | None, str]:
-    """The gate key as the verdict released it in verdict.json, else this clone's key store."""
+def _record_key(repo: Repo, exp: Experiment, records: Sequence[Record]) -> tuple[bytes | None, str]:
+    """The gate-record key as the verdict released it in verdict.json, else this clone's key store."""
     import base64
     import binascii
 
-    from gitera.adapters.keys import gate_key
+    from gitera.adapters.keys import record_key
 
     doc = verdict_doc(repo, exp, records)
-    released = doc.get("gate_key") if doc else None
+    released = doc.get("record_key") if doc else None
     if isinstance(released, str):
         try:
             return base64.b64decode(released, validate=True), "the key the verdict released"
         except (binascii.Error, ValueError):
             pass
     try:
-        return gate_key(repo.common_dir, exp.tag), "this clone's key store"
+        return record_key(repo.common_dir, exp.tag), "this clone's key store"
     except GiteraError:
         return None, ""
 

@@ -175,21 +175,21 @@ def hardcode_hits(frame: Frame, diff: str, rows: list[dict[str, Any]]) -> list[A
     return gate.scan_diff(diff, rows, text_columns=columns, id_column="id", label_column=frame.data.label)
 
 
-GATE_KEY_WRAPPED = "gate-key.wrapped"
+RECORD_KEY_WRAPPED = "record-key.wrapped"
 
 
 def _authenticate(exp: Experiment, trailer: dict[str, Any]) -> dict[str, bytes | None]:
-    """Add the record's MAC under the experiment's gate key (made by the first gate, outside git).
+    """Add the record's MAC under the experiment's gate-record key (made by the first gate, outside git).
 
     In recipient mode the first gate also commits the key wrapped to the seal's recipient, so
     the custodian can check the gates where the verdict runs. Returns the files to commit."""
-    from gitera.adapters.keys import gate_key, wrap_gate_key
+    from gitera.adapters.keys import record_key, wrap_record_key
     from gitera.core.recordmac import MAC_FIELD, record_mac
 
-    key = gate_key(exp.repo.common_dir, exp.tag, create=True)
+    key = record_key(exp.repo.common_dir, exp.tag, create=True)
     assert key is not None
     trailer[MAC_FIELD] = record_mac(key, exp.tag, "Gate", trailer)
     wrapped_seal = exp.path("split/key.wrapped")
-    if wrapped_seal.exists() and not exp.path(f"runs/{GATE_KEY_WRAPPED}").exists():
-        return {relpath(exp, GATE_KEY_WRAPPED): wrap_gate_key(key, wrapped_seal.read_bytes(), exp.tag)}
+    if wrapped_seal.exists() and not exp.path(f"runs/{RECORD_KEY_WRAPPED}").exists():
+        return {relpath(exp, RECORD_KEY_WRAPPED): wrap_record_key(key, wrapped_seal.read_bytes(), exp.tag)}
     return {}

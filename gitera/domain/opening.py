@@ -136,17 +136,17 @@ def require_gated_tip(exp: Experiment, frame: Frame, records: Sequence[Record], 
 
 
 def _authentic_gates(exp: Experiment, frame: Frame, records: Sequence[Record], private_key: str | None) -> bytes | None:
-    """Refuse unless every Gitera-Gate record carries the gate key's MAC and re-derives from what git holds;
-    returns the gate key (None when no gate ran)."""
+    """Refuse unless every Gitera-Gate record carries the gate-record key's MAC and re-derives from what git holds;
+    returns the gate-record key (None when no gate ran)."""
     from gitera.domain.rederive import review_gates
 
     gates = [r for r in records if r.kind == "Gate"]
     if not gates:
         return None
-    key = _gate_key(exp, private_key)
+    key = _record_key(exp, private_key)
     if key is None:
         raise RefusedError(
-            f"the gate key of {exp.tag} (.git/gitera/keys/{exp.tag}.gatekey) is not here, so its {len(gates)} gate record(s) cannot "
+            f"the gate-record key of {exp.tag} (.git/gitera/keys/{exp.tag}.recordkey) is not here, so its {len(gates)} gate record(s) cannot "
             "be authenticated; run the verdict in the clone where the gates ran, or copy that key file here (mode 0600)."
         )
     review = review_gates(exp.repo, exp, frame, records, key)
@@ -158,16 +158,16 @@ def _authentic_gates(exp: Experiment, frame: Frame, records: Sequence[Record], p
     return key
 
 
-def _gate_key(exp: Experiment, private_key: str | None) -> bytes | None:
-    """The gate key from the key store, or (recipient mode, the verdict run by the custodian
+def _record_key(exp: Experiment, private_key: str | None) -> bytes | None:
+    """The gate-record key from the key store, or (recipient mode, the verdict run by the custodian
     elsewhere) the copy the first gate wrapped to the seal's recipient."""
     from gitera.adapters import keys
-    from gitera.domain.gating import GATE_KEY_WRAPPED
+    from gitera.domain.gating import RECORD_KEY_WRAPPED
 
-    key = keys.gate_key(exp.repo.common_dir, exp.tag)
-    wrapped = exp.path(f"runs/{GATE_KEY_WRAPPED}")
+    key = keys.record_key(exp.repo.common_dir, exp.tag)
+    wrapped = exp.path(f"runs/{RECORD_KEY_WRAPPED}")
     if key is None and wrapped.exists():
-        key = keys.unwrap_gate_key_for_verdict(wrapped.read_bytes(), exp.tag, str(wrapped), private_key, os.environ)
+        key = keys.unwrap_record_key_for_verdict(wrapped.read_bytes(), exp.tag, str(wrapped), private_key, os.environ)
     return key
 
 
@@ -324,7 +324,7 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     state = check_ready(exp, frame, manifest, gated)
     if gated is not None:
         require_gated_tip(exp, frame, records, gated, state)
-    gate_key = _authentic_gates(exp, frame, records, private_key)
+    record_key = _authentic_gates(exp, frame, records, private_key)
     fhash = frame_hash(dict(lock))
     seal_rel = manifest["seal"]["path"]
     wrapped = exp.path("split/key.wrapped")
@@ -393,9 +393,9 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
             "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
             "opening": opening, "opened_in": opened.commit,
             "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
-            # the reusable holdout's noise seed and the gate key, secret while the loop ran, are released with the key
+            # the reusable holdout's noise seed and the gate-record key, secret while the loop ran, are released with the key
             "holdout_seed": None if keep_key else _released_holdout_seed(repo, exp.tag),
-            "gate_key": None if keep_key or gate_key is None else base64.b64encode(gate_key).decode(),
+            "record_key": None if keep_key or record_key is None else base64.b64encode(record_key).decode(),
             "locked_iteration": gated.iteration if gated is not None and state is not None and state.gate_passed is not None else None,
             "row_ids": ids, "conclusion": doc_dir,
         }

@@ -3,7 +3,7 @@
 A gate record is ordinary text in a commit message, so three things are checked, each from
 what git holds and none from the loop's state file:
 
-* **authentic** — the record carries the MAC of the experiment's gate key (gitera.core.recordmac),
+* **authentic** — the record carries the MAC of the experiment's gate-record key (gitera.core.recordmac),
   sits on the commit it names as ``to_commit`` (a gate replayed elsewhere, or a history rewritten
   under it, moves it), and its ``gate-NNN.json`` says the same;
 * **the hardcode scan** — re-run on the recorded diff (``from_commit``..``to_commit``, the
@@ -37,7 +37,7 @@ class GateReview:
     forged: list[str]  # authenticity: MAC, position, gate file
     scans: list[str]  # the hardcode scan re-run disagrees
     decisions: list[str]  # the re-made decision disagrees
-    authenticated: bool  # the MACs were checked (a gate key was at hand)
+    authenticated: bool  # the MACs were checked (a gate-record key was at hand)
 
 
 def review_gates(repo: Repo, exp: Experiment, frame: Frame, records: Sequence[Record], key: bytes | None) -> GateReview:
@@ -61,7 +61,7 @@ def _authentic(repo: Repo, exp: Experiment, gates: Sequence[Record], key: bytes 
     bad = []
     for number, g in enumerate(gates, 1):
         if key is not None and not mac_holds(key, exp.tag, "Gate", g.data):
-            bad.append(f"{_name(g)}: its MAC does not match the gate key — the record was edited or written by hand")
+            bad.append(f"{_name(g)}: its MAC does not match the gate-record key — the record was edited or written by hand")
         if g.data.get("to_commit") != parents.get(g.commit):
             bad.append(f"{_name(g)}: it records to_commit {str(g.data.get('to_commit'))[:10]} but sits on {parents.get(g.commit, '')[:10]} "
                        "— moved or replayed, or the history under it was rewritten")
