@@ -137,21 +137,25 @@ def _start_score(frame: Frame, before: Sequence[Record]) -> float | None:
 def _redecide(frame: Frame, before: Sequence[Record]) -> list[str]:
     """Walk the attempts and gates as the loop did, re-making each gate's decision from the record."""
     from gitera.core import gate
+    from gitera.core.loopstate import LoopState
+    from gitera.domain.gating import loop_saturation
 
     assert frame.iterate is not None
     sign = 1.0 if frame.metric.direction == "higher" else -1.0
     start = _start_score(frame, before)
     best_it, best_score, gp_it, gp_score = 0, start, 0, start
-    scores: list[float | None] = []
-    statuses: list[str] = []
+    history: list[dict[str, Any]] = []
+    plateau_from = 0
     noise = 0.0
     chain = {"query": 0, "budget_left": gate.DEFAULT_BUDGET, "gamma_from": 0}
     bad: list[str] = []
     for r in before:
         d = r.data
+        if r.kind == "Resume":  # a resumed loop's plateau window counts the attempts after it (gitera.domain.gating.loop_saturation)
+            plateau_from = int(_number(d.get("plateau_from")) or 0)
+            continue
         if r.kind == "Result" and d.get("kind") == "attempt":
-            scores.append(_number(d.get("score")))
-            statuses.append(str(d.get("status")))
+            history.append({"iteration": d.get("iteration"), "score": _number(d.get("score")), "status": str(d.get("status"))})
             noise = _number(d.get("noise_floor")) or 0.0
             if d.get("status") == "keep":
                 best_it, best_score = int(d.get("iteration") or 0), _number(d.get("score"))
@@ -160,7 +164,7 @@ def _redecide(frame: Frame, before: Sequence[Record]) -> list[str]:
             continue
         dev_gain = (best_score or 0.0) - (gp_score or 0.0)
         problems, passed, exhausted = _replication(d, dev_gain, sign, noise, chain)
-        sat = gate.saturation(scores, statuses, noise, sprint=frame.iterate.sprint, higher_is_better=sign > 0)
+        sat = loop_saturation(frame, LoopState(arm=frame.iterate.arm, noise_floor=noise, plateau_from=plateau_from, history=tuple(history)))
         if bool((d.get("saturation") or {}).get("saturated")) != sat.saturated:
             problems.append(f"it records saturated={bool((d.get('saturation') or {}).get('saturated'))} but the attempts give {sat.saturated}")
         outcome = gate.outcome_of(int(d.get("hardcode_hits") or 0), passed, sat.saturated, exhausted)
