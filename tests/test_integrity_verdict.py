@@ -358,6 +358,8 @@ def test_a_verdict_that_fails_after_its_opening_records_why_and_the_experiment_s
     assert abort["status"] == "aborted" and abort["opening"] == git(repo, "rev-parse", "HEAD~1").strip()
     assert json.loads((repo / ".gitera/syn/opening.json").read_text())["aborted"]["reason"].startswith("arm(s) ")
     assert settle(repo, [str(r["text"]) for r in rows], [str(r["id"]) for r in rows]) == []
+    log = run_gitera(repo, "log")
+    assert log.code == 0 and "aborted    the verdict failed after opening the test set: arm(s) a, b left test rows unscored" in log.out, log.out
     (tmp_path / "fail").unlink()
     r = run_gitera(repo, "verdict")  # fixed or not, the rows were opened: no second pass
     assert r.code == 3 and "never concluded (it failed: arm(s)" in r.err, r.err

@@ -60,6 +60,9 @@ EXTRA_LINES = {
     "Resume": lambda d: f"{'resumed':<10} after: {d.get('after')}",
     "Abandon": lambda d: f"{'abandoned':<10} {d.get('reason')} (kept on {d.get('branch')}; nothing released)",
     "Import": lambda d: f"{'imported':<10} {d.get('rows')} rows of {d.get('source')}: unscored history, never evidence",
+    # the verdict's opening of the test set (docs/verdict.md), and its abort when it failed after it
+    "Opening": lambda d: (f"{'aborted':<10} the verdict failed after opening the test set: {d.get('reason')}" if d.get("status") == "aborted"
+                          else f"{'opened':<10} the sealed test set is opened (once)"),
 }
 
 
