@@ -308,6 +308,60 @@ def diagnose(tag: str | None, attempt: str, against: str, train: int, as_json: b
     sys.exit(run_cmd(tag, attempt, against, _out(as_json), train=train))
 
 
+@cli.command("diff", context_settings=CONTEXT)
+@tag_option
+@click.argument("a")
+@click.argument("b")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
+              help="Which rows: dev, or the opened test rows after the verdict (arms only).")
+@click.option("--show-text", is_flag=True, help="Also show each row's input, reference and both outputs (for people: dev text must not reach an iterating agent).")
+@click.option("--train", type=click.IntRange(min=0), default=0, metavar="N", help="Compare on up to N train rows instead, scored now (cached), text included.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Rows listed per section (0: all); --json lists all.")
+@json_option
+def diff_cmd(tag: str | None, a: str, b: str, split: str, show_text: bool, train: int, limit: int, as_json: bool) -> None:
+    """Which rows B fixed and broke against A: two arms, attempts, or the best.
+
+    A and B are baseline, best, an arm name or an attempt number (3 or #3). Rows are listed
+    as fixed, broken, better, worse and crashed (a row a side could not score is never
+    counted as the same). Dev rows appear as ids and scores unless --show-text.
+
+    \b
+    Example:
+      gitera diff baseline best
+      gitera diff 3 4 --show-text           # what attempt 4 changed, with outputs
+      gitera diff v1 v2 --train 50 --json   # on train rows, text included
+      gitera diff v1 v2 --split test        # after the verdict
+    """
+    from gitera.commands.diff import diff as run_cmd
+
+    sys.exit(run_cmd(tag, a, b, _out(as_json), split=split, show_text=show_text, train=train, limit=limit))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--out", "dest", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the page here (default: .git/gitera/view/TAG.html; never inside the work tree unless git-ignored).")
+@click.option("--no-serve", is_flag=True, help="Only write the page and print its path; it needs no server.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@json_option
+def view(tag: str | None, dest: Path | None, no_serve: bool, port: int, as_json: bool) -> None:
+    """The output browser: one self-contained HTML page of the experiment, served on localhost.
+
+    The frame, every attempt (hypothesis, decision, gain and CI, diff, commit), the gates, the
+    four charts, and the per-row table of dev rows (test rows after the verdict): input,
+    reference, each arm's and attempt's output and score, filters and a side-by-side of two.
+    The page shows dev rows' text: it is for people, kept out of git and out of an agent's way.
+
+    \b
+    Example:
+      gitera view                       # serve it; open the printed http://127.0.0.1:PORT/
+      gitera view --no-serve --out /tmp/review.html
+    """
+    from gitera.commands.view import view as run_cmd
+
+    sys.exit(run_cmd(tag, dest, not no_serve, port, _out(as_json)))
+
+
 @cli.command(context_settings=CONTEXT)
 @tag_option
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "tsv", "jsonl", "md", "json", "results-tsv"]), default="table",

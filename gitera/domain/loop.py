@@ -226,6 +226,8 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
                             [("Tag", exp.tag), ("Result", result)], body=f"Hypothesis: {hypothesis}\nDecision: {d['reason']}")
     commit = repo.commit_files(exp.branch, files, message)
     lines = [f"#{number} {d['status'].upper()}: {d['reason']}"]
+    if scored.first_error:
+        lines.append(f"  first error: {scored.first_error}")
     if not keep:
         new_state = restore(exp, frame, new_state, new_state.best, f"attempt {number} was not kept ({d['status']})", number)
         lines.append(f"  restored {', '.join(it.target)} to iteration {new_state.best.iteration if new_state.best else 0} (the attempt stays in history at {commit[:10]})")
@@ -234,7 +236,8 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     except GiteraError:
         out.info("\n".join(lines))  # the attempt is recorded: say how it was decided before the follow-up's error
         raise
-    out.result({"tag": exp.tag, "commit": commit, "result": result, "state": new_state.to_dict()}, "\n".join(lines))
+    out.result({"tag": exp.tag, "commit": commit, "result": result, "state": new_state.to_dict(), "first_error": scored.first_error},
+               "\n".join(lines))
     if d["status"] in ("crash", "timeout"):
         return Exit.EVAL
     return Exit.OK
