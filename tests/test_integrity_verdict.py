@@ -249,14 +249,20 @@ def leftovers(root: Path, texts: list[str], ids: list[str]) -> list[str]:
     """Where a test row or a per-row test score can still be read: any file under .git/gitera or the
     work tree, and any object in git's store, reachable or not."""
     found = []
-    for path in [*(root / ".git" / "gitera").rglob("*"), *root.glob("**/*.jsonl")]:
+    # os.walk, not rglob: a directory the dead man's switch removes mid-walk is skipped, not an error
+    under_git = [Path(d) / f for d, _, files in os.walk(root / ".git" / "gitera") for f in files]
+    jsonl = [Path(d) / f for d, _, files in os.walk(root) for f in files if f.endswith(".jsonl")]
+    for path in [*under_git, *jsonl]:
         try:
             data = path.read_text(errors="replace") if path.is_file() and not path.is_symlink() else ""
         except OSError:  # removed while we looked (the dead man's switch at work)
             continue
         if any(t in data for t in texts):
             found.append(str(path.relative_to(root)))
-    store = b"".join(all_blobs(root)).decode(errors="replace")
+    try:
+        store = b"".join(all_blobs(root)).decode(errors="replace")
+    except subprocess.CalledProcessError:  # an object unlinked while git listed the store: look again
+        return [*found, "git's object store (changing while read)"]
     found += [f"git object with row {i}" for i in ids if f'"id": "{i}"' in store]
     return found
 
