@@ -564,11 +564,22 @@ git commit -q --amend --no-verify --no-edit -a
     assert lock_commit[:10] in fails[REWRITTEN]
 
 
-def test_a_locked_file_whose_mode_changed_fails_verify_and_every_command(repo: Path) -> None:
+def test_a_locked_file_whose_mode_changed_is_refused_by_the_hooks_every_command_and_verify(repo: Path, tmp_path: Path) -> None:
     project(repo, b="accuracy: 0.8\n")
     assert json.loads((repo / ".gitera/syn/lock.json").read_text())["files"][0]["mode"] == "100644"
-    git(repo, "update-index", "--chmod=+x", "harness.py")
-    bad = plain_commit(repo, "make the harness executable")
+    assert run_gitera(repo, "hooks", "install").code == 0
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", f"autoexp/{TAG}")
+    git(repo, "update-index", "--chmod=+x", "harness.py")  # the blob id stays the same: only the mode changes
+    proc = subprocess.run(["git", "commit", "-q", "-m", "make the harness executable"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "harness.py is locked by experiment syn and this commit has it changed to mode 100755 (locked as 100644)" in proc.stderr, proc.stderr
+    bad = plain_commit(repo, "make the harness executable")  # past the hook
+    push = subprocess.run(["git", "push", "origin", f"autoexp/{TAG}"], cwd=repo, capture_output=True, text=True)
+    assert push.returncode != 0
+    assert f"commit {bad[:10]} has harness.py changed to mode 100755 (locked as 100644)" in push.stderr, push.stderr
     r = run_gitera(repo, "run")
     assert r.code == 3 and "harness.py (mode 100755, locked as 100644" in r.err, r.err
     code, out, _ = verify(repo)

@@ -239,12 +239,17 @@ class Repo:
 
     def ls_index(self, paths: Sequence[str]) -> dict[str, str]:
         """path -> staged blob id for the given paths (absent paths are missing)."""
+        return {path: blob for path, (_, blob) in self.ls_index_entries(paths).items()}
+
+    def ls_index_entries(self, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """path -> (staged mode, staged blob id) for the given paths (absent paths are missing)."""
         out = self.git("ls-files", "-s", "-z", "--", *paths)
-        result: dict[str, str] = {}
+        result: dict[str, tuple[str, str]] = {}
         for entry in out.split("\0"):
             if entry:
                 meta, path = entry.split("\t", 1)
-                result[path] = meta.split()[1]
+                fields = meta.split()
+                result[path] = (fields[0], fields[1])
         return result
 
     def tracked(self, paths: Sequence[str]) -> set[str]:
