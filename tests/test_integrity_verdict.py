@@ -246,11 +246,14 @@ def pausing_project(root: Path, tmp: Path) -> None:
 
 
 def leftovers(root: Path, texts: list[str], ids: list[str]) -> list[str]:
-    """Where a test row or a per-row test score can still be read: any file under .git/gitera or the
-    work tree, and any object in git's store, reachable or not."""
+    """Where a test row or a per-row test score can still be read: any file under .git/gitera but the
+    key store, any .jsonl file in the work tree, and any object in git's store, reachable or not."""
     found = []
     # os.walk, not rglob: a directory the dead man's switch removes mid-walk is skipped, not an error
-    under_git = [Path(d) / f for d, _, files in os.walk(root / ".git" / "gitera") for f in files]
+    # the key store is not searched: it holds the keys and the split's source data file by design
+    # (integ-data's custody, docs/threat-model.md); what is searched is what the verdict leaves behind
+    key_store = root / ".git" / "gitera" / "keys"
+    under_git = [Path(d) / f for d, _, files in os.walk(root / ".git" / "gitera") for f in files if not Path(d).is_relative_to(key_store)]
     jsonl = [Path(d) / f for d, _, files in os.walk(root) for f in files if f.endswith(".jsonl")]
     for path in [*under_git, *jsonl]:
         try:
@@ -318,6 +321,24 @@ def test_a_verdict_killed_before_its_opening_commit_opens_nothing_and_a_verdict_
     assert r.code == 0, r.out + r.err
     code, out, _ = verify(repo)
     assert code == 0 and f"ok   {OPENED}" in out, out
+
+
+def test_a_split_file_changed_since_the_split_is_refused_before_the_opening(repo: Path) -> None:
+    # the seal's header binds the split files' pins; the verdict compares them without the key,
+    # before it records the opening, so a relabelled dev.jsonl closes nothing
+    project(repo, b="accuracy: 0.8\n")
+    split_commit = git(repo, "log", "-1", "--format=%H", "--grep=^Gitera-Split: ").strip()
+    dev = repo / ".gitera/syn/split/dev.jsonl"
+    dev.write_text("".join(json.dumps({**json.loads(x), "label": "relabelled"}, sort_keys=True) + "\n" for x in dev.read_text().splitlines()))
+    git(repo, "add", str(dev.relative_to(repo)))
+    before = plain_commit(repo, "fix some labels")
+    r = run_gitera(repo, "verdict")
+    assert r.code == 4 and "a split file (train/dev/gate/test) was changed after the split" in r.err, r.err
+    assert tip(repo) == before and "Gitera-Opening" not in git(repo, "log", "--format=%B", f"autoexp/{TAG}")
+    git(repo, "checkout", split_commit, "--", ".gitera/syn/split/dev.jsonl")
+    plain_commit(repo, "the split's labels back")
+    r = run_gitera(repo, "verdict")  # nothing was opened: the one verdict still runs
+    assert r.code == 0, r.out + r.err
 
 
 @pytest.mark.parametrize("at", ["scoring", "update-ref-2"])

@@ -45,6 +45,7 @@ from gitera.core.verdict import apply_rules, count_findings, decision_sentence, 
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch
 from gitera.domain.records import Gated, gated_content, kept_attempts, trailers
 from gitera.domain.scoring import Scorer, arm_commit, relpath, require_open, require_split, results_jsonl, unconcluded_opening
+from gitera.domain.splitfiles import expected_pins
 
 VERDICT_FILE = "verdict.json"
 OPENING_FILE = "opening.json"
@@ -297,13 +298,14 @@ def _json(doc: Mapping[str, Any]) -> bytes:
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
-def _keyless_seal_checks(path: Path, seal_rel: str, key_id: str, tag: str, fhash: str) -> None:
-    """Before the opening: the header, the binding and the key id (no decryption), so a wrong key or a
-    seal of another experiment refuses with nothing opened."""
+def _keyless_seal_checks(path: Path, seal_rel: str, key_id: str, tag: str, fhash: str, pins: str | None) -> None:
+    """Before the opening: the header, the binding (the split files' pins included) and the key id
+    (no decryption), so a wrong key, a seal of another experiment or a split file changed since the
+    split refuses with nothing opened."""
     from gitera.adapters import seal
 
     header = seal.read_header(path)
-    seal.check_binding(header, seal.Binding(tag, fhash, seal_rel), path)
+    seal.check_binding(header, seal.Binding(tag, fhash, seal_rel, pins), path)
     if header.key_id != key_id:
         raise seal.SealWrongKey(f"{path} was sealed with key {header.key_id} but the key supplied has id {key_id}; "
                                 f"supply the key of experiment '{tag}'.")
@@ -330,7 +332,9 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     wrapped = exp.path("split/key.wrapped")
     key = keys.unwrap_for_verdict(git_common_dir=repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
                                   env=os.environ, private_key=private_key)
-    _keyless_seal_checks(repo.root / seal_rel, seal_rel, key.key_id, exp.tag, fhash)
+    gate_key = _gate_key(exp, manifest, private_key)  # before the opening: a gate key that fails to unwrap opens nothing
+    pins = expected_pins(exp)
+    _keyless_seal_checks(repo.root / seal_rel, seal_rel, key.key_id, exp.tag, fhash, pins)
     arms = locked_arms(exp, frame, gated, looped=any(r.kind == "Result" and r.data.get("kind") == "attempt" for r in records))
     scored = {a: {"commit": p.commit, "what": p.what, **({"iteration": p.iteration, "targets": p.targets} if p.targets else {})}
               for a, p in arms.items()}
@@ -340,7 +344,8 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
         salt = seal.derive_commitment_salt(key.secret)
         plain = opened.work / "test.jsonl"
         try:
-            seal.open_seal(repo.root / seal_rel, key, seal.Binding(exp.tag, fhash, seal_rel), plain,
+            # bound to the pins of the split files as they are now: a relabelled dev.jsonl leaves the seal shut
+            seal.open_seal(repo.root / seal_rel, key, seal.Binding(exp.tag, fhash, seal_rel, pins), plain,
                            commitment=(salt, manifest["commitment"]["value"]))
             rows = [json.loads(line) for line in plain.read_text(encoding="utf-8").splitlines() if line.strip()]
         finally:
@@ -393,8 +398,9 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
             "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
             "opening": opening, "opened_in": opened.commit,
             "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
-            # the reusable holdout's noise seed and the gate-record key, secret while the loop ran, are released with the key
-            "holdout_seed": None if keep_key else _released_holdout_seed(repo, exp.tag),
+            # the reusable holdout's noise seed, the gate key and the gate-record key, secret while the loop ran, are released with the key
+            "holdout_seed": None if keep_key else _released_holdout_seed(repo, exp.tag, gate_key),
+            "gate_key": None if keep_key or gate_key is None else base64.b64encode(gate_key.secret).decode(),
             "record_key": None if keep_key or record_key is None else base64.b64encode(record_key).decode(),
             "locked_iteration": gated.iteration if gated is not None and state is not None and state.gate_passed is not None else None,
             "row_ids": ids, "conclusion": doc_dir,
@@ -419,12 +425,25 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     return 0
 
 
-def _released_holdout_seed(repo: Repo, tag: str) -> int | None:
-    from gitera.adapters.keys import holdout_seed_path
+def _released_holdout_seed(repo: Repo, tag: str, gate_key: Any) -> int | None:
+    from gitera.adapters.keys import derive_holdout_seed, holdout_seed_path
 
     try:
         return int(holdout_seed_path(repo.common_dir, tag).read_text().strip())
     except (OSError, ValueError):
-        return None  # no gate ever ran
+        return None if gate_key is None else derive_holdout_seed(gate_key)  # None: no gate key (an older split)
+
+
+def _gate_key(exp: Experiment, manifest: Mapping[str, Any], private_key: str | None) -> Any:
+    """The gate seal's key, to release with the test key (local key file, else unwrapped by the custodian)."""
+    from gitera.adapters import keys
+
+    gate = manifest.get("gate_seal")
+    if not isinstance(gate, dict):
+        return None
+    wrapped = exp.path("split/gate.key.wrapped")
+    key = keys.release_gate_key(git_common_dir=exp.repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
+                                env=os.environ, private_key=private_key)
+    return key if key is not None and key.key_id == gate.get("key_id") else None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from gitera.adapters.git import Repo
@@ -87,7 +86,7 @@ def _split_binding(repo: Repo, exp: Experiment, records: Sequence[Record], fhash
         bad.append(f"the split's manifest names frame {str(manifest.get('frame_hash'))[:12]}")
     blob = show(repo, split.commit, seal_rel)
     try:
-        header = seal.header_of(blob or b"", Path(seal_rel))
+        header = seal.header_of(blob or b"", seal_rel)
         if header.binding.frame_hash != fhash:
             bad.append(f"the seal is bound to frame {header.binding.frame_hash[:12]}, not the locked {fhash[:12]}")
     except SealError as exc:
