@@ -363,6 +363,34 @@ def test_a_verdict_killed_after_its_opening_leaves_nothing_readable_and_closes_t
     assert code == 1 and f"the test set was opened in {opened[:10]} and never concluded" in failing(out)[OPENED], out
 
 
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_the_dead_mans_switch_keeps_a_landed_commits_objects_after_the_branch_moves_on(repo: Path, tmp_path: Path, confirmed: bool) -> None:
+    # on a busy machine the watcher may look only after the user amended the verdict commit (which
+    # reuses its objects): a landing the verdict confirmed keeps them; an unconfirmed one is judged
+    # by where the branch points, as after a kill between writing the objects and moving the branch
+    from gitera.adapters.deadman import destroyed_on_exit
+
+    (repo / "f.txt").write_text("first\n")
+    git(repo, "add", "f.txt")
+    git(repo, "commit", "-q", "-m", "one")
+    ref, commit = git(repo, "rev-parse", "--symbolic-full-name", "HEAD").strip(), git(repo, "rev-parse", "HEAD").strip()
+    oid = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=b"per-row scores\n", capture_output=True, check=True).stdout.decode().strip()
+    loose = repo / ".git/objects" / oid[:2] / oid[2:]
+    marker = tmp_path / "watcher-done"  # removed after the objects are decided: the watcher has run
+    marker.touch()
+    with destroyed_on_exit([str(marker)]) as switch:
+        switch.objects([loose])
+        switch.landing(repo, ref, commit)
+        if confirmed:
+            switch.landed()
+        git(repo, "commit", "-q", "--amend", "-m", "one, amended")  # the branch moves on before the watcher looks
+    deadline = time.monotonic() + 60
+    while marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not marker.exists()
+    assert loose.exists() is confirmed
+
+
 def test_a_verdict_killed_after_its_conclusion_before_its_tag_stands_concluded(repo: Path, tmp_path: Path) -> None:
     pausing_project(repo, tmp_path)
     killed_verdict(repo, tmp_path, "tag-1")

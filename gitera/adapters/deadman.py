@@ -8,8 +8,9 @@ every path matching ``patterns``. The patterns must name paths this one process 
 random token in each name): the watcher takes no lock, so it never makes a newer gitera
 command wait, and it never touches what such a command made.
 
-A commit being published is covered too (``Switch.objects`` then ``Switch.landing``): the
-loose objects it writes into the repository are destroyed unless the branch ended up on it, so
+A commit being published is covered too (``Switch.objects``, ``Switch.landing``, then
+``Switch.landed`` once the branch moved): the loose objects it writes into the repository are
+destroyed unless the branch was confirmed on it (or, unconfirmed, points at it), so
 a kill between writing a verdict's objects and moving its branch leaves no dangling blob with
 test results for `git cat-file --batch-all-objects` to find.
 
@@ -37,15 +38,17 @@ while True:
     if not chunk:
         break
     data += chunk
-objects, landing = [], None
+objects, landing, confirmed = [], None, False
 for line in data.decode("utf-8", "replace").splitlines():
     kind, _, rest = line.partition("\t")
     if kind == "O":
         objects.append(rest)
     elif kind == "R":
         landing = rest.split("\t")
-landed = False
-if landing is not None and len(landing) == 3:
+    elif kind == "L":
+        confirmed = True
+landed = confirmed
+if not confirmed and landing is not None and len(landing) == 3:
     root, ref, commit = landing
     try:
         out = subprocess.run(["git", "-C", root, "rev-parse", "--verify", "--quiet", ref], capture_output=True, text=True)
@@ -83,6 +86,12 @@ class Switch:
     def landing(self, root: Path, ref: str, commit: str) -> None:
         """The commit those objects belong to: kept if ``ref`` points at it when the process ends."""
         self._send(f"R\t{root}\t{ref}\t{commit}\n")
+
+    def landed(self) -> None:
+        """The branch moved onto the commit: keep its objects whatever the branch points at by the
+        time the watcher looks (on a busy machine that can be after the user amended the commit,
+        which reuses them)."""
+        self._send("L\n")
 
     def _send(self, text: str) -> None:
         data = text.encode()

@@ -243,7 +243,9 @@ class Opened:
             self.switch.objects([repo.loose_path(o) for o in [*new_trees, root_tree]])
             self.switch.landing(repo.root, ref, commit)
 
-        return repo.commit_files(exp.branch, files, message, before_update=before_update)
+        commit = repo.commit_files(exp.branch, files, message, before_update=before_update)
+        self.switch.landed()  # the branch is on it: its objects stay, whatever the branch does next
+        return commit
 
 
 @contextmanager
