@@ -501,7 +501,17 @@ def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind_and_stays_opened(
     test_text = read_test_rows(repo, tag="syn")[0]["text"]
 
     def plaintext() -> list[Path]:
-        return [p for p in state.rglob("*.jsonl") if p.is_file() and test_text in p.read_text(errors="replace")]
+        # os.walk, not rglob: a directory the dead man's switch removes mid-walk is skipped, not an error
+        found = []
+        for d, _, files in os.walk(state):
+            for name in files:
+                p = Path(d) / name
+                try:
+                    if name.endswith(".jsonl") and p.is_file() and test_text in p.read_text(errors="replace"):
+                        found.append(p)
+                except OSError:  # removed while we looked
+                    continue
+        return found
 
     env = {**os.environ, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "gitera", "verdict"], cwd=repo, env=env, start_new_session=True,

@@ -56,7 +56,7 @@ def as_a_clone(root: Path) -> None:
 def verify(root: Path) -> tuple[int, str, dict[str, Any]]:
     r = run_gitera(root, "verify")
     j = run_gitera(root, "verify", "--json")
-    assert j.code == r.code
+    assert j.code == r.code and j.out.strip(), (r.code, r.err, j.code, j.err)
     return r.code, r.out, json.loads(j.out)
 
 
