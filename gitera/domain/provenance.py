@@ -175,6 +175,8 @@ def opening_checks(repo: Repo, exp: Experiment, records: Sequence[Record], pendi
         why = f"the verdict failed: {aborted}" if aborted else "the verdict was stopped before its conclusion"
         return [(OPENED, False, f"the test set was opened in {opened[0].commit[:10]} and never concluded ({why}): no decision can ship")]
     verdict = verdicts[0]
+    if not opened and verdict.data.get("level") == "run":  # docs/threat-model.md: not covered yet
+        return [(OPENED, True, "not checked: a run-level verdict records no opening yet")]
     if not opened:
         return [(OPENED, False, f"the verdict in {verdict.commit[:10]} recorded no opening before it used the key")]
     parent = repo.git("rev-parse", f"{verdict.commit}^", check=False).strip()
@@ -188,6 +190,9 @@ def scored_content(repo: Repo, exp: Experiment, records: Sequence[Record], locke
     iterate = locked.get("iterate") if isinstance(locked.get("iterate"), dict) else None
     verdict = next(r for r in records if r.kind == "Verdict")
     checks: list[Check] = []
+    if verdict.data.get("level") == "run":  # its own re-computation from the test runs (gitera.domain.runaudit)
+        return [(SCORED, True, "not checked: a run-level verdict records no scored content yet"),
+                (ROW_FILES, True, "not checked here: a run-level verdict is recomputed from its test runs")]
     if iterate and isinstance(iterate.get("arm"), str) and isinstance(iterate.get("target"), list):
         arm, targets = iterate["arm"], [str(t) for t in iterate["target"]]
         gated = gated_content(repo, records, arm, targets)
