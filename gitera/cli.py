@@ -542,7 +542,9 @@ def seal() -> None:
 def seal_status(tag: str | None, as_json: bool) -> None:
     """Show the seal's commitment, binding, key custody and whether it was opened.
 
-    Reads the header only: no key is touched and nothing is decrypted.
+    No key is touched and nothing is decrypted: the header, the file's size against the size the
+    header implies (a truncated seal, or bytes appended), the manifest and the binding are
+    checked; any problem is listed and the exit code is 4.
 
     \b
     Example:

@@ -151,8 +151,9 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
                       accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
                       harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None,
                       row_text: Callable[[int], str] | None = None, frame_edits: dict[str, str] | None = None,
-                      columns: dict[str, Callable[[int], str]] | None = None, split_args: tuple[str, ...] = ()) -> None:
-    """A locked, split, piloted experiment `syn` with the deterministic policy harness.
+                      columns: dict[str, Callable[[int], str]] | None = None, split: bool = True,
+                      split_args: tuple[str, ...] = ()) -> None:
+    """A locked, split, piloted experiment `syn` with the deterministic policy harness (only locked: ``split=False``).
 
     ``row_text(i)``: row i's text; ``columns``: more data columns, name -> value of row i;
     ``split_args``: more options for `gitera split`.
@@ -187,6 +188,8 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     (root / ".gitera/syn/frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err
+    if not split:
+        return
     r = run_gitera(root, "split", *(["--accept-underpowered"] if accept_underpowered else []), *split_args)
     assert r.code == 0, r.err
     if pilot:

@@ -377,15 +377,17 @@ def test_an_unweighted_winner_still_needs_the_weighted_effect(repo: Path) -> Non
     assert any("the severity-weighted effect clears the threshold but the unweighted one" in r for r in b["reasons"])
 
 
-def test_a_bad_severity_weight_is_refused_before_any_arm_is_scored(repo: Path) -> None:
-    project(repo, a="accuracy: 0.5\n", b="accuracy: 0.8\n", columns={"sev": lambda i: "n/a"},
-            frame_edits={"trials: 3": "trials: 3\n  severity: sev"})
+def test_a_bad_severity_weight_is_refused_at_the_split_before_the_test_set_is_sealed(repo: Path) -> None:
+    # the verdict could find a bad weight only after recording the opening, which closes the
+    # experiment: the split, which holds the rows in the clear, refuses it instead
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.8\n"}, columns={"sev": lambda i: "n/a"},
+                      frame_edits={"trials: 3": "trials: 3\n  severity: sev"}, split=False)
     head = tip(repo)
-    r = run_gitera(repo, "verdict")
+    r = run_gitera(repo, "split", "--accept-underpowered")
     assert r.code == 2, r.out + r.err
     assert "has severity 'n/a' in column 'sev' (metric.severity); give every row a finite weight >= 0" in r.err
-    assert "Traceback" not in r.err and "verdict: arm" not in r.out + r.err
-    assert tip(repo) == head and not (repo / ".gitera/syn/verdict.json").exists()
+    assert "Traceback" not in r.err
+    assert tip(repo) == head and not (repo / ".gitera/syn/split/test.seal").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,7 +480,7 @@ def test_a_gate_gain_that_is_the_dev_gain_is_reported_as_such() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind(repo: Path, tmp_path: Path) -> None:
+def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind_and_stays_opened(repo: Path, tmp_path: Path) -> None:
     import os
     import signal
     import subprocess
@@ -499,7 +501,17 @@ def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind(repo: Path, tmp_p
     test_text = read_test_rows(repo, tag="syn")[0]["text"]
 
     def plaintext() -> list[Path]:
-        return [p for p in state.rglob("*.jsonl") if p.is_file() and test_text in p.read_text(errors="replace")]
+        # os.walk, not rglob: a directory the dead man's switch removes mid-walk is skipped, not an error
+        found = []
+        for d, _, files in os.walk(state):
+            for name in files:
+                p = Path(d) / name
+                try:
+                    if name.endswith(".jsonl") and p.is_file() and test_text in p.read_text(errors="replace"):
+                        found.append(p)
+                except OSError:  # removed while we looked
+                    continue
+        return found
 
     env = {**os.environ, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "gitera", "verdict"], cwd=repo, env=env, start_new_session=True,
@@ -512,10 +524,14 @@ def test_a_killed_verdict_leaves_no_plaintext_test_rows_behind(repo: Path, tmp_p
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    assert plaintext()  # what a killed verdict leaves (no finally runs on SIGKILL)
-    r = run_gitera(repo, "run")  # the next gitera command that takes the repository lock
-    assert r.code == 0, r.out + r.err
+    # no finally runs on SIGKILL: the verdict's dead man's switch destroys what it left, with no
+    # gitera command run meanwhile (tests/test_integrity_verdict.py plays every kill point)
+    deadline = time.monotonic() + 30
+    while plaintext() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert plaintext() == []
+    r = run_gitera(repo, "run")  # the opening was recorded before the key was used: the experiment is closed
+    assert r.code == 3 and "opened the sealed test set" in r.err, r.out + r.err
 
 
 def test_without_slice_columns_the_conclusion_says_no_slice_was_checked() -> None:

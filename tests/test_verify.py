@@ -47,10 +47,16 @@ def results(root: Path, rev: str = "HEAD") -> list[dict[str, Any]]:
     return [json.loads(x) for x in out.split("\x1e") if x.strip()]
 
 
+def as_a_clone(root: Path) -> None:
+    """Forget the branch's earlier tips, as a fresh clone of a rewritten branch would: the reflog check
+    (tests/test_integrity_verdict.py) then cannot see the rewrite, and the check under test must."""
+    git(root, "reflog", "expire", "--expire=now", "--all")
+
+
 def verify(root: Path) -> tuple[int, str, dict[str, Any]]:
     r = run_gitera(root, "verify")
     j = run_gitera(root, "verify", "--json")
-    assert j.code == r.code
+    assert j.code == r.code and j.out.strip(), (r.code, r.err, j.code, j.err)
     return r.code, r.out, json.loads(j.out)
 
 
@@ -129,7 +135,7 @@ def test_a_file_under_the_experiment_changed_after_the_verdict_is_caught(repo: P
 
 def test_an_attempt_after_the_verdict_is_caught_even_backdated(repo: Path) -> None:
     decided(repo)
-    run_b = next(x for x in results(repo, "HEAD~1") if x["arm"] == "b")
+    run_b = next(x for x in results(repo, "HEAD~2") if x["arm"] == "b")  # the run, before the opening and the verdict
     attempt = {"kind": "attempt", "arm": "b", "iteration": 1, "sprint": 1, "rows": run_b["rows"], "score": run_b["score"]}
     # committed after the verdict, but dated before it: the audit follows the history, not the clock
     bad = commit(repo, f"sneaky\n\nGitera-Tag: syn\nGitera-Result: {json.dumps(attempt)}", "--allow-empty",
@@ -177,7 +183,16 @@ def test_a_gate_trailer_whose_outcome_contradicts_its_checks_is_caught(repo: Pat
               "hardcode_hits": 2, "replication": None, "holdout_queries": [],
               "saturation": {"saturated": False, "reason": "", "attempts": 3, "best": 0.8}, "locked_iteration": 3}
     bad = commit(repo, f"gate\n\nGitera-Tag: syn\nGitera-Gate: {json.dumps(forged)}", "--allow-empty")
-    assert_only_violation(repo, "every gate outcome follows from its recorded checks", bad[:10], "recorded 'pass' but its checks give 'fail'")
+    code, out, _ = verify(repo)
+    assert code == 1, out
+    fails = failing(out)
+    assert [line.split(":")[0] for line in fails] == [
+        "FAIL every gate outcome follows from its recorded checks", "FAIL every gate record is authentic (its MAC, its place, its gate file)",
+        "FAIL every gate's hardcode scan, re-run on its recorded diff, finds what it recorded",
+        "FAIL every gate's decision re-made from its recorded numbers and the attempts"], out
+    assert f"{bad[:10]} gate after sprint 1 recorded 'pass' but its checks give 'fail'" in fails[0]
+    assert "it records to_commit None but sits on" in fails[1] and "trailer and .gitera/syn/runs/gate-001.json differ" in fails[1]
+    assert "it records outcome 'pass' but its checks give 'fail'" in fails[3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,6 +300,7 @@ def test_a_verdict_json_from_before_every_slice_column_was_analysed_still_recomp
     git(repo, "add", str(path.relative_to(repo)))
     git(repo, "commit", "-q", "--amend", "--no-edit", "--no-verify")  # the verdict commit as an older gitera wrote it
     git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")
+    as_a_clone(repo)
     code, out, _ = verify(repo)
     assert code == 0, out
     assert "ok   the verdict recomputed from the test rows is the same" in out
@@ -305,6 +321,7 @@ def forge_verdict(root: Path, edit: Any) -> None:
     git(root, "add", str(path.relative_to(root)))
     git(root, "commit", "-q", "--amend", "--no-verify", "-m", message)
     git(root, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")  # a thorough forger moves the tag too
+    as_a_clone(root)
 
 
 def test_a_verdict_json_that_drops_the_losing_slice_column_is_caught(repo: Path) -> None:
@@ -351,6 +368,7 @@ def test_a_verdict_commit_rewritten_after_the_verdict_is_named_by_its_tag(repo: 
     md.write_text(md.read_text() + "\nA reviewer's note, slipped into the verdict commit.\n")
     git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
     rewritten = git(repo, "rev-parse", "HEAD").strip()
+    as_a_clone(repo)
     assert_only_violation(repo, "the verdict commit is the one its tag names", f"gitera/syn/verdict names {verdict_commit[:10]}",
                           f"the branch's verdict is {rewritten[:10]}")
     git(repo, "tag", "-d", "gitera/syn/verdict")  # a clone without the tag cannot tell, and says so
@@ -365,6 +383,7 @@ def test_an_unreadable_verdict_json_is_a_failed_check_not_a_crash(repo: Path) ->
         path.write_text(text)
         git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
         git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/syn/verdict", "HEAD")
+        as_a_clone(repo)
         code, out, doc = verify(repo)
         assert code == 1 and "Traceback" not in out, out
         assert [line for line in failing(out) if line.startswith("FAIL the verdict can be recomputed: ") and says in line], out

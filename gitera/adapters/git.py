@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +122,11 @@ def blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
+def blob_id_for(content: bytes, hex_length: int) -> str:
+    """The blob id in a repository whose ids are ``hex_length`` long (40: sha1, 64: sha256)."""
+    return blob_id(content) if hex_length == 40 else hashlib.sha256(b"blob %d\0" % len(content) + content).hexdigest()
+
+
 @dataclass(frozen=True)
 class Repo:
     root: Path  # the work tree's top level
@@ -216,14 +221,35 @@ class Repo:
             result[path] = meta.split()[2]
         return result
 
+    def loose_path(self, oid: str) -> Path:
+        """Where git keeps object ``oid`` as a loose file."""
+        return self.common_dir / "objects" / oid[:2] / oid[2:]
+
+    def present(self, oids: Sequence[str]) -> set[str]:
+        """The ids among ``oids`` the object store already holds (loose or packed)."""
+        if not oids:
+            return set()
+        out = _run(["cat-file", "--batch-check=%(objectname)"], self.root, input="".join(o + "\n" for o in oids).encode()).stdout.decode()
+        return {line for line in out.splitlines() if line and not line.endswith(" missing")}
+
+    def ls_modes(self, rev: str, paths: Sequence[str]) -> dict[str, str]:
+        """path -> git file mode at ``rev`` ("100644", "100755", "120000" symlink, "160000" submodule)."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths)
+        return {entry.split("\t", 1)[1]: entry.split(" ", 1)[0] for entry in out.split("\0") if entry}
+
     def ls_index(self, paths: Sequence[str]) -> dict[str, str]:
         """path -> staged blob id for the given paths (absent paths are missing)."""
+        return {path: blob for path, (_, blob) in self.ls_index_entries(paths).items()}
+
+    def ls_index_entries(self, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """path -> (staged mode, staged blob id) for the given paths (absent paths are missing)."""
         out = self.git("ls-files", "-s", "-z", "--", *paths)
-        result: dict[str, str] = {}
+        result: dict[str, tuple[str, str]] = {}
         for entry in out.split("\0"):
             if entry:
                 meta, path = entry.split("\t", 1)
-                result[path] = meta.split()[1]
+                fields = meta.split()
+                result[path] = (fields[0], fields[1])
         return result
 
     def tracked(self, paths: Sequence[str]) -> set[str]:
@@ -408,6 +434,7 @@ class Repo:
         message: str,
         *,
         sync_worktree: bool = True,
+        before_update: Callable[[str], None] | None = None,
     ) -> str:
         """Make one commit on ``branch`` that sets ``files`` (None deletes) on top of its tip.
 
@@ -421,6 +448,8 @@ class Repo:
         if old is None:
             raise UsageError(f"branch {branch} does not exist; run `gitera init` first.")
         new = self.make_commit(old, files, message)
+        if before_update is not None:  # the commit and its objects exist; the branch has not moved yet
+            before_update(new)
         sync = sync_worktree and self.current_branch() == branch
         if sync:  # a kill between the ref move and the sync is finished by finish_interrupted_sync
             self._write_journal({"ref": ref, "commit": new, "paths": list(files)})

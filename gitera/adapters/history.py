@@ -18,7 +18,8 @@ from gitera.adapters.git import Repo
 from gitera.adapters.repolock import state_dir
 
 KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot",
-        "Resume", "Abandon", "Import")  # loopctl
+        "Resume", "Abandon", "Import",  # loopctl
+        "Opening")
 
 
 @dataclass(frozen=True)

@@ -474,6 +474,48 @@ def holdout_seed(common_dir: Path, tag: str) -> int:
         return seed
 
 
+# --- the gate-record key: authenticates the Gitera-Gate records (gitera.core.recordmac) ---
+
+
+def record_key_path(common_dir: Path, tag: str) -> Path:
+    """Where the gate-record key lives: beside the seal key, outside git."""
+    return key_path(common_dir, tag).with_suffix(".recordkey")
+
+
+def record_key(common_dir: Path, tag: str, *, create: bool = False) -> bytes | None:
+    """Experiment ``tag``'s gate-record key (32 random bytes), made by its first gate when ``create``;
+    None when there is none yet. Kept like a seal key file (0600 in a 0700 directory)."""
+    path = record_key_path(common_dir, tag)
+    if not os.path.lexists(path):
+        if not create:
+            return None
+        path.parent.parent.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{tag}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(encode_data_key(new_data_key()) + "\n")
+            try:
+                os.link(tmp, path)  # never replaces a key another gate made meanwhile
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    return _read_key_file(path).secret
+
+
+def wrap_record_key(key: bytes, wrapped_seal_key: bytes, tag: str) -> bytes:
+    """The gate-record key wrapped to the recipient the seal key is wrapped to (recipient mode), so the
+    custodian who runs the verdict elsewhere can check the gates."""
+    return wrap_key(DataKey(key), read_wrapped(wrapped_seal_key).recipient, tag)
+
+
+def unwrap_record_key_for_verdict(data: bytes, tag: str, source: str, private_key: str | None, env: Mapping[str, str]) -> bytes | None:
+    """The custodian's copy of the gate-record key; None without the private key. Only the verdict calls this."""
+    private = private_key if private_key is not None else env.get(ENV_PRIVATE_KEY)
+    return unwrap_key(data, private, tag, source).secret if private else None
+
+
 # --- the gate key --------------------------------------------------------------------
 
 

@@ -51,7 +51,7 @@ def exclusive(common_dir: Path, command: str) -> Iterator[None]:
 
 
 #: The temporary work directories of commands that hold the lock (split, verdict, scoring).
-WORK_DIRS = ("split-*", "verdict-*", "work/*")
+WORK_DIRS = ("split-*", "verdict-*", "work/*", "worktrees/verdict-*")
 
 
 def _sweep(base: Path) -> None:

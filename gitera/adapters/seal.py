@@ -611,3 +611,9 @@ _COMMITMENT_SALT_INFO = b"gitera commitment salt v1"
 def derive_commitment_salt(secret: bytes) -> bytes:
     """The commitment's salt is derived from the data key, so releasing the key opens it."""
     return hmac.new(secret, _COMMITMENT_SALT_INFO, hashlib.sha256).digest()
+
+
+def check_binding(header: Header, binding: Binding, src: Path) -> None:
+    """Raise ``wrong_experiment`` unless ``header`` is bound to ``binding`` (keyless: the verdict
+    checks it before it records the opening)."""
+    _check_binding(header, binding, src)

@@ -31,6 +31,7 @@ class Protected:
     blob: str
     tag: str
     untagged_verdict: bool = False  # the tree holds the experiment's verdict.json, but its tag is not here
+    mode: str = ""  # the git mode lock.json records ("" in locks written before modes were recorded)
 
 
 def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
@@ -51,7 +52,7 @@ def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
             continue  # a corrupt lock is reported by `gitera verify`; the lock file itself stays protected
         for rec in records:
             if isinstance(rec, dict) and "path" in rec and "blob" in rec:
-                protected[rec["path"]] = Protected(rec["path"], rec["blob"], tag, untagged)
+                protected[rec["path"]] = Protected(rec["path"], rec["blob"], tag, untagged, str(rec.get("mode") or ""))
     return protected
 
 
@@ -97,14 +98,17 @@ def check_staged(repo: Repo) -> list[str]:
             protected.setdefault(path, p)
     if not protected:
         return []
-    staged = repo.ls_index(list(protected))
+    staged = repo.ls_index_entries(list(protected))
     problems = []
     renamed: dict[str, str] | None = None
     untagged: dict[str, str | None] = {}
     for path, p in sorted(protected.items()):
-        if path in staged and staged[path] == p.blob:
+        mode, blob = staged.get(path, ("", ""))
+        if blob == p.blob and (not p.mode or mode == p.mode):
             continue
-        if path in staged:
+        if blob == p.blob:  # the blob id does not change with the mode: an executable bit, a symlink
+            what = f"changed to mode {mode} (locked as {p.mode})"
+        elif path in staged:
             what = "modified"
         else:
             if renamed is None:
@@ -128,18 +132,26 @@ def check_range(repo: Repo, old: str, new: str) -> list[str]:
     commits = repo.git("rev-list", "--full-history", *rev_range, "--", *protected).split()
     problems = []
     untagged: dict[str, str | None] = {}
+    moded = [p.path for p in protected.values() if p.mode]
     for commit in commits:
         here = repo.ls_tree(commit, list(protected))
+        modes = repo.ls_modes(commit, moded) if moded else {}
         locks_here = {p.tag for p in protected.values() if p.path in here and p.path.endswith("lock.json")}
         for path, p in sorted(protected.items()):
             if p.tag not in locks_here:
                 continue  # the commit predates this lock
-            if here.get(path) != p.blob:
-                what = "modified" if path in here else "deleted or renamed"
-                problems.append(
-                    f"commit {commit[:10]} has {path} {what}, but it is locked by experiment {p.tag}; "
-                    + f"{_untagged(repo, p, new, untagged) or 'rewrite that commit before pushing — a new question needs a new experiment'}."
-                )
+            if path not in here:
+                what = "deleted or renamed"
+            elif here[path] != p.blob:
+                what = "modified"
+            elif p.mode and modes.get(path, p.mode) != p.mode:
+                what = f"changed to mode {modes[path]} (locked as {p.mode})"
+            else:
+                continue
+            problems.append(
+                f"commit {commit[:10]} has {path} {what}, but it is locked by experiment {p.tag}; "
+                + f"{_untagged(repo, p, new, untagged) or 'rewrite that commit before pushing — a new question needs a new experiment'}."
+            )
     return problems
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
-from gitera.core.errors import ConfigError, RefusedError
-from gitera.domain.experiment import resolve
+from gitera.core.errors import ConfigError, Exit, GiteraError, RefusedError
+from gitera.domain.experiment import Experiment, resolve
 
 
 def seal_status(tag: str | None, out: Output) -> int:
@@ -43,6 +43,7 @@ def seal_status(tag: str | None, out: Output) -> int:
         "matches_manifest": header.seal_id == manifest["seal"]["seal_id"] and header.key_id == manifest["seal"]["key_id"],
         "opened": exp.is_concluded,
     }
+    problems = _structure_problems(exp, seal_path, header, manifest, wrapped, info)
     where = {
         "file": f"local key file {keys.key_path(repo.common_dir, exp.tag)}",
         "env": f"${keys.ENV_DATA_KEY}",
@@ -60,10 +61,48 @@ def seal_status(tag: str | None, out: Output) -> int:
                 f"  key custody: {where}",
                 f"  header matches manifest: {'yes' if info['matches_manifest'] else 'NO — the seal was replaced'}",
                 f"  opened: {'yes (by the verdict)' if info['opened'] else 'no'}",
+                f"  structure: {info['structure']['file_size']:,} bytes, {info['structure']['chunks']} chunk(s) of "
+                f"{header.chunk_size:,} bytes; its header says {info['structure']['expected_size']:,}",
+                *([f"  PROBLEM: {p}" for p in problems] or ["  structure: ok (size, header, manifest and binding agree; checked without the key)"]),
             ]
         ),
     )
-    return 0
+    return Exit.SEAL if problems else Exit.OK
+
+
+def _structure_problems(exp: Experiment, path: Path, header: Any, manifest: dict[str, Any], wrapped: Path, info: dict[str, Any]) -> list[str]:
+    """What can be checked without the key: the file's size against the header's (a truncated or
+    extended seal), the header against the manifest and the experiment's lock, and key.wrapped's
+    public fields. Chunk contents need the key: the verdict authenticates every one."""
+    from gitera.adapters import keys
+
+    size = path.stat().st_size
+    info["structure"] = {"file_size": size, "expected_size": header.sealed_size, "chunks": header.chunk_count, "ok": True}
+    problems = []
+    if size < header.sealed_size:
+        problems.append(f"truncated: {header.sealed_size - size:,} bytes missing (the file is {size:,} bytes, its header says "
+                        f"{header.sealed_size:,}); restore it: `git checkout -- {info['seal']}`")
+    elif size > header.sealed_size:
+        problems.append(f"{size - header.sealed_size:,} bytes appended after its last chunk; restore it: `git checkout -- {info['seal']}`")
+    recorded = manifest.get("seal") or {}
+    for field, have in (("seal_id", header.seal_id), ("key_id", header.key_id), ("algorithm", header.algorithm_name),
+                        ("chunk_size", header.chunk_size), ("plaintext_size", header.plaintext_size), ("sealed_size", header.sealed_size)):
+        if field in recorded and recorded[field] != have:
+            problems.append(f"the header's {field} {have} is not the manifest's {recorded[field]}")
+    lock = exp.read_lock() if exp.is_locked else {}
+    want = {"tag": exp.tag, "path": info["seal"], "frame hash": (lock.get("frame") or {}).get("sha256", header.binding.frame_hash)}
+    have_binding = {"tag": header.binding.tag, "path": header.binding.path, "frame hash": header.binding.frame_hash}
+    problems += [f"bound to {k} {have_binding[k]!r}, not this experiment's {v!r}" for k, v in want.items() if have_binding[k] != v]
+    if wrapped.exists():
+        try:
+            facts = keys.read_wrapped(wrapped.read_bytes(), exp.rel("split/key.wrapped"))
+            if facts.tag != exp.tag or facts.key_id != header.key_id:
+                problems.append(f"key.wrapped holds the key {facts.key_id} of {facts.tag!r}, not the seal's {header.key_id}")
+        except GiteraError as exc:
+            problems.append(exc.message)
+    info["structure"]["ok"] = not problems
+    info["problems"] = problems
+    return problems
 
 
 def keygen(private_out: Path | None, out: Output) -> int:

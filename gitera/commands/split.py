@@ -131,6 +131,10 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
             if row["id"] in folds:
                 row = {**row, "fold": folds[row["id"]]}
             parts[label].append(row)
+    if frame.metric.severity:  # here, in the clear: the verdict would find a bad weight only after opening the test set
+        from gitera.core.rules import severity_weights
+
+        severity_weights(parts["test"], frame.metric.severity)
 
     exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
     columns = leak.text_columns(parts["test"], exclude)

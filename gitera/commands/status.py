@@ -77,14 +77,15 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             info["verdict"] = {"decision": v["decision"]["decision"], "arm": v["decision"]["arm"], "conclusion": v.get("conclusion")}
         except (KeyError, TypeError):
             info["verdict"] = {"decision": "unreadable"}
-    elif exp.path("verdict.json").exists():
+    elif exp.path("verdict.json").exists() or exp.path("opening.json").exists():
         # a verdict.json without its tag: say what the commands will say (a missing tag, or a stray file)
         from gitera.domain.scoring import require_open
 
         try:
             require_open(exp)
         except GiteraError as exc:
-            info["stage"], info["verdict_error"] = "concluded?", exc.message
+            # an opening with no verdict.json: the verdict opened the test set and never concluded
+            info["stage"], info["verdict_error"] = "concluded?" if exp.path("verdict.json").exists() else "opened", exc.message
     info["next"] = _next(info)
     return info
 

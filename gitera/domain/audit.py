@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.history import Record
-from gitera.core.errors import ConfigError
+from gitera.core.errors import ConfigError, GiteraError
+from gitera.domain import provenance
 from gitera.domain.experiment import Experiment
 from gitera.domain.records import (
     commit_of,
@@ -61,6 +62,10 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     locked[exp.lock_rel] = repo.ls_tree(lock_commit, [exp.lock_rel]).get(exp.lock_rel, "")
     fhash = lock.get("frame", {}).get("sha256")
     checks.append(_locked_files(repo, lock_commit, tip, locked))
+    checks.append(provenance.lock_matches(repo, exp, records, lock_commit))
+    checks.append(provenance.locked_modes(repo, lock_commit, tip, [p for p in locked if p != exp.lock_rel]))
+    checks.append(provenance.rewritten(repo, exp, tip))
+    checks.append(provenance.named_commits(repo, records, tip))
     checks.append(_frame_hash(records, fhash))
     frame = frame_at(repo, exp, lock_commit)
     metric = frame.get("metric") or {}
@@ -68,9 +73,10 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
     checks += _results(repo, exp, records, sign, frame)
     checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
-    checks.append(_gate_outcomes(records))
+    checks += _gates(repo, exp, records, frame)
     split_commit = commit_of(records, "Split")
     verdicts = [r for r in records if r.kind == "Verdict"]
+    opened = [r for r in records if r.kind == "Opening" and r.data.get("status") == "opened"]
     if split_commit:
         manifest = json.loads(show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
         seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
@@ -81,20 +87,77 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
                        f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
         checks.append(split_files_unchanged(repo, exp, split_commit, tip, skip=seal_path))
         checks.append(split_pins_hold(repo, exp, records, split_commit))
-        checks.append(_no_test_rows(repo, exp, split_commit, f"{verdicts[0].commit}^" if verdicts else tip))
-    checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
+        first_open = (opened or verdicts)[0].commit if opened or verdicts else None
+        checks.append(_no_test_rows(repo, exp, split_commit, f"{first_open}^" if first_open else tip))
+    many = max(len(verdicts), len(opened))
+    checks.append(("the test set was opened at most once", many <= 1, f"{len(opened)} openings, {len(verdicts)} verdicts" if many > 1 else ""))
+    checks += provenance.opening_checks(repo, exp, records, pending_verdict)
+    if opened or verdicts:
+        checks.append(_nothing_after(repo, exp, records, (opened or verdicts)[0], verdicts[0] if verdicts else None, tip))
     if verdicts:
-        # by history, not by commit time: a backdated commit after the opening is still after it
-        since = set(repo.git("rev-list", f"{verdicts[0].commit}..{tip}").split())
-        after = [r for r in records if r.commit in since and r.kind in ("Result", "Gate", "Restore", "Pilot", "Split")]
-        conclusion = str(verdicts[0].data.get("conclusion") or "").rpartition("/")[0]
-        later = repo.git("rev-list", "--full-history", f"{verdicts[0].commit}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
-        bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
-        checks.append(("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else ""))
         checks += _verdict_checks(repo, exp, records, verdicts[0], frame)
-    elif not pending_verdict:
+    elif not pending_verdict and not opened:
         checks.append(("the verdict", True, "not run yet"))
     return checks
+
+
+def _nothing_after(repo: Repo, exp: Experiment, records: Sequence[Record], opening: Record, verdict: Record | None, tip: str) -> Check:
+    """From the opening on, no record but the verdict's own (its abort, its conclusion), and after the
+    conclusion no commit touching the experiment's files or its conclusion. By history, not by
+    commit time: a backdated commit after the opening is still after it."""
+    since = set(repo.git("rev-list", f"{opening.commit}..{tip}").split())
+    own = {r.commit for r in records if r.kind in ("Verdict", "Opening")}
+    after = [r for r in records if r.commit in since and r.commit not in own]
+    base = verdict.commit if verdict is not None else opening.commit
+    conclusion = str(verdict.data.get("conclusion") or "").rpartition("/")[0] if verdict is not None else ""
+    later = repo.git("rev-list", "--full-history", f"{base}..{tip}", "--", exp.rel(""), *([conclusion] if conclusion else [])).split()
+    later = [c for c in later if c not in own or verdict is not None]
+    bad = sorted({r.commit[:10] for r in after} | {c[:10] for c in later})
+    return ("nothing but the verdict's files after the opening", not bad, f"later commits {', '.join(bad)}" if bad else "")
+
+
+def _gates(repo: Repo, exp: Experiment, records: Sequence[Record], locked: Mapping[str, Any]) -> list[Check]:
+    """Every gate authentic (its MAC, once the verdict released the gate-record key, or with the local key),
+    its hardcode scan re-run on the recorded diff, its decision re-made from the recorded numbers."""
+    from gitera.core.frame import parse_frame
+    from gitera.domain.rederive import review_gates
+
+    gates = [r for r in records if r.kind == "Gate"]
+    if not gates:
+        return [_gate_outcomes(records)]
+    try:
+        frame = parse_frame(dict(locked), {}, exp.frame_rel)
+    except ConfigError as exc:
+        return [("every gate re-derives from git", False, f"the locked frame does not parse: {exc}")]
+    key, source = _record_key(repo, exp, records)
+    review = review_gates(repo, exp, frame, records, key)
+    authentic = ("every gate record is authentic (its MAC, its place, its gate file)", not review.forged,
+                 "; ".join(review.forged[:3]) or ("" if key else "the gate-record key is released by the verdict: MACs not checked yet"))
+    if key is not None and not review.forged:
+        authentic = (authentic[0], True, f"MACs checked with {source}")
+    return [_gate_outcomes(records), authentic,
+            ("every gate's hardcode scan, re-run on its recorded diff, finds what it recorded", not review.scans, "; ".join(review.scans[:3])),
+            ("every gate's decision re-made from its recorded numbers and the attempts", not review.decisions, "; ".join(review.decisions[:3]))]
+
+
+def _record_key(repo: Repo, exp: Experiment, records: Sequence[Record]) -> tuple[bytes | None, str]:
+    """The gate-record key as the verdict released it in verdict.json, else this clone's key store."""
+    import base64
+    import binascii
+
+    from gitera.adapters.keys import record_key
+
+    doc = verdict_doc(repo, exp, records)
+    released = doc.get("record_key") if doc else None
+    if isinstance(released, str):
+        try:
+            return base64.b64decode(released, validate=True), "the key the verdict released"
+        except (binascii.Error, ValueError):
+            pass
+    try:
+        return record_key(repo.common_dir, exp.tag), "this clone's key store"
+    except GiteraError:
+        return None, ""
 
 
 def changed_since(repo: Repo, base: str, tip: str, expected: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -267,7 +330,8 @@ def _verdict_checks(repo: Repo, exp: Experiment, records: Sequence[Record], verd
     if doc is None:
         return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is missing or not a JSON object")]
     try:
-        return [_verdict_tagged(exp, verdict), _verdict_locked(records, doc), *_recompute_verdict(repo, exp, verdict, doc, locked)]
+        return [_verdict_tagged(exp, verdict), _verdict_locked(records, doc), *provenance.scored_content(repo, exp, records, locked, doc),
+                *_recompute_verdict(repo, exp, verdict, doc, locked)]
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         return [("the verdict can be recomputed", False, f"{exp.rel('verdict.json')} in {verdict.commit[:10]} is malformed "
                                                          f"({type(exc).__name__}: {exc})")]
@@ -277,10 +341,15 @@ def _verdict_tagged(exp: Experiment, verdict: Record) -> Check:
     """The verdict's annotated tag names the branch's verdict commit: a verdict commit amended or
     rebased afterwards leaves the tag on the original. A clone without the tag cannot tell."""
     tagged = exp.verdict_commit
-    ok = tagged is None or tagged == verdict.commit
-    return ("the verdict commit is the one its tag names", ok,
-            f"gitera/{exp.tag}/verdict not in this clone (`git fetch --tags`): not checked" if tagged is None else
-            "" if ok else f"gitera/{exp.tag}/verdict names {tagged[:10]} but the branch's verdict is {verdict.commit[:10]}: "
+    name = "the verdict commit is the one its tag names"
+    if tagged is None:
+        moved = exp.repo.rev(f"refs/tags/gitera/{exp.tag}/verdict")
+        if moved is not None:  # the tag is here but names no verdict of this experiment: moved with `git tag -f`
+            return (name, False, f"gitera/{exp.tag}/verdict names {moved[:10]}, which is not this experiment's verdict "
+                                 f"(the branch's is {verdict.commit[:10]}): the tag was moved after the verdict")
+        return (name, True, f"gitera/{exp.tag}/verdict not in this clone (`git fetch --tags`): not checked")
+    ok = tagged == verdict.commit
+    return (name, ok, "" if ok else f"gitera/{exp.tag}/verdict names {tagged[:10]} but the branch's verdict is {verdict.commit[:10]}: "
             "the verdict commit was rewritten after the verdict")
 
 

@@ -100,7 +100,7 @@ def build(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], doc_dir: st
     gaps = dev_test_gaps(records, verdict)
     md = render_markdown(exp, frame, verdict, dev, charts, checks, records, gaps)
     files[f"{doc_dir}/conclusion.md"] = md.encode()
-    data = {k: v for k, v in verdict.items() if k not in ("key", "row_ids")}
+    data = {k: v for k, v in verdict.items() if k not in ("key", "record_key", "row_ids")}
     data["dev"] = {k: v for k, v in (dev or {}).items() if k != "row_ids"}
     data["gates"] = [r.data for r in records if r.kind == "Gate"]
     data["dev_test_gap"] = [{**asdict(g), "alarm": g.alarm} for g in gaps]

@@ -337,6 +337,10 @@ def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> di
         if rel not in tracked:
             raise RefusedError(f"locked file {rel} is not tracked by git; `git add {rel}` and commit it, then run `gitera lock` again.")
         files.append(_file_record(rel, target.read_bytes()))
+    modes = repo.ls_modes("HEAD", [f["path"] for f in files]) if files else {}
+    for f in files:  # the blob id does not change with the mode (an executable bit, a symlink): record it too
+        if f["path"] in modes:
+            f["mode"] = modes[f["path"]]
     frame_record: dict[str, str] = _file_record(exp.frame_rel, exp.frame_bytes())
     parsed = exp.parsed_digest()
     if parsed is not None:  # lets later commands trust the parsed copy without the yaml import
@@ -395,12 +399,16 @@ def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
     tip = exp.repo.rev(f"refs/heads/{exp.branch}")
     if tip is not None and not changed:
         blobs = exp.repo.ls_tree(tip, [str(rec["path"]) for rec in records])
+        moded = [str(rec["path"]) for rec in records if rec.get("mode")]
+        modes = exp.repo.ls_modes(tip, moded) if moded else {}
         for rec in records:
             committed = blobs.get(str(rec["path"]))
             if committed is None:
                 changed.append(f"{rec['path']} (deleted in the commit {exp.branch} points at)")
             elif committed != rec["blob"]:
                 changed.append(f"{rec['path']} (changed in the commit {exp.branch} points at)")
+            elif rec.get("mode") and modes.get(str(rec["path"])) != rec["mode"]:
+                changed.append(f"{rec['path']} (mode {modes.get(str(rec['path']))}, locked as {rec['mode']}, in the commit {exp.branch} points at)")
     return changed
 
 

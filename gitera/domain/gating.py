@@ -55,7 +55,7 @@ def paired_gain(best: Any, start: Any) -> tuple[float, float]:
 
 
 def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, out: Output, use_cache: bool) -> LoopState:
-    from gitera.core import gate, leak
+    from gitera.core import gate
 
     assert frame.iterate is not None and state.best is not None and state.gate_passed is not None
     repo = exp.repo
@@ -66,14 +66,10 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     out.info(f"gate: sprint {state.sprint} — hardcode scan, replication on the gate rows, saturation")
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
-    # --text --no-textconv --no-ext-diff: attributes (a `-diff` or a textconv driver in .gitattributes
-    # or .git/info/attributes) must not turn the scanned lines into "Binary files differ" or hide them
-    diff = repo.git("diff", "--text", "--no-textconv", "--no-ext-diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
+    diff = sprint_diff(repo, frame, state.sprint_start or tip, tip)
     open_rows = [*load_split(exp, "train"), *load_split(exp, "dev")]
     gate_rows = splitfiles.gate_rows(exp, frame_hash(dict(lock)))  # sealed: opened here, for the gate only
-    exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
-    columns = leak.text_columns(open_rows + gate_rows, exclude)
-    hits = gate.scan_diff(diff, open_rows + gate_rows, text_columns=columns, id_column="id", label_column=frame.data.label)
+    hits = hardcode_hits(frame, diff, [*open_rows, *gate_rows])
 
     sign = 1.0 if frame.metric.direction == "higher" else -1.0
     # the seed is a secret of the key store, never part of the committed state (see holdout_seed)
@@ -82,12 +78,14 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
                else gate.Thresholdout.create(seed=seed))
     queries = []
     spent = 0.0
+    se_gain: float | None = None
     if gate_rows:
         best_gate, spent_best = _gate_scores(exp, frame, lock, out, state.best, gate_rows, "gate-best")
         start_gate, spent_start = _gate_scores(exp, frame, lock, out, state.gate_passed, gate_rows, "gate-start")
         spent = spent_best + spent_start
         _warn_past_cap(frame, state.spent_usd, spent, out)
-        gate_gain, se_gain = paired_gain(best_gate, start_gate)
+        gate_gain, se = paired_gain(best_gate, start_gate)
+        se_gain = se
         dev_gain = float(state.best.score or 0.0) - float(state.gate_passed.score or 0.0)
         # ONE query on the sprint's gain: the climbing rows' gain and the same paired gain on the
         # gate rows. (Asking for the two levels separately could answer one from the climbing rows
@@ -102,11 +100,11 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         exhausted = answer.value is None
     else:
         replication, exhausted = None, False
-    return record_gate(exp, frame, state, tip, hits, replication, queries, holdout, spent, exhausted)
+    return record_gate(exp, frame, state, tip, hits, replication, queries, holdout, spent, exhausted, se_gain=se_gain)
 
 
 def record_gate(exp: Experiment, frame: Frame, state: LoopState, tip: str, hits: Any, replication: Any, queries: list[Any],
-                holdout: Any, spent: float, exhausted: bool) -> LoopState:
+                holdout: Any, spent: float, exhausted: bool, se_gain: float | None = None) -> LoopState:
     """Saturation, the outcome, and the gate's one commit (Gitera-Gate trailer, gate-NNN.json, the loop state)."""
     from gitera.core import gate
 
@@ -127,6 +125,8 @@ def record_gate(exp: Experiment, frame: Frame, state: LoopState, tip: str, hits:
         "hardcode": [_hit(h) for h in hits[:MAX_HITS_RECORDED]],
         "hardcode_hits": len(hits),
         "replication": replication.to_dict() if replication is not None else None,
+        # the gate gain's standard error, unrounded: `gitera verify` re-decides the replication with it
+        "se_gain": se_gain if se_gain is not None and math.isfinite(se_gain) else None,
         "holdout_queries": queries,
         "saturation": saturation.to_dict(),
         "from_commit": state.sprint_start,
@@ -145,6 +145,7 @@ def record_gate(exp: Experiment, frame: Frame, state: LoopState, tip: str, hits:
         new_state = state.with_(status=KILLED, best=back, pending=pending, in_sprint=0)
     trailer["locked_iteration"] = new_state.gate_passed.iteration if new_state.gate_passed else 0
     record["locked_iteration"] = trailer["locked_iteration"]
+    files.update(_authenticate(exp, trailer))
     new_state = new_state.with_(history=(*new_state.history, record), holdout=public_holdout(holdout),
                                 spent_usd=state.spent_usd + spent)
     number = sum(1 for h in state.history if h.get("gate")) + 1
@@ -193,3 +194,41 @@ def loop_saturation(frame: Frame, state: LoopState) -> Saturation:
     return gate.saturation([h.get("score") for h in recent], [str(h.get("status")) for h in recent], state.noise_floor,
                            window=it.plateau, sprint=it.sprint, higher_is_better=frame.metric.direction == "higher", stale_window=stale)
 # --- end loopctl ---------------------------------------------------------------------------------------------
+
+
+def sprint_diff(repo: Any, frame: Frame, start: str, end: str) -> str:
+    """The sprint's net change of the target files: what the hardcode scan reads (and `gitera verify` re-reads)."""
+    assert frame.iterate is not None
+    # --text --no-textconv --no-ext-diff: attributes (a `-diff` or a textconv driver in .gitattributes
+    # or .git/info/attributes) must not turn the scanned lines into "Binary files differ" or hide them
+    return str(repo.git("diff", "--text", "--no-textconv", "--no-ext-diff", "-U0", start, end, "--", *frame.iterate.target))
+
+
+def hardcode_hits(frame: Frame, diff: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """The hardcode scan of a sprint's diff against ``rows`` (train, dev and gate), text columns
+    chosen as the gate chooses them; `gitera verify` re-runs it on the recorded diff."""
+    from gitera.core import gate, leak
+
+    exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
+    columns = leak.text_columns(rows, exclude)
+    return gate.scan_diff(diff, rows, text_columns=columns, id_column="id", label_column=frame.data.label)
+
+
+RECORD_KEY_WRAPPED = "record-key.wrapped"
+
+
+def _authenticate(exp: Experiment, trailer: dict[str, Any]) -> dict[str, bytes | None]:
+    """Add the record's MAC under the experiment's gate-record key (made by the first gate, outside git).
+
+    In recipient mode the first gate also commits the key wrapped to the seal's recipient, so
+    the custodian can check the gates where the verdict runs. Returns the files to commit."""
+    from gitera.adapters.keys import record_key, wrap_record_key
+    from gitera.core.recordmac import MAC_FIELD, record_mac
+
+    key = record_key(exp.repo.common_dir, exp.tag, create=True)
+    assert key is not None
+    trailer[MAC_FIELD] = record_mac(key, exp.tag, "Gate", trailer)
+    wrapped_seal = exp.path("split/key.wrapped")
+    if wrapped_seal.exists() and not exp.path(f"runs/{RECORD_KEY_WRAPPED}").exists():
+        return {relpath(exp, RECORD_KEY_WRAPPED): wrap_record_key(key, wrapped_seal.read_bytes(), exp.tag)}
+    return {}

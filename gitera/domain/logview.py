@@ -58,12 +58,14 @@ def tsv_row(a: Record) -> list[str]:
     return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
 
 
-# --- loopctl: the table lines of Gitera-Resume, Gitera-Abandon and Gitera-Import records ---
-# loopctl's records in the table: kind -> (status column, what happened)
-EXTRA_LINES: dict[str, tuple[str, Any]] = {
+# The table lines of Gitera-Resume, -Abandon, -Import and -Opening records: kind -> (status column, what happened)
+EXTRA_LINES: dict[str, tuple[Any, Any]] = {
     "Resume": ("resumed", lambda d: f"after: {d.get('after')}"),
     "Abandon": ("abandoned", lambda d: f"{d.get('reason')} (kept on {d.get('branch')}; nothing released)"),
     "Import": ("imported", lambda d: f"{d.get('rows')} rows of {d.get('source')}: unscored history, never evidence"),
+    # the verdict's opening of the test set (docs/verdict.md), and its abort when it failed after it
+    "Opening": (lambda d: "aborted" if d.get("status") == "aborted" else "opened", lambda d: (f"the verdict failed after opening the test set: {d.get('reason')}" if d.get("status") == "aborted"
+                                     else "the sealed test set is opened (once)")),
 }
 
 
@@ -190,8 +192,9 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
                          "; ".join(d.get("reasons") or [])])
         elif r.kind == "Stop":
             rows.append(["stop", r.commit[:10], "stopped", "", "", *("" for _ in secs), "", str(d.get("reason"))])
-        elif r.kind in EXTRA_LINES:  # loopctl: resume, abandon, import
+        elif r.kind in EXTRA_LINES:  # resume, abandon, import, the verdict's opening
             status, text = EXTRA_LINES[r.kind]
+            status = status(d) if callable(status) else status
             rows.append([r.kind.lower(), r.commit[:10], status, "", "", *("" for _ in secs), "", str(text(d))])
     numeric = {3, 4, *range(5, 5 + len(secs))}
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]

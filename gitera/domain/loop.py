@@ -49,10 +49,13 @@ def start_state(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
     if arm not in summary["arms"]:
         raise RefusedError(f"the latest run has no results for the iterated arm {arm}; run `gitera run` again.")
     a = summary["arms"][arm]
-    tip = exp.repo.rev(f"refs/heads/{exp.branch}") or ""
-    start = Point(0, tip, a["score"], a["rows_file"], _target_blobs(exp.repo, tip, frame.iterate.target))
+    # iteration 0 is the arm as the run measured it, not what the tip holds now: a target changed by
+    # a plain commit since the run is then scored as the first attempt (and the gate's diff covers it)
+    measured = exp.repo.rev(str(a.get("commit") or "")) if a.get("commit") else None
+    start_commit = measured or exp.repo.rev(f"refs/heads/{exp.branch}") or ""
+    start = Point(0, start_commit, a["score"], a["rows_file"], _target_blobs(exp.repo, start_commit, frame.iterate.target))
     return LoopState(arm=arm, noise_floor=float(summary["noise_floor"] or 0.0), run=int(summary["run"]), best=start,
-                     gate_passed=start, sprint_start=tip)
+                     gate_passed=start, sprint_start=start_commit)
 
 
 def dirty_outside_targets(repo: Repo, targets: Sequence[str], contents: Mapping[str, bytes | None]) -> list[str]:

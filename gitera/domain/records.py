@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gitera.adapters.git import Repo
@@ -69,7 +70,7 @@ def gate_locked_iteration(records: Sequence[Record]) -> int | None:
     """
     locked: int | None = None
     for r in records:
-        if r.kind == "Verdict":
+        if r.kind in ("Verdict", "Opening"):
             break
         if r.kind == "Result" and r.data.get("kind") == "attempt" and locked is None:
             locked = 0
@@ -95,3 +96,84 @@ def verdict_doc(repo: Repo, exp: Experiment, records: Sequence[Record]) -> dict[
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+# --- the opening of the test set, and what it scores ---------------------------------------
+
+
+def before_opening(records: Sequence[Record]) -> list[Record]:
+    """The records made before the test set was opened (the first Gitera-Opening or Gitera-Verdict)."""
+    end = next((i for i, r in enumerate(records) if r.kind in ("Opening", "Verdict")), len(records))
+    return list(records[:end])
+
+
+def openings(records: Sequence[Record]) -> list[Record]:
+    """Every Gitera-Opening that opened the test set (not the records of an aborted verdict)."""
+    return [r for r in records if r.kind == "Opening" and r.data.get("status") == "opened"]
+
+
+@dataclass(frozen=True)
+class Gated:
+    """The iterated arm's content the verdict scores, read from git alone: the target files of
+    its latest gate-passed attempt, or — when no gate passed one — as the dev run measured them."""
+
+    iteration: int
+    commit: str  # the commit holding that content: the attempt's, or the run's
+    targets: dict[str, str | None]  # target path -> blob id (None: the file does not exist there)
+
+
+def gated_content(repo: Repo, records: Sequence[Record], arm: str, targets: Sequence[str]) -> Gated | None:
+    """What the verdict must score for the iterated ``arm``; None when no dev run measured it."""
+    before = before_opening(records)
+    locked = gate_locked_iteration(before) or 0
+    commit = attempt_commit(before, locked) if locked > 0 else None
+    if commit is None:
+        first = next((i for i, r in enumerate(before) if r.kind == "Result" and r.data.get("kind") == "attempt"), len(before))
+        runs = [r for r in before[:first] if r.kind == "Result" and r.data.get("kind") == "run" and r.data.get("arm") == arm
+                and r.data.get("status") != "incomplete"]
+        if not runs:
+            return None
+        locked, commit = 0, runs[-1].commit
+    blobs = repo.ls_tree(commit, list(targets))
+    return Gated(locked, commit, {t: blobs.get(t) for t in targets})
+
+
+def kept_attempts(records: Sequence[Record]) -> list[Record]:
+    """The iterate attempts that were kept, oldest first (before the opening)."""
+    return [r for r in before_opening(records) if r.kind == "Result" and r.data.get("kind") == "attempt" and r.data.get("status") == "keep"]
+
+
+@dataclass(frozen=True)
+class OpeningState:
+    """Whether experiment's test set was opened, read from git with one call (no history cache)."""
+
+    opened: str | None = None  # the commit of the (first) Gitera-Opening
+    aborted: str | None = None  # why that verdict stopped, when it recorded it
+    concluded: str | None = None  # the commit of the (first) Gitera-Verdict
+
+
+_OPENING_FORMAT = "%H%x00%(trailers:key=Gitera-Tag,valueonly,separator=%x1f)%x00%(trailers:key=Gitera-Opening,valueonly,separator=%x1f)%x00%(trailers:key=Gitera-Verdict,valueonly,separator=%x1f)%x1e"
+
+
+def opening_state(repo: Repo, exp: Experiment) -> OpeningState:
+    """Robust to a deleted tag or file and to an edited history cache: git's own log of the branch."""
+    out = repo.git("log", "--reverse", f"--format={_OPENING_FORMAT}", "--grep=^Gitera-Opening: ", "--grep=^Gitera-Verdict: ",
+                   f"refs/heads/{exp.branch}", check=False)
+    opened = aborted = concluded = None
+    for entry in out.split("\x1e"):
+        parts = entry.strip("\n").split("\x00")
+        if len(parts) != 4 or exp.tag not in parts[1].split("\x1f"):
+            continue
+        commit, _, opening, verdict = parts
+        for value in filter(None, opening.split("\x1f")):
+            try:
+                data = json.loads(value)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("status") == "opened" and opened is None:
+                opened = commit
+            elif isinstance(data, dict) and data.get("status") == "aborted" and aborted is None:
+                aborted = str(data.get("reason") or "no reason recorded")
+        if verdict and concluded is None:
+            concluded = commit
+    return OpeningState(opened, aborted, concluded)

@@ -87,24 +87,38 @@ def require_split(exp: Experiment) -> dict[str, Any]:
 
 
 def require_open(exp: Experiment) -> None:
+    """Refuse once the test set was opened: by a verdict that concluded, or by one that recorded its
+    opening and never concluded (killed, or failed after the key was used) — read from git itself."""
     if exp.is_concluded:
         raise RefusedError(
             f"experiment {exp.tag} has its verdict: the sealed test set was opened once and the experiment is closed; "
             "a new question needs a new experiment (`gitera init NEW_TAG`)."
         )
-    if exp.path(VERDICT_FILE).exists():
+    from gitera.domain.records import opening_state
+
+    state = opening_state(exp.repo, exp)
+    if state.concluded:
         # the verdict commits, then tags: a kill in between, or a push without tags, leaves a verdict without its tag
-        ran = exp.repo.git("log", "-1", "--format=%H", "--grep=^Gitera-Verdict: ", f"refs/heads/{exp.branch}").strip()
-        if ran:
-            raise RefusedError(
-                f"the verdict of experiment {exp.tag} ran in {ran[:10]} but its tag gitera/{exp.tag}/verdict is missing (not fetched, "
-                f"or the verdict stopped before tagging): `git fetch --tags`, or tag it again with `git tag -a gitera/{exp.tag}/verdict "
-                f"{ran[:10]} -m verdict`; the test set was opened, the experiment is closed."
-            )
+        ran = state.concluded
+        raise RefusedError(
+            f"the verdict of experiment {exp.tag} ran in {ran[:10]} but its tag gitera/{exp.tag}/verdict is missing (not fetched, "
+            f"or the verdict stopped before tagging): `git fetch --tags`, or tag it again with `git tag -a gitera/{exp.tag}/verdict "
+            f"{ran[:10]} -m verdict`; the test set was opened, the experiment is closed."
+        )
+    if state.opened:
+        raise RefusedError(unconcluded_opening(exp.tag, state.opened, state.aborted))
+    if exp.path(VERDICT_FILE).exists():
         raise RefusedError(
             f"{exp.rel(VERDICT_FILE)} exists but no verdict ran on {exp.branch} (no Gitera-Verdict commit, no tag "
             f"gitera/{exp.tag}/verdict): remove the file — only the verdict concludes an experiment."
         )
+
+
+def unconcluded_opening(tag: str, opened: str, aborted: str | None) -> str:
+    why = f"it failed: {aborted}" if aborted else "it was stopped before its conclusion commit"
+    return (f"the verdict of experiment {tag} opened the sealed test set in {opened[:10]} and never concluded ({why}); "
+            f"a test set is opened once, so {tag} is closed without a decision and `gitera verify` fails on it — "
+            "a new question needs a new experiment with fresh test rows (`gitera init NEW_TAG`).")
 
 
 def budget_for(frame: Frame, spent: float, exp: Experiment | None = None) -> Budget | None:
@@ -153,6 +167,7 @@ class Scorer:
     lock: Mapping[str, Any]
     out: Output
     use_cache: bool = True
+    work_root: Path | None = None  # where the harness's work dirs go (default .git/gitera/work; the verdict keeps its own)
 
     def score(
         self,
@@ -184,8 +199,9 @@ class Scorer:
         from gitera.adapters.progress import Progress
 
         base = state_dir(self.exp.repo.common_dir)
-        (base / "work").mkdir(exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=work_prefix + "-", dir=base / "work"))
+        root = self.work_root or base / "work"
+        root.mkdir(exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=work_prefix + "-", dir=root))
         limit = self.frame.eval.run_timeout_s
         try:
             return run_eval(
