@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -465,3 +465,45 @@ def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:
     _run(["worktree", "prune"], repo.root)
     _run(["worktree", "add", "--quiet", "--force", "--detach", str(path), commit], repo.root)
     return path
+
+
+# --- scale (issue 15): the scored commit as a tar for a Dask worker -------------------------
+
+
+def tree_tar(repo: Repo, commit: str, skip: Callable[[str], bool] | None = None) -> bytes:
+    """A tar of ``commit``'s tree, byte for byte: what `git archive` makes, without its
+    export-ignore / export-subst rewriting (a worker must see exactly the committed files).
+    Paths for which ``skip`` is true are left out; submodules are empty folders, as in `git archive`."""
+    import io
+    import tarfile
+
+    listing = _run(["ls-tree", "-r", "-z", "--full-tree", commit], repo.root).stdout.decode("utf-8", "surrogateescape")
+    entries = []
+    for item in listing.split("\0"):
+        if not item:
+            continue
+        meta, path = item.split("\t", 1)
+        mode, kind, oid = meta.split()
+        if skip is not None and skip(path):
+            continue
+        entries.append((mode, kind, oid, path))
+    blobs = repo.cat_blobs([oid for _, kind, oid, _ in entries if kind == "blob"])
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        contents = iter(blobs)
+        for mode, kind, _oid, path in entries:
+            info = tarfile.TarInfo(path)
+            info.mtime = 0
+            if kind != "blob":  # a submodule (gitlink)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+                continue
+            data = next(contents) or b""
+            if mode == "120000":
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data.decode("utf-8", "surrogateescape"), 0o777
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o755 if mode == "100755" else 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+# --- end scale ------------------------------------------------------------------------------

@@ -1,0 +1,289 @@
+"""The Dask executor, client half: shards and calls become tasks on a Dask cluster (docs/scale.md).
+
+Only the harness invocations move. The client keeps the scheduling order, the cache, the budget
+gate, retries and bisection, timeouts, Ctrl-C, progress and writing results: run_eval's
+Scheduler runs as it does locally, and each of its threads, instead of starting a process,
+submits one task and waits for it (so eval.concurrency is the number of tasks in flight).
+
+What crosses the wire, per run: the tar of the scored tree (scattered once to the workers that
+are connected; each extracts it once per commit), and per shard the command, the contract's
+GITERA_* variables, the rows (JSONL) and the timeouts; back come the result lines (streamed as
+the harness writes them, through the scheduler's event log), the exit status and the tails of
+stdout and stderr. Nothing else of the client's environment, no key, no other file.
+
+A worker that dies mid-shard loses nothing: the scheduler runs the task again elsewhere; rows
+the first attempt had already reported keep that attempt's result (each row is recorded once).
+`dask` and `distributed` are imported only here and in remote.py, when the executor is chosen.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitera.adapters.evalrun import remote
+from gitera.adapters.evalrun.invoke import Cut, Ended
+from gitera.adapters.evalrun.parse import id_key
+from gitera.adapters.evalrun.pymode import Reply
+from gitera.adapters.evalrun.schedule import BudgetGate
+from gitera.core.errors import ConfigError, EvalError
+from gitera.core.version import __version__
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+ADDRESS_ENV = "GITERA_DASK_ADDRESS"  # overrides eval.executor.address: where the cluster lives is not pre-registered
+CONNECT_TIMEOUT_S = 30.0
+WORKERS_TIMEOUT_S = 60.0  # a reachable scheduler without any worker
+DEADLINE_GRACE_S = 5.0  # the client cuts a shard this long after the run's deadline if the worker has not
+_clients: dict[str, Client] = {}
+_clients_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where and what to run remotely: the scheduler's address and the scored tree, which is
+    opaque here (a key, e.g. the commit, and how to make its tar when a run needs it)."""
+
+    address: str
+    tree_key: str
+    archive: Callable[[], bytes]
+
+
+def resolve_address(address: str | None) -> str:
+    found = os.environ.get(ADDRESS_ENV) or address
+    if not found:
+        raise ConfigError(f"eval.executor is dask but it has no address: set eval.executor.address in the frame or {ADDRESS_ENV}.")
+    return found
+
+
+def connect(address: str) -> Client:
+    """A client of the scheduler at `address`, one per process, with at least one worker."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("eval.executor is dask but dask is not installed: pip install 'gitera[dask]' here and on every worker.") from None
+    with _clients_lock:
+        client = _clients.get(address)
+        if client is not None and client.status == "running":
+            return client
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise EvalError(f"cannot reach the Dask scheduler at {address} ({exc}); start it (`dask scheduler`) "
+                            f"or fix eval.executor.address / {ADDRESS_ENV}.") from None
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            client.close()
+            raise EvalError(f"the Dask scheduler at {address} has no worker after {WORKERS_TIMEOUT_S:g} s; start some with "
+                            f"`dask worker {address}`.") from None
+        _clients[address] = client
+        return client
+
+
+@atexit.register
+def close_clients() -> None:
+    """Disconnect from every scheduler (at exit, or before a test stops its cluster)."""
+    with _clients_lock:
+        for client in _clients.values():
+            try:
+                client.close(timeout=5)
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        _clients.clear()
+
+
+@dataclass
+class Session:
+    """One run_eval on the cluster: its tasks, its streamed lines, its cancellation."""
+
+    client: Client
+    remote: Remote
+    command: str | None
+    contract: Mapping[str, str]
+    timeout_s: float
+    run: str = field(default_factory=lambda: "r" + uuid.uuid4().hex[:16])
+    cancelled: bool = False
+    _archive: Future[Any] | None = None
+    _queues: dict[str, queue.SimpleQueue[dict[str, Any]]] = field(default_factory=dict)
+    _futures: dict[str, Future[Any]] = field(default_factory=dict)
+    _seq: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def topic(self) -> str:
+        return f"gitera-{self.run}"
+
+    def open(self) -> Session:
+        self.client.subscribe_topic(self.topic, self._on_event)
+        self._archive = self.client.scatter(self.remote.archive(), broadcast=True, hash=False)
+        return self
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        msg = event[1]
+        if isinstance(msg, dict):
+            q = self._queues.get(str(msg.get("shard")))
+            if q is not None:
+                q.put(msg)
+
+    def _submit(self, fn: Callable[..., Any], job: Any, token: str) -> Future[Any]:
+        future = self.client.submit(fn, job, self._archive, key=f"gitera-{token}", pure=False)
+        with self._lock:
+            self._futures[token] = future
+        return future
+
+    def _cut(self, token: str, reason: str) -> None:
+        try:
+            self.client.run(remote.cut_shard, token, reason, on_error="return")
+        except Exception:  # noqa: BLE001 - a worker that is gone has nothing left to stop
+            pass
+
+    # --- command mode (command.ShardExecutor) ---------------------------------------------
+
+    def run_shard(self, trial: int, keys: tuple[str, ...], rows_jsonl: str, base: Path, deadline: float | None, tick_s: float,
+                  on_lines: Callable[[list[str]], bool], gate: BudgetGate | None) -> Ended:
+        assert self.command is not None
+        token = f"{self.run}-{next(self._seq)}"
+        inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._queues[token] = inbox
+        cut = Cut(hook=lambda reason: self._cut(token, reason))
+        if gate is not None:
+            gate.on_stop(cut)
+        left = None if deadline is None else deadline - time.monotonic()
+        job = remote.ShardJob(__version__, self.run, token, self.remote.tree_key, self.topic, self.command, dict(self.contract), trial, keys,
+                              rows_jsonl, self.timeout_s, None if left is None else time.time() + left, tick_s)
+        future = self._submit(remote.shard_task, job, token)
+        first: dict[str, tuple[str, str]] = {}  # row key -> (attempt, line) of the line recorded while it ran
+        try:
+            while not self.cancelled:
+                finished = _wait(future, tick_s)
+                while not inbox.empty():
+                    msg = inbox.get()
+                    fresh = []
+                    for line in msg.get("lines", []):
+                        key = _line_key(line)
+                        if key is not None and key not in first:
+                            first[key] = (str(msg.get("attempt")), line)
+                            fresh.append(line)
+                    on_lines(fresh)
+                if finished:
+                    break
+                if deadline is not None and time.monotonic() > deadline + DEADLINE_GRACE_S and not cut.event.is_set():
+                    cut("run")
+            if self.cancelled:
+                return _mirror(base, {"rc": -15, "by_budget": True})
+            reply = future.result()
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            return _mirror(base, _failed_task(exc))
+        finally:
+            self._queues.pop(token, None)
+            with self._lock:
+                self._futures.pop(token, None)
+        return _mirror(base, reply, first)
+
+    # --- python mode (pymode.PythonRunner.remote) -----------------------------------------
+
+    def python_call(self, target: str, arm: str, params: Mapping[str, Any]) -> Callable[[Mapping[str, Any], int, float], Reply]:
+        def call(row: Mapping[str, Any], trial: int, limit: float) -> Reply:
+            token = f"{self.run}-{next(self._seq)}"
+            job = remote.CallJob(__version__, self.run, self.remote.tree_key, target, arm, dict(params), dict(self.contract), dict(row),
+                                 trial, limit, max(self.timeout_s, 30.0))
+            future = self._submit(remote.call_task, job, token)
+            try:
+                while not self.cancelled:
+                    if _wait(future, 0.25):
+                        kind, body = future.result()
+                        return Reply(str(kind), dict(body))
+                return Reply("timeout")
+            except Exception as exc:  # noqa: BLE001 - sorted below
+                failed = _failed_task(exc)
+                return Reply("died", {"code": failed["rc"], "tail": failed["stderr"]})
+            finally:
+                with self._lock:
+                    self._futures.pop(token, None)
+        return call
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def cancel_all(self) -> None:
+        """Ctrl-C or a bug: stop every shard now and forget the tasks not yet started."""
+        self.cancelled = True
+        with self._lock:
+            tokens, futures = list(self._futures), list(self._futures.values())
+        for token in tokens:
+            self._cut(token, "budget")
+        if futures:
+            self.client.cancel(futures)
+
+    def close(self) -> None:
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:  # noqa: BLE001 - the scheduler may be gone
+            pass
+        try:
+            self.client.run(remote.close_run, self.run, on_error="return")
+        except Exception:  # noqa: BLE001
+            pass
+        if self._archive is not None:
+            self._archive.release()
+            self._archive = None
+
+
+def _wait(future: Future[Any], timeout: float) -> bool:
+    """True once the task has ended (its result or error is ready)."""
+    try:
+        future.result(timeout=timeout)
+    except TimeoutError:
+        return False
+    except BaseException:  # noqa: BLE001 - the task's error, read again by the caller
+        return True
+    return True
+
+
+def _line_key(line: str) -> str | None:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return id_key(obj.get("id")) if isinstance(obj, dict) else None
+
+
+def _failed_task(exc: BaseException) -> dict[str, Any]:
+    """A task that raised: a worker lost too often is a crashed invocation (bisection goes on);
+    anything else (gitera missing or another version on a worker, a full disk) stops the run."""
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return {"rc": -9, "stderr": f"the Dask workers running this invocation died repeatedly ({exc}); see the workers' logs"}
+    if isinstance(exc, FutureCancelledError):
+        return {"rc": -15, "by_budget": True, "stderr": ""}
+    if isinstance(exc, ModuleNotFoundError):
+        raise EvalError(f"a Dask worker cannot import gitera ({exc}): install the same gitera with the dask extra on every worker.") from None
+    raise EvalError(f"a Dask worker failed to run a harness invocation: {type(exc).__name__}: {exc}") from None
+
+
+def _mirror(base: Path, reply: Mapping[str, Any], first: Mapping[str, tuple[str, str]] | None = None) -> Ended:
+    """The worker's files, written under `base` as a local invocation leaves them. A row whose line
+    was recorded from an earlier attempt (a lost worker) keeps that line."""
+    base.mkdir(parents=True, exist_ok=True)
+    out = str(reply.get("out", ""))
+    earlier = {k: line for k, (attempt, line) in (first or {}).items() if attempt != reply.get("attempt")}
+    if earlier:
+        kept = [line for line in out.splitlines(keepends=True) if _line_key(line) not in earlier]
+        out = "".join(line + "\n" for line in earlier.values()) + "".join(kept)  # an unterminated last line stays last
+    (base / "out.jsonl").write_text(out, encoding="utf-8")
+    (base / "stdout.txt").write_text(str(reply.get("stdout", "")), encoding="utf-8")
+    (base / "stderr.txt").write_text(str(reply.get("stderr", "")), encoding="utf-8")
+    return Ended(int(reply.get("rc", 0)), bool(reply.get("timed_out")), bool(reply.get("by_run")), base, by_budget=bool(reply.get("by_budget")))
