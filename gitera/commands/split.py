@@ -13,8 +13,10 @@ import json
 import secrets
 import shutil
 import tempfile
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
@@ -22,6 +24,9 @@ from gitera.adapters.repolock import exclusive, state_dir
 from gitera.core.errors import ConfigError, RefusedError
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch, resolve
+
+if TYPE_CHECKING:
+    from gitera.adapters import datasource
 
 SPLIT_DIR = "split"
 SEAL_NAME = "test.seal"
@@ -37,13 +42,85 @@ def split_seed(frame_sha256: str, data_seed: int) -> int:
     return (int(frame_sha256[:15], 16) + data_seed) % (2**63)
 
 
-def _rows_for_split(table_rows: list[dict[str, Any]], ids: list[str], id_column: str | None) -> list[dict[str, Any]]:
-    out = []
-    for row, rid in zip(table_rows, ids):
-        record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
-        record["id"] = rid
-        out.append(record)
-    return out
+def _record(row: Mapping[str, Any], rid: str, id_column: str | None) -> dict[str, Any]:
+    """A row as the split files hold it: `id` first (the row's id), then its columns."""
+    record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
+    record["id"] = rid
+    return record
+
+
+# --- scale (issue 15): the rows streamed, so a million-row file never sits in memory -------------
+
+
+def _stratification_columns(scan: datasource.RowScan, needed: Sequence[str]) -> tuple[datasource.Columns, list[str], array[int]]:
+    """First pass: the ids, line numbers and the columns the split and its audit read, per row."""
+    from gitera.adapters import datasource
+
+    slim = datasource.Columns(list(dict.fromkeys(needed)))
+    ids: list[str] = []
+    lines = array("q")
+    for line, rid, row in scan:
+        slim.append(row)
+        ids.append(rid)
+        lines.append(line)
+    return slim, ids, lines
+
+
+def _assigned_rows(scan: datasource.RowScan, ids: Sequence[str], result: Any, id_column: str | None,
+                   tally: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Second pass: every kept row with its part (and fold); the test rows' columns are tallied for the leak index."""
+    folds = result.fold_of()
+    n = 0
+    for i, (_line, rid, row) in enumerate(scan):
+        if i >= len(ids) or ids[i] != rid:
+            raise RefusedError(f"{scan.path} changed while gitera was splitting it; nothing was committed — run `gitera split` again.")
+        n = i + 1
+        label = result.labels[i]
+        if label is None:
+            continue
+        record = _record(row, rid, id_column)
+        if rid in folds:
+            record["fold"] = folds[rid]
+        if label == "test":
+            tally.add(record)
+        yield label, record
+    if n != len(ids):
+        raise RefusedError(f"{scan.path} changed while gitera was splitting it; nothing was committed — run `gitera split` again.")
+
+
+def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int, Any]:
+    """Third pass, over the part files: the leak index of the test texts that no open row holds too.
+    Open texts are kept as 64-bit digests of their normalized form (8 bytes a text)."""
+    import hashlib
+
+    import numpy as np
+
+    from gitera.adapters import datasource
+    from gitera.core import leak
+
+    def digest(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(leak.normalize(text).encode("utf-8"), digest_size=8).digest(), "little")
+
+    seen = array("Q")
+    for part in ("train", "dev", "gate"):
+        for row in datasource.read_jsonl(paths[part]):
+            seen.extend(digest(t) for t in leak.row_texts([row], columns))
+    open_digests = np.unique(np.frombuffer(seen, dtype=np.uint64)) if seen else np.zeros(0, dtype=np.uint64)
+    del seen
+    shared = [0]
+
+    def secret_texts() -> Iterator[str]:
+        for row in datasource.read_jsonl(paths["test"]):
+            for text in leak.row_texts([row], columns):
+                d = np.uint64(digest(text))
+                at = int(np.searchsorted(open_digests, d))
+                if at < len(open_digests) and open_digests[at] == d:
+                    shared[0] += 1
+                else:
+                    yield text
+
+    index = leak.LeakIndex.build(secret_texts(), secrets.token_bytes(16))
+    return shared[0], index
 
 
 def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
@@ -107,13 +184,14 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     required = [*fd.slices, *fd.stratify, *([fd.label] if fd.label else []), *([fd.split_column] if fd.split_column else [])]
     if fd.caps:
         required.append(fd.caps.by)
-    table = datasource.load_rows(source, fd.id, list(dict.fromkeys(required)))
-    rows = _rows_for_split([dict(r) for r in table.rows], list(table.ids), fd.id)
+    # scale (issue 15): the rows are streamed twice; only the columns below are held for every row
+    scan = datasource.RowScan(source, fd.id, list(dict.fromkeys(required)))
+    slim, ids, lines = _stratification_columns(scan, [*required, *fd.production])
     fhash = frame_hash(lock)
     seed = split_seed(fhash, fd.seed)
     result = splitting.split_rows(
-        rows,
-        ids=list(table.ids),
+        slim,
+        ids=ids,
         stratify=list(fd.stratify),
         ratios=fd.split,
         gate_fraction=fd.gate_fraction,
@@ -125,103 +203,91 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         slice_columns=list(fd.slices),
         label_column=fd.label,
         out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
-        lines=list(table.lines),
+        lines=lines if scan.unit == "line" else None,
         source=str(source),
     )
-    audit = splitting.audit(rows, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
+    audit = splitting.audit(slim, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
     counts = result.counts()
     n_dev = counts["dev"] + counts["gate"]
     sizing = splitting.sizing(n_dev, counts["test"], frame.threshold.effect, frame.threshold.alpha)
     note = splitting.check_sizing(sizing, accept_underpowered)
-
-    parts: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "gate": [], "test": []}
-    folds = result.fold_of()
-    for row, label in zip(rows, result.labels):
-        if label is not None:
-            if row["id"] in folds:
-                row = {**row, "fold": folds[row["id"]]}
-            parts[label].append(row)
-
-    exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
-    columns = leak.text_columns(parts["test"], exclude)
-    test_texts = leak.row_texts(parts["test"], columns)
-    open_texts = {leak.normalize(t) for part in ("train", "dev", "gate") for t in leak.row_texts(parts[part], columns)}
-    secret_texts = [t for t in test_texts if leak.normalize(t) not in open_texts]
-    shared = len(test_texts) - len(secret_texts)
-    index = leak.LeakIndex.build(secret_texts, secrets.token_bytes(16))
+    n_rows = len(ids)
+    del slim, lines
 
     split_rel = exp.rel(SPLIT_DIR)
-    files: dict[str, bytes | None] = {}
+    files: dict[str, bytes | Path | None] = {}
     key_where = ""
     workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
     try:
+        paths = {part: workdir / f"{part}.jsonl" for part in ("train", "dev", "gate", "test")}
+        exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
+        tally = leak.TextColumnTally(exclude)
+        datasource.write_parts(_assigned_rows(scan, ids, result, fd.id, tally), paths)
+        columns = tally.columns()
+        shared, index = _leak_index(paths, columns)
         for part in ("train", "dev", "gate"):
-            target = workdir / f"{part}.jsonl"
-            datasource.write_jsonl(parts[part], target)
-            files[f"{split_rel}/{part}.jsonl"] = target.read_bytes()
-        plain = workdir / "test.jsonl"
-        datasource.write_jsonl(parts["test"], plain)
+            files[f"{split_rel}/{part}.jsonl"] = paths[part]
         key = keys.new_data_key()
         seal_rel = f"{split_rel}/{SEAL_NAME}"
         binding = seal.Binding(exp.tag, fhash, seal_rel)
-        info = seal.seal_file(plain, workdir / SEAL_NAME, key, binding, commitment_salt=seal.derive_commitment_salt(key.secret))
-        files[seal_rel] = (workdir / SEAL_NAME).read_bytes()
+        info = seal.seal_file(paths["test"], workdir / SEAL_NAME, key, binding, commitment_salt=seal.derive_commitment_salt(key.secret))
+        paths["test"].unlink()  # the plaintext test rows go as soon as they are sealed
+        files[seal_rel] = workdir / SEAL_NAME
         custody = "recipient" if recipient else "file"
         if recipient:
             files[f"{split_rel}/{WRAPPED_NAME}"] = keys.wrap_key(key, recipient, exp.tag)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    leak_doc = index.to_dict()
-    files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
-    files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
-    manifest: dict[str, Any] = {
-        "version": 1,
-        "tag": exp.tag,
-        "frame_hash": fhash,
-        "source": {"path": str(data) if data is not None else fd.source, "rows": len(rows), "format": table.format},
-        "split": result.to_dict(),
-        "audit": audit.to_dict(),
-        "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
-        "seal": {
-            "path": seal_rel,
+        leak_doc = index.to_dict()
+        files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
+        files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
+        manifest: dict[str, Any] = {
+            "version": 1,
+            "tag": exp.tag,
+            "frame_hash": fhash,
+            "source": {"path": str(data) if data is not None else fd.source, "rows": n_rows, "format": scan.format},
+            "split": result.to_dict(),
+            "audit": audit.to_dict(),
+            "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
+            "seal": {
+                "path": seal_rel,
+                "seal_id": info.seal_id,
+                "key_id": info.key_id,
+                "algorithm": info.algorithm,
+                "chunk_size": info.chunk_size,
+                "plaintext_size": info.plaintext_size,
+                "sealed_size": info.sealed_size,
+                "custody": custody,
+                "recipient": recipient,
+            },
+            "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
+            "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
+        }
+        files[f"{split_rel}/manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        trailer = {
+            "counts": counts,
+            "mode": result.mode,
+            "commitment": info.commitment,
             "seal_id": info.seal_id,
             "key_id": info.key_id,
-            "algorithm": info.algorithm,
-            "chunk_size": info.chunk_size,
-            "plaintext_size": info.plaintext_size,
-            "sealed_size": info.sealed_size,
             "custody": custody,
-            "recipient": recipient,
-        },
-        "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
-        "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
-    }
-    files[f"{split_rel}/manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    trailer = {
-        "counts": counts,
-        "mode": result.mode,
-        "commitment": info.commitment,
-        "seal_id": info.seal_id,
-        "key_id": info.key_id,
-        "custody": custody,
-        "accepted_underpowered": bool(note),
-        "frame": fhash,
-    }
-    message = build_message(
-        f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
-        [("Tag", exp.tag), ("Split", trailer)],
-        body=note or "",
-    )
-    if custody == "file":
-        key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
-    try:
-        commit = repo.commit_files(exp.branch, files, message)
-    except BaseException:
+            "accepted_underpowered": bool(note),
+            "frame": fhash,
+        }
+        message = build_message(
+            f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
+            [("Tag", exp.tag), ("Split", trailer)],
+            body=note or "",
+        )
         if custody == "file":
-            with contextlib.suppress(Exception):  # if this fails too, the next split sets the key aside
-                set_aside_unused_key(repo, exp, out)
-        raise
+            key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
+        try:
+            commit = repo.commit_files(exp.branch, files, message)
+        except BaseException:
+            if custody == "file":
+                with contextlib.suppress(Exception):  # if this fails too, the next split sets the key aside
+                    set_aside_unused_key(repo, exp, out)
+            raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     text = [
         audit.format_table(),
         "",

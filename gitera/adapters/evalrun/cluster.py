@@ -188,9 +188,14 @@ class Session:
             return _mirror(base, _failed_task(exc))
         finally:
             self._queues.pop(token, None)
-            with self._lock:
-                self._futures.pop(token, None)
+            self._forget(token)
         return _mirror(base, reply, first)
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            future = self._futures.pop(token, None)
+        if future is not None and not self.cancelled:
+            future.release()  # the scheduler may drop the task's result now
 
     # --- python mode (pymode.PythonRunner.remote) -----------------------------------------
 
@@ -210,8 +215,7 @@ class Session:
                 failed = _failed_task(exc)
                 return Reply("died", {"code": failed["rc"], "tail": failed["stderr"]})
             finally:
-                with self._lock:
-                    self._futures.pop(token, None)
+                self._forget(token)
         return call
 
     # --- the end ----------------------------------------------------------------------------
