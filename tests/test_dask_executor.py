@@ -22,8 +22,6 @@ from typing import Any
 
 import pytest
 
-distributed = pytest.importorskip("distributed")
-
 from gitera.adapters.evalrun import Budget, EvalRun, EvalSpec, RetryPolicy, remote, run_eval  # noqa: E402
 from gitera.adapters.evalrun import cluster as dask_cluster  # noqa: E402
 from gitera.adapters.git import Repo, tree_tar  # noqa: E402
@@ -329,6 +327,25 @@ def test_nothing_of_the_sealed_test_set_reaches_a_worker_before_the_verdict(repo
     assert at_verdict and all(s["cwd"].startswith(workers_dir) for s in at_verdict)
     assert {str(i) for s in at_verdict for i in s["ids"]} == test_ids  # the frame says the cluster: the test rows went there once
     assert all("GITERA_SEAL_KEY" not in s["env"] for s in at_verdict)
+    for path in Path(workers_dir).rglob("*"):  # each shard's rows were deleted when it ended
+        if path.is_file():
+            assert not any(t.encode() in path.read_bytes() for t in test_texts), path
+
+
+def test_a_worker_with_another_gitera_stops_the_run_saying_so(project: Path, cluster: Any, client: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dask_cluster, "__version__", "0.0.0-elsewhere")  # what this client would send from another install
+    with pytest.raises(EvalError, match=r"this Dask worker has gitera \S+ but the client runs 0.0.0-elsewhere; install the same gitera"):
+        score(project, COMMAND, rows_for(4), cluster.scheduler_address, "version", trials=[0])
+
+
+def test_a_shard_whose_workers_keep_dying_is_a_crashed_invocation() -> None:
+    from types import SimpleNamespace
+
+    from distributed.scheduler import KilledWorker
+
+    failed = dask_cluster._failed_task(KilledWorker("gitera-r1-0", SimpleNamespace(address="tcp://127.0.0.1:1"), 3))
+    assert failed["rc"] == -9 and "died repeatedly" in failed["stderr"]
 
 
 def test_an_unreachable_scheduler_is_one_clear_sentence(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import datasets  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
-datasets = pytest.importorskip("datasets")
 
 from gitera.adapters import datasource  # noqa: E402
 from gitera.core.errors import ConfigError, Exit  # noqa: E402

@@ -164,10 +164,11 @@ class Session:
         job = remote.ShardJob(__version__, self.run, token, self.remote.tree_key, self.topic, self.command, dict(self.contract), trial, keys,
                               rows_jsonl, self.timeout_s, None if left is None else time.time() + left, tick_s)
         future = self._submit(remote.shard_task, job, token)
+        done = _done_event(future)
         first: dict[str, tuple[str, str]] = {}  # row key -> (attempt, line) of the line recorded while it ran
         try:
             while not self.cancelled:
-                finished = _wait(future, tick_s)
+                finished = done.wait(tick_s)
                 while not inbox.empty():
                     msg = inbox.get()
                     fresh = []
@@ -205,9 +206,10 @@ class Session:
             job = remote.CallJob(__version__, self.run, self.remote.tree_key, target, arm, dict(params), dict(self.contract), dict(row),
                                  trial, limit, max(self.timeout_s, 30.0))
             future = self._submit(remote.call_task, job, token)
+            done = _done_event(future)
             try:
                 while not self.cancelled:
-                    if _wait(future, 0.25):
+                    if done.wait(0.25):
                         kind, body = future.result()
                         return Reply(str(kind), dict(body))
                 return Reply("timeout")
@@ -244,15 +246,12 @@ class Session:
             self._archive = None
 
 
-def _wait(future: Future[Any], timeout: float) -> bool:
-    """True once the task has ended (its result or error is ready)."""
-    try:
-        future.result(timeout=timeout)
-    except TimeoutError:
-        return False
-    except BaseException:  # noqa: BLE001 - the task's error, read again by the caller
-        return True
-    return True
+def _done_event(future: Future[Any]) -> threading.Event:
+    """An event set when the task has ended. (Polling `future.result(timeout=...)` instead can
+    fail with an UnboundLocalError inside distributed when its timeout cancels the wait.)"""
+    event = threading.Event()
+    future.add_done_callback(lambda _: event.set())
+    return event
 
 
 def _line_key(line: str) -> str | None:
@@ -275,6 +274,8 @@ def _failed_task(exc: BaseException) -> dict[str, Any]:
         return {"rc": -15, "by_budget": True, "stderr": ""}
     if isinstance(exc, ModuleNotFoundError):
         raise EvalError(f"a Dask worker cannot import gitera ({exc}): install the same gitera with the dask extra on every worker.") from None
+    if isinstance(exc, RuntimeError) and "install the same gitera" in str(exc):
+        raise EvalError(f"{exc}.") from None
     raise EvalError(f"a Dask worker failed to run a harness invocation: {type(exc).__name__}: {exc}") from None
 
 
