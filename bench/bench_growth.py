@@ -55,10 +55,11 @@ print(json.dumps({{"ref": t_ref, "verdict": t_verdict, "decision": verdict.decis
 
 
 def growth(label: str, sizes: list[int], costs: list[float]) -> str:
-    (n0, c0), (n1, c1) = (sizes[0], costs[0]), (sizes[-1], costs[-1])
+    """How cost grows between the two largest sizes (the smallest is dominated by fixed costs)."""
+    (n0, c0), (n1, c1) = (sizes[-2], costs[-2]), (sizes[-1], costs[-1])
     ratio = c1 / c0
-    shape = "linear or better" if ratio <= (n1 / n0) * 1.15 else "worse than linear"
-    return f"{label}: {n1 / n0:.0f}× the size costs {ratio:.1f}× ({shape})."
+    shape = ("better than linear" if ratio < 0.9 * n1 / n0 else "linear" if ratio <= 1.25 * n1 / n0 else "worse than linear")
+    return f"{label}: {n1 / n0:.0f}× the size ({n0:,} → {n1:,}) costs {ratio:.1f}× ({shape})."
 
 
 def verdict_part(sizes: list[int]) -> list[str]:

@@ -129,9 +129,10 @@ def main() -> int:
         lines.append(f"| {n:,} | {size:.1f} | {ref_s:.2f} | {split_s:.2f} | {split_s / ref_s:.0f} | {1000 * split_s / n * 1000:.2f} | "
                      f"{ref_rss:.0f} | {split_rss:.0f} |")
         print(lines[-1], file=sys.stderr, flush=True)
-    if len(results) > 1:
-        (n0, t0, m0), (n1, t1, m1) = results[0], results[-1]
-        lines += ["", f"Growth from {n0:,} to {n1:,} rows ({n1 / n0:.0f}×): time {t1 / t0:.1f}×, peak RSS {m1 / m0:.1f}× "
+    if len(results) > 1:  # between the two largest sizes: the smallest is dominated by start-up
+        (n0, t0, m0), (n1, t1, m1) = results[-2], results[-1]
+        shape = "better than linear" if t1 / t0 < 0.9 * n1 / n0 else "linear" if t1 / t0 <= 1.25 * n1 / n0 else "worse than linear"
+        lines += ["", f"Growth from {n0:,} to {n1:,} rows ({n1 / n0:.0f}×): time {t1 / t0:.1f}× ({shape}), peak RSS {m1 / m0:.1f}× "
                       f"({(m1 - m0) / (n1 - n0) * 2**20:.0f} bytes per extra row)."]
     print("\n".join(lines))
     return 0

@@ -13,6 +13,10 @@ QUICK = {
     "bench_budget.py": ["--quick"],
     "bench_iterate.py": ["--repeat", "3"],
     "bench_log.py": ["--commits", "2000", "--repeat", "3"],
+    # scale (issue 15): growth benches
+    "bench_split.py": ["--sizes", "10000,100000"],
+    "bench_growth.py": ["--quick"],
+    "bench_dask.py": ["--quick"],
 }
 
 

@@ -355,7 +355,7 @@ def test_an_unreachable_scheduler_is_one_clear_sentence(repo: Path, monkeypatch:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     monkeypatch.setattr(dask_cluster, "CONNECT_TIMEOUT_S", 2.0)
-    synthetic_project(repo, rows=80, pilot=False, eval_extra=f", executor: {{kind: dask, address: 'tcp://127.0.0.1:{port}'}}")
+    synthetic_project(repo, rows=300, pilot=False, eval_extra=f", executor: {{kind: dask, address: 'tcp://127.0.0.1:{port}'}}")
     r = run_gitera(repo, "pilot")
     assert r.code == EvalError.exit_code and "Traceback" not in r.err
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in r.err and "dask scheduler" in r.err

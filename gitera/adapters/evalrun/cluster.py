@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitera.adapters.evalrun import remote
+from gitera.adapters.evalrun import remote as worker_side
 from gitera.adapters.evalrun.invoke import Cut, Ended
 from gitera.adapters.evalrun.parse import id_key
 from gitera.adapters.evalrun.pymode import Reply
@@ -115,7 +115,7 @@ class Session:
     timeout_s: float
     run: str = field(default_factory=lambda: "r" + uuid.uuid4().hex[:16])
     cancelled: bool = False
-    _archive: Future[Any] | None = None
+    _tar: bytes | None = None
     _queues: dict[str, queue.SimpleQueue[dict[str, Any]]] = field(default_factory=dict)
     _futures: dict[str, Future[Any]] = field(default_factory=dict)
     _seq: Iterator[int] = field(default_factory=itertools.count)
@@ -127,8 +127,20 @@ class Session:
 
     def open(self) -> Session:
         self.client.subscribe_topic(self.topic, self._on_event)
-        self._archive = self.client.scatter(self.remote.archive(), broadcast=True, hash=False)
+        held = self.client.run(worker_side.has_tree, self.remote.tree_key, on_error="return")
+        missing = [addr for addr, has in held.items() if has is not True]
+        if missing:
+            self._send_tree(missing)
         return self
+
+    def _send_tree(self, workers: list[str]) -> None:
+        """The tar of the scored tree, built once per run, to the workers that have not got it.
+        (Tasks carry only the tree's key: a task with a data dependency is placed on a worker at
+        once, busy or not, where a task without one waits for a free thread.)"""
+        with self._lock:
+            if self._tar is None:
+                self._tar = self.remote.archive()
+        self.client.run(worker_side.install_tree, self.remote.tree_key, self._tar, workers=workers, on_error="return")
 
     def _on_event(self, event: tuple[float, Any]) -> None:
         msg = event[1]
@@ -138,14 +150,14 @@ class Session:
                 q.put(msg)
 
     def _submit(self, fn: Callable[..., Any], job: Any, token: str) -> Future[Any]:
-        future = self.client.submit(fn, job, self._archive, key=f"gitera-{token}", pure=False)
+        future = self.client.submit(fn, job, key=f"gitera-{token}-{next(self._seq)}", pure=False)
         with self._lock:
             self._futures[token] = future
         return future
 
     def _cut(self, token: str, reason: str) -> None:
         try:
-            self.client.run(remote.cut_shard, token, reason, on_error="return")
+            self.client.run(worker_side.cut_shard, token, reason, on_error="return")
         except Exception:  # noqa: BLE001 - a worker that is gone has nothing left to stop
             pass
 
@@ -161,11 +173,28 @@ class Session:
         if gate is not None:
             gate.on_stop(cut)
         left = None if deadline is None else deadline - time.monotonic()
-        job = remote.ShardJob(__version__, self.run, token, self.remote.tree_key, self.topic, self.command, dict(self.contract), trial, keys,
+        job = worker_side.ShardJob(__version__, self.run, token, self.remote.tree_key, self.topic, self.command, dict(self.contract), trial, keys,
                               rows_jsonl, self.timeout_s, None if left is None else time.time() + left, tick_s)
-        future = self._submit(remote.shard_task, job, token)
-        done = _done_event(future)
         first: dict[str, tuple[str, str]] = {}  # row key -> (attempt, line) of the line recorded while it ran
+        try:
+            while True:
+                reply = self._shard_once(job, token, inbox, first, cut, deadline, tick_s, on_lines)
+                if reply is None or "need_tree" not in reply:
+                    break
+                self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
+            if reply is None:
+                return _mirror(base, {"rc": -15, "by_budget": True})
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            return _mirror(base, _failed_task(exc))
+        finally:
+            self._queues.pop(token, None)
+        return _mirror(base, reply, first)
+
+    def _shard_once(self, job: worker_side.ShardJob, token: str, inbox: queue.SimpleQueue[dict[str, Any]], first: dict[str, tuple[str, str]],
+                    cut: Cut, deadline: float | None, tick_s: float, on_lines: Callable[[list[str]], bool]) -> dict[str, Any] | None:
+        """One submission of the shard: its reply, or None when the run was cancelled."""
+        future = self._submit(worker_side.shard_task, job, token)
+        done = _done_event(future)
         try:
             while not self.cancelled:
                 finished = done.wait(tick_s)
@@ -183,14 +212,10 @@ class Session:
                 if deadline is not None and time.monotonic() > deadline + DEADLINE_GRACE_S and not cut.event.is_set():
                     cut("run")
             if self.cancelled:
-                return _mirror(base, {"rc": -15, "by_budget": True})
-            reply = future.result()
-        except Exception as exc:  # noqa: BLE001 - sorted below
-            return _mirror(base, _failed_task(exc))
+                return None
+            return dict(future.result())
         finally:
-            self._queues.pop(token, None)
             self._forget(token)
-        return _mirror(base, reply, first)
 
     def _forget(self, token: str) -> None:
         with self._lock:
@@ -203,21 +228,25 @@ class Session:
     def python_call(self, target: str, arm: str, params: Mapping[str, Any]) -> Callable[[Mapping[str, Any], int, float], Reply]:
         def call(row: Mapping[str, Any], trial: int, limit: float) -> Reply:
             token = f"{self.run}-{next(self._seq)}"
-            job = remote.CallJob(__version__, self.run, self.remote.tree_key, target, arm, dict(params), dict(self.contract), dict(row),
+            job = worker_side.CallJob(__version__, self.run, self.remote.tree_key, target, arm, dict(params), dict(self.contract), dict(row),
                                  trial, limit, max(self.timeout_s, 30.0))
-            future = self._submit(remote.call_task, job, token)
-            done = _done_event(future)
-            try:
-                while not self.cancelled:
-                    if done.wait(0.25):
-                        kind, body = future.result()
-                        return Reply(str(kind), dict(body))
-                return Reply("timeout")
-            except Exception as exc:  # noqa: BLE001 - sorted below
-                failed = _failed_task(exc)
-                return Reply("died", {"code": failed["rc"], "tail": failed["stderr"]})
-            finally:
-                self._forget(token)
+            while True:
+                future = self._submit(worker_side.call_task, job, token)
+                done = _done_event(future)
+                try:
+                    while not self.cancelled and not done.wait(0.25):
+                        pass
+                    if self.cancelled:
+                        return Reply("timeout")
+                    kind, body = future.result()
+                except Exception as exc:  # noqa: BLE001 - sorted below
+                    failed = _failed_task(exc)
+                    return Reply("died", {"code": failed["rc"], "tail": failed["stderr"]})
+                finally:
+                    self._forget(token)
+                if kind != "need_tree":
+                    return Reply(str(kind), dict(body))
+                self._send_tree([str(body["worker"])])
         return call
 
     # --- the end ----------------------------------------------------------------------------
@@ -238,12 +267,10 @@ class Session:
         except Exception:  # noqa: BLE001 - the scheduler may be gone
             pass
         try:
-            self.client.run(remote.close_run, self.run, on_error="return")
+            self.client.run(worker_side.close_run, self.run, on_error="return")
         except Exception:  # noqa: BLE001
             pass
-        if self._archive is not None:
-            self._archive.release()
-            self._archive = None
+        self._tar = None
 
 
 def _done_event(future: Future[Any]) -> threading.Event:

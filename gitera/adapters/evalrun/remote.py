@@ -1,8 +1,9 @@
 """What a Dask worker runs for gitera: the worker half of the Dask executor (client half: cluster.py).
 
-A task gets the shard (or, in python mode, the call) and the tar of the scored tree. The tree is
-extracted once per commit into the worker's local directory (`<local_directory>/gitera/trees/`)
-and copied once per run, so a harness that writes into its working directory never changes
+The client sends the tar of the scored tree to the workers that have not got it
+(`install_tree`), which extract it once per commit into their local directory
+(`<local_directory>/gitera/trees/`); a task (a shard, or in python mode a call) then carries only
+the tree's key, and the tree is copied once per run, so a harness that writes into its working directory never changes
 what a later run sees, as the local executor resets its checkout per run. The harness is then
 launched by the same code as on the client (invoke.launch, pymode.WorkerSlot), with the
 worker's own environment plus the eval contract's GITERA_* variables: nothing of the client's
@@ -103,9 +104,23 @@ def _check_version(version: str) -> None:
         raise RuntimeError(f"this Dask worker has gitera {__version__} but the client runs {version}; install the same gitera on every worker")
 
 
-def tree_for(tree_key: str, archive: bytes) -> Path:
+class NeedTree(Exception):
+    """This worker has not got the run's tree (it joined or restarted after the run began)."""
+
+
+def has_tree(tree_key: str, dask_worker: Any = None) -> bool:
+    """Whether this worker holds the tree of `tree_key` (`client.run`, before sending it)."""
+    return (_home(dask_worker) / "trees" / tree_key).is_dir()
+
+
+def install_tree(tree_key: str, archive: bytes, dask_worker: Any = None) -> None:
+    """Extract the tar of `tree_key` once on this worker (`client.run`, to the workers without it)."""
+    tree_for(tree_key, archive, _home(dask_worker))
+
+
+def tree_for(tree_key: str, archive: bytes, home: Path) -> Path:
     """The pristine tree of `tree_key` (a commit), extracted once per worker."""
-    trees = _home() / "trees"
+    trees = home / "trees"
     path = trees / tree_key
     with _lock:
         guard = _extracting.setdefault(tree_key, threading.Lock())
@@ -127,12 +142,14 @@ def tree_for(tree_key: str, archive: bytes) -> Path:
         return path
 
 
-def _run_state(run: str, tree_key: str, archive: bytes) -> _Run:
+def _run_state(run: str, tree_key: str) -> _Run:
     with _lock:
         state = _runs.get(run)
     if state is not None:
         return state
-    pristine = tree_for(tree_key, archive)
+    pristine = _home() / "trees" / tree_key
+    if not pristine.is_dir():
+        raise NeedTree(tree_key)
     with _lock:
         state = _runs.get(run)
         if state is None:
@@ -150,11 +167,18 @@ def worker_env(contract: Mapping[str, str]) -> dict[str, str]:
     return {**base, **contract, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def shard_task(job: ShardJob, archive: bytes) -> dict[str, Any]:
-    """Run one shard with invoke.launch; return its exit, its result lines and its output tails."""
+def shard_task(job: ShardJob) -> dict[str, Any]:
+    """Run one shard with invoke.launch; return its exit, its result lines and its output tails
+    (or {"need_tree": address} when this worker has not got the tree yet)."""
+    from distributed import get_worker
+
     _check_version(job.version)
+    worker = get_worker()
     attempt = uuid.uuid4().hex[:12]  # a lost worker's shard runs again: its streamed lines carry another attempt
-    state = _run_state(job.run, job.tree_key, archive)
+    try:
+        state = _run_state(job.run, job.tree_key)
+    except NeedTree:
+        return {"need_tree": worker.address}
     cut = Cut()
     with _lock:
         reason = _precut.pop(job.token, None)
@@ -162,9 +186,6 @@ def shard_task(job: ShardJob, archive: bytes) -> dict[str, Any]:
     if reason is not None:
         cut.event.set()
         cut.reason = reason
-    from distributed import get_worker
-
-    worker = get_worker()
     keys = set(job.keys)
 
     def forward(lines: list[str]) -> bool:
@@ -196,10 +217,15 @@ def shard_task(job: ShardJob, archive: bytes) -> dict[str, Any]:
         shutil.rmtree(base, ignore_errors=True)  # the rows (dev or, at the verdict, test) leave no copy behind
 
 
-def call_task(job: CallJob, archive: bytes) -> tuple[str, dict[str, Any]]:
+def call_task(job: CallJob) -> tuple[str, dict[str, Any]]:
     """One python-mode call on this worker's python worker of the run (started on first use)."""
+    from distributed import get_worker
+
     _check_version(job.version)
-    state = _run_state(job.run, job.tree_key, archive)
+    try:
+        state = _run_state(job.run, job.tree_key)
+    except NeedTree:
+        return "need_tree", {"worker": get_worker().address}
     with _lock:
         if state.slot is None:
             stderr = _home() / "runs" / job.run / "python-worker.stderr"
