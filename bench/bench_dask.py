@@ -8,6 +8,9 @@ machine. Dask: a `distributed.LocalCluster` of 4 worker processes with C/4 threa
 processes over TCP on loopback), started before the clock runs; `run_eval` with the same C and
 the Dask executor, so the run includes sending the tree and every shard's rows and lines over
 the wire. Ideal = rows x latency / C. Overhead = Dask wall / local wall - 1 (target <= 15 %).
+The workers run with Dask's sampling profiler off (`--profile` keeps it on), as docs/scale.md
+advises: on this 2-core machine the 4 workers' profilers sample 8 waiting threads each 100
+times a second, on the cores that also run the harnesses.
 Both modes are measured in the same run, command mode and python mode. Exits 1 above the target.
 """
 
@@ -55,9 +58,12 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--modes", default="command,python")
     ap.add_argument("--quick", action="store_true", help="2,000 rows")
+    ap.add_argument("--profile", action="store_true", help="keep Dask's sampling profiler on in the workers (its default)")
     args = ap.parse_args()
     if args.quick:
         args.rows = 2_000
+    if not args.profile:  # docs/scale.md: workers whose threads wait on harness processes gain nothing from it
+        os.environ["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"
     from distributed import LocalCluster
 
     root = Path(tempfile.mkdtemp(prefix="gitera-bench-dask-"))
@@ -78,7 +84,8 @@ def main() -> int:
     boot = time.perf_counter() - started
     specs = {"command": EvalSpec(command=f"{sys.executable} harness.py"), "python": EvalSpec(python="pm:score")}
     lines = [f"{args.rows:,} rows × 1 trial, harness {args.latency_ms:g} ms per row, total concurrency {args.concurrency}; "
-             f"LocalCluster of {args.workers} workers × {args.concurrency // args.workers} threads (started in {boot:.1f} s, not counted); "
+             f"LocalCluster of {args.workers} workers × {args.concurrency // args.workers} threads, sampling profiler "
+             f"{'on' if args.profile else 'off'} (started in {boot:.1f} s, not counted); "
              f"{os.cpu_count()} CPUs; ideal = {ideal:.2f} s", "",
              "| mode | local (s) | Dask (s) | cluster overhead | local vs ideal | Dask vs ideal | target |",
              "|---|---:|---:|---:|---:|---:|---|"]

@@ -27,15 +27,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.evalrun import remote as worker_side
+from gitera.adapters.evalrun.command import Shard
 from gitera.adapters.evalrun.invoke import Cut, Ended
 from gitera.adapters.evalrun.parse import id_key
-from gitera.adapters.evalrun.pymode import Reply
-from gitera.adapters.evalrun.schedule import BudgetGate
+from gitera.adapters.evalrun.pymode import Call, PythonRunner, Reply
+from gitera.adapters.evalrun.schedule import BudgetGate, Unit
 from gitera.core.errors import ConfigError, EvalError
 from gitera.core.version import __version__
 
@@ -176,46 +177,27 @@ class Session:
         job = worker_side.ShardJob(__version__, self.run, token, self.remote.tree_key, self.topic, self.command, dict(self.contract), trial, keys,
                               rows_jsonl, self.timeout_s, None if left is None else time.time() + left, tick_s)
         first: dict[str, tuple[str, str]] = {}  # row key -> (attempt, line) of the line recorded while it ran
+
+        def take(msg: dict[str, Any]) -> None:
+            fresh = []
+            for line in msg.get("lines", []):
+                key = _line_key(line)
+                if key is not None and key not in first:
+                    first[key] = (str(msg.get("attempt")), line)
+                    fresh.append(line)
+            on_lines(fresh)
+            if deadline is not None and time.monotonic() > deadline + DEADLINE_GRACE_S and not cut.event.is_set():
+                cut("run")  # the worker's clock should have stopped it; the client's does
+
         try:
-            while True:
-                reply = self._shard_once(job, token, inbox, first, cut, deadline, tick_s, on_lines)
-                if reply is None or "need_tree" not in reply:
-                    break
-                self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
-            if reply is None:
-                return _mirror(base, {"rc": -15, "by_budget": True})
-        except Exception as exc:  # noqa: BLE001 - sorted below
+            reply = self._submit_until_tree(worker_side.shard_task, job, token, inbox, take, tick_s)
+        except Exception as exc:  # noqa: BLE001 - sorted by _failed_task
             return _mirror(base, _failed_task(exc))
         finally:
             self._queues.pop(token, None)
+        if reply is None:
+            return _mirror(base, {"rc": -15, "by_budget": True})
         return _mirror(base, reply, first)
-
-    def _shard_once(self, job: worker_side.ShardJob, token: str, inbox: queue.SimpleQueue[dict[str, Any]], first: dict[str, tuple[str, str]],
-                    cut: Cut, deadline: float | None, tick_s: float, on_lines: Callable[[list[str]], bool]) -> dict[str, Any] | None:
-        """One submission of the shard: its reply, or None when the run was cancelled."""
-        future = self._submit(worker_side.shard_task, job, token)
-        done = _done_event(future)
-        try:
-            while not self.cancelled:
-                finished = done.wait(tick_s)
-                while not inbox.empty():
-                    msg = inbox.get()
-                    fresh = []
-                    for line in msg.get("lines", []):
-                        key = _line_key(line)
-                        if key is not None and key not in first:
-                            first[key] = (str(msg.get("attempt")), line)
-                            fresh.append(line)
-                    on_lines(fresh)
-                if finished:
-                    break
-                if deadline is not None and time.monotonic() > deadline + DEADLINE_GRACE_S and not cut.event.is_set():
-                    cut("run")
-            if self.cancelled:
-                return None
-            return dict(future.result())
-        finally:
-            self._forget(token)
 
     def _forget(self, token: str) -> None:
         with self._lock:
@@ -223,31 +205,35 @@ class Session:
         if future is not None and not self.cancelled:
             future.release()  # the scheduler may drop the task's result now
 
-    # --- python mode (pymode.PythonRunner.remote) -----------------------------------------
+    # --- python mode: shards of calls -----------------------------------------------------
 
-    def python_call(self, target: str, arm: str, params: Mapping[str, Any]) -> Callable[[Mapping[str, Any], int, float], Reply]:
-        def call(row: Mapping[str, Any], trial: int, limit: float) -> Reply:
-            token = f"{self.run}-{next(self._seq)}"
-            job = worker_side.CallJob(__version__, self.run, self.remote.tree_key, target, arm, dict(params), dict(self.contract), dict(row),
-                                 trial, limit, max(self.timeout_s, 30.0))
-            while True:
-                future = self._submit(worker_side.call_task, job, token)
-                done = _done_event(future)
-                try:
-                    while not self.cancelled and not done.wait(0.25):
-                        pass
-                    if self.cancelled:
-                        return Reply("timeout")
-                    kind, body = future.result()
-                except Exception as exc:  # noqa: BLE001 - sorted below
-                    failed = _failed_task(exc)
-                    return Reply("died", {"code": failed["rc"], "tail": failed["stderr"]})
-                finally:
-                    self._forget(token)
-                if kind != "need_tree":
-                    return Reply(str(kind), dict(body))
-                self._send_tree([str(body["worker"])])
-        return call
+    def python_shards(self, runner: PythonRunner, target: str, arm: str, params: Mapping[str, Any],
+                      rows: Mapping[str, Mapping[str, Any]], deadline: float | None, gate: BudgetGate | None) -> PythonShards:
+        return PythonShards(self, runner, target, arm, dict(params), rows, deadline, gate)
+
+    def _submit_until_tree(self, fn: Callable[..., Any], job: Any, token: str, inbox: queue.SimpleQueue[dict[str, Any]],
+                           on_message: Callable[[dict[str, Any]], None], tick_s: float) -> dict[str, Any] | None:
+        """Submit a task until it runs where the tree is; its reply (None when the run was cancelled).
+        Streamed messages go to `on_message` while it runs."""
+        while True:
+            future = self._submit(fn, job, token)
+            done = _done_event(future)
+            try:
+                while not self.cancelled:
+                    finished = done.wait(tick_s)
+                    on_message({})  # a tick: the caller checks its deadline
+                    while not inbox.empty():
+                        on_message(inbox.get())
+                    if finished:
+                        break
+                if self.cancelled:
+                    return None
+                reply = dict(future.result())
+            finally:
+                self._forget(token)
+            if "need_tree" not in reply:
+                return reply
+            self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
 
     # --- the end ----------------------------------------------------------------------------
 
@@ -271,6 +257,61 @@ class Session:
         except Exception:  # noqa: BLE001
             pass
         self._tar = None
+
+
+@dataclass
+class PythonShards:
+    """Python mode on the cluster: a task runs a shard's calls one after another on a worker (a task
+    per call would cost the scheduler more than a 50 ms call); each reply comes back as it is made
+    and is settled here exactly as a local call's (PythonRunner.settle: cache, budget, retries)."""
+
+    session: Session
+    runner: PythonRunner
+    target: str
+    arm: str
+    params: dict[str, Any]
+    rows: Mapping[str, Mapping[str, Any]]
+    deadline: float | None
+    gate: BudgetGate | None
+
+    def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
+        s, shard = self.session, unit.payload
+        token = f"{s.run}-{next(s._seq)}"
+        inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        s._queues[token] = inbox
+        cut = Cut(hook=lambda reason: s._cut(token, reason))
+        if self.gate is not None:
+            self.gate.on_stop(cut)
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        job = worker_side.CallShardJob(__version__, s.run, token, s.remote.tree_key, s.topic, self.target, self.arm, self.params, dict(s.contract),
+                                       shard.trial, shard.keys, tuple(dict(self.rows[k]) for k in shard.keys), s.timeout_s,
+                                       None if left is None else time.time() + left, max(s.timeout_s, 30.0))
+        settled: set[str] = set()
+        followups: list[Unit[Shard]] = []
+
+        def take(message: dict[str, Any]) -> None:
+            for key, kind, body in message.get("replies", []):
+                if key in settled or key not in shard.keys:
+                    continue  # a lost worker's retry: the first reply of a call stands
+                settled.add(key)
+                body = dict(body)
+                limit, by_run = float(body.pop("_limit", s.timeout_s)), bool(body.pop("_by_run", False))
+                for again in self.runner.settle(Unit(Call(key, shard.trial), 1, unit.attempt), Reply(str(kind), body), limit, by_run):
+                    followups.append(Unit(Shard(shard.trial, shard.index, (again.payload.key,), shard.part + ".r"), 1, again.attempt, again.not_before))
+
+        try:
+            reply = s._submit_until_tree(worker_side.call_shard_task, job, token, inbox, take, 0.05 if self.gate is not None else 0.25)
+        except Exception as exc:  # noqa: BLE001 - a worker lost too often: every unsettled call crashed
+            failed = _failed_task(exc)
+            reply = {"replies": [[k, "died", {"code": failed["rc"], "tail": failed["stderr"]}] for k in shard.keys]}
+        finally:
+            s._queues.pop(token, None)
+        if reply is not None:
+            take(reply)
+        rest = tuple(k for k in shard.keys if k not in settled)
+        if rest and not s.cancelled:  # stopped by the budget or the deadline: the scheduler leaves them unrun
+            followups.append(Unit(replace(shard, keys=rest), len(rest), unit.attempt))
+        return followups
 
 
 def _done_event(future: Future[Any]) -> threading.Event:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -168,13 +168,11 @@ class PythonRunner:
     workdir: Path
     collector: Collector
     live: LiveProcesses
-    remote: Callable[[Mapping[str, Any], int, float], Reply] | None = None  # scale (issue 15): a call on a Dask worker
     _slot: WorkerSlot | None = None
 
-    def __post_init__(self) -> None:
-        if self.remote is None:
-            self._slot = WorkerSlot(self.target, self.arm, self.params, self.checkout, self.env,
-                                    self.workdir / "python-worker.stderr", self.live, max(self.timeout_s, 30.0))
+    def __post_init__(self) -> None:  # the worker process starts at the first call (never, when a Dask worker calls)
+        self._slot = WorkerSlot(self.target, self.arm, self.params, self.checkout, self.env,
+                                self.workdir / "python-worker.stderr", self.live, max(self.timeout_s, 30.0))
 
     def close(self) -> None:
         if self._slot is not None:
@@ -182,16 +180,17 @@ class PythonRunner:
 
     def execute(self, unit: Unit[Call]) -> list[Unit[Call]]:
         call = unit.payload
-        row_id = self.ids[call.key]
         limit, by_run = self.timeout_s, False
         if self.deadline is not None and self.deadline - time.monotonic() < limit:
             limit, by_run = max(0.0, self.deadline - time.monotonic()), True
+        assert self._slot is not None
+        return self.settle(unit, self._slot.call(self.rows[call.key], call.trial, limit), limit, by_run)
+
+    def settle(self, unit: Unit[Call], reply: Reply, limit: float, by_run: bool) -> list[Unit[Call]]:
+        """Record one call's reply (here or from a Dask worker); the retry of a transient failure."""
+        call = unit.payload
+        row_id = self.ids[call.key]
         where = f"trial {call.trial} call for row {row_id!r}"
-        if self._slot is not None:
-            reply = self._slot.call(self.rows[call.key], call.trial, limit)
-        else:
-            assert self.remote is not None
-            reply = self.remote(self.rows[call.key], call.trial, limit)
         if reply.kind == "fatal":
             error = f"could not load {self.target}: {reply.body.get('fatal')}"
             return self._final(unit, RowResult(row_id, call.trial, None, "crash", error=error), [f"{where}: {error}"])

@@ -60,19 +60,23 @@ class ShardJob:
 
 
 @dataclass(frozen=True)
-class CallJob:
-    """One python-mode call: a row and a trial for the run's `module:function`."""
+class CallShardJob:
+    """Python mode: a shard of calls of the run's `module:function`, made one after another."""
 
     version: str
     run: str
+    token: str
     tree_key: str
+    topic: str
     target: str
     arm: str
     params: Mapping[str, Any]
     contract: Mapping[str, str]
-    row: Mapping[str, Any]
     trial: int
-    limit_s: float
+    keys: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    timeout_s: float
+    deadline_wall: float | None
     ready_timeout_s: float
 
 
@@ -217,22 +221,45 @@ def shard_task(job: ShardJob) -> dict[str, Any]:
         shutil.rmtree(base, ignore_errors=True)  # the rows (dev or, at the verdict, test) leave no copy behind
 
 
-def call_task(job: CallJob) -> tuple[str, dict[str, Any]]:
-    """One python-mode call on this worker's python worker of the run (started on first use)."""
+def call_shard_task(job: CallShardJob) -> dict[str, Any]:
+    """Python mode: the shard's calls, one after another, on this worker's python worker of the run
+    (started on first use), each reply streamed as it comes; stops between calls when cut."""
     from distributed import get_worker
 
     _check_version(job.version)
+    worker = get_worker()
     try:
         state = _run_state(job.run, job.tree_key)
     except NeedTree:
-        return "need_tree", {"worker": get_worker().address}
+        return {"need_tree": worker.address}
     with _lock:
         if state.slot is None:
             stderr = _home() / "runs" / job.run / "python-worker.stderr"
             state.slot = WorkerSlot(job.target, job.arm, job.params, state.tree, worker_env(job.contract), stderr, state.live, job.ready_timeout_s)
         slot = state.slot
-    reply = slot.call(job.row, job.trial, job.limit_s)
-    return reply.kind, reply.body
+        cut = Cut()
+        reason = _precut.pop(job.token, None)
+        _cuts[job.token] = cut
+    if reason is not None:
+        cut.event.set()
+    attempt = uuid.uuid4().hex[:12]
+    deadline = None if job.deadline_wall is None else time.monotonic() + (job.deadline_wall - time.time())
+    replies: list[list[Any]] = []
+    try:
+        for key, row in zip(job.keys, job.rows):
+            if cut.event.is_set():
+                break
+            limit, by_run = job.timeout_s, False
+            if deadline is not None and deadline - time.monotonic() < limit:
+                limit, by_run = max(0.0, deadline - time.monotonic()), True
+            reply = slot.call(row, job.trial, limit)
+            item = [key, reply.kind, {**reply.body, "_limit": limit, "_by_run": by_run}]
+            worker.log_event(job.topic, {"shard": job.token, "attempt": attempt, "replies": [item]})
+            replies.append(item)
+    finally:
+        with _lock:
+            _cuts.pop(job.token, None)
+    return {"attempt": attempt, "replies": replies}
 
 
 def cut_shard(token: str, reason: str) -> bool:

@@ -167,8 +167,12 @@ def _schedule(
     assert spec.python is not None
     from gitera.adapters.evalrun.pymode import Call, PythonRunner  # python mode only
 
-    caller = session.python_call(spec.python, arm, params) if session is not None else None
-    py_runner = PythonRunner(spec.python, arm, params, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live, remote=caller)
+    py_runner = PythonRunner(spec.python, arm, params, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live)
+    if session is not None:  # scale (issue 15): calls go to the workers in shards, as command mode's rows do
+        remote_runner = session.python_shards(py_runner, spec.python, arm, params, by_key, deadline, collector.gate)
+        remote_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
+        remote_sched.run([Unit(s, len(s.keys)) for s in plan_shards(pending, concurrency, spec.shard_size)], remote_runner.execute, cancel)
+        return remote_sched.stop_reason, [(k, u.payload.trial) for u in remote_sched.leftover for k in u.payload.keys]
     units = [Unit(Call(k, t), 1) for t in trials for k in pending[t]]
     py_sched: Scheduler[Call] = Scheduler(concurrency, deadline, collector.gate)
     try:
