@@ -17,7 +17,8 @@ from typing import Any
 from gitera.adapters.git import Repo
 from gitera.adapters.repolock import state_dir
 
-KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot")
+KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot",
+        "Resume", "Abandon", "Import")  # loopctl
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,15 @@ import tempfile
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import exclusive, state_dir
-from gitera.core.errors import ConfigError, RefusedError
+from gitera.core.errors import RefusedError
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch, resolve
-
-if TYPE_CHECKING:
-    from gitera.adapters import datasource
+from gitera.domain.splitplan import plan_split
 
 SPLIT_DIR = "split"
 SEAL_NAME = "test.seal"
@@ -37,60 +35,17 @@ def _pp(value: float) -> str:
     return "∞" if value == float("inf") else f"{value:.3f}"
 
 
-def split_seed(frame_sha256: str, data_seed: int) -> int:
-    """Seeded from the frame's hash: re-splitting differently needs a visible frame change."""
-    return (int(frame_sha256[:15], 16) + data_seed) % (2**63)
-
-
-def _record(row: Mapping[str, Any], rid: str, id_column: str | None) -> dict[str, Any]:
-    """A row as the split files hold it: `id` first (the row's id), then its columns."""
-    record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
-    record["id"] = rid
-    return record
-
-
-# --- scale (issue 15): the rows streamed, so a million-row file never sits in memory -------------
-
-
-def _stratification_columns(scan: datasource.RowScan, needed: Sequence[str]) -> tuple[datasource.Columns, list[str], array[int]]:
-    """First pass: the ids, line numbers and the columns the split and its audit read, per row."""
-    from gitera.adapters import datasource
-
-    slim = datasource.Columns(list(dict.fromkeys(needed)))
-    ids: list[str] = []
-    lines = array("q")
-    for line, rid, row in scan:
-        slim.append(row)
-        ids.append(rid)
-        lines.append(line)
-    return slim, ids, lines
-
-
-def _assigned_rows(scan: datasource.RowScan, ids: Sequence[str], result: Any, id_column: str | None,
-                   tally: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Second pass: every kept row with its part (and fold); the test rows' columns are tallied for the leak index."""
-    folds = result.fold_of()
-    n = 0
-    for i, (_line, rid, row) in enumerate(scan):
-        if i >= len(ids) or ids[i] != rid:
-            raise RefusedError(f"{scan.path} changed while gitera was splitting it; nothing was committed — run `gitera split` again.")
-        n = i + 1
-        label = result.labels[i]
-        if label is None:
-            continue
-        record = _record(row, rid, id_column)
-        if rid in folds:
-            record["fold"] = folds[rid]
+def _tallied(parts: Iterator[tuple[str, dict[str, Any]]], tally: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows as they go by, the test rows' columns counted for the leak index's text columns."""
+    for label, row in parts:
         if label == "test":
-            tally.add(record)
-        yield label, record
-    if n != len(ids):
-        raise RefusedError(f"{scan.path} changed while gitera was splitting it; nothing was committed — run `gitera split` again.")
+            tally.add(row)
+        yield label, row
 
 
 def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int, Any]:
-    """Third pass, over the part files: the leak index of the test texts that no open row holds too.
-    Open texts are kept as 64-bit digests of their normalized form (8 bytes a text)."""
+    """scale (issue 15): the leak index of the test texts that no open row holds too, read from the
+    part files; open texts are kept as 64-bit digests of their normalized form (8 bytes a text)."""
     import hashlib
 
     import numpy as np
@@ -178,51 +133,23 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         )
     frame = exp.load_frame()
     fd = frame.data
-    source = data if data is not None else (repo.root / fd.source if fd.source else None)
-    if source is None:
-        raise ConfigError(f"no data source: give `gitera split --data FILE` or set data.source in {exp.frame_rel}.")
-    required = [*fd.slices, *fd.stratify, *([fd.label] if fd.label else []), *([fd.split_column] if fd.split_column else [])]
-    if fd.caps:
-        required.append(fd.caps.by)
-    # scale (issue 15): the rows are streamed twice; only the columns below are held for every row
-    scan = datasource.RowScan(source, fd.id, list(dict.fromkeys(required)))
-    slim, ids, lines = _stratification_columns(scan, [*required, *fd.production])
     fhash = frame_hash(lock)
-    seed = split_seed(fhash, fd.seed)
-    result = splitting.split_rows(
-        slim,
-        ids=ids,
-        stratify=list(fd.stratify),
-        ratios=fd.split,
-        gate_fraction=fd.gate_fraction,
-        seed=seed,
-        split_column=fd.split_column,
-        cap_by=fd.caps.by if fd.caps else None,
-        cap_per_value=fd.caps.per_value if fd.caps else None,
-        cap_dominant_fraction=fd.caps.dominant_fraction if fd.caps else None,
-        slice_columns=list(fd.slices),
-        label_column=fd.label,
-        out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
-        lines=lines if scan.unit == "line" else None,
-        source=str(source),
-    )
-    audit = splitting.audit(slim, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
+    plan = plan_split(exp, frame, fhash, data)  # the assignment (shared with `gitera lock --check`); the rows stay in the file
+    result = plan.result
+    audit = splitting.audit(plan.columns, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
     counts = result.counts()
     n_dev = counts["dev"] + counts["gate"]
     sizing = splitting.sizing(n_dev, counts["test"], frame.threshold.effect, frame.threshold.alpha)
     note = splitting.check_sizing(sizing, accept_underpowered)
-    n_rows = len(ids)
-    del slim, lines
 
     split_rel = exp.rel(SPLIT_DIR)
     files: dict[str, bytes | Path | None] = {}
     key_where = ""
     workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
-    try:
+    try:  # scale (issue 15): the parts are streamed to files and committed from disk
         paths = {part: workdir / f"{part}.jsonl" for part in ("train", "dev", "gate", "test")}
-        exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
-        tally = leak.TextColumnTally(exclude)
-        datasource.write_parts(_assigned_rows(scan, ids, result, fd.id, tally), paths)
+        tally = leak.TextColumnTally([fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify])
+        datasource.write_parts(_tallied(plan.parts(), tally), paths)
         columns = tally.columns()
         shared, index = _leak_index(paths, columns)
         for part in ("train", "dev", "gate"):
@@ -243,7 +170,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
             "version": 1,
             "tag": exp.tag,
             "frame_hash": fhash,
-            "source": {"path": str(data) if data is not None else fd.source, "rows": n_rows, "format": scan.format},
+            "source": {"path": str(data) if data is not None else fd.source, "rows": len(plan.ids), "format": plan.scan.format},
             "split": result.to_dict(),
             "audit": audit.to_dict(),
             "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},

@@ -11,7 +11,7 @@ from typing import Any
 
 from gitera.adapters.history import Record, attempts
 
-FORMATS = ("table", "tsv", "jsonl", "md", "json")
+FORMATS = ("table", "tsv", "jsonl", "md", "json", "results-tsv")  # results-tsv: gitera.domain.imported (loopctl)
 
 
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
@@ -53,6 +53,14 @@ def tsv_row(a: Record) -> list[str]:
     scored = isinstance(score, (int, float)) and not isinstance(score, bool)
     guard = "fail" if d.get("status") == "guard_fail" else "ok" if scored else ""
     return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
+
+
+# --- loopctl: the table lines of Gitera-Resume, Gitera-Abandon and Gitera-Import records ---
+EXTRA_LINES = {
+    "Resume": lambda d: f"{'resumed':<10} after: {d.get('after')}",
+    "Abandon": lambda d: f"{'abandoned':<10} {d.get('reason')} (kept on {d.get('branch')}; nothing released)",
+    "Import": lambda d: f"{'imported':<10} {d.get('rows')} rows of {d.get('source')}: unscored history, never evidence",
+}
 
 
 def _num(v: Any, spec: str = ".4f") -> str:
@@ -107,4 +115,6 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
             lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {str(d.get('outcome')):<10} {'; '.join(d.get('reasons') or [])}")
         elif r.kind == "Stop":
             lines.append(f"{'':>3} {'stop':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {'stopped':<10} {d.get('reason')}")
+        elif r.kind in EXTRA_LINES:  # loopctl: resume, abandon, import
+            lines.append(f"{'':>3} {r.kind.lower():>6} {r.commit[:10]:<10} {'':>8} {'':>10} {EXTRA_LINES[r.kind](d)}")
     return "\n".join(lines)

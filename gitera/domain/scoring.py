@@ -140,7 +140,7 @@ def spent_so_far(repo: Repo, branch: str, tag: str) -> float:
 
     total = 0.0
     for r in read(repo, branch, tag):
-        value = r.data.get("spent_usd") if r.kind in ("Result", "Pilot", "Gate") else None
+        value = r.data.get("spent_usd") if r.kind in ("Result", "Pilot", "Gate", "Lock") else None  # Lock: `lock --check`
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             total += value
     return total
