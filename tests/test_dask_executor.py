@@ -51,7 +51,7 @@ PYMOD = '''\
 import time
 def score(row, arm, trial, params):
     time.sleep(params.get("sleep", 0))
-    return {"score": len(row["text"]) % 3 / 2, "cost_usd": 0.001, "latency_ms": 2.0, "output": f"{arm}/{trial}/{row['text'][::-1]}"}
+    return {"score": len(row["text"]) % 3 / 2, "cost_usd": params.get("cost", 0.001), "latency_ms": 2.0, "output": f"{arm}/{trial}/{row['text'][::-1]}"}
 '''
 FAST = RetryPolicy(attempts=3, base_s=0.01, cap_s=0.05)
 
@@ -226,6 +226,18 @@ def test_a_budget_stop_cuts_the_shards_running_on_workers(project: Path, cluster
     assert any("running invocation(s); no further calls start" in w for w in run.warnings), run.warnings
     pids = [s["pid"] for s in spied(spy_dir, tag)]
     assert pids and _all_gone(pids)  # the cut reached the workers: no harness left running
+
+
+def test_a_budget_stop_ends_python_mode_shards_between_calls(project: Path, cluster: Any, client: Any) -> None:
+    n, real, concurrency, cap = 120, 0.01, 4, 0.9
+    run = score(project, PYTHON, rows_for(n), cluster.scheduler_address, "budget-py", params={"sleep": 0.05, "cost": real}, trials=[0],
+                concurrency=concurrency, budget=Budget(cap, est_cost_per_call=real / 2))
+    assert run.stop_reason == "budget" and not run.complete
+    assert run.spent_usd <= cap + concurrency * real + 1e-9  # a call in progress is not stopped, as locally
+    done = [r for r in run.results if r.status == "ok"]
+    missing = [r for r in run.results if r.status == "missing"]
+    assert len(done) + len(missing) == n and 0 < len(done) <= cap / real + concurrency
+    assert {r.error for r in missing} == {f"not run: the next calls would exceed the ${cap:g} cost budget"}
 
 
 def test_ctrl_c_on_the_client_cancels_the_tasks_and_stops_the_harnesses(project: Path, cluster: Any, client: Any, spy_dir: Path,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.evalrun import remote as worker_side
 from gitera.adapters.evalrun.command import Shard
-from gitera.adapters.evalrun.invoke import Cut, Ended
+from gitera.adapters.evalrun.invoke import BUDGET_TICK_S, TICK_S, Cut, Ended
 from gitera.adapters.evalrun.parse import id_key
 from gitera.adapters.evalrun.pymode import Call, PythonRunner, Reply
 from gitera.adapters.evalrun.schedule import BudgetGate, Unit
@@ -283,9 +283,10 @@ class PythonShards:
         if self.gate is not None:
             self.gate.on_stop(cut)
         left = None if self.deadline is None else self.deadline - time.monotonic()
+        tick = BUDGET_TICK_S if self.gate is not None else TICK_S
         job = worker_side.CallShardJob(__version__, s.run, token, s.remote.tree_key, s.topic, self.target, self.arm, self.params, dict(s.contract),
                                        shard.trial, shard.keys, tuple(dict(self.rows[k]) for k in shard.keys), s.timeout_s,
-                                       None if left is None else time.time() + left, max(s.timeout_s, 30.0))
+                                       None if left is None else time.time() + left, max(s.timeout_s, 30.0), tick)
         settled: set[str] = set()
         followups: list[Unit[Shard]] = []
 
@@ -300,7 +301,7 @@ class PythonShards:
                     followups.append(Unit(Shard(shard.trial, shard.index, (again.payload.key,), shard.part + ".r"), 1, again.attempt, again.not_before))
 
         try:
-            reply = s._submit_until_tree(worker_side.call_shard_task, job, token, inbox, take, 0.05 if self.gate is not None else 0.25)
+            reply = s._submit_until_tree(worker_side.call_shard_task, job, token, inbox, take, tick)
         except Exception as exc:  # noqa: BLE001 - a worker lost too often: every unsettled call crashed
             failed = _failed_task(exc)
             reply = {"replies": [[k, "died", {"code": failed["rc"], "tail": failed["stderr"]}] for k in shard.keys]}

@@ -78,6 +78,7 @@ class CallShardJob:
     timeout_s: float
     deadline_wall: float | None
     ready_timeout_s: float
+    tick_s: float  # replies are streamed back at most this often
 
 
 @dataclass
@@ -245,6 +246,7 @@ def call_shard_task(job: CallShardJob) -> dict[str, Any]:
     attempt = uuid.uuid4().hex[:12]
     deadline = None if job.deadline_wall is None else time.monotonic() + (job.deadline_wall - time.time())
     replies: list[list[Any]] = []
+    sent, last = 0, time.monotonic()
     try:
         for key, row in zip(job.keys, job.rows):
             if cut.event.is_set():
@@ -253,9 +255,10 @@ def call_shard_task(job: CallShardJob) -> dict[str, Any]:
             if deadline is not None and deadline - time.monotonic() < limit:
                 limit, by_run = max(0.0, deadline - time.monotonic()), True
             reply = slot.call(row, job.trial, limit)
-            item = [key, reply.kind, {**reply.body, "_limit": limit, "_by_run": by_run}]
-            worker.log_event(job.topic, {"shard": job.token, "attempt": attempt, "replies": [item]})
-            replies.append(item)
+            replies.append([key, reply.kind, {**reply.body, "_limit": limit, "_by_run": by_run}])
+            if time.monotonic() - last >= job.tick_s:  # streamed in batches, as command mode's lines are
+                worker.log_event(job.topic, {"shard": job.token, "attempt": attempt, "replies": replies[sent:]})
+                sent, last = len(replies), time.monotonic()
     finally:
         with _lock:
             _cuts.pop(job.token, None)
