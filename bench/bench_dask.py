@@ -11,7 +11,9 @@ the wire. Ideal = rows x latency / C. Overhead = Dask wall / local wall - 1 (tar
 The workers run with Dask's sampling profiler off (`--profile` keeps it on), as docs/scale.md
 advises: on this 2-core machine the 4 workers' profilers sample 8 waiting threads each 100
 times a second, on the cores that also run the harnesses.
-Both modes are measured in the same run, command mode and python mode. Exits 1 above the target.
+Both modes are measured in the same run, command mode and python mode. Exits 1 above the target,
+which applies from 10,000 rows: the cluster's cost is roughly fixed (about a second), so a shorter
+run (`--quick`) shows a larger share and only reports it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +51,7 @@ def score(row, arm, trial, params):
     return {"score": len(row["text"]) % 2, "cost_usd": 0.0001, "latency_ms": params["latency_ms"]}
 """
 TARGET = 0.15
+TARGET_FROM_ROWS = 10_000  # the issue's size; below it the fixed cost of the cluster dominates
 
 
 def main() -> int:
@@ -108,7 +112,11 @@ def main() -> int:
     finally:
         close_clients()
         cluster.close()
+        shutil.rmtree(root, ignore_errors=True)
     print("\n".join(lines))
+    if args.rows < TARGET_FROM_ROWS:
+        print(f"\nTarget (cluster overhead ≤ {100 * TARGET:.0f} %) applies from {TARGET_FROM_ROWS:,} rows; not checked at {args.rows:,}.")
+        return 0
     print(f"\nTarget (cluster overhead ≤ {100 * TARGET:.0f} %): {'met' if worst <= TARGET else 'NOT met'}.")
     return 0 if worst <= TARGET else 1
 
