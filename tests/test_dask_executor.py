@@ -40,8 +40,11 @@ if spy:
 with open(os.environ["GITERA_OUT"], "w", encoding="utf-8") as out:
     for r in rows:
         time.sleep(params.get("sleep", 0))
-        if params.get("hang"):
+        if params.get("hang") or r["id"] in params.get("hang_on", ()):
             time.sleep(600)
+        if r["id"] in params.get("crash_on", ()):
+            print("poisoned row " + r["id"], file=sys.stderr)
+            sys.exit(3)
         text = r["text"]
         out.write(json.dumps({"id": r["id"], "score": len(text) % 3 / 2, "cost_usd": params.get("cost", 0.001), "latency_ms": 2.0,
                               "output": "/".join([os.environ["GITERA_SPLIT"], os.environ["GITERA_TRIAL"], os.environ["GITERA_ARM"], text[::-1]])}) + "\\n")
@@ -209,6 +212,25 @@ def test_a_worker_killed_mid_run_is_a_retried_shard_never_a_lost_or_duplicated_r
     deadline = time.monotonic() + 120
     while len(client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)  # the nanny restarts the killed worker for the next tests
+
+
+def test_a_crashing_or_hanging_row_is_bisected_out_on_the_cluster_as_locally(project: Path, cluster: Any, client: Any,
+                                                                         spy_dir: Path, workers_dir: str) -> None:
+    """Retries and bisection stay on the client: a shard that dies or hangs on a worker is split and
+    re-sent until the bad rows stand alone; the other rows are scored, exactly as by the local executor."""
+    sharded = EvalSpec(command=COMMAND.command, harness_hash="h", shard_size=8)
+    params = {"sleep": 0.0, "crash_on": ["r005"], "hang_on": ["r011"]}
+    local = score(project, sharded, rows_for(24), None, "poison-local", params=params, trials=[0], timeout_s=5.0)
+    on_cluster = score(project, sharded, rows_for(24), cluster.scheduler_address, "poison", params=params, trials=[0], timeout_s=5.0)
+    statuses = {r.id: r.status for r in on_cluster.results if r.status != "ok"}
+    assert statuses == {"r005": "crash", "r011": "timeout"}
+    assert [(r.id, r.status, r.score) for r in on_cluster.results] == [(r.id, r.status, r.score) for r in local.results]
+    crashed = next(r for r in on_cluster.results if r.id == "r005")
+    assert (crashed.error or "").startswith("the command exited with code 3") and "poisoned row r005" in (crashed.error or "")
+    tried = [s["ids"] for s in spied(spy_dir, "poison")]
+    assert ["r005"] in tried and ["r011"] in tried  # each bad row ended in an invocation of its own, on a worker
+    assert all(s["cwd"].startswith(workers_dir) for s in spied(spy_dir, "poison"))
+    assert _all_gone([s["pid"] for s in spied(spy_dir, "poison")])  # the hanging harness was killed on its worker
 
 
 def test_a_budget_stop_cuts_the_shards_running_on_workers(project: Path, cluster: Any, client: Any, spy_dir: Path) -> None:
