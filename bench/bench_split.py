@@ -120,9 +120,9 @@ def main() -> int:
             subprocess.run([gitera, "init", "big"], cwd=root, check=True, env=ENV, capture_output=True)
             (root / ".gitera/big/frame.yaml").write_text(FRAME.format(source=f"data/{data.name}"))
             subprocess.run([gitera, "lock"], cwd=root, check=True, env=ENV, capture_output=True)
+            size = data.stat().st_size / 2**20  # before the split, which moves the source out of the work tree
             ref_s, ref_rss = measure([*hasher, str(data)], root)
             split_s, split_rss = measure([gitera, "split", "--accept-underpowered"], root)
-            size = data.stat().st_size / 2**20
         finally:
             shutil.rmtree(root, ignore_errors=True)
         results.append((n, split_s, split_rss))

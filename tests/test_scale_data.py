@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from gitera.adapters import datasource  # noqa: E402
 from gitera.core.errors import ConfigError, Exit  # noqa: E402
 from tests.conftest import git, run_gitera  # noqa: E402
-from tests.helpers import banking_project, read_test_rows  # noqa: E402
+from tests.helpers import banking_project, read_gate_rows, read_test_rows  # noqa: E402
 
 
 def _quiet() -> None:
@@ -136,11 +136,12 @@ def test_the_same_rows_split_the_same_from_csv_parquet_and_a_hugging_face_folder
         args = ["split"] if fmt == "csv" else ["split", "--data", _banking_as(root, fmt)]
         r = run_gitera(root, *args)
         assert r.code == 0, r.err
-        part_files = {p: (root / f".gitera/banking/split/{p}.jsonl").read_bytes() for p in ("train", "dev", "gate")}
+        part_files = {p: (root / f".gitera/banking/split/{p}.jsonl").read_bytes() for p in ("train", "dev")}
         manifest = json.loads((root / ".gitera/banking/split/manifest.json").read_text())
-        splits[fmt] = (part_files, read_test_rows(root), manifest["split"], manifest["audit"], manifest["leak"]["columns"], manifest["source"]["format"])
-    assert splits["parquet"][:5] == splits["csv"][:5] == splits["hf"][:5]
-    assert [s[5] for s in splits.values()] == ["csv", "parquet", "arrow"]
+        splits[fmt] = (part_files, read_gate_rows(root), read_test_rows(root), manifest["split"], manifest["audit"], manifest["leak"]["columns"],
+                       {k: manifest["pins"][k] for k in ("train", "dev")}, manifest["source"]["format"])
+    assert splits["parquet"][:7] == splits["csv"][:7] == splits["hf"][:7]  # gate and test pins are salted by their random keys
+    assert [s[7] for s in splits.values()] == ["csv", "parquet", "arrow"]
 
 
 def _peak_rss_of_split(root: Path, rows: int, text_bytes: int) -> float:

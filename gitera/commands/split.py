@@ -1,9 +1,12 @@
-"""gitera split: real rows → train / dev / gate / sealed test, audited and sized, in one commit.
+"""gitera split: real rows → train / dev / sealed gate / sealed test, audited and sized, in one commit.
 
-The test rows are written in plaintext only to a private temporary directory under
-.git/gitera/ and sealed from there; no git object ever holds them. The local key file is
-written last, just before the commit: a split that stops after that (the commit refused,
-an interruption) leaves a key no committed seal uses, which the next split sets aside.
+The gate and test rows are written in plaintext only to a private temporary directory under
+.git/gitera/ and sealed from there (the test rows with the test key, the gate rows with the
+local gate key); no git object ever holds them. The Split trailer pins every split file
+(gitera/domain/splitfiles.py). The local key files are written last, just before the commit:
+a split that stops after that (the commit refused, an interruption) leaves keys no committed
+seal uses, which the next split sets aside. After the commit the source data file leaves the
+work tree (moved into the key store, or deleted with --remove-source).
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ from gitera.domain.experiment import Experiment, frame_hash, require_intact, req
 from gitera.domain.splitplan import plan_split
 
 SPLIT_DIR = "split"
-SEAL_NAME = "test.seal"
-WRAPPED_NAME = "key.wrapped"
 
 
 def _pp(value: float) -> str:
@@ -43,6 +44,17 @@ def _tallied(parts: Iterator[tuple[str, dict[str, Any]]], tally: Any) -> Iterato
         yield label, row
 
 
+def _sha256_of(path: Path) -> str:
+    """The sha256 of a file read in 1 MiB chunks (the pin of an open split file, without holding it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int, Any]:
     """scale (issue 15): the leak index of the test texts that no open row holds too, read from the
     part files; open texts are kept as 64-bit digests of their normalized form (8 bytes a text)."""
@@ -52,12 +64,13 @@ def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int,
 
     from gitera.adapters import datasource
     from gitera.core import leak
+    from gitera.domain import splitfiles
 
     def digest(text: str) -> int:
         return int.from_bytes(hashlib.blake2b(leak.normalize(text).encode("utf-8"), digest_size=8).digest(), "little")
 
     seen = array("Q")
-    for part in ("train", "dev", "gate"):
+    for part in splitfiles.OPEN_PARTS:  # the gate rows are sealed too: their texts are secret
         for row in datasource.read_jsonl(paths[part]):
             seen.extend(digest(t) for t in leak.row_texts([row], columns))
     open_digests = np.unique(np.frombuffer(seen, dtype=np.uint64)) if seen else np.zeros(0, dtype=np.uint64)
@@ -78,45 +91,54 @@ def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int,
     return shared[0], index
 
 
-def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
+def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output,
+          remove_source: bool = False) -> int:
     repo = Repo.find()
     exp = resolve(repo, tag)
     with exclusive(repo.common_dir, "split"):
-        return _split(repo, exp, data, accept_underpowered, recipient, out)
+        return _split(repo, exp, data, accept_underpowered, recipient, out, remove_source)
 
 
 def committed_seal_keys(repo: Repo, exp: Experiment) -> dict[str, str]:
-    """key id -> commit, for every seal of this experiment committed in any branch, tag or reflog entry."""
+    """key id -> commit, for every seal (test or gate) of this experiment committed in any branch, tag or reflog entry."""
     rel = exp.rel(f"{SPLIT_DIR}/manifest.json")
     commits = repo.git("log", "--all", "--reflog", "--format=%H", "--", rel).split()
     found: dict[str, str] = {}
     for commit, raw in zip(commits, repo.cat_blobs([f"{c}:{rel}" for c in commits])):
         try:
-            found.setdefault(str(json.loads(raw or b"")["seal"]["key_id"]), commit)
-        except (ValueError, KeyError, TypeError):
+            doc = json.loads(raw or b"")
+            for part in ("seal", "gate_seal"):
+                if isinstance(doc.get(part), dict):
+                    found.setdefault(str(doc[part]["key_id"]), commit)
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return found
 
 
 def set_aside_unused_key(repo: Repo, exp: Experiment, out: Output) -> str | None:
-    """Retire a stored key that no committed seal uses; return the commit whose seal uses it, if one does."""
+    """Retire stored keys (test and gate) that no committed seal uses; return the commit whose seal uses one, if one does."""
     from gitera.adapters import keys
 
-    stored = keys.stored_key_id(repo.common_dir, exp.tag)
-    if stored is None:
+    found = [(path, keys.key_id_at(path)) for path in (keys.key_path(repo.common_dir, exp.tag), keys.gate_key_path(repo.common_dir, exp.tag))]
+    stored = [(path, kid) for path, kid in found if kid is not None]
+    if not stored:
         return None
     used = committed_seal_keys(repo, exp)
-    if stored in used:
-        return used[stored]
-    where = keys.set_aside(repo.common_dir, exp.tag, stored)
-    out.info(f"set aside the seal key of a split that did not finish (no committed seal uses it): {where}")
+    for _, kid in stored:
+        if kid in used:
+            return used[kid]
+    for path, kid in stored:
+        where = keys.set_aside_at(path, kid)
+        out.info(f"set aside the seal key of a split that did not finish (no committed seal uses it): {where}")
     return None
 
 
-def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
-    from gitera.adapters import datasource, keys, seal
+def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output,
+           remove_source: bool = False) -> int:
+    from gitera.adapters import datasource, keys
     from gitera.core import leak
     from gitera.core import split as splitting
+    from gitera.domain import splitfiles
 
     require_on_branch(exp)
     lock = require_intact(exp)
@@ -133,6 +155,9 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         )
     frame = exp.load_frame()
     fd = frame.data
+    source = data if data is not None else (repo.root / fd.source if fd.source else None)
+    # before any work, so a refusal costs nothing (no source: plan_split says so)
+    held = splitfiles.check_source(repo, source, bool(recipient), remove_source) if source is not None else None
     fhash = frame_hash(lock)
     plan = plan_split(exp, frame, fhash, data)  # the assignment (shared with `gitera lock --check`); the rows stay in the file
     result = plan.result
@@ -145,6 +170,9 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     split_rel = exp.rel(SPLIT_DIR)
     files: dict[str, bytes | Path | None] = {}
     key_where = ""
+    custody = "recipient" if recipient else "file"
+    key, gate_key = keys.new_data_key(), keys.new_data_key()
+    pins: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
     try:  # scale (issue 15): the parts are streamed to files and committed from disk
         paths = {part: workdir / f"{part}.jsonl" for part in ("train", "dev", "gate", "test")}
@@ -152,17 +180,26 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         datasource.write_parts(_tallied(plan.parts(), tally), paths)
         columns = tally.columns()
         shared, index = _leak_index(paths, columns)
-        for part in ("train", "dev", "gate"):
+        for part in splitfiles.OPEN_PARTS:
             files[f"{split_rel}/{part}.jsonl"] = paths[part]
-        key = keys.new_data_key()
-        seal_rel = f"{split_rel}/{SEAL_NAME}"
-        binding = seal.Binding(exp.tag, fhash, seal_rel)
-        info = seal.seal_file(paths["test"], workdir / SEAL_NAME, key, binding, commitment_salt=seal.derive_commitment_salt(key.secret))
-        paths["test"].unlink()  # the plaintext test rows go as soon as they are sealed
-        files[seal_rel] = workdir / SEAL_NAME
-        custody = "recipient" if recipient else "file"
+            pins[part] = _sha256_of(paths[part])
+        part_keys = {"gate": gate_key, "test": key}
+        for part, part_key in part_keys.items():
+            pins[part] = splitfiles.commitment_of(paths[part], part_key)
+        digest = splitting.pins_digest(pins)
+        sealed_parts = {}
+        for part, seal_name in (("test", splitfiles.TEST_SEAL), ("gate", splitfiles.GATE_SEAL)):
+            sealed_parts[part] = splitfiles.seal_part(paths[part], f"{split_rel}/{seal_name}", part_keys[part], exp.tag, fhash, digest, pins[part])
+            paths[part].unlink()  # the plaintext held-out rows go as soon as they are sealed
+        test_sealed, gate_sealed = sealed_parts["test"], sealed_parts["gate"]
+        for sealed in (test_sealed, gate_sealed):
+            files[sealed.rel] = sealed.path
         if recipient:
-            files[f"{split_rel}/{WRAPPED_NAME}"] = keys.wrap_key(key, recipient, exp.tag)
+            files[f"{split_rel}/{splitfiles.WRAPPED}"] = keys.wrap_key(key, recipient, exp.tag)
+            # the gate key stays here for the gate; wrapped, the custodian's verdict can release it too
+            files[f"{split_rel}/{splitfiles.GATE_WRAPPED}"] = keys.wrap_key(gate_key, recipient, exp.tag)
+        info, seal_rel = test_sealed.info, test_sealed.rel
+
         leak_doc = index.to_dict()
         files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
         files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
@@ -170,21 +207,16 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
             "version": 1,
             "tag": exp.tag,
             "frame_hash": fhash,
-            "source": {"path": str(data) if data is not None else fd.source, "rows": len(plan.ids), "format": plan.scan.format},
+            "source": {"path": held.rel if held is not None and held.rel else str(data) if data is not None else fd.source,
+                       "rows": len(plan.ids), "format": plan.scan.format},
             "split": result.to_dict(),
             "audit": audit.to_dict(),
             "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
-            "seal": {
-                "path": seal_rel,
-                "seal_id": info.seal_id,
-                "key_id": info.key_id,
-                "algorithm": info.algorithm,
-                "chunk_size": info.chunk_size,
-                "plaintext_size": info.plaintext_size,
-                "sealed_size": info.sealed_size,
-                "custody": custody,
-                "recipient": recipient,
-            },
+            "seal": splitfiles.seal_manifest(test_sealed, custody, recipient),
+            # the gate key is always a local key file: the gate opens the gate rows while the loop runs
+            "gate_seal": splitfiles.seal_manifest(gate_sealed, "file", recipient),
+            "pins": pins,
+            "pins_digest": digest,
             "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
             "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
         }
@@ -198,6 +230,8 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
             "custody": custody,
             "accepted_underpowered": bool(note),
             "frame": fhash,
+            "gate_seal_id": gate_sealed.info.seal_id,
+            "pins": pins,
         }
         message = build_message(
             f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
@@ -206,15 +240,16 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         )
         if custody == "file":
             key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
+        keys.store_gate_key(repo.common_dir, exp.tag, gate_key)
         try:
             commit = repo.commit_files(exp.branch, files, message)
         except BaseException:
-            if custody == "file":
-                with contextlib.suppress(Exception):  # if this fails too, the next split sets the key aside
-                    set_aside_unused_key(repo, exp, out)
+            with contextlib.suppress(Exception):  # if this fails too, the next split sets the keys aside
+                set_aside_unused_key(repo, exp, out)
             raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    kept = splitfiles.secure_source(repo, exp, held, remove_source, bool(recipient), out)
     text = [
         audit.format_table(),
         "",
@@ -229,8 +264,11 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     text.append(
         f"Split {exp.tag} ({commit[:10]}): {counts['train']} train, {counts['dev']} dev, {counts['gate']} gate, "
         f"{counts['test']} test rows sealed in {seal_rel} (seal {info.seal_id[:12]}, key {info.key_id[:12]}, "
-        + ("wrapped to the recipient)." if custody == "recipient" else f"key kept in {key_where}).")
+        + ("wrapped to the recipient)" if custody == "recipient" else f"key kept in {key_where})")
+        + f"; the gate rows sealed in {gate_sealed.rel} (gate key kept in {keys.gate_key_path(repo.common_dir, exp.tag)})."
     )
+    if kept.get("note"):
+        text.append(str(kept["note"]))
     text.append("Next: `gitera pilot`.")
-    out.result({"tag": exp.tag, "commit": commit, "counts": counts, "manifest": manifest}, "\n".join(text))
+    out.result({"tag": exp.tag, "commit": commit, "counts": counts, "manifest": manifest, "source": kept}, "\n".join(text))
     return 0

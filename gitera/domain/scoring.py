@@ -72,12 +72,11 @@ def arm_commit(exp: Experiment, frame: Frame, arm: str) -> str:
 
 
 def load_split(exp: Experiment, split: str) -> list[dict[str, Any]]:
-    path = exp.path(f"split/{split}.jsonl")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RefusedError(f"experiment {exp.tag} has no split yet; run `gitera split` first.") from None
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """The train or dev rows, refused when the file differs from the one the split pinned
+    (the gate rows are sealed: ``splitfiles.gate_rows``)."""
+    from gitera.domain.splitfiles import read_open_split
+
+    return read_open_split(exp, split)
 
 
 def require_split(exp: Experiment) -> dict[str, Any]:
