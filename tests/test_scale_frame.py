@@ -74,3 +74,17 @@ def test_the_environment_names_the_cluster_at_run_time(monkeypatch: pytest.Monke
         resolve_address(None)
     monkeypatch.setenv(ADDRESS_ENV, "tcp://from-env:8786")
     assert resolve_address("tcp://from-frame:8786") == "tcp://from-env:8786"
+
+
+def test_a_run_level_frame_refuses_the_dask_executor_instead_of_running_here_silently() -> None:
+    """Run-level scripts run through adapters/runscript.py on this machine: a frame asking for the
+    cluster is refused, naming the field, rather than pre-registering a place the runs never go."""
+    from tests.runproject import FRAME as RUN_FRAME
+    from tests.test_frame import error_of, parse
+
+    old = "eval: {command: python train.py, timeout_s: 60}"
+    assert old in RUN_FRAME
+    err = error_of(RUN_FRAME.replace(old, "eval: {command: python train.py, timeout_s: 60, executor: {kind: dask, address: 'tcp://h:8786'}}"))
+    assert err.endswith("eval.executor: metric.level is run: each run of the script prints one score, there are no rows, and run-level "
+                        "scripts run on this machine for now (the Dask executor scores row-level experiments); remove eval.executor")
+    assert parse(RUN_FRAME.replace(old, "eval: {command: python train.py, timeout_s: 60, executor: {kind: local}}")).eval.executor.kind == "local"

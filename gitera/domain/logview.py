@@ -19,7 +19,7 @@ TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
 
 RESULT_FIELDS = ("iteration", "sprint", "arm", "score", "sd", "delta", "ci", "threshold", "best_score", "status",
                  "reason", "outcome", "hypothesis", "mode", "gains", "weights", "confirm", "cost_per_1k", "latency_ms",
-                 "spent_usd", "n", "trials", "rows", "frame")
+                 "spent_usd", "n", "trials", "rows", "frame", "level", "runs", "secondary")  # level, runs: run-level experiments (docs/run-level.md)
 
 
 def summary(records: Sequence[Record]) -> dict[str, Any]:
@@ -110,7 +110,8 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
         if r.kind == "Result" and d.get("kind") == "run":
             lines.append(f"{'run':>3} {'':>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} arm {d.get('arm')}")
         elif r.kind == "Result" and d.get("kind") == "attempt":
-            lines.append(f"{d.get('iteration'):>3} {d.get('sprint'):>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} {d.get('hypothesis')}")
+            runs = f"  [{d['trials']} run{'s' if d['trials'] != 1 else ''}]" if d.get("level") == "run" else ""  # the sequential rule's cost
+            lines.append(f"{d.get('iteration'):>3} {d.get('sprint'):>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} {d.get('hypothesis')}{runs}")
         elif r.kind == "Gate":
             lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {str(d.get('outcome')):<10} {'; '.join(d.get('reasons') or [])}")
         elif r.kind == "Stop":
