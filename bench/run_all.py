@@ -15,6 +15,10 @@ QUICK = {
     "bench_runlevel.py": ["--repeat", "3"],
     "bench_log.py": ["--commits", "2000", "--repeat", "3"],
     "bench_view.py": ["--rows", "5000", "--repeat", "2"],
+    # scale (issue 15): growth benches
+    "bench_split.py": ["--sizes", "10000,100000"],
+    "bench_growth.py": ["--quick"],
+    "bench_dask.py": ["--quick"],
 }
 
 

@@ -68,7 +68,7 @@ def cli() -> None:
 @click.option("--threshold", "effect", type=float, help="Smallest effect worth shipping (e.g. 0.05).")
 @click.option("--slice-loss-floor", type=float, help="Largest loss tolerated on any slice (e.g. 0.02).")
 @click.option("--slice", "slices", multiple=True, metavar="COLUMN", help="A slice column (repeatable).")
-@click.option("--data", default="", metavar="FILE", help="The data source (CSV or JSONL).")
+@click.option("--data", default="", metavar="FILE", help="The data source (CSV, TSV, JSONL, Parquet, Arrow, or a datasets save_to_disk folder).")
 @click.option("--id-column", default="", help="The data's id column.")
 @click.option("--label", default="", metavar="COLUMN", help="The data's class column (for the audit).")
 @click.option("--eval-command", default="", metavar="CMD", help="Shell command that scores rows.")
@@ -173,7 +173,7 @@ def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @tag_option
-@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="The rows to split (default: data.source in the frame).")
+@click.option("--data", type=click.Path(path_type=Path), help="The rows to split: CSV, TSV, JSONL, Parquet, Arrow, or a folder saved by datasets (default: data.source in the frame).")
 @click.option("--accept-underpowered", is_flag=True, help="Seal a test set too small for the threshold, and record that choice.")
 @click.option("--recipient", metavar="PUBKEY", help="Wrap the seal key to this public key (gitera seal keygen); nobody here can decrypt.")
 @click.option("--remove-source", is_flag=True,

@@ -1,6 +1,7 @@
-"""Reading the rows an experiment is split from (CSV, TSV or JSONL), and writing JSONL.
+"""Reading the rows an experiment is split from (CSV, TSV, JSONL, Parquet, Arrow), and writing JSONL.
 
-Formats (chosen by the file's extension):
+Formats (chosen by the file's extension; Parquet and Arrow, including a Hugging Face
+save-to-disk folder, are described in adapters/arrowdata.py):
 
 - ``.csv`` / ``.tsv``: a header row, then one record per row (quoted fields may span lines).
   Every value is a string. Blank lines are skipped. A record with more or fewer fields than
@@ -31,7 +32,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, overload
 
 from gitera.core.errors import ConfigError
 
@@ -78,42 +79,74 @@ def is_missing(value: object) -> bool:
 
 def load_rows(path: Path, id_column: str | None, required_columns: Sequence[str]) -> Table:
     """Read every row of ``path``; refuse bad encoding, structure, ids and missing values."""
-    path = Path(path)
-    fmt = _format_of(path)
-    required = list(dict.fromkeys([*required_columns, *([id_column] if id_column else [])]))
+    scan = RowScan(Path(path), id_column, required_columns)
     rows: list[Row] = []
     lines: list[int] = []
     ids: list[str] = []
-    first_line: dict[str, int] = {}
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such data file; check data.source in the frame or --data.") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path and its permissions.") from None
-    with fh:
-        if fmt == "jsonl":
-            columns, records = _jsonl_records(path, fh, required)
-        else:
-            columns, records = _csv_records(path, fh, CSV_SUFFIXES["." + fmt], required)
-        for line, row in records:
-            if id_column is None:
-                rid = derive_id(row)
-            else:
-                rid = _id_value(path, line, id_column, row[id_column])
+    for line, rid, row in scan:
+        rows.append(row)
+        lines.append(line)
+        ids.append(rid)
+    return Table(scan.path, scan.format, tuple(scan.columns), tuple(rows), tuple(ids), tuple(lines), id_column)
+
+
+class RowScan:
+    """The rows of a data file, streamed: iterate for (line, id, row), in file order, as often as
+    needed (each pass reads the file again). Ids are checked as in `load_rows`; `columns` is
+    complete once a pass has ended (JSONL has no header). Parquet and Arrow sources
+    (adapters/arrowdata.py) number rows, not lines, from 1. scale (issue 15)."""
+
+    def __init__(self, path: Path, id_column: str | None, required_columns: Sequence[str]) -> None:
+        from gitera.adapters import arrowdata
+
+        self.path = Path(path)
+        self.id_column = id_column
+        self.required = list(dict.fromkeys([*required_columns, *([id_column] if id_column else [])]))
+        self.arrow = arrowdata.is_arrow_source(self.path)
+        self.format = "" if self.arrow else _format_of(self.path)
+        self.unit = "row" if self.arrow else "line"
+        self.columns: list[str] = []
+
+    def __iter__(self) -> Iterator[tuple[int, str, Row]]:
+        first_line: dict[str, int] = {}
+        id_column = self.id_column
+        path = self.path
+        for line, row in self._records():
+            rid = derive_id(row) if id_column is None else _id_value(path, line, id_column, row[id_column], self.unit)
             earlier = first_line.get(rid)
             if earlier is not None:
                 what = (f"column {id_column!r}" if id_column else
                         "derived id (the rows are identical; remove one or add an id column)")
-                raise ConfigError(f"{path}: line {line} repeats id {rid!r} of line {earlier} ({what}); "
+                raise ConfigError(f"{path}: {self.unit} {line} repeats id {rid!r} of {self.unit} {earlier} ({what}); "
                                   "every row needs a unique id.")
             first_line[rid] = line
-            rows.append(row)
-            lines.append(line)
-            ids.append(rid)
-    if not rows:
-        raise ConfigError(f"{path}: the file has no data rows; point data.source at the real rows.")
-    return Table(path, fmt, tuple(columns), tuple(rows), tuple(ids), tuple(lines), id_column)
+            yield line, rid, row
+        if not first_line:
+            raise ConfigError(f"{path}: the file has no data rows; point data.source at the real rows.")
+
+    def _records(self) -> Iterator[tuple[int, Row]]:
+        if self.arrow:
+            from gitera.adapters import arrowdata
+
+            self.format, columns, records = arrowdata.read(self.path, self.required)
+            self.columns = columns
+            yield from records
+            return
+        try:
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path}: no such data file; check data.source in the frame or --data.") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{self.path}: is a folder; point data.source at a data file.") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot be read ({exc.strerror}); check the path and its permissions.") from None
+        with fh:
+            if self.format == "jsonl":
+                names, records = _jsonl_records(self.path, fh, self.required)
+            else:
+                names, records = _csv_records(self.path, fh, CSV_SUFFIXES["." + self.format], self.required)
+            yield from records
+            self.columns = list(names)
 
 
 def _format_of(path: Path) -> str:
@@ -123,15 +156,15 @@ def _format_of(path: Path) -> str:
     if suffix in JSONL_SUFFIXES:
         return "jsonl"
     raise ConfigError(f"{path}: unknown data format {suffix or '(no extension)'!r}; "
-                      "use a .csv, .tsv or .jsonl file.")
+                      "use a .csv, .tsv, .jsonl, .parquet or .arrow file, or a folder saved by datasets' save_to_disk.")
 
 
-def _id_value(path: Path, line: int, column: str, value: object) -> str:
+def _id_value(path: Path, line: int, column: str, value: object, unit: str = "line") -> str:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ConfigError(f"{path}: line {line}, column {column!r}: an id must be a string or a whole number, "
+    raise ConfigError(f"{path}: {unit} {line}, column {column!r}: an id must be a string or a whole number, "
                       f"not {type(value).__name__}; fix the id column.")
 
 
@@ -279,3 +312,73 @@ def write_jsonl(rows: Iterable[Mapping[str, object]], path: Path) -> int:
         if tmp.exists():
             tmp.unlink()
     return count
+
+
+def write_parts(records: Iterable[tuple[str, Mapping[str, object]]], paths: Mapping[str, Path]) -> dict[str, int]:
+    """Stream (part, row) pairs into one JSONL file per part (the format of `write_jsonl`); rows per part.
+    scale (issue 15): a split of a million rows never holds them."""
+    handles = {part: open(path, "w", encoding="utf-8", newline="\n") for part, path in paths.items()}
+    counts = dict.fromkeys(paths, 0)
+    try:
+        for part, row in records:
+            handles[part].write(_COMPACT.encode(row))
+            handles[part].write("\n")
+            counts[part] += 1
+    finally:
+        for fh in handles.values():
+            fh.close()
+    return counts
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, object]]:
+    """The rows of a JSONL file gitera wrote (`write_jsonl`, `write_parts`), one at a time."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+class Columns(Sequence[Mapping[str, object]]):
+    """A few columns of every row, compactly (a tuple of interned values per row): what the split's
+    stratification and audit read, without the rows' text. Each item is a read-only row view."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.positions = {n: i for i, n in enumerate(self.names)}
+        self.values: list[tuple[object, ...]] = []
+        self._interned: dict[object, object] = {}
+
+    def append(self, row: Mapping[str, object]) -> None:
+        keep = self._interned.setdefault
+        self.values.append(tuple(keep(v, v) if isinstance(v, (str, int, float)) else v for v in (row.get(n) for n in self.names)))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @overload
+    def __getitem__(self, i: int) -> Mapping[str, object]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Mapping[str, object]]: ...
+
+    def __getitem__(self, i: int | slice) -> Mapping[str, object] | Sequence[Mapping[str, object]]:
+        if isinstance(i, slice):
+            return [_RowView(self.positions, v) for v in self.values[i]]
+        return _RowView(self.positions, self.values[i])
+
+
+class _RowView(Mapping[str, object]):
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: Mapping[str, int], values: tuple[object, ...]) -> None:
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, key: str) -> object:
+        return self._values[self._index[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)

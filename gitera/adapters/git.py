@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -374,10 +375,14 @@ class Repo:
         if lines:
             _run(["update-index", "--index-info"], self.root, input=lines.encode(), env=env)
 
-    def make_commit(self, parent: str, files: Mapping[str, bytes | None], message: str) -> str:
-        """A commit of ``parent``'s tree with ``files`` set (None deletes), on no branch."""
-        names = [p for p, c in files.items() if c is not None]
-        blobs = dict(zip(names, self.write_blobs([files[p] or b"" for p in names], len(parent))))
+    def make_commit(self, parent: str, files: Mapping[str, bytes | Path | None], message: str) -> str:
+        """A commit of ``parent``'s tree with ``files`` set (None deletes), on no branch. A ``Path``
+        value is the content of that file, which git reads itself (a large file never sits in memory)."""
+        names = [p for p, c in files.items() if isinstance(c, bytes)]
+        blobs = dict(zip(names, self.write_blobs([c for c in files.values() if isinstance(c, bytes)], len(parent))))
+        for name, content in files.items():  # scale (issue 15): a streamed split's files
+            if isinstance(content, Path):
+                blobs[name] = _run(["hash-object", "-w", "--no-filters", "--", str(content)], self.root).stdout.decode().strip()
         changes = {p: blobs.get(p) for p in files}
         tree = (self._tree_written(parent, changes) if len(parent) == 40 else None) or self._tree_via_index(parent, changes)
         return _run(["commit-tree", tree, "-p", parent, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
@@ -430,7 +435,7 @@ class Repo:
     def commit_files(
         self,
         branch: str,
-        files: Mapping[str, bytes | None],
+        files: Mapping[str, bytes | Path | None],
         message: str,
         *,
         sync_worktree: bool = True,
@@ -505,9 +510,18 @@ class Repo:
         path.unlink(missing_ok=True)
         return done
 
-    def _sync_paths(self, files: Mapping[str, bytes | None]) -> None:
+    def _sync_paths(self, files: Mapping[str, bytes | Path | None]) -> None:
+        ids: dict[str, str | None] = {}
         for path, content in files.items():
             target = self.root / path
+            if isinstance(content, Path):  # scale (issue 15): copied, never read into memory
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + ".gitera-tmp")
+                shutil.copyfile(content, tmp)
+                os.replace(tmp, target)
+                ids[path] = file_blob_id(content)
+                continue
+            ids[path] = blob_id(content) if content is not None else None
             if content is None:
                 if target.exists():
                     target.unlink()
@@ -517,7 +531,7 @@ class Repo:
                 tmp = target.with_name(target.name + ".gitera-tmp")
                 tmp.write_bytes(content)
                 os.replace(tmp, target)
-        self._index_info({p: (blob_id(c) if c is not None else None) for p, c in files.items()})
+        self._index_info(ids)
 
 
 def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:
@@ -556,3 +570,55 @@ def _ours(repo: Repo, path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return link.startswith("gitdir: ") and meta.parent == (repo.common_dir / "worktrees").resolve() and back == (path / ".git").resolve()
+
+
+# --- scale (issue 15): the scored commit as a tar for a Dask worker -------------------------
+
+
+def file_blob_id(path: Path) -> str:
+    """`blob_id` of a file's content, read in chunks."""
+    digest = hashlib.sha1()
+    digest.update(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_tar(repo: Repo, commit: str, skip: Callable[[str], bool] | None = None) -> bytes:
+    """A tar of ``commit``'s tree, byte for byte: what `git archive` makes, without its
+    export-ignore / export-subst rewriting (a worker must see exactly the committed files).
+    Paths for which ``skip`` is true are left out; submodules are empty folders, as in `git archive`."""
+    import io
+    import tarfile
+
+    listing = _run(["ls-tree", "-r", "-z", "--full-tree", commit], repo.root).stdout.decode("utf-8", "surrogateescape")
+    entries = []
+    for item in listing.split("\0"):
+        if not item:
+            continue
+        meta, path = item.split("\t", 1)
+        mode, kind, oid = meta.split()
+        if skip is not None and skip(path):
+            continue
+        entries.append((mode, kind, oid, path))
+    blobs = repo.cat_blobs([oid for _, kind, oid, _ in entries if kind == "blob"])
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        contents = iter(blobs)
+        for mode, kind, _oid, path in entries:
+            info = tarfile.TarInfo(path)
+            info.mtime = 0
+            if kind != "blob":  # a submodule (gitlink)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+                continue
+            data = next(contents) or b""
+            if mode == "120000":
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data.decode("utf-8", "surrogateescape"), 0o777
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o755 if mode == "100755" else 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+# --- end scale ------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import json
 import secrets
 import shutil
 import tempfile
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,61 @@ GENERATED_ATTRIBUTES = (
 
 def _pp(value: float) -> str:
     return "∞" if value == float("inf") else f"{value:.3f}"
+
+
+def _tallied(parts: Iterator[tuple[str, dict[str, Any]]], tally: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The rows as they go by, the test rows' columns counted for the leak index's text columns."""
+    for label, row in parts:
+        if label == "test":
+            tally.add(row)
+        yield label, row
+
+
+def _sha256_of(path: Path) -> str:
+    """The sha256 of a file read in 1 MiB chunks (the pin of an open split file, without holding it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int, Any]:
+    """scale (issue 15): the leak index of the test texts that no open row holds too, read from the
+    part files; open texts are kept as 64-bit digests of their normalized form (8 bytes a text)."""
+    import hashlib
+
+    import numpy as np
+
+    from gitera.adapters import datasource
+    from gitera.core import leak
+    from gitera.domain import splitfiles
+
+    def digest(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(leak.normalize(text).encode("utf-8"), digest_size=8).digest(), "little")
+
+    seen = array("Q")
+    for part in splitfiles.OPEN_PARTS:  # the gate rows are sealed too: their texts are secret
+        for row in datasource.read_jsonl(paths[part]):
+            seen.extend(digest(t) for t in leak.row_texts([row], columns))
+    open_digests = np.unique(np.frombuffer(seen, dtype=np.uint64)) if seen else np.zeros(0, dtype=np.uint64)
+    del seen
+    shared = [0]
+
+    def secret_texts() -> Iterator[str]:
+        for row in datasource.read_jsonl(paths["test"]):
+            for text in leak.row_texts([row], columns):
+                d = np.uint64(digest(text))
+                at = int(np.searchsorted(open_digests, d))
+                if at < len(open_digests) and open_digests[at] == d:
+                    shared[0] += 1
+                else:
+                    yield text
+
+    index = leak.LeakIndex.build(secret_texts(), secrets.token_bytes(16))
+    return shared[0], index
 
 
 def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output,
@@ -116,112 +173,102 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     # before any work, so a refusal costs nothing (no source: plan_split says so)
     held = splitfiles.check_source(repo, source, bool(recipient), remove_source) if source is not None else None
     fhash = frame_hash(lock)
-    plan = plan_split(exp, frame, fhash, data)  # the rows and their assignment (shared with `gitera lock --check`)
-    table, rows, result = plan.table, plan.rows, plan.result
-    audit = splitting.audit(rows, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
+    plan = plan_split(exp, frame, fhash, data)  # the assignment (shared with `gitera lock --check`); the rows stay in the file
+    result = plan.result
+    audit = splitting.audit(plan.columns, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
     counts = result.counts()
     n_dev = counts["dev"] + counts["gate"]
     sizing = splitting.sizing(n_dev, counts["test"], frame.threshold.effect, frame.threshold.alpha)
     note = splitting.check_sizing(sizing, accept_underpowered)
 
-    parts: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "gate": [], "test": []}
-    folds = result.fold_of()
-    for row, label in zip(rows, result.labels):
-        if label is not None:
-            if row["id"] in folds:
-                row = {**row, "fold": folds[row["id"]]}
-            parts[label].append(row)
-    if frame.metric.severity:  # here, in the clear: the verdict would find a bad weight only after opening the test set
-        from gitera.core.rules import severity_weights
-
-        severity_weights(parts["test"], frame.metric.severity)
-
-    exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
-    columns = leak.text_columns(parts["test"], exclude)
-    test_texts = leak.row_texts(parts["test"], columns)
-    open_texts = {leak.normalize(t) for part in splitfiles.OPEN_PARTS for t in leak.row_texts(parts[part], columns)}
-    secret_texts = [t for t in test_texts if leak.normalize(t) not in open_texts]
-    shared = len(test_texts) - len(secret_texts)
-    index = leak.LeakIndex.build(secret_texts, secrets.token_bytes(16))
-
     split_rel = exp.rel(SPLIT_DIR)
-    files: dict[str, bytes | None] = {}
+    files: dict[str, bytes | Path | None] = {}
     key_where = ""
     custody = "recipient" if recipient else "file"
     key, gate_key = keys.new_data_key(), keys.new_data_key()
     pins: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
-    try:
+    try:  # scale (issue 15): the parts are streamed to files and committed from disk
+        paths = {part: workdir / f"{part}.jsonl" for part in ("train", "dev", "gate", "test")}
+        tally = leak.TextColumnTally([fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify])
+        datasource.write_parts(_tallied(plan.parts(), tally), paths)
+        columns = tally.columns()
+        if frame.metric.severity:  # here, in the clear: the verdict would find a bad weight only after opening the test set
+            from gitera.core.rules import severity_weights
+
+            with paths["test"].open(encoding="utf-8") as fh:
+                severity_weights([json.loads(line) for line in fh if line.strip()], frame.metric.severity)
+        shared, index = _leak_index(paths, columns)
         for part in splitfiles.OPEN_PARTS:
-            target = workdir / f"{part}.jsonl"
-            datasource.write_jsonl(parts[part], target)
-            files[f"{split_rel}/{part}.jsonl"] = target.read_bytes()
-            pins[part] = splitfiles.sha256(target.read_bytes())
-        plains = {"gate": (workdir / "gate.jsonl", gate_key), "test": (workdir / "test.jsonl", key)}
-        for part, (plain, part_key) in plains.items():
-            datasource.write_jsonl(parts[part], plain)
-            pins[part] = splitfiles.commitment_of(plain, part_key)
+            files[f"{split_rel}/{part}.jsonl"] = paths[part]
+            pins[part] = _sha256_of(paths[part])
+        part_keys = {"gate": gate_key, "test": key}
+        for part, part_key in part_keys.items():
+            pins[part] = splitfiles.commitment_of(paths[part], part_key)
         digest = splitting.pins_digest(pins)
-        test_sealed = splitfiles.seal_part(plains["test"][0], f"{split_rel}/{splitfiles.TEST_SEAL}", key, exp.tag, fhash, digest, pins["test"])
-        gate_sealed = splitfiles.seal_part(plains["gate"][0], f"{split_rel}/{splitfiles.GATE_SEAL}", gate_key, exp.tag, fhash, digest, pins["gate"])
+        sealed_parts = {}
+        for part, seal_name in (("test", splitfiles.TEST_SEAL), ("gate", splitfiles.GATE_SEAL)):
+            sealed_parts[part] = splitfiles.seal_part(paths[part], f"{split_rel}/{seal_name}", part_keys[part], exp.tag, fhash, digest, pins[part])
+            paths[part].unlink()  # the plaintext held-out rows go as soon as they are sealed
+        test_sealed, gate_sealed = sealed_parts["test"], sealed_parts["gate"]
         for sealed in (test_sealed, gate_sealed):
-            files[sealed.rel] = sealed.data
+            files[sealed.rel] = sealed.path
         if recipient:
             files[f"{split_rel}/{splitfiles.WRAPPED}"] = keys.wrap_key(key, recipient, exp.tag)
             # the gate key stays here for the gate; wrapped, the custodian's verdict can release it too
             files[f"{split_rel}/{splitfiles.GATE_WRAPPED}"] = keys.wrap_key(gate_key, recipient, exp.tag)
+        info, seal_rel = test_sealed.info, test_sealed.rel
+
+        leak_doc = index.to_dict()
+        files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
+        files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
+        files[exp.rel(".gitattributes")] = GENERATED_ATTRIBUTES  # issue 14: a PR shows the changes that matter
+        manifest: dict[str, Any] = {
+            "version": 1,
+            "tag": exp.tag,
+            "frame_hash": fhash,
+            "source": {"path": held.rel if held is not None and held.rel else str(data) if data is not None else fd.source,
+                       "rows": len(plan.ids), "format": plan.scan.format},
+            "split": result.to_dict(),
+            "audit": audit.to_dict(),
+            "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
+            "seal": splitfiles.seal_manifest(test_sealed, custody, recipient),
+            # the gate key is always a local key file: the gate opens the gate rows while the loop runs
+            "gate_seal": splitfiles.seal_manifest(gate_sealed, "file", recipient),
+            "pins": pins,
+            "pins_digest": digest,
+            "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
+            "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
+        }
+        files[f"{split_rel}/manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        trailer = {
+            "counts": counts,
+            "mode": result.mode,
+            "commitment": info.commitment,
+            "seal_id": info.seal_id,
+            "key_id": info.key_id,
+            "custody": custody,
+            "accepted_underpowered": bool(note),
+            "frame": fhash,
+            "gate_seal_id": gate_sealed.info.seal_id,
+            "pins": pins,
+        }
+        message = build_message(
+            f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
+            [("Tag", exp.tag), ("Split", trailer)],
+            body=note or "",
+        )
+        if custody == "file":
+            key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
+        keys.store_gate_key(repo.common_dir, exp.tag, gate_key)
+        try:
+            commit = repo.commit_files(exp.branch, files, message)
+        except BaseException:
+            with contextlib.suppress(Exception):  # if this fails too, the next split sets the keys aside
+                set_aside_unused_key(repo, exp, out)
+            raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    info, seal_rel = test_sealed.info, test_sealed.rel
-
-    leak_doc = index.to_dict()
-    files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
-    files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
-    files[exp.rel(".gitattributes")] = GENERATED_ATTRIBUTES  # issue 14: a PR shows the changes that matter
-    manifest: dict[str, Any] = {
-        "version": 1,
-        "tag": exp.tag,
-        "frame_hash": fhash,
-        "source": {"path": held.rel if held is not None and held.rel else str(data) if data is not None else fd.source,
-                   "rows": len(rows), "format": table.format},
-        "split": result.to_dict(),
-        "audit": audit.to_dict(),
-        "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
-        "seal": splitfiles.seal_manifest(test_sealed, custody, recipient),
-        # the gate key is always a local key file: the gate opens the gate rows while the loop runs
-        "gate_seal": splitfiles.seal_manifest(gate_sealed, "file", recipient),
-        "pins": pins,
-        "pins_digest": digest,
-        "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
-        "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
-    }
-    files[f"{split_rel}/manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    trailer = {
-        "counts": counts,
-        "mode": result.mode,
-        "commitment": info.commitment,
-        "seal_id": info.seal_id,
-        "key_id": info.key_id,
-        "custody": custody,
-        "accepted_underpowered": bool(note),
-        "frame": fhash,
-        "gate_seal_id": gate_sealed.info.seal_id,
-        "pins": pins,
-    }
-    message = build_message(
-        f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
-        [("Tag", exp.tag), ("Split", trailer)],
-        body=note or "",
-    )
-    if custody == "file":
-        key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
-    keys.store_gate_key(repo.common_dir, exp.tag, gate_key)
-    try:
-        commit = repo.commit_files(exp.branch, files, message)
-    except BaseException:
-        with contextlib.suppress(Exception):  # if this fails too, the next split sets the keys aside
-            set_aside_unused_key(repo, exp, out)
-        raise
     kept = splitfiles.secure_source(repo, exp, held, remove_source, bool(recipient), out)
     text = [
         audit.format_table(),

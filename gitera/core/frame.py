@@ -145,6 +145,21 @@ class Judge:
     family: str | None
 
 
+# --- scale (issue 15): where the harness runs ---------------------------------------------
+EXECUTOR_KINDS = ("local", "dask")
+DASK_ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where the harness runs: `local` (this machine, the default) or a `dask` scheduler's address
+    (GITERA_DASK_ADDRESS overrides it at run time: where the cluster lives is not pre-registered)."""
+
+    kind: str = "local"
+    address: str | None = None
+# --- end scale ------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Eval:
     command: str | None = None
@@ -154,6 +169,7 @@ class Eval:
     judge: Judge | None = None
     cross_judge: Judge | None = None
     run_timeout_s: float | None = None  # wall-clock limit of one arm's run
+    executor: Executor = field(default_factory=Executor)  # scale (issue 15)
 
 
 @dataclass(frozen=True)
@@ -515,7 +531,7 @@ def _judge(c: _Checker, raw: Any, path: FieldPath) -> Judge | None:
 
 def _eval(c: _Checker, raw: Any) -> Eval:
     p: FieldPath = ("eval",)
-    m = c.mapping(raw, p, ("command", "python", "concurrency", "timeout_s", "run_timeout_s", "judge", "cross_judge"))
+    m = c.mapping(raw, p, ("command", "python", "concurrency", "timeout_s", "run_timeout_s", "judge", "cross_judge", "executor"))
     command = c.opt_text(m.get("command"), p + ("command",))
     python = c.opt_text(m.get("python"), p + ("python",))
     if (command is None) == (python is None):
@@ -536,7 +552,21 @@ def _eval(c: _Checker, raw: Any) -> Eval:
         judge=judge,
         cross_judge=cross,
         run_timeout_s=None if m.get("run_timeout_s") is None else c.number(m["run_timeout_s"], p + ("run_timeout_s",)),
+        executor=_executor(c, m.get("executor"), p + ("executor",)),
     )
+
+
+def _executor(c: _Checker, raw: Any, path: FieldPath) -> Executor:  # scale (issue 15)
+    if raw is None:
+        return Executor()
+    m = c.mapping(raw, path, ("kind", "address"), ("kind",))
+    kind = c.choice(m["kind"], path + ("kind",), EXECUTOR_KINDS)
+    address = c.opt_text(m.get("address"), path + ("address",))
+    if kind == "local" and address is not None:
+        c.fail(path + ("address",), "is used only with kind: dask; remove it or set kind: dask")
+    if address is not None and not DASK_ADDRESS_RE.match(address):
+        c.fail(path + ("address",), f"must be a Dask scheduler address such as tcp://scheduler.example:8786; got {address!r}")
+    return Executor(kind, address)
 
 
 def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -> Iterate:
@@ -684,6 +714,9 @@ def _run_level(c: _Checker, top: Mapping[str, Any], frame: Frame) -> Frame:
                                                 "call the secondary metric something else")
     if frame.eval.command is None:
         c.fail(("eval", "python"), f"{why}: give `eval.command`, the script that prints the score (e.g. python train.py)")
+    if frame.eval.executor.kind != "local":  # scale (issue 15): runs are not yet Dask tasks; refused rather than run here silently
+        c.fail(("eval", "executor"), f"{why}, and run-level scripts run on this machine for now (the Dask executor scores "
+                                     "row-level experiments); remove eval.executor")
     for key in ("judge", "cross_judge", "run_timeout_s"):
         if raw_eval.get(key) is not None:
             c.fail(("eval", key), f"{why}; remove it (timeout_s bounds each run)" if key == "run_timeout_s" else f"{why}, so no judge; remove it")

@@ -511,16 +511,29 @@ def text_columns(rows: Sequence[Mapping[str, object]], exclude: Iterable[str] = 
     repeat across rows and appear in prompts and code, so fingerprinting them would flag
     innocent commits. Pass the id, label and slice columns in ``exclude`` as well.
     """
-    skip = set(exclude)
-    seen: dict[str, list[int]] = {}  # column -> [string values, values with whitespace]
+    tally = TextColumnTally(exclude)
     for row in rows:
+        tally.add(row)
+    return tally.columns()
+
+
+class TextColumnTally:
+    """`text_columns` one row at a time, for rows streamed from a file (scale, issue 15)."""
+
+    def __init__(self, exclude: Iterable[str] = ()) -> None:
+        self.skip = set(exclude)
+        self.seen: dict[str, list[int]] = {}  # column -> [string values, values with whitespace]
+
+    def add(self, row: Mapping[str, object]) -> None:
         for col, value in row.items():
-            if col in skip or not isinstance(value, str) or not value.strip():
+            if col in self.skip or not isinstance(value, str) or not value.strip():
                 continue
-            tally = seen.setdefault(col, [0, 0])
+            tally = self.seen.setdefault(col, [0, 0])
             tally[0] += 1
             tally[1] += 1 if len(value.split()) > 1 else 0
-    return [col for col, (n, spaced) in seen.items() if 2 * spaced >= n]
+
+    def columns(self) -> list[str]:
+        return [col for col, (n, spaced) in self.seen.items() if 2 * spaced >= n]
 
 
 def row_texts(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None,

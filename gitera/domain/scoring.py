@@ -32,6 +32,7 @@ from gitera.domain.experiment import VERDICT_FILE, Experiment, frame_hash
 if TYPE_CHECKING:
 
     from gitera.adapters.evalrun import Budget, EvalRun, EvalSpec
+    from gitera.adapters.evalrun.cluster import Remote
 
 RUNS = "runs"
 SPLITS = ("train", "dev", "gate")
@@ -184,7 +185,7 @@ class Scorer:
         repo = self.exp.repo
         checkout = checkout_dir(repo, commit, slot or _slot(arm))
         run = self._eval(eval_spec(self.frame, self.lock), checkout, content_id(repo, commit, self.exp.tag), arm, self.frame.arms[arm].params,
-                         rows, split, trials, budget, started, _slot(arm))
+                         rows, split, trials, budget, started, _slot(arm), commit)
         for warning in run.warnings:
             self.out.warn(f"arm {arm}: {warning}")
         if self.frame.eval.judge is not None:
@@ -192,7 +193,7 @@ class Scorer:
         return run
 
     def _eval(self, spec: EvalSpec, checkout: Path, tree_id: str, arm: str, params: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-              split: str, trials: Sequence[int], budget: Budget | None, started: float, work_prefix: str) -> EvalRun:
+              split: str, trials: Sequence[int], budget: Budget | None, started: float, work_prefix: str, commit: str) -> EvalRun:
         """One run_eval with the frame's eval settings, the cache and a fresh work dir."""
         from gitera.adapters.cache import Cache
         from gitera.adapters.evalrun import run_eval
@@ -210,11 +211,24 @@ class Scorer:
                 run_timeout_s=None if limit is None else max(MIN_RUN_TIMEOUT_S, limit - (time.monotonic() - started)),
                 cache=Cache(base / "cache") if self.use_cache else None, tree_id=tree_id, budget=budget,
                 progress=None if self.out.json_mode or self.out.quiet else Progress(sys.stderr), workdir=workdir,
+                remote=self._remote(commit),
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _judge_checkout(self) -> tuple[Path, str]:
+    def _remote(self, commit: str) -> Remote | None:
+        """scale (issue 15): the Dask cluster the frame's eval.executor names, and the tree it scores:
+        the commit, without the experiment's sealed files (ciphertext needs no second home)."""
+        executor = self.frame.eval.executor
+        if executor.kind != "dask":
+            return None
+        from gitera.adapters.evalrun.cluster import Remote, resolve_address
+        from gitera.adapters.git import tree_tar
+
+        repo = self.exp.repo
+        return Remote(resolve_address(executor.address), commit, lambda: tree_tar(repo, commit, skip=_sealed))
+
+    def _judge_checkout(self) -> tuple[Path, str, str]:
         """Where every judge call runs (rule 15): the experiment branch tip in one slot, the
         same for every arm, so neither the cwd nor the files reveal whose output is judged.
 
@@ -229,7 +243,7 @@ class Scorer:
         # without the experiment's run records: their per-arm files name each arm's outputs
         records = {path: None for path in repo.ls_tree(tip, [self.exp.rel(RUNS)])}
         blind = repo.make_commit(tip, records, "gitera judge checkout: the tip without its run records") if records else tip
-        return checkout_dir(repo, blind, judging.JUDGE_ARM), content_id(repo, tip, self.exp.tag, (self.exp.rel(""), *targets))
+        return checkout_dir(repo, blind, judging.JUDGE_ARM), content_id(repo, tip, self.exp.tag, (self.exp.rel(""), *targets)), blind
 
     def _judged(self, run: EvalRun, arm: str, rows: Sequence[Mapping[str, Any]], split: str, trials: Sequence[int],
                 budget: Budget | None, started: float) -> EvalRun:
@@ -238,13 +252,14 @@ class Scorer:
         assert judge is not None
         spec = judging.judge_spec(judge, eval_spec(self.frame, self.lock).harness_hash)
         seed = frame_hash(dict(self.lock))
-        checkout, tree = self._judge_checkout()
+        checkout, tree, blind = self._judge_checkout()
         judged: dict[int, EvalRun] = {}
         spent, per_call = run.spent_usd, None
         for t in trials:
             jrows = judging.judge_rows(rows, run, t, seed, list(self.frame.arms), arm)
             if jrows:
-                jrun = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, split, [t], _charged(budget, spent, per_call), started, "judge")
+                jrun = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, split, [t], _charged(budget, spent, per_call), started, "judge",
+                                  blind)
                 for warning in jrun.warnings:  # e.g. the budget stopping the judge's invocations
                     self.out.warn(f"arm {arm}: judge: {warning}")
                 judged[t], spent = jrun, spent + jrun.spent_usd
@@ -260,7 +275,7 @@ class Scorer:
             return None
         spec = judging.judge_spec(cross, eval_spec(self.frame, self.lock).harness_hash + ":cross")
         seed = frame_hash(dict(self.lock))
-        checkout, tree = self._judge_checkout()
+        checkout, tree, blind = self._judge_checkout()
         picked = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}|{r['id']}".encode()).hexdigest())[: judging.CROSS_ROWS]
         picked_ids = {str(p["id"]) for p in picked}
         budget = budget_for(self.frame, spent, self.exp)
@@ -269,7 +284,7 @@ class Scorer:
         report: dict[str, Any] = {"arms": {}}
         for arm, run in runs.items():
             jrows = judging.judge_rows(picked, run, 0, seed, list(self.frame.arms), arm)
-            cj = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, "dev", [0], _charged(budget, used), started, "judge")
+            cj = self._eval(spec, checkout, tree, judging.JUDGE_ARM, {}, jrows, "dev", [0], _charged(budget, used), started, "judge", blind)
             for warning in cj.warnings:
                 self.out.warn(f"arm {arm}: cross-judge: {warning}")
             used += cj.spent_usd
@@ -288,6 +303,11 @@ def _charged(budget: Budget | None, spent: float, per_call: float | None = None)
     if budget is None:
         return None
     return replace(budget, spent_before=budget.spent_before + spent, est_cost_per_call=per_call or budget.est_cost_per_call)
+
+
+def _sealed(path: str) -> bool:
+    """scale (issue 15): sealed files and wrapped keys stay off Dask workers."""
+    return path.startswith(".gitera/") and path.endswith((".seal", ".wrapped"))
 
 
 def _slot(arm: str) -> str:

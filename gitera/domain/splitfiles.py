@@ -103,10 +103,11 @@ def read_open_split(exp: Experiment, name: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Sealed:
-    """One sealed part: its repo path, the seal's bytes and facts, the salted commitment."""
+    """One sealed part: its repo path, the sealed file on disk (committed from there, never held in
+    memory: scale, issue 15), the seal's facts, the salted commitment."""
 
     rel: str
-    data: bytes
+    path: Path
     info: SealInfo
     commitment: str
 
@@ -127,7 +128,7 @@ def seal_part(plain: Path, rel: str, key: DataKey, tag: str, frame_hash: str, pi
                           commitment_salt=seal.derive_commitment_salt(key.secret))
     if info.commitment != commitment:
         raise RefusedError(f"{plain.name} changed while it was being sealed; run `gitera split` again.")
-    return Sealed(rel, dst.read_bytes(), info, commitment)
+    return Sealed(rel, dst, info, commitment)
 
 
 def seal_manifest(sealed: Sealed, custody: str, recipient: str | None) -> dict[str, Any]:

@@ -2,20 +2,26 @@
 
 The split is seeded from the frame's hash, so it is known as soon as the frame is final: `lock
 --check` uses it to run the harness on a row that will be a *train* row, never a future test row.
+
+scale (issue 15): the data is streamed. Planning reads the source once and keeps, per row, only
+its id, its line and the columns the split and its audit read; `SplitPlan.rows` and
+`SplitPlan.parts` read the source again, one row at a time, so no row's text is held.
 """
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitera.core.errors import ConfigError
+from gitera.core.errors import ConfigError, RefusedError
 from gitera.core.frame import Frame
 from gitera.domain.experiment import Experiment
 
 if TYPE_CHECKING:
-    from gitera.adapters.datasource import Table
+    from gitera.adapters.datasource import Columns, RowScan
     from gitera.core.split import SplitResult
 
 
@@ -24,21 +30,41 @@ def split_seed(frame_sha256: str, data_seed: int) -> int:
     return (int(frame_sha256[:15], 16) + data_seed) % (2**63)
 
 
-def rows_for_split(table_rows: list[dict[str, Any]], ids: list[str], id_column: str | None) -> list[dict[str, Any]]:
-    out = []
-    for row, rid in zip(table_rows, ids):
-        record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
-        record["id"] = rid
-        out.append(record)
-    return out
+def split_record(row: Mapping[str, Any], rid: str, id_column: str | None) -> dict[str, Any]:
+    """A row as the split files hold it: `id` first (the row's id), then its columns."""
+    record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
+    record["id"] = rid
+    return record
 
 
 @dataclass(frozen=True)
 class SplitPlan:
     source: Path
-    table: Table
-    rows: list[dict[str, Any]]
+    scan: RowScan
+    columns: Columns  # per row: the columns the split and the audit read
+    ids: list[str]
     result: SplitResult
+
+    @property
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row as the split files hold it, in file order, read again from the source."""
+        n = 0
+        for i, (_line, rid, row) in enumerate(self.scan):
+            if i >= len(self.ids) or self.ids[i] != rid:
+                break
+            n = i + 1
+            yield split_record(row, rid, self.scan.id_column)
+        if n != len(self.ids):
+            raise RefusedError(f"{self.scan.path} changed while gitera was reading it; nothing was committed — run the command again.")
+
+    def parts(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(split, row) for every row the split keeps, in file order (a k-fold row with its fold)."""
+        folds = self.result.fold_of()
+        for row, label in zip(self.rows, self.result.labels):
+            if label is not None:
+                if row["id"] in folds:
+                    row["fold"] = folds[row["id"]]
+                yield label, row
 
 
 def plan_split(exp: Experiment, frame: Frame, fhash: str, data: Path | None, command: str = "split") -> SplitPlan:
@@ -53,11 +79,17 @@ def plan_split(exp: Experiment, frame: Frame, fhash: str, data: Path | None, com
     required = [*fd.slices, *fd.stratify, *([fd.label] if fd.label else []), *([fd.split_column] if fd.split_column else [])]
     if fd.caps:
         required.append(fd.caps.by)
-    table = datasource.load_rows(source, fd.id, list(dict.fromkeys(required)))
-    rows = rows_for_split([dict(r) for r in table.rows], list(table.ids), fd.id)
+    scan = datasource.RowScan(source, fd.id, list(dict.fromkeys(required)))
+    columns = datasource.Columns(list(dict.fromkeys([*required, *fd.production])))
+    ids: list[str] = []
+    lines = array("q")
+    for line, rid, row in scan:
+        columns.append(row)
+        ids.append(rid)
+        lines.append(line)
     result = splitting.split_rows(
-        rows,
-        ids=list(table.ids),
+        columns,
+        ids=ids,
         stratify=list(fd.stratify),
         ratios=fd.split,
         gate_fraction=fd.gate_fraction,
@@ -69,7 +101,7 @@ def plan_split(exp: Experiment, frame: Frame, fhash: str, data: Path | None, com
         slice_columns=list(fd.slices),
         label_column=fd.label,
         out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
-        lines=list(table.lines),
+        lines=lines if scan.unit == "line" else None,
         source=str(source),
     )
-    return SplitPlan(source, table, rows, result)
+    return SplitPlan(source, scan, columns, ids, result)

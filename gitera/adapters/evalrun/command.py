@@ -7,25 +7,28 @@ import itertools
 import json
 import math
 import os
-import signal
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from gitera.adapters.evalrun.collect import Collector, describe_ids
+from gitera.adapters.evalrun.invoke import BUDGET_TICK_S, TICK_S, Cut, Ended, launch
 from gitera.adapters.evalrun.model import RetryPolicy, RowId, RowResult
 from gitera.adapters.evalrun.parse import find_score, id_key, interpret, parse_lines
-from gitera.adapters.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, signal_group, spawn, tail
-from gitera.adapters.evalrun.schedule import Unit
+from gitera.adapters.evalrun.procs import LiveProcesses, tail
+from gitera.adapters.evalrun.schedule import BudgetGate, Unit
 
 WAVES = 4  # at most this many shards per concurrency slot
 MAX_SHARD_ROWS = 256  # bounds the re-runs a crash or hang costs (log2(256) + 1 = 9 tries per row at most)
-TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished rows
-BUDGET_TICK_S = 0.05  # the same under a cost budget: a cost seen sooner stops the calls that would pass it sooner
+
+
+class ShardExecutor(Protocol):
+    """Runs one shard elsewhere (a Dask worker) and leaves its files under `base` as `launch` would."""
+
+    def run_shard(self, trial: int, keys: tuple[str, ...], rows_jsonl: str, base: Path, deadline: float | None, tick_s: float,
+                  on_lines: Callable[[list[str]], bool], gate: BudgetGate | None) -> Ended: ...
 
 
 @dataclass(frozen=True)
@@ -166,34 +169,6 @@ def plan_shards(
     return sorted(shards, key=lambda s: -len(s.keys))
 
 
-@dataclass(frozen=True)
-class Ended:
-    """How one invocation ended, and where its files are."""
-
-    rc: int
-    timed_out: bool  # killed by gitera (by_run: at the run's deadline, else after timeout_s without a new line)
-    by_run: bool
-    base: Path
-    by_budget: bool = False  # killed by gitera because its remaining rows would pass the cost budget
-
-    @property
-    def out_path(self) -> Path:
-        return self.base / "out.jsonl"
-
-    @property
-    def stdout_path(self) -> Path:
-        return self.base / "stdout.txt"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.base / "stderr.txt"
-
-    @property
-    def failed(self) -> bool:
-        """Crashed or hung: rows it did not write are re-run in smaller invocations (bisection)."""
-        return not self.by_budget and ((self.timed_out and not self.by_run) or (not self.timed_out and self.rc != 0))
-
-
 @dataclass
 class CommandRunner:
     command: str
@@ -209,6 +184,7 @@ class CommandRunner:
     live: LiveProcesses
     _seq: Iterator[int] = field(default_factory=itertools.count)  # unique work dirs for retries and halves
     evidence: bool = False  # some invocation of this run wrote a result line: the harness can work
+    remote: ShardExecutor | None = None  # scale (issue 15): where shards run when not here
 
     def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
         shard = unit.payload
@@ -218,59 +194,29 @@ class CommandRunner:
             self.settle(unit)
             return []
         base = self.workdir / f"t{shard.trial}-s{shard.index:04d}{shard.part}-a{unit.attempt}-{next(self._seq)}"
-        base.mkdir(parents=True, exist_ok=True)
-        rows_path, out_path = base / "rows.jsonl", base / "out.jsonl"
-        out_path.unlink(missing_ok=True)  # a reused workdir must never feed an earlier run's lines back
-        rows_path.write_text("".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys), encoding="utf-8")
-        env = {**self.env, "GITERA_TRIAL": str(shard.trial), "GITERA_ROWS": str(rows_path), "GITERA_OUT": str(out_path)}
+        rows_jsonl = "".join(json.dumps(self.rows[k], default=str) + "\n" for k in shard.keys)
         early: dict[str, RowResult] = {}
-        cut = _Cut()
-        if self.collector.gate is not None:
-            self.collector.gate.on_stop(cut)
-        with (base / "stdout.txt").open("wb") as out, (base / "stderr.txt").open("wb") as err:
-            proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
-            cut.proc = proc
-            self.live.add(proc)
-            try:
-                timed_out, by_run = self._watch(proc, shard, _Tail(out_path), early, cut.event)
-                if cut.event.is_set():  # the budget stopped it: its children go too
-                    kill_group(proc, grace_s=0.2)
-            finally:
-                self.live.discard(proc)
-        ended = Ended(proc.returncode, timed_out, by_run, base, by_budget=cut.event.is_set())
+        tick = TICK_S if self.collector.gate is None else BUDGET_TICK_S
+
+        def on_lines(lines: list[str]) -> bool:
+            return self._stream(shard, lines, early)
+
+        if self.remote is not None:  # scale (issue 15): the shard runs on a Dask worker
+            ended = self.remote.run_shard(shard.trial, shard.keys, rows_jsonl, base, self.deadline, tick, on_lines, self.collector.gate)
+        else:
+            cut = Cut()
+            if self.collector.gate is not None:
+                self.collector.gate.on_stop(cut)
+            ended = launch(self.command, cwd=self.checkout, env=self.env, base=base, rows_jsonl=rows_jsonl, trial=shard.trial,
+                           timeout_s=self.timeout_s, deadline=self.deadline, tick_s=tick, cut=cut, live=self.live, on_lines=on_lines)
         return self._collect(unit, ended, set(early))
 
-    def _watch(
-        self, proc: subprocess.Popen[bytes], shard: Shard, tailer: _Tail, early: dict[str, RowResult], cut: threading.Event,
-    ) -> tuple[bool, bool]:
-        """Wait for the invocation; kill it when timeout_s passes without a new result line
-        (its start-up counts toward the first row) or at the run's deadline; return when the
-        budget has cut it. Returns (timed_out, by_run)."""
-        waiter = ExitWaiter(proc)
-        last = time.monotonic()
-        tick = TICK_S if self.collector.gate is None else BUDGET_TICK_S
-        try:
-            while not cut.is_set():
-                end, by_run = last + self.timeout_s, False
-                if self.deadline is not None and self.deadline < end:
-                    end, by_run = self.deadline, True
-                if waiter.wait(max(0.0, min(tick, end - time.monotonic()))):
-                    return False, False
-                if self._stream(shard, tailer, early):
-                    last = time.monotonic()
-                elif time.monotonic() >= end:
-                    kill_group(proc)
-                    return True, by_run
-            return False, False
-        finally:
-            waiter.close()
-
-    def _stream(self, shard: Shard, tailer: _Tail, early: dict[str, RowResult]) -> bool:
+    def _stream(self, shard: Shard, lines: list[str], early: dict[str, RowResult]) -> bool:
         """Record rows a running shard has finished (cache, progress, budget see them now).
         True when a new line for one of the shard's rows appeared (the per-row timer restarts)."""
         batch: dict[str, RowResult] = {}
         progressed = False
-        for line in tailer.new_lines():
+        for line in lines:
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -418,38 +364,3 @@ class CommandRunner:
 
 def _replace_error(result: RowResult, error: str) -> RowResult:
     return replace(result, error=error)
-
-
-class _Cut:
-    """The budget's stopper for one invocation: marks it and sends its group SIGTERM at once; its
-    watcher then kills what is left, and the rows already written are kept."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __call__(self) -> None:
-        self.event.set()
-        if self.proc is not None:
-            signal_group(self.proc, signal.SIGTERM)
-
-
-class _Tail:
-    """Complete lines appended to a file since the last call (the file may not exist yet)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        return data[:end].decode("utf-8", "replace").split("\n")

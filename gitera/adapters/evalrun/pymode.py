@@ -30,7 +30,7 @@ class Call:
 
 @dataclass
 class Reply:
-    kind: str  # "ok" | "exc" | "timeout" | "died"
+    kind: str  # "ok" | "exc" | "timeout" | "died" | "fatal"
     body: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,6 +115,44 @@ class Worker:
         self._stderr.close()
 
 
+class WorkerSlot:
+    """The python worker of one run, restarted when it dies (at most MAX_RESTARTS times);
+    the same on this machine and on a Dask worker (adapters/evalrun/remote.py)."""
+
+    def __init__(self, target: str, arm: str, params: Mapping[str, Any], checkout: Path, env: Mapping[str, str],
+                 stderr_path: Path, live: LiveProcesses, ready_timeout: float) -> None:
+        self.args = (target, arm, params, checkout, env, stderr_path, live, ready_timeout)
+        self._worker: Worker | None = None
+        self._restarts = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> Worker:
+        with self._lock:
+            if self._worker is not None and not self._worker.dead:
+                return self._worker
+            if self._worker is not None and self._worker.fatal is None:
+                self._restarts += 1
+            if self._worker is None or (self._worker.fatal is None and self._restarts <= MAX_RESTARTS):
+                self._worker = Worker(*self.args)
+            return self._worker
+
+    def close(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                self._worker.close()
+
+    def call(self, row: Mapping[str, Any], trial: int, limit: float) -> Reply:
+        """One call: the harness's reply, or "fatal" (it cannot be imported) or "died" with the
+        worker's exit code and stderr tail in the body."""
+        worker = self.get()
+        if worker.fatal is not None:
+            return Reply("fatal", {"fatal": worker.fatal})
+        reply = worker.call(row, trial, limit)
+        if reply.kind == "died":
+            reply.body = {"code": worker.proc.poll(), "tail": tail(worker.stderr_path)}
+        return reply
+
+
 @dataclass
 class PythonRunner:
     target: str
@@ -130,47 +168,39 @@ class PythonRunner:
     workdir: Path
     collector: Collector
     live: LiveProcesses
-    _worker: Worker | None = None
-    _restarts: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _slot: WorkerSlot | None = None
 
-    def worker(self) -> Worker:
-        with self._lock:
-            if self._worker is not None and not self._worker.dead:
-                return self._worker
-            if self._worker is not None and self._worker.fatal is None:
-                self._restarts += 1
-            if self._worker is None or (self._worker.fatal is None and self._restarts <= MAX_RESTARTS):
-                self._worker = Worker(
-                    self.target, self.arm, self.params, self.checkout, self.env,
-                    self.workdir / "python-worker.stderr", self.live, max(self.timeout_s, 30.0),
-                )
-            return self._worker
+    def __post_init__(self) -> None:  # the worker process starts at the first call (never, when a Dask worker calls)
+        self._slot = WorkerSlot(self.target, self.arm, self.params, self.checkout, self.env,
+                                self.workdir / "python-worker.stderr", self.live, max(self.timeout_s, 30.0))
 
     def close(self) -> None:
-        with self._lock:
-            if self._worker is not None:
-                self._worker.close()
+        if self._slot is not None:
+            self._slot.close()
 
     def execute(self, unit: Unit[Call]) -> list[Unit[Call]]:
         call = unit.payload
-        row_id = self.ids[call.key]
         limit, by_run = self.timeout_s, False
         if self.deadline is not None and self.deadline - time.monotonic() < limit:
             limit, by_run = max(0.0, self.deadline - time.monotonic()), True
-        worker = self.worker()
+        assert self._slot is not None
+        return self.settle(unit, self._slot.call(self.rows[call.key], call.trial, limit), limit, by_run)
+
+    def settle(self, unit: Unit[Call], reply: Reply, limit: float, by_run: bool) -> list[Unit[Call]]:
+        """Record one call's reply (here or from a Dask worker); the retry of a transient failure."""
+        call = unit.payload
+        row_id = self.ids[call.key]
         where = f"trial {call.trial} call for row {row_id!r}"
-        if worker.fatal is not None:
-            error = f"could not load {self.target}: {worker.fatal}"
+        if reply.kind == "fatal":
+            error = f"could not load {self.target}: {reply.body.get('fatal')}"
             return self._final(unit, RowResult(row_id, call.trial, None, "crash", error=error), [f"{where}: {error}"])
-        reply = worker.call(self.rows[call.key], call.trial, limit)
         if reply.kind == "timeout":
             why = "the run timeout" if by_run else "timeout_s"
             error = f"the call did not return within {limit:g} s ({why})"
             return self._final(unit, RowResult(row_id, call.trial, None, "timeout", error=error), [f"{where}: {error}"])
         if reply.kind == "died":
-            code = worker.proc.poll()
-            error = f"the python worker exited with code {code} during the call; stderr tail:\n{tail(worker.stderr_path)}"
+            code = reply.body.get("code")
+            error = f"the python worker exited with code {code} during the call; stderr tail:\n{reply.body.get('tail', '')}"
             return self._final(unit, RowResult(row_id, call.trial, None, "crash", error=error), [f"{where}: the python worker exited with code {code}"])
         if reply.kind == "exc":
             body = reply.body

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.cache import FIELDS, Cache, CacheKey, canonical_json, row_hash
 from gitera.adapters.evalrun.collect import Collector, describe_ids
@@ -18,6 +18,9 @@ from gitera.adapters.evalrun.procs import LiveProcesses
 from gitera.adapters.evalrun.schedule import BudgetGate, Scheduler, Unit
 from gitera.adapters.progress import Progress
 from gitera.core.errors import ConfigError, EvalError
+
+if TYPE_CHECKING:
+    from gitera.adapters.evalrun.cluster import Remote, Session
 
 AGGREGATE_WARNING = (
     "the eval printed only `SCORE:` lines (no per-row results in GITERA_OUT), so the run is "
@@ -71,8 +74,11 @@ def run_eval(
     progress: Progress | None = None,
     workdir: Path,
     retry: RetryPolicy = RetryPolicy(),
+    remote: Remote | None = None,
 ) -> EvalRun:
-    """Score every row x trial of one arm; see docs/eval-contract.md for the contract."""
+    """Score every row x trial of one arm; see docs/eval-contract.md for the contract.
+
+    With `remote` the invocations run on a Dask cluster (cluster.py); everything else stays here."""
     started = time.monotonic()
     _validate(trials, concurrency, timeout_s, run_timeout_s, checkout)
     if cache is not None and tree_id is None:
@@ -107,43 +113,73 @@ def run_eval(
         collector.gate = BudgetGate(budget, collector.warn)
     deadline = None if run_timeout_s is None else started + run_timeout_s
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
+    contract = {
         "GITERA_TAG": tag,
         "GITERA_ARM": arm,
         "GITERA_ARM_PARAMS": json.dumps(dict(params), sort_keys=True, default=str),
         "GITERA_SPLIT": split,
-        "PYTHONDONTWRITEBYTECODE": "1",
     }
+    env = {**os.environ, **contract, "PYTHONDONTWRITEBYTECODE": "1"}
     live = LiveProcesses()
     stop_reason = None
     leftover_calls: list[tuple[str, int]] = []
-    if spec.command is not None:
-        cmd_runner = CommandRunner(spec.command, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live)
-        shards = plan_shards(pending, concurrency, spec.shard_size)
-        cmd_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
-        cmd_sched.run([Unit(s, len(s.keys)) for s in shards], cmd_runner.execute, live.kill_all)
-        stop_reason = cmd_sched.stop_reason
-        for unit in cmd_sched.leftover:
-            if unit.payload.failure is not None:  # ran and failed: not "not run"
-                cmd_runner.settle(unit)
-        leftover_calls = [(k, u.payload.trial) for u in cmd_sched.leftover if u.payload.failure is None for k in u.payload.keys]
-    else:
-        assert spec.python is not None
-        from gitera.adapters.evalrun.pymode import Call, PythonRunner  # python mode only
+    session = _open_session(remote, spec, contract, timeout_s) if remote is not None and any(pending.values()) else None
 
-        py_runner = PythonRunner(spec.python, arm, params, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live)
-        units = [Unit(Call(k, t), 1) for t in trials for k in pending[t]]
-        py_sched: Scheduler[Call] = Scheduler(concurrency, deadline, collector.gate)
-        try:
-            py_sched.run(units, py_runner.execute, live.kill_all)
-        finally:
-            py_runner.close()
-        stop_reason = py_sched.stop_reason
-        leftover_calls = [(u.payload.key, u.payload.trial) for u in py_sched.leftover]
+    def cancel() -> None:
+        live.kill_all()
+        if session is not None:
+            session.cancel_all()
+
+    try:
+        stop_reason, leftover_calls = _schedule(spec, checkout, arm, params, env, by_key, ids, pending, trials, concurrency, timeout_s,
+                                                deadline, retry, workdir, collector, live, session, cancel)
+    finally:
+        if session is not None:
+            session.close()
     return _assemble(
         arm, split, trials, order, ids, hits, collector, stop_reason, leftover_calls, budget, time.monotonic() - started, progress
     )
+
+
+def _open_session(remote: Remote, spec: EvalSpec, contract: Mapping[str, str], timeout_s: float) -> Session:
+    """scale (issue 15): connect to the cluster and send it the scored tree."""
+    from gitera.adapters.evalrun.cluster import Session, connect
+
+    return Session(connect(remote.address), remote, spec.command, contract, timeout_s).open()
+
+
+def _schedule(
+    spec: EvalSpec, checkout: Path, arm: str, params: Mapping[str, Any], env: Mapping[str, str], by_key: Mapping[str, Mapping[str, Any]],
+    ids: Mapping[str, RowId], pending: Mapping[int, Sequence[str]], trials: Sequence[int], concurrency: int, timeout_s: float,
+    deadline: float | None, retry: RetryPolicy, workdir: Path, collector: Collector, live: LiveProcesses, session: Session | None,
+    cancel: Callable[[], None],
+) -> tuple[Any, list[tuple[str, int]]]:
+    """Run the pending calls through the scheduler; (stop reason, calls left unrun)."""
+    if spec.command is not None:
+        cmd_runner = CommandRunner(spec.command, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live, remote=session)
+        shards = plan_shards(pending, concurrency, spec.shard_size)
+        cmd_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
+        cmd_sched.run([Unit(s, len(s.keys)) for s in shards], cmd_runner.execute, cancel)
+        for unit in cmd_sched.leftover:
+            if unit.payload.failure is not None:  # ran and failed: not "not run"
+                cmd_runner.settle(unit)
+        return cmd_sched.stop_reason, [(k, u.payload.trial) for u in cmd_sched.leftover if u.payload.failure is None for k in u.payload.keys]
+    assert spec.python is not None
+    from gitera.adapters.evalrun.pymode import Call, PythonRunner  # python mode only
+
+    py_runner = PythonRunner(spec.python, arm, params, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live)
+    if session is not None:  # scale (issue 15): calls go to the workers in shards, as command mode's rows do
+        remote_runner = session.python_shards(py_runner, spec.python, arm, params, by_key, deadline, collector.gate)
+        remote_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
+        remote_sched.run([Unit(s, len(s.keys)) for s in plan_shards(pending, concurrency, spec.shard_size)], remote_runner.execute, cancel)
+        return remote_sched.stop_reason, [(k, u.payload.trial) for u in remote_sched.leftover for k in u.payload.keys]
+    units = [Unit(Call(k, t), 1) for t in trials for k in pending[t]]
+    py_sched: Scheduler[Call] = Scheduler(concurrency, deadline, collector.gate)
+    try:
+        py_sched.run(units, py_runner.execute, cancel)
+    finally:
+        py_runner.close()
+    return py_sched.stop_reason, [(u.payload.key, u.payload.trial) for u in py_sched.leftover]
 
 
 def _assemble(
