@@ -50,13 +50,25 @@ def tsv_row(a: Record) -> list[str]:
     """The tsv columns of one attempt (docs/iterate.md, "History": each column defined there)."""
     d = a.data
     score = d.get("score")
-    scored = isinstance(score, (int, float)) and not isinstance(score, bool)
+    scored = number_cell(score, ".6f") != "—"
     guard = "fail" if d.get("status") == "guard_fail" else "ok" if scored else ""
-    return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
+    return [a.commit[:12], number_cell(score, ".6f") if scored else "", guard, _cell(d.get("status")), _cell(d.get("hypothesis"))]
 
 
-def _num(v: Any, spec: str = ".4f") -> str:
-    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
+def number_cell(v: Any, spec: str = ".4f") -> str:
+    """A trailer's number formatted, or "—" for anything else (a hand-written record may hold anything)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "—"
+    try:
+        return format(float(v), spec)
+    except OverflowError:  # a hand-written trailer's 400-digit integer
+        return "—"
+
+
+def _cell(v: Any) -> str:
+    """Any trailer value as one short line of text: a hand-written record may hold anything."""
+    text = v if isinstance(v, str) else "" if v is None else json.dumps(v, default=str)[:80]
+    return " ".join(text.split())
 
 
 def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | None) -> str | dict[str, Any]:
@@ -82,8 +94,8 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
             "",
             "| baseline | current best | attempts | kept | discarded | crashed | guard failures |",
             "|---|---|---|---|---|---|---|",
-            f"| {b.get('arm', '—')} {_num(b.get('score'))} (noise ±{_num(b.get('noise_floor'))}) | "
-            f"#{best.get('iteration', 0)} {_num(best.get('score'))} | {s['attempts']}/{max_iterations or '—'} | {c['keep']} | "
+            f"| {b.get('arm', '—')} {number_cell(b.get('score'))} (noise ±{number_cell(b.get('noise_floor'))}) | "
+            f"#{best.get('iteration', 0)} {number_cell(best.get('score'))} | {s['attempts']}/{max_iterations or '—'} | {c['keep']} | "
             f"{c['discard']} | {c['crash'] + c['timeout']} | {c['guard_fail']} |",
             "",
             "| # | sprint | score | Δ vs best | status | hypothesis |",
@@ -91,20 +103,25 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
         ]
         for a in atts:
             d = a.data
-            hyp = str(d.get("hypothesis") or "").replace("|", "\\|")
-            lines.append(f"| {d.get('iteration')} | {d.get('sprint')} | {_num(d.get('score'))} | {_num(d.get('delta'), '+.4f')} | {d.get('status')} | {hyp} |")
+            hyp = _cell(d.get("hypothesis")).replace("|", "\\|")
+            lines.append(f"| {_cell(d.get('iteration'))} | {_cell(d.get('sprint'))} | {number_cell(d.get('score'))} | {number_cell(d.get('delta'), '+.4f')} | "
+                         f"{_cell(d.get('status'))} | {hyp} |")
         for g in s["gates"]:
-            lines.append(f"\nGate after sprint {g['sprint']}: **{g['outcome']}** (locked iteration {g['locked_iteration']})")
+            lines.append(f"\nGate after sprint {_cell(g['sprint'])}: **{_cell(g['outcome'])}** (locked iteration {_cell(g['locked_iteration'])})")
         return "\n".join(lines)
     lines = [f"{'#':>3} {'sprint':>6} {'commit':<10} {'score':>8} {'Δ vs best':>10} {'status':<10} hypothesis"]
     for r in records:
         d = r.data
         if r.kind == "Result" and d.get("kind") == "run":
-            lines.append(f"{'run':>3} {'':>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} arm {d.get('arm')}")
+            lines.append(f"{'run':>3} {'':>6} {r.commit[:10]:<10} {number_cell(d.get('score')):>8} {number_cell(d.get('delta'), '+.4f'):>10} {_cell(d.get('status')):<10} "
+                         f"arm {_cell(d.get('arm'))}")
         elif r.kind == "Result" and d.get("kind") == "attempt":
-            lines.append(f"{d.get('iteration'):>3} {d.get('sprint'):>6} {r.commit[:10]:<10} {_num(d.get('score')):>8} {_num(d.get('delta'), '+.4f'):>10} {str(d.get('status')):<10} {d.get('hypothesis')}")
+            lines.append(f"{_cell(d.get('iteration')):>3} {_cell(d.get('sprint')):>6} {r.commit[:10]:<10} {number_cell(d.get('score')):>8} "
+                         f"{number_cell(d.get('delta'), '+.4f'):>10} {_cell(d.get('status')):<10} {_cell(d.get('hypothesis'))}")
         elif r.kind == "Gate":
-            lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {str(d.get('outcome')):<10} {'; '.join(d.get('reasons') or [])}")
+            reasons = d.get("reasons")
+            why = "; ".join(_cell(x) for x in reasons) if isinstance(reasons, list) else _cell(reasons)
+            lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {_cell(d.get('outcome')):<10} {why}")
         elif r.kind == "Stop":
-            lines.append(f"{'':>3} {'stop':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {'stopped':<10} {d.get('reason')}")
+            lines.append(f"{'':>3} {'stop':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {'stopped':<10} {_cell(d.get('reason'))}")
     return "\n".join(lines)

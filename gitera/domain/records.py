@@ -12,6 +12,7 @@ from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.history import Record, read
+from gitera.core.results import jsonl_lines
 from gitera.domain.experiment import Experiment
 
 
@@ -24,12 +25,11 @@ def records_file(repo: Repo, commit: str, path: str) -> list[dict[str, Any]] | N
     if raw is None:
         return None
     out = []
-    for line in raw.decode("utf-8", errors="replace").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                return None
+    for line in jsonl_lines(raw.decode("utf-8", errors="replace")):
+        try:
+            out.append(json.loads(line))
+        except (ValueError, RecursionError):
+            return None
     return out
 
 
