@@ -12,13 +12,15 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitera.core.errors import GiteraError, RefusedError, UsageError
 
 ZERO = "0" * 40
+FILE_MODE = "100644"
+Entry = tuple[str, str]  # (mode, object id) of a tree entry, e.g. ("100755", "3b18e5...")
 
 
 class GitFailed(GiteraError):
@@ -298,10 +300,10 @@ class Repo:
             os.replace(tmp, target)
         return sha
 
-    def _index_info(self, files: Mapping[str, str | None], env: Mapping[str, str] | None = None) -> None:
-        """Set (blob id) or remove (None) index entries in one `git update-index --index-info` call."""
+    def _index_info(self, files: Mapping[str, Entry | None], env: Mapping[str, str] | None = None) -> None:
+        """Set ((mode, object id)) or remove (None) index entries in one `git update-index --index-info` call."""
         zero = "0" * 40
-        lines = "".join(f"100644 {sha}\t{path}\n" if sha else f"0 {zero}\t{path}\n" for path, sha in files.items())
+        lines = "".join(f"{e[0]} {e[1]}\t{path}\n" if e else f"0 {zero}\t{path}\n" for path, e in files.items())
         if lines:
             _run(["update-index", "--index-info"], self.root, input=lines.encode(), env=env)
 
@@ -309,11 +311,34 @@ class Repo:
         """A commit of ``parent``'s tree with ``files`` set (None deletes), on no branch."""
         names = [p for p, c in files.items() if c is not None]
         blobs = dict(zip(names, self.write_blobs([files[p] or b"" for p in names], len(parent))))
-        changes = {p: blobs.get(p) for p in files}
-        tree = (self._tree_written(parent, changes) if len(parent) == 40 else None) or self._tree_via_index(parent, changes)
+        return self.compose(parent, {p: (FILE_MODE, blobs[p]) if p in blobs else None for p in files}, message)
+
+    def compose(self, parent: str, entries: Mapping[str, Entry | None], message: str) -> str:
+        """A commit of ``parent``'s tree with ``entries`` set to (mode, object id) (None deletes), on no branch:
+        objects already in the repository (a locked file's blob, with its mode) are reused as they are."""
+        tree = (self._tree_written(parent, entries) if len(parent) == 40 else None) or self._tree_via_index(parent, entries)
         return _run(["commit-tree", tree, "-p", parent, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
 
-    def _tree_via_index(self, parent: str, changes: Mapping[str, str | None]) -> str:
+    def tree_entries(self, rev: str, paths: Sequence[str] = ()) -> dict[str, Entry]:
+        """path -> (mode, object id) of every file (or of ``paths``) at ``rev``, recursively."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths)
+        result: dict[str, Entry] = {}
+        for entry in out.split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                mode, _, oid = meta.split()
+                result[path] = (mode, oid)
+        return result
+
+    def remember(self, key: str, compute: Callable[[], str]) -> str:
+        """``compute()`` once per Repo object (one command): for what no step of the command changes."""
+        if self._memo.get(key) is None:
+            self._memo[key] = compute()
+        value = self._memo[key]
+        assert value is not None
+        return value
+
+    def _tree_via_index(self, parent: str, changes: Mapping[str, Entry | None]) -> str:
         """The tree of ``parent`` with ``changes`` (blob id, or None to delete), through a private index."""
         with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -321,7 +346,7 @@ class Repo:
             self._index_info(changes, env=env)
             return _run(["write-tree"], self.root, env=env).stdout.decode().strip()
 
-    def _tree_written(self, parent: str, changes: Mapping[str, str | None]) -> str | None:
+    def _tree_written(self, parent: str, changes: Mapping[str, Entry | None]) -> str | None:
         """The same tree as ``_tree_via_index``, built here: one `cat-file --batch` for the trees
         on the changed paths, new trees written as loose objects (SHA-1 repositories). Three git
         processes fewer per commit; None (use the index) for anything unusual — a path where a
@@ -337,15 +362,15 @@ class Repo:
             if obj is not None and obj[0] != b"tree":
                 return None
             trees[folder] = parse_tree(obj[1]) if obj else {}
-        for path, blob in changes.items():
+        for path, entry in changes.items():
             folder, _, name = path.rpartition("/")
-            if blob is None:
+            if entry is None:
                 trees[folder].pop(name.encode(), None)
             else:
                 old = trees[folder].get(name.encode())
                 if old is not None and old[0] == b"40000":
                     return None  # a folder would become a file
-                trees[folder][name.encode()] = (b"100644", bytes.fromhex(blob))
+                trees[folder][name.encode()] = (entry[0].encode(), bytes.fromhex(entry[1]))
         tree_id = ""
         for folder in folders:  # deepest first: each writes its entry into its parent
             entries = trees[folder]
@@ -445,7 +470,7 @@ class Repo:
                 tmp = target.with_name(target.name + ".gitera-tmp")
                 tmp.write_bytes(content)
                 os.replace(tmp, target)
-        self._index_info({p: (blob_id(c) if c is not None else None) for p, c in files.items()})
+        self._index_info({p: ((FILE_MODE, blob_id(c)) if c is not None else None) for p, c in files.items()})
 
 
 def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:

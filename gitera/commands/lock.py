@@ -41,6 +41,7 @@ def _lock(repo: Repo, exp: Experiment, out: Output) -> int:
         "locked": {f["path"]: f["sha256"] for f in record["files"]},
         "tool_version": record["tool_version"],
         "at": record["locked_at"],
+        **({"refs": record["refs"]} if record["refs"] else {}),  # each arm's ref, pinned (issue 12)
     }
     message = build_message(
         f"gitera lock: {exp.tag}",

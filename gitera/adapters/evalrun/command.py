@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gitera.adapters.evalrun.collect import Collector, describe_ids
+from gitera.adapters.evalrun.isolation import command_argv, finish, launch_harness
 from gitera.adapters.evalrun.model import RetryPolicy, RowId, RowResult
-from gitera.adapters.evalrun.parse import find_score, id_key, interpret, parse_lines
-from gitera.adapters.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, signal_group, spawn, tail
+from gitera.adapters.evalrun.parse import TOO_DEEP, find_score, id_key, interpret, load_line, parse_lines
+from gitera.adapters.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, signal_group, tail
 from gitera.adapters.evalrun.schedule import Unit
 
 WAVES = 4  # at most this many shards per concurrency slot
@@ -228,7 +229,7 @@ class CommandRunner:
         if self.collector.gate is not None:
             self.collector.gate.on_stop(cut)
         with (base / "stdout.txt").open("wb") as out, (base / "stderr.txt").open("wb") as err:
-            proc = spawn(["/bin/sh", "-c", self.command], cwd=self.checkout, env=env, stdout=out, stderr=err)
+            proc = launch_harness(command_argv(self.command), cwd=self.checkout, env=env, stdout=out, stderr=err)
             cut.proc = proc
             self.live.add(proc)
             try:
@@ -237,6 +238,8 @@ class CommandRunner:
                     kill_group(proc, grace_s=0.2)
             finally:
                 self.live.discard(proc)
+                if proc.returncode is not None:
+                    finish(proc)  # what the invocation left running in its group dies with it
         ended = Ended(proc.returncode, timed_out, by_run, base, by_budget=cut.event.is_set())
         return self._collect(unit, ended, set(early))
 
@@ -272,8 +275,8 @@ class CommandRunner:
         progressed = False
         for line in tailer.new_lines():
             try:
-                obj = json.loads(line)
-            except ValueError:
+                obj = load_line(line)
+            except ValueError:  # bad JSON or nested too deep: judged when the invocation ends
                 continue
             key = id_key(obj.get("id")) if isinstance(obj, dict) else None
             if key is None or key not in shard.keys:
@@ -310,7 +313,9 @@ class CommandRunner:
         cost_of_retried = 0.0
         unwritten: list[str] = []
         for k in shard.keys:
-            if k in parsed.duplicates:
+            if k in parsed.too_deep:
+                final[k] = RowResult(self.ids[k], shard.trial, None, "crash", error=f"{source} line {parsed.too_deep[k]}: {TOO_DEEP}")
+            elif k in parsed.duplicates:
                 lines = ", ".join(map(str, parsed.duplicates[k]))
                 final[k] = RowResult(self.ids[k], shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
             elif k in parsed.found:

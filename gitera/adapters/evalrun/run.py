@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gitera.adapters.cache import FIELDS, Cache, CacheKey, canonical_json, row_hash
 from gitera.adapters.evalrun.collect import Collector, describe_ids
 from gitera.adapters.evalrun.command import CommandRunner, Shard, plan_shards
+from gitera.adapters.evalrun.isolation import harness_env
 from gitera.adapters.evalrun.model import Budget, EvalRun, EvalSpec, RetryPolicy, RowId, RowResult
 from gitera.adapters.evalrun.parse import id_key
 from gitera.adapters.evalrun.procs import LiveProcesses
@@ -71,8 +72,11 @@ def run_eval(
     progress: Progress | None = None,
     workdir: Path,
     retry: RetryPolicy = RetryPolicy(),
+    spend_journal: Callable[[float], None] | None = None,
 ) -> EvalRun:
-    """Score every row x trial of one arm; see docs/eval-contract.md for the contract."""
+    """Score every row x trial of one arm; see docs/eval-contract.md for the contract.
+
+    ``spend_journal`` is called with every reported cost before it is counted (evalrun.journal)."""
     started = time.monotonic()
     _validate(trials, concurrency, timeout_s, run_timeout_s, checkout)
     if cache is not None and tree_id is None:
@@ -102,19 +106,17 @@ def run_eval(
     total = len(order) * len(trials)
     if progress is not None:
         progress.start(total, label=f"{arm} ({split})", done=len(hits))
-    collector = Collector(store if cache is not None else None, progress, None)
+    collector = Collector(store if cache is not None else None, progress, None, spend_journal)
     if budget is not None:
         collector.gate = BudgetGate(budget, collector.warn)
     deadline = None if run_timeout_s is None else started + run_timeout_s
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
+    env = harness_env(os.environ, spec.env, {
         "GITERA_TAG": tag,
         "GITERA_ARM": arm,
         "GITERA_ARM_PARAMS": json.dumps(dict(params), sort_keys=True, default=str),
         "GITERA_SPLIT": split,
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
+    })
     live = LiveProcesses()
     stop_reason = None
     leftover_calls: list[tuple[str, int]] = []
