@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitera.adapters.git import Entry, Repo, blob_id
+from gitera.core.errors import RefusedError
 
 SYMLINK, GITLINK, EXECUTABLE = "120000", "160000", "100755"
 
@@ -33,6 +34,10 @@ def materialize(repo: Repo, commit: str, slot: str, *, verify: bool = False) -> 
     """The tree of ``commit`` written under .git/gitera/worktrees/<slot>, and its entries (path -> (mode, object id))."""
     path = slot_path(repo, slot)
     entries = repo.tree_entries(commit)
+    unsafe = next((p for p in entries if any(part in ("", ".", "..") or part.lower() == ".git" for part in p.split("/"))), None)
+    if unsafe is not None:  # git refuses such names; a crafted object (hash-object --literally) could hold one
+        raise RefusedError(f"commit {commit[:10]} holds the path {unsafe!r}, which would be written outside its checkout; "
+                           "it cannot be scored — fix the arm's ref or the history.")
     manifest_path = path.with_name(slot + ".manifest")
     if (path / ".git").exists():  # a slot of gitera < 0.2 was a `git worktree`: start it afresh
         shutil.rmtree(path)

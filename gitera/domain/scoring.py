@@ -91,6 +91,19 @@ def arm_commit(exp: Experiment, frame: Frame, arm: str) -> str:
     return base_commit(exp)
 
 
+def arm_source(exp: Experiment, frame: Frame, arm: str) -> str:
+    """The commit on the branch (or the pinned ref) that the arm's registered content comes from, for
+    the records: its pinned ref; the branch tip for the iterated arm (its target files); else the lock
+    commit. Scoring trees themselves are commits on no branch, never pushed."""
+    if frame.arms[arm].ref is not None:
+        pinned = (exp.read_lock().get("refs") or {}).get(arm) or exp.repo.rev(frame.arms[arm].ref or "")
+        if pinned:
+            return str(pinned)
+    if frame.iterate is not None and arm == frame.iterate.arm:
+        return exp.repo.rev(f"refs/heads/{exp.branch}") or ""
+    return lock_commit(exp)
+
+
 def base_commit(exp: Experiment) -> str:
     """The lock commit's tree with the split's train rows: every arm's tree starts here (once per command)."""
     repo = exp.repo
@@ -107,7 +120,11 @@ def lock_commit(exp: Experiment) -> str:
     """The commit that locked the experiment: the first with its Gitera-Lock trailer on the branch.
 
     It must hold lock.json as the work tree has it and every locked file at its locked content:
-    a rewritten lock commit (`rebase -i`) is refused rather than scored."""
+    a rewritten lock commit (`rebase -i`) is refused rather than scored. Found once per command."""
+    return exp.repo.remember(f"lock-commit:{exp.tag}", lambda: _find_lock_commit(exp))
+
+
+def _find_lock_commit(exp: Experiment) -> str:
     from gitera.adapters.history import read
     from gitera.domain.experiment import locked_records
 
