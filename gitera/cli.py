@@ -57,7 +57,7 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("tag")
+@click.argument("tag", required=False)
 @click.option("--question", "-q", default="", help="The question, in one sentence.")
 @click.option("--hypothesis", default="", help="What you expect and why.")
 @click.option("--baseline", "baseline", default="baseline", show_default=True, help="Name of the baseline arm.")
@@ -78,8 +78,10 @@ def cli() -> None:
 @click.option("--locked", "locked", multiple=True, metavar="FILE", help="A file frozen by the lock (repeatable).")
 @click.option("--trials", type=click.IntRange(3, 100), default=3, show_default=True, help="Trials per row and arm.")
 @click.option("--harness", type=click.Choice(["command", "python"]), help="Also write a starter eval harness.")
+@click.option("--agent", is_flag=True, help="Also write program.md and an AGENTS.md section telling a coding agent the loop "
+              "(without TAG: regenerate them from the current experiment's frame).")
 @json_option
-def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **opts: Any) -> None:
+def init(tag: str | None, arms: tuple[str, ...], harness: str | None, agent: bool, as_json: bool, **opts: Any) -> None:
     """Start experiment TAG: branch autoexp/TAG with a frame template and program.md.
 
     Options fill the frame without an editor; whatever is left holds a TODO
@@ -91,9 +93,17 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
         --arm v1="current prompt" --arm v2="names the payment processor" \\
         --baseline v1 --baseline-ref src/route.py:42 --threshold 0.05 \\
         --slice-loss-floor 0.02 --eval-command "python eval/run.py" --locked eval/run.py
+      gitera init --agent          # after `gitera lock`: program.md and AGENTS.md from the frame
     """
     from gitera.commands.init import init as run
     from gitera.core.scaffold import FrameDraft
+
+    if tag is None:
+        if not agent:
+            raise click.UsageError("give the experiment's TAG (or --agent, to write the agent's files of the current experiment)")
+        from gitera.commands.init import init_agent
+
+        sys.exit(init_agent(None, _out(as_json)))
 
     parsed: dict[str, str] = {}
     for item in arms:
@@ -110,25 +120,34 @@ def init(tag: str, arms: tuple[str, ...], harness: str | None, as_json: bool, **
             opts["eval_python"] = PYTHON_TARGET
         opts["locked"] = tuple(opts["locked"]) or (HARNESS_PATH,)
     draft = FrameDraft(tag=tag, arms=parsed, **opts)
-    sys.exit(run(draft, _out(as_json), harness=harness))
+    sys.exit(run(draft, _out(as_json), harness=harness, agent=agent))
 
 
 @cli.command(context_settings=CONTEXT)
 @tag_option
+@click.option("--check", is_flag=True, help="First run the harness once per arm (on the first row the split will put in train) "
+              "and refuse to lock when an arm gives no score.")
+@click.option("--dry-run", is_flag=True, help="Run that check and lock nothing.")
+@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="With --check: the data file (default: data.source).")
 @json_option
-def lock(tag: str | None, as_json: bool) -> None:
+def lock(tag: str | None, check: bool, dry_run: bool, data: Path | None, as_json: bool) -> None:
     """Validate the frame and freeze it with every locked file (one commit).
 
     From then on the hooks, every gitera command and `gitera verify` refuse any
-    change to the frame or a locked file.
+    change to the frame or a locked file. With --check the harness runs once per arm
+    first, so a harness that produces no score is fixed before it is frozen (exit 5).
 
     \b
     Example:
+      gitera lock --check                  # check the harness, then lock
+      gitera lock --dry-run --data data/tickets.csv
       gitera lock
     """
     from gitera.commands.lock import lock as run
 
-    sys.exit(run(tag, _out(as_json)))
+    if data is not None and not (check or dry_run):
+        raise click.UsageError("--data goes with --check or --dry-run")
+    sys.exit(run(tag, _out(as_json), check=check, dry_run=dry_run, data=data))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -210,11 +229,17 @@ def run(tag: str | None, no_cache: bool, as_json: bool) -> None:
 @cli.command(context_settings=CONTEXT)
 @tag_option
 @click.option("-m", "--message", "hypothesis", default="", metavar="HYPOTHESIS", help="The one change this attempt tests, as a hypothesis.")
-@click.option("--loop", is_flag=True, help="Keep iterating until a stop condition, with --propose making each change.")
+@click.option("--loop", is_flag=True, help="Keep iterating until a stop condition, with --propose making each change "
+              "(without --propose: resume the last session).")
 @click.option("--propose", metavar="CMD", help="With --loop: a command (an agent or script) that edits the target files.")
+@click.option("--resume", is_flag=True, help="Go on after a plateau or crash stop (a budget stop stays final).")
+@click.option("--max-hours", type=float, metavar="H", help="With --loop: this session's wall-clock limit, in hours.")
+@click.option("--never-stop", is_flag=True, help="With --loop: failing proposals never end the session; only a budget "
+              "(or --max-hours) does.")
 @click.option("--no-cache", is_flag=True, help="Score every row again even if a cached result exists.")
 @json_option
-def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, no_cache: bool, as_json: bool) -> None:
+def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, resume: bool, max_hours: float | None,
+            never_stop: bool, no_cache: bool, as_json: bool) -> None:
     """One attempt on the iterated arm: score the target files' change on dev, keep or restore.
 
     Only the frame's target files may differ from the current best. The attempt is kept
@@ -227,17 +252,20 @@ def iterate(tag: str | None, hypothesis: str, loop: bool, propose: str | None, n
       $EDITOR rules/v2.txt
       gitera iterate -m "a rule for 'card+arrive' moves delivery questions out of the fallback"
       gitera iterate --loop --propose "python agent.py"   # autonomous, until a stop condition
+      gitera iterate --loop --propose "python agent.py" --max-hours 8 --never-stop   # overnight
+      gitera iterate --loop                 # resume the last session (after a kill, the next night)
+      gitera iterate --loop --resume        # go on after a plateau stop
     """
     out = _out(as_json)
+    if not loop and (propose or max_hours is not None or never_stop):
+        raise click.UsageError("--propose, --max-hours and --never-stop go with --loop")
     if loop:
         from gitera.commands.autoloop import autoloop
 
-        if not propose:
-            raise click.UsageError("--loop needs --propose CMD: the command that makes each change")
-        sys.exit(autoloop(tag, propose, out, use_cache=not no_cache))
+        sys.exit(autoloop(tag, propose, out, use_cache=not no_cache, resume=resume, max_hours=max_hours, never_stop=never_stop))
     from gitera.commands.iterate import iterate as run_cmd
 
-    sys.exit(run_cmd(tag, hypothesis, out, use_cache=not no_cache))
+    sys.exit(run_cmd(tag, hypothesis, out, use_cache=not no_cache, resume=resume))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -280,9 +308,64 @@ def diagnose(tag: str | None, attempt: str, against: str, train: int, as_json: b
     sys.exit(run_cmd(tag, attempt, against, _out(as_json), train=train))
 
 
+@cli.command("diff", context_settings=CONTEXT)
+@tag_option
+@click.argument("a")
+@click.argument("b")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
+              help="Which rows: dev, or the opened test rows after the verdict (arms only).")
+@click.option("--show-text", is_flag=True, help="Also show each row's input, reference and both outputs (for people: dev text must not reach an iterating agent).")
+@click.option("--train", type=click.IntRange(min=0), default=0, metavar="N", help="Compare on up to N train rows instead, scored now (cached), text included.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True, help="Rows listed per section (0: all); --json lists all.")
+@json_option
+def diff_cmd(tag: str | None, a: str, b: str, split: str, show_text: bool, train: int, limit: int, as_json: bool) -> None:
+    """Which rows B fixed and broke against A: two arms, attempts, or the best.
+
+    A and B are baseline, best, an arm name or an attempt number (3 or #3). Rows are listed
+    as fixed, broken, better, worse and crashed (a row a side could not score is never
+    counted as the same). Dev rows appear as ids and scores unless --show-text.
+
+    \b
+    Example:
+      gitera diff baseline best
+      gitera diff 3 4 --show-text           # what attempt 4 changed, with outputs
+      gitera diff v1 v2 --train 50 --json   # on train rows, text included
+      gitera diff v1 v2 --split test        # after the verdict
+    """
+    from gitera.commands.diff import diff as run_cmd
+
+    sys.exit(run_cmd(tag, a, b, _out(as_json), split=split, show_text=show_text, train=train, limit=limit))
+
+
 @cli.command(context_settings=CONTEXT)
 @tag_option
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "tsv", "jsonl", "md", "json"]), default="table", show_default=True)
+@click.option("--out", "dest", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the page here (default: .git/gitera/view/TAG.html; never inside the work tree unless git-ignored).")
+@click.option("--no-serve", is_flag=True, help="Only write the page and print its path; it needs no server.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@json_option
+def view(tag: str | None, dest: Path | None, no_serve: bool, port: int, as_json: bool) -> None:
+    """The output browser: one self-contained HTML page of the experiment, served on localhost.
+
+    The frame, every attempt (hypothesis, decision, gain and CI, diff, commit), the gates, the
+    four charts, and the per-row table of dev rows (test rows after the verdict): input,
+    reference, each arm's and attempt's output and score, filters and a side-by-side of two.
+    The page shows dev rows' text: it is for people, kept out of git and out of an agent's way.
+
+    \b
+    Example:
+      gitera view                       # serve it; open the printed http://127.0.0.1:PORT/
+      gitera view --no-serve --out /tmp/review.html
+    """
+    from gitera.commands.view import view as run_cmd
+
+    sys.exit(run_cmd(tag, dest, not no_serve, port, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "tsv", "jsonl", "md", "json", "results-tsv"]), default="table",
+              show_default=True)
 @click.option("--chart", type=click.Path(path_type=Path, dir_okay=False), help="Also draw the progression chart (PNG; an SVG is written beside it).")
 @json_option
 def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
@@ -291,17 +374,60 @@ def log(tag: str | None, fmt: str, chart: Path | None, as_json: bool) -> None:
     \b
     Formats: table (default); tsv (commit, metric, guard, status, description);
     jsonl (a config header line, then one result line per attempt); md (a dashboard
-    for a pull request); json (everything).
+    for a pull request); json (everything); results-tsv (autoresearch's results.tsv:
+    commit, <metric>, memory_gb, status keep/discard/crash, description).
 
     \b
     Example:
       gitera log
       gitera log --format tsv > results.tsv
+      gitera log --format results-tsv > results.tsv     # for autoresearch's tools
       gitera log --format md --chart progression.png
     """
     from gitera.commands.log import log as run_cmd
 
     sys.exit(run_cmd(tag, fmt, as_json, chart, _out(as_json)))
+
+
+@cli.command(context_settings=CONTEXT)
+@tag_option
+@click.option("-m", "--message", "reason", required=True, metavar="REASON", help="Why the experiment is abandoned (recorded).")
+@json_option
+def abandon(tag: str | None, reason: str, as_json: bool) -> None:
+    """Abandon an experiment: record why, release nothing, and free its tag (one commit).
+
+    The branch is renamed autoexp-abandoned/TAG-DATE and kept for review; the sealed test
+    set stays sealed and its key stays out of git (renamed aside). Every command refuses
+    the abandoned experiment; `gitera init TAG` starts a new one.
+
+    \b
+    Example:
+      gitera abandon -m "the harness scored the wrong field; starting over"
+      git switch main && gitera init prompt-v2
+    """
+    from gitera.commands.abandon import abandon as run_cmd
+
+    sys.exit(run_cmd(tag, reason, _out(as_json)))
+
+
+@cli.command("import", context_settings=CONTEXT)
+@tag_option
+@click.argument("results", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def import_(tag: str | None, results: Path, as_json: bool) -> None:
+    """Bring an autoresearch results.tsv onto the experiment branch as unscored history (one commit).
+
+    The file (commit, <metric>, memory_gb, status, description) is committed as given and
+    marked unscored: `gitera log` shows it, and no decision (best, budget, gate, verdict)
+    ever reads it. A malformed file is refused with its line and what would be valid.
+
+    \b
+    Example:
+      gitera import ../autoresearch/results.tsv
+    """
+    from gitera.commands.import_history import import_results
+
+    sys.exit(import_results(tag, results, _out(as_json)))
 
 
 @cli.command(context_settings=CONTEXT)

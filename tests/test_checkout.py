@@ -47,7 +47,6 @@ def snapshot(path: Path) -> dict[str, tuple[str, bytes]]:
 
 def test_the_checkout_is_the_tree_byte_for_byte_with_modes_and_links(tmp_path: Path) -> None:
     r, commit = make(tmp_path)
-    repo = r.root
     path, entries = materialize(r, commit, "arm-a")
     assert snapshot(path) == {**{p: ("x" if p == "run.sh" else "f", t.encode()) for p, t in FILES.items()},
                               "link": ("link", b"eval/run.py")}
@@ -72,7 +71,6 @@ def test_no_filter_of_the_repository_runs_when_a_tree_is_written(tmp_path: Path)
 
 def test_a_reused_slot_loses_planted_and_edited_files_and_verify_catches_a_stat_preserving_edit(tmp_path: Path) -> None:
     r, commit = make(tmp_path)
-    repo = r.root
     path, _ = materialize(r, commit, "arm-a")
     before = snapshot(path)
     (path / "eval/json.py").write_text("planted\n")  # a planted module

@@ -248,6 +248,16 @@ def test_the_harness_environment_is_scrubbed_to_the_frames_pass_through_list(rep
     assert seen == {("MY_API_KEY",)}
 
 
+def test_the_proposer_of_an_autonomous_loop_never_gets_the_seal_key(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`GITERA_SEAL_KEY` set in the shell running `gitera iterate --loop`: the proposer (the agent) does not see it."""
+    project(repo)
+    run_scores(repo)
+    monkeypatch.setenv("GITERA_SEAL_KEY", "never-for-the-agent")
+    seen = repo.parent / "proposer-env.txt"
+    r = run_gitera(repo, "iterate", "--loop", "--propose", f"env >> {seen}; exit 1")
+    assert r.code == 5 and "GITERA_CONTEXT=" in seen.read_text() and "GITERA_SEAL" not in seen.read_text(), r.err
+
+
 def test_eval_env_cannot_name_the_seal_key_or_the_interpreters_variables(repo: Path) -> None:
     for entry, named in (("GITERA_SEAL_KEY", "GITERA_*"), ("GIT*", "GITERA_*"), ("PYTHONPATH", "PYTHONPATH"), ("LD_*", "LD_PRELOAD")):
         root = repo.parent / f"r-{entry.replace('*', 'x')}"
@@ -540,6 +550,7 @@ def test_hand_written_malformed_trailers_never_crash_log(repo: Path) -> None:
     for trailer in MALFORMED:
         git(repo, "commit", "-q", "--no-verify", "--allow-empty", "-m", "hand-written", "-m", f"Gitera-Tag: x\n{trailer}")
     for args in (["log"], ["log", "--format", "tsv"], ["log", "--format", "jsonl"], ["log", "--format", "md"], ["log", "--json"],
+                 ["log", "--format", "results-tsv"],
                  ["log", "--chart", str(repo.parent / "chart.png")], ["status"], ["status", "--json"], ["report"]):
         r = run_gitera(repo, *args)
         assert r.code in (0, 1) and "Traceback" not in r.err + r.out, (args, r.err)

@@ -131,4 +131,4 @@ def test_diagnose_compares_a_confirmed_attempt_on_every_trial_its_decision_used(
     dev = [json.loads(x) for x in (repo / ".gitera/syn/split/dev.jsonl").read_text().splitlines()]
     better = [r["id"] for r in dev if 0.5 <= u("row", r["id"]) < 0.6]  # right in some trial of the attempt, never for the baseline
     d = json.loads(run_gitera(repo, "diagnose", "--json").out)
-    assert d["totals"] == {"win": len(better), "loss": 0, "tie": len(dev) - len(better)}, d["totals"]
+    assert d["totals"] == {"win": len(better), "loss": 0, "tie": len(dev) - len(better), "crash": 0}, d["totals"]

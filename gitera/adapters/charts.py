@@ -194,6 +194,7 @@ class ChartData:
     baseline_dev_score: float | None = None
     noise_floor: float | None = None
     higher_is_better: bool = True
+    split_label: str = "sealed test set"  # what the arm-bar's scores were measured on
 
 
 # ---------------------------------------------------------------------------------------------
@@ -872,7 +873,7 @@ def render_all(data: ChartData, out_dir: str | Path) -> dict[str, tuple[Path, Pa
     progression also needs ``attempts`` and ``baseline_dev_score``."""
     out: dict[str, tuple[Path, Path]] = {}
     if data.arms:
-        out["arm-bar"] = arm_bar(data.arms, data.threshold_score, data.metric, out_dir)
+        out["arm-bar"] = arm_bar(data.arms, data.threshold_score, data.metric, out_dir, split_label=data.split_label)
     if data.forest:
         out["forest-plot"] = forest_plot(data.forest, data.threshold, data.loss_floor,
                                          data.metric, out_dir)

@@ -272,6 +272,12 @@ class Repo:
         self.git("switch", "--quiet", "-c", branch, start)
         self._memo.pop("branch", None)
 
+    def rename_branch(self, old: str, new: str) -> None:
+        """`git branch -m`: the branch keeps its commits and reflog under the new name; HEAD follows it
+        when it was checked out, and the work tree is not touched. Refuses to overwrite ``new``."""
+        self.git("branch", "-m", old, new)
+        self._memo.pop("branch", None)
+
     def write_blobs(self, contents: Sequence[bytes], object_format_len: int) -> list[str]:
         """Store blobs and return their ids. SHA-1 repositories get loose objects written directly
         (zlib of "blob <size>\\0" + content, git's own format): one file each instead of one git

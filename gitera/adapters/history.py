@@ -18,7 +18,8 @@ from gitera.adapters.git import Repo
 from gitera.adapters.repolock import state_dir
 from gitera.core.results import depth_over
 
-KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot")
+KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot",
+        "Resume", "Abandon", "Import")  # loopctl
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,20 @@ def set_aside(git_common_dir: Path, tag: str, key_id: str) -> Path:
     return target
 
 
+def retire(git_common_dir: Path, tag: str, suffix: str) -> list[Path]:
+    """Rename ``tag``'s key file and holdout seed to ``<name>.abandoned-<suffix>`` (an abandoned experiment):
+    kept, never released or destroyed, and out of the way of a new experiment that reuses the tag."""
+    moved = []
+    for path in (key_path(git_common_dir, tag), key_path(git_common_dir, tag).with_suffix(".holdout")):
+        if os.path.lexists(path):
+            target = path.with_name(f"{path.name}.abandoned-{suffix}")
+            if os.path.lexists(target):
+                raise FileExistsError(f"{target} exists already")
+            os.replace(path, target)
+            moved.append(target)
+    return moved
+
+
 # --- public-key recipient ----------------------------------------------------------
 
 

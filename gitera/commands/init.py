@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
+from gitera.adapters.repolock import exclusive
 from gitera.core.errors import RefusedError, UsageError
 from gitera.core.frame import valid_tag
 from gitera.core.scaffold import FrameDraft, frame_yaml, program_md
 from gitera.core.trailers import build_message
-from gitera.domain.experiment import BRANCH_PREFIX, Experiment
+from gitera.domain.experiment import ABANDONED_PREFIX, BRANCH_PREFIX, Experiment
 
 
-def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
+def init(draft: FrameDraft, out: Output, harness: str | None = None, agent: bool = False) -> int:
     repo = Repo.find()
     tag = draft.tag
     if not valid_tag(tag):
@@ -31,6 +32,9 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
     if repo.rev(f"refs/tags/gitera/{tag}/verdict") is not None:
         # the verdict's tag closes the experiment it names: a new one under the same tag would start closed
         raise RefusedError(f"an earlier experiment {tag} reached its verdict (tag gitera/{tag}/verdict); choose another tag.")
+    if exp.path("").exists() and (repo.current_branch() or "").startswith(ABANDONED_PREFIX):  # loopctl
+        raise RefusedError(f"you are on {repo.current_branch()}, the branch an abandoned experiment is kept on; switch to the branch "
+                           f"you started from (e.g. `git switch main`) and run `gitera init {tag}` again.")
     if exp.path("").exists():
         raise RefusedError(f"{exp.rel('')} already exists; remove it or choose another tag.")
     files: dict[str, bytes | None] = {
@@ -41,6 +45,10 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
         from gitera.domain.starter import starter_files
 
         files.update(starter_files(repo, harness))
+    if agent:  # loopctl: program.md and the AGENTS.md section from the frame being drafted
+        from gitera.domain.agentsetup import agent_files, brief_from_draft
+
+        files.update(agent_files(repo, brief_from_draft(draft)))
     repo.switch_new_branch(exp.branch, "HEAD")
     message = build_message(f"gitera init: {tag}", [("Tag", tag)], body=f"Frame template for experiment {tag}.")
     commit = repo.commit_files(exp.branch, files, message)
@@ -52,3 +60,30 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None) -> int:
         + f"Next: fill every TODO in {exp.frame_rel}, then run `gitera lock`.",
     )
     return 0
+
+
+# --- loopctl: `gitera init --agent` on an existing experiment: the agent's files from its frame ---
+def init_agent(tag: str | None, out: Output) -> int:
+    from gitera.domain.agentsetup import agent_files, brief_from_frame
+    from gitera.domain.experiment import require_on_branch, resolve
+    from gitera.domain.scoring import require_open
+
+    repo = Repo.find()
+    exp = resolve(repo, tag)
+    with exclusive(repo.common_dir, "init --agent"):
+        require_on_branch(exp)
+        require_open(exp)
+        files = agent_files(repo, brief_from_frame(exp.tag, exp.load_frame()))
+        tip = repo.rev(f"refs/heads/{exp.branch}")
+        assert tip is not None
+        committed = dict(zip(files, repo.cat_blobs([f"{tip}:{p}" for p in files])))
+        if all(committed[p] == c for p, c in files.items()):
+            out.result({"tag": exp.tag, "commit": None, "files": sorted(files)}, "program.md and AGENTS.md already match the frame.")
+            return 0
+        message = build_message(f"gitera agent: {exp.tag} program.md and AGENTS.md from the frame", [("Tag", exp.tag)])
+        commit = repo.commit_files(exp.branch, files, message)
+    out.result({"tag": exp.tag, "commit": commit, "files": sorted(files)},
+               f"Wrote {', '.join(sorted(files))} from the frame of {exp.tag} ({commit[:10]}): point your coding agent at "
+               f".gitera/{exp.tag}/program.md.")
+    return 0
+# --- end loopctl ------------------------------------------------------------------------------------

@@ -28,6 +28,17 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
         pass
     if as_json:
         fmt = "json"
+    if fmt == "results-tsv":  # loopctl: autoresearch's results.tsv (imported history first)
+        from gitera.domain.imported import imported_rows, results_tsv
+
+        arm = None
+        try:
+            it = exp.peek_frame().iterate
+            arm = it.arm if it else None
+        except Exception:  # noqa: BLE001 - as above: the history is read from git alone
+            pass
+        out.stdout.write(results_tsv(records, imported_rows(repo, exp, records), metric, arm))
+        return 0
     rendered = render(fmt, exp.tag, records, max_iterations)
     if chart is not None:
         from gitera.domain.progression import progression_chart

@@ -19,9 +19,10 @@ from typing import Any
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import exclusive, state_dir
-from gitera.core.errors import ConfigError, RefusedError
+from gitera.core.errors import RefusedError
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch, resolve
+from gitera.domain.splitplan import plan_split
 
 SPLIT_DIR = "split"
 SEAL_NAME = "test.seal"
@@ -30,20 +31,6 @@ WRAPPED_NAME = "key.wrapped"
 
 def _pp(value: float) -> str:
     return "∞" if value == float("inf") else f"{value:.3f}"
-
-
-def split_seed(frame_sha256: str, data_seed: int) -> int:
-    """Seeded from the frame's hash: re-splitting differently needs a visible frame change."""
-    return (int(frame_sha256[:15], 16) + data_seed) % (2**63)
-
-
-def _rows_for_split(table_rows: list[dict[str, Any]], ids: list[str], id_column: str | None) -> list[dict[str, Any]]:
-    out = []
-    for row, rid in zip(table_rows, ids):
-        record = {"id": rid, **{k: v for k, v in row.items() if k != "id" or id_column == "id"}}
-        record["id"] = rid
-        out.append(record)
-    return out
 
 
 def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
@@ -101,33 +88,9 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         )
     frame = exp.load_frame()
     fd = frame.data
-    source = data if data is not None else (repo.root / fd.source if fd.source else None)
-    if source is None:
-        raise ConfigError(f"no data source: give `gitera split --data FILE` or set data.source in {exp.frame_rel}.")
-    required = [*fd.slices, *fd.stratify, *([fd.label] if fd.label else []), *([fd.split_column] if fd.split_column else [])]
-    if fd.caps:
-        required.append(fd.caps.by)
-    table = datasource.load_rows(source, fd.id, list(dict.fromkeys(required)))
-    rows = _rows_for_split([dict(r) for r in table.rows], list(table.ids), fd.id)
     fhash = frame_hash(lock)
-    seed = split_seed(fhash, fd.seed)
-    result = splitting.split_rows(
-        rows,
-        ids=list(table.ids),
-        stratify=list(fd.stratify),
-        ratios=fd.split,
-        gate_fraction=fd.gate_fraction,
-        seed=seed,
-        split_column=fd.split_column,
-        cap_by=fd.caps.by if fd.caps else None,
-        cap_per_value=fd.caps.per_value if fd.caps else None,
-        cap_dominant_fraction=fd.caps.dominant_fraction if fd.caps else None,
-        slice_columns=list(fd.slices),
-        label_column=fd.label,
-        out_of_scope={k: list(v) for k, v in fd.out_of_scope.items()},
-        lines=list(table.lines),
-        source=str(source),
-    )
+    plan = plan_split(exp, frame, fhash, data)  # the rows and their assignment (shared with `gitera lock --check`)
+    table, rows, result = plan.table, plan.rows, plan.result
     audit = splitting.audit(rows, list(result.labels), list(fd.slices), fd.label, dict(fd.production) or None)
     counts = result.counts()
     n_dev = counts["dev"] + counts["gate"]

@@ -45,6 +45,22 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             }
         except (ValueError, AttributeError):
             info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
+    if "loop" in info:  # loopctl: the last `gitera iterate --loop` session (local state under .git/gitera/loop/)
+        from gitera.domain.session import session_status
+
+        session = session_status(exp.repo, exp)
+        if session is not None:
+            info["session"] = session
+    imported = sorted(exp.path("imported").glob("*.tsv")) if exp.path("imported").is_dir() else []
+    if imported:  # loopctl: gitera import — history only, never evidence
+        rows = sum(max(0, len([x for x in p.read_text(errors="replace").splitlines() if x.strip()]) - 1) for p in imported)
+        info["imported"] = {"files": [exp.rel(f"imported/{p.name}") for p in imported], "rows": rows, "evidence": False}
+    if exp.path("abandoned.json").exists():  # loopctl: gitera abandon
+        try:
+            info["abandoned"] = json.loads(exp.path("abandoned.json").read_text())
+        except ValueError:
+            info["abandoned"] = {"reason": "abandoned.json is unreadable"}
+        info["stage"] = "abandoned"
     v = exp.verdict_doc()
     if v is not None:
         info["stage"] = "concluded"
@@ -88,6 +104,17 @@ def _text(info: dict[str, Any]) -> str:
             lines.append(f"  the last autonomous run stopped: {loop['stop_reason']}")
         elif loop.get("stop_reason"):
             lines.append(f"  stopped: {loop['stop_reason']}")
+    session = info.get("session")
+    if session and session["state"] != "ended":
+        lines.append(f"  autonomous session of `{session['propose']}`: {session['state']} after {session['attempts']} attempt(s)"
+                     + (f", until {session['deadline']}" if session["deadline"] else "")
+                     + (" — `gitera iterate --loop` resumes it" if session["state"] == "interrupted" else ""))
+    if info.get("imported"):
+        lines.append(f"  imported history: {info['imported']['rows']} rows (unscored, never evidence; `gitera log` shows them)")
+    if info.get("abandoned"):
+        ab = info["abandoned"]
+        lines.append(f"  ABANDONED {ab.get('at', '')}: {ab.get('reason')} — nothing was released; history kept on {ab.get('branch')}; "
+                     f"start again with `gitera init {info['tag']}` from your main branch")
     if info.get("verdict"):
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
     if info.get("verdict_error"):
@@ -97,7 +124,7 @@ def _text(info: dict[str, Any]) -> str:
     else:
         following = {"locked": "`gitera split`", "split": "`gitera pilot`", "piloted": "`gitera run`",
                      "run": "`gitera iterate -m HYPOTHESIS` or `gitera verdict`", "iterating": "`gitera iterate -m HYPOTHESIS`, or `gitera verdict` when the loop is done"}
-        if info["stage"] in following:
+        if info["stage"] in following and not info.get("abandoned"):
             lines.append(f"  next: {following[info['stage']]}")
     return "\n".join(lines)
 

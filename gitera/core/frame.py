@@ -78,6 +78,7 @@ class Iterate:
     directions: Mapping[str, str] = field(default_factory=dict)  # pareto: secondary metric -> higher | lower
     weights: Mapping[str, float] = field(default_factory=dict)  # weighted: metric -> weight (+ rewards a higher value)
     confirm: bool = True  # re-score a marginal gain with fresh trials before keeping it
+    plateau: int | None = 6  # loopctl: attempts without a keep before the loop stops; None = off (docs/iterate.md)
 
 
 @dataclass(frozen=True)
@@ -558,7 +559,8 @@ def _env(c: _Checker, raw: Any) -> tuple[str, ...]:
 
 def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -> Iterate:
     p: FieldPath = ("iterate",)
-    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm"), ("arm", "target"))
+    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm", "plateau"),
+                  ("arm", "target"))
     arm = c.text(m["arm"], p + ("arm",))
     if arm not in candidates:
         c.fail(p + ("arm",), f"must be one of the candidate arms ({', '.join(candidates)}); got {arm!r}")
@@ -581,7 +583,25 @@ def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -
         c.fail(p + ("confirm",), f"must be true or false; got {_kind(confirm)}")
     directions = _directions(c, m.get("directions"), mode, metric)
     weights = _weights(c, m.get("weights"), mode, metric)
-    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm)
+    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm, _plateau(c, m))
+
+
+# --- loopctl: iterate.plateau (docs/iterate.md, "Loop control") ---------------------
+PLATEAU_DEFAULT = 6
+PLATEAU_MAX = 10_000
+
+
+def _plateau(c: _Checker, m: Mapping[str, Any]) -> int | None:
+    """`plateau: N` (attempts without a keep before the loop stops) or `off` (YAML reads it as false)."""
+    if "plateau" not in m:
+        return PLATEAU_DEFAULT
+    value = m["plateau"]
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= PLATEAU_MAX:
+        c.fail(("iterate", "plateau"), f"must be a whole number of attempts between 1 and {PLATEAU_MAX}, or off; got {_kind(value)}")
+    return value
+# --- end loopctl ----------------------------------------------------------------------
 
 
 def _only_in_mode(c: _Checker, raw: Any, key: str, mode: str, wanted: str, example: str) -> Mapping[str, Any] | None:

@@ -585,7 +585,7 @@ class Saturation:
 
 
 def saturation(scores: Sequence[float | None], statuses: Sequence[str], noise_floor: float, window: int = 6,
-               *, sprint: int = 3, higher_is_better: bool = True) -> Saturation:
+               *, sprint: int = 3, higher_is_better: bool = True, stale_window: int | None = None) -> Saturation:
     """Has the loop stopped finding gains? (docs/gate.md)
 
     ``scores``/``statuses`` are the history in order (``baseline`` entries set the starting
@@ -596,7 +596,8 @@ def saturation(scores: Sequence[float | None], statuses: Sequence[str], noise_fl
     - stale best: the running best has not improved at all over the last two sprints
       (``2 x sprint`` attempts).
 
-    Fewer attempts than the shorter of the two windows: never saturated.
+    Fewer attempts than the shorter of the two windows: never saturated. ``stale_window`` replaces
+    2 x sprint for the stale-best check (a frame's longer `iterate.plateau`).
     """
     if len(scores) != len(statuses):
         raise ValueError("saturation: scores and statuses must have the same length")
@@ -626,10 +627,11 @@ def saturation(scores: Sequence[float | None], statuses: Sequence[str], noise_fl
         if not any(g is not None and g > 2 * noise_floor for g in recent):
             reasons.append(f"plateau: no kept gain beyond 2x the noise floor ({2 * noise_floor:.4f}) "
                            f"in the last {window} attempts")
-    stale = 2 * sprint
+    stale = stale_window or 2 * sprint
     if n >= stale:
         if not any(g is not None and g > 0 for g in gains[-stale:]):
-            reasons.append(f"stale: the best score has not improved in the last two sprints ({stale} attempts)")
+            reasons.append(f"stale: the best score has not improved in the last two sprints ({stale} attempts)" if stale == 2 * sprint
+                           else f"stale: the best score has not improved in the last {stale} attempts (the frame's plateau)")
     if reasons:
         return Saturation(True, "; ".join(reasons), n, best_out)
     if n < min(window, stale):

@@ -161,3 +161,91 @@ You are working on branch `{branch}`. The experiment's pre-registered frame is
 - Never pick the best-scoring attempt by hand; the verdict uses the latest gate-passed one.
 - Never run `gitera verdict`: the test set is opened once, by a human, at the end.
 """
+
+
+# --- loopctl: `gitera init --agent` — program.md and an AGENTS.md section, generated from the frame ---
+AGENTS_BEGIN = "<!-- gitera:{tag} begin (written by `gitera init --agent` from the frame: regenerate it, do not edit) -->"
+AGENTS_END = "<!-- gitera:{tag} end -->"
+
+
+@dataclass(frozen=True)
+class AgentBrief:
+    """What an agent driving the loop must know, taken from the frame (or from a draft of it)."""
+
+    tag: str
+    question: str
+    targets: Sequence[str]
+    locked: Sequence[str]
+    eval_how: str  # the command, or `python: module:function`
+    metric: str
+    direction: str
+    trials: int
+    sprint: int = 3
+    max_iterations: int | None = None
+
+
+def _code_list(paths: Sequence[str], missing: str) -> str:
+    return ", ".join(f"`{p}`" for p in paths) if paths else missing
+
+
+def agent_program(b: AgentBrief) -> str:
+    """program.md: the loop in a few lines, for a coding agent (docs/iterate.md, "Agent set-up")."""
+    targets = _code_list(b.targets, "(none yet: fill `iterate.target` in the frame, then `gitera init --agent` again)")
+    locked = _code_list([f".gitera/{b.tag}/frame.yaml", f".gitera/{b.tag}/lock.json", *b.locked], "")
+    budget = f" of {b.max_iterations}" if b.max_iterations else ""
+    return f"""\
+# Agent program for gitera experiment `{b.tag}`
+
+Question: {b.question}
+
+Work on branch `autoexp/{b.tag}`. You propose one change at a time; gitera scores it and decides.
+
+## You may edit
+Only {targets}. One change per attempt.
+
+## The loop
+1. `gitera status --json`: go on while `loop.status` is `"active"` (before the first attempt
+   there is no `loop` yet: `stage` is `"piloted"` or `"run"`). `loop.iteration` counts the
+   attempts{budget}; `loop.best.score` is the best {b.metric} so far ({b.direction} is better);
+   `loop.stop_reason` says why the loop stopped.
+2. Edit the target file{'s' if len(b.targets) != 1 else ''} to test ONE idea.
+3. `gitera iterate -m "HYPOTHESIS"` runs `{b.eval_how}` on the dev rows ({b.trials} trials) and
+   keeps the change only if it beats the best beyond the noise; otherwise it puts the file back.
+   Exit 0: recorded. Exit 3: refused (the message says why: the loop stopped, or another file
+   changed). Exit 5: the harness failed on your change.
+4. Every {b.sprint} attempts the generalization gate runs by itself. Then go back to 1.
+
+## Never
+- Never edit {locked}: they are locked.
+- Never commit with `--no-verify`, rewrite history or force-push.
+- Never read the sealed test set or copy dev rows into the target files.
+- Never run `gitera verdict`: a human opens the test set once, at the end.
+"""
+
+
+def agents_section(b: AgentBrief) -> str:
+    """The AGENTS.md section of one experiment, between its markers."""
+    return "\n".join([
+        AGENTS_BEGIN.format(tag=b.tag),
+        f"## gitera experiment `{b.tag}`",
+        "",
+        f"On branch `autoexp/{b.tag}`, follow `.gitera/{b.tag}/program.md`. In short: edit only "
+        f"{_code_list(b.targets, 'the frame’s `iterate.target` files')}; run `gitera iterate -m \"HYPOTHESIS\"`; "
+        f"read `gitera status --json`; never edit the frame, `lock.json` or the locked files"
+        f"{' (' + _code_list(b.locked, '') + ')' if b.locked else ''}; never run `gitera verdict`.",
+        AGENTS_END.format(tag=b.tag),
+    ]) + "\n"
+
+
+def merge_agents_md(existing: str | None, tag: str, section: str) -> str:
+    """AGENTS.md with this experiment's section replaced (or appended); everything else kept as it is."""
+    text = existing or ""
+    begin, end = AGENTS_BEGIN.format(tag=tag), AGENTS_END.format(tag=tag)
+    start = text.find(begin)
+    stop = text.find(end, start) if start >= 0 else -1
+    if start >= 0 and stop >= 0:
+        tail = text[stop + len(end):]
+        return text[:start] + section.rstrip("\n") + (tail if tail.startswith("\n") else "\n" + tail)
+    sep = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
+    return text + sep + section
+# --- end loopctl ------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from typing import Any
 from gitera.core.frame import valid_tag
 
 PREFIX = "Gitera-"
-JSON_KEYS = ("Lock", "Split", "Pilot", "Run", "Result", "Gate", "Verdict", "Restore", "Stop")
+JSON_KEYS = ("Lock", "Split", "Pilot", "Run", "Result", "Gate", "Verdict", "Restore", "Stop",
+             "Resume", "Abandon", "Import")  # loopctl: docs/trailers.md
 KEYS = ("Tag", *JSON_KEYS)
 _TRAILER_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s?(.*)$")
 

@@ -32,6 +32,7 @@ class Scored:
     rows: bytes  # the per-row results file: every trial the decision used
     spent_usd: float  # what the harness calls cost now (the budget's view)
     budget_cut: bool  # the cost budget stopped the scoring before every row was scored
+    first_error: str | None = None  # a crash's or timeout's first error text, dev rows' text redacted
 
 
 def score_attempt(exp: Experiment, frame: Frame, state: LoopState, scorer: Scorer, candidate: str,
@@ -50,7 +51,7 @@ def score_attempt(exp: Experiment, frame: Frame, state: LoopState, scorer: Score
     base = baseline_records(exp, frame, state)
     records = [r.to_json() for r in run.results]
     first = decide(frame, state, run, records, best, base, ids)
-    scored = Scored(first, results_jsonl(run), run.spent_usd, run.stop_reason == "budget")
+    scored = Scored(first, results_jsonl(run), run.spent_usd, run.stop_reason == "budget", crash_text(frame, rows, records, first))
     if not (first.get("marginal") and it.confirm):
         return scored
     fresh = list(range(len(trials), 2 * len(trials)))
@@ -71,6 +72,20 @@ def score_attempt(exp: Experiment, frame: Frame, state: LoopState, scorer: Score
                         f"(the first {len(trials)} trials alone: gain {first['gain']:+.4g} over {first['threshold']:.4g})")
     pooled["confirm"] = _confirm_record(first, fresh, complete=True, held=held)
     return Scored(pooled, scored.rows + results_jsonl(more), spent, False)
+
+
+def crash_text(frame: Frame, rows: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]],
+               decision: Mapping[str, Any]) -> str | None:
+    """'row ID, trial T: ERROR' for the first unscored result of a crashed or timed-out attempt,
+    one line, with any dev row's text in it redacted (the loop must not be handed dev text)."""
+    from gitera.core import rowview
+    from gitera.domain.diagnosis import dev_secrets
+
+    found = rowview.first_error(records) if decision.get("status") in ("crash", "timeout") else None
+    if found is None:
+        return None
+    rid, trial, error = found
+    return f"row {rid}, trial {trial}: {rowview.excerpt(rowview.redact(error, dev_secrets(frame, rows)))}"
 
 
 def _confirm_record(first: Mapping[str, Any], fresh: Sequence[int], *, complete: bool, held: bool) -> dict[str, Any]:

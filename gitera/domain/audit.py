@@ -50,8 +50,10 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     checks: list[Check] = []
     lock_commit = commit_of(records, "Lock")
     tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
+    abandoned = abandon_checks(repo, exp, records, tip)  # loopctl
     if lock_commit is None:
-        return [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
+        return abandoned or [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
+    checks += abandoned + import_checks(repo, exp, records, tip)
     lock = json.loads(show(repo, lock_commit, exp.lock_rel) or b"{}")
     locked = {rec["path"]: rec["blob"] for rec in [lock.get("frame", {}), *lock.get("files", [])] if "path" in rec}
     locked[exp.lock_rel] = repo.ls_tree(lock_commit, [exp.lock_rel]).get(exp.lock_rel, "")
@@ -405,3 +407,58 @@ def _effects(arm: Mapping[str, Any]) -> tuple[Any, Any]:
 
 def _close(a: float | None, b: float | None) -> bool:
     return a is None and b is None or a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9)
+
+
+# --- loopctl: an abandoned experiment (gitera abandon) and imported history (gitera import) ----------
+def abandon_checks(repo: Repo, exp: Experiment, records: Sequence[Record], tip: str) -> list[Check]:
+    """For an abandoned experiment: it was abandoned before any opening, and nothing happened to it after."""
+    marks = [r for r in records if r.kind == "Abandon"]
+    if not marks:
+        return []
+    mark = marks[0]
+    when = f"{mark.data.get('at', '?')}: {mark.data.get('reason', '?')}"
+    opened = [r.commit[:10] for r in records if r.kind == "Verdict"]
+    since = set(repo.git("rev-list", f"{mark.commit}..{tip}").split())
+    later = sorted({r.commit[:10] for r in records if r.commit in since}
+                   | {c[:10] for c in repo.git("rev-list", f"{mark.commit}..{tip}", "--", exp.rel("")).split()})
+    return [
+        ("the experiment was abandoned, not concluded", True, when),
+        ("abandoned without opening the test set (no verdict, no released key)", not opened,
+         f"a verdict in {', '.join(opened)}" if opened else ""),
+        ("nothing recorded for the experiment after its abandonment", not later and len(marks) == 1,
+         f"later commits {', '.join(later[:5])}" if later else ("abandoned twice" if len(marks) > 1 else "")),
+    ]
+
+
+def import_checks(repo: Repo, exp: Experiment, records: Sequence[Record], tip: str) -> list[Check]:
+    """Imported history (gitera import): recorded as unscored, unchanged since, and read by no decision."""
+    import hashlib
+
+    from gitera.core.resultstsv import parse_results_tsv
+
+    imports = [r for r in records if r.kind == "Import"]
+    if not imports:
+        return []
+    bad, changed = [], []
+    for r in imports:
+        path = str(r.data.get("file") or "")
+        raw = show(repo, r.commit, path) if path else None
+        where = f"{r.commit[:10]} {path or '(no file)'}"
+        if raw is None or hashlib.sha256(raw).hexdigest() != r.data.get("sha256"):
+            bad.append(f"{where}: the committed file is missing or not the one recorded")
+            continue
+        try:
+            rows = len(parse_results_tsv(raw.decode("utf-8", errors="replace"), path).rows)
+        except ConfigError as exc:
+            bad.append(f"{where}: {exc.message}")
+            continue
+        if rows != r.data.get("rows") or r.data.get("scored") is not False or r.data.get("evidence") is not False:
+            bad.append(f"{where}: the Gitera-Import record does not mark {rows} rows as unscored, never evidence")
+        changed += [f"{path} in {c}" for _, c in changed_since(repo, r.commit, tip, {path: repo.ls_tree(r.commit, [path]).get(path, "")})]
+    folder = exp.rel("imported/")
+    used = [f"{r.commit[:10]} {r.kind}" for r in records if r.kind in ("Result", "Gate", "Verdict") and str(r.data.get("rows") or "").startswith(folder)]
+    return [
+        ("imported history is recorded as unscored, never evidence", not bad and not used, "; ".join((bad + [f"read by {u}" for u in used])[:5])),
+        ("imported history unchanged since its import", not changed, "; ".join(changed[:5])),
+    ]
+# --- end loopctl -------------------------------------------------------------------------------------------

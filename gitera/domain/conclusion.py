@@ -39,7 +39,8 @@ def _dev_summary(exp: Experiment) -> dict[str, Any] | None:
     return latest_run(exp)
 
 
-def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records: Sequence[Record]) -> dict[str, bytes | None]:
+def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records: Sequence[Record],
+                split_label: str = "sealed test set") -> dict[str, bytes | None]:
     from gitera.adapters import charts
     from gitera.domain.progression import progression_of
 
@@ -74,7 +75,7 @@ def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records:
         metric=frame.metric.primary, arms=bars, threshold_score=float(arms[base]["score"]) + sign * frame.threshold.effect,
         forest=tuple(forest), threshold=frame.threshold.effect, loss_floor=frame.threshold.slice_loss_floor, costs=costs,
         attempts=loop.points, gates=loop.gates, baseline_dev_score=loop.start, noise_floor=loop.noise_floor,
-        higher_is_better=frame.metric.direction == "higher",
+        higher_is_better=frame.metric.direction == "higher", split_label=split_label,
     )
     files: dict[str, bytes | None] = {}
     with tempfile.TemporaryDirectory() as tmp:

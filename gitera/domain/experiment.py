@@ -33,10 +33,11 @@ def sha256(data: bytes) -> str:
 class Experiment:
     repo: Repo
     tag: str
+    abandoned_branch: str | None = None  # loopctl: an abandoned experiment is read on its renamed branch
 
     @property
     def branch(self) -> str:
-        return BRANCH_PREFIX + self.tag
+        return self.abandoned_branch or BRANCH_PREFIX + self.tag
 
     def rel(self, name: str) -> str:
         return f"{GITERA_DIR}/{self.tag}/{name}"
@@ -220,6 +221,9 @@ def all_tags(repo: Repo) -> list[str]:
 
 def resolve(repo: Repo, tag: str | None) -> Experiment:
     """The experiment a command means: --tag, else the checked-out autoexp/ branch, else the only one."""
+    on_abandoned = abandoned_here(repo)  # loopctl: an abandoned experiment's renamed branch is checked out
+    if on_abandoned is not None and tag in (None, on_abandoned.tag):
+        return on_abandoned
     if tag is not None:
         if not valid_tag(tag):
             raise UsageError(f"{tag!r} is not a valid experiment tag; use lower-case letters, digits, '.', '_' or '-'.")
@@ -227,6 +231,10 @@ def resolve(repo: Repo, tag: str | None) -> Experiment:
         if not exp.path("frame.yaml").exists():
             if repo.branch_exists(exp.branch):
                 raise UsageError(f"experiment {tag} lives on branch {exp.branch}; run `git switch {exp.branch}` first.")
+            kept = abandoned_branches(repo, tag)
+            if kept:
+                raise UsageError(f"experiment {tag} was abandoned (its history is on {', '.join(kept)}: `git switch {kept[-1]}` "
+                                 f"to read it); start a new one with `gitera init {tag}`.")
             raise UsageError(f"there is no experiment {tag}; start one with `gitera init {tag}`.")
         return exp
     branch = repo.current_branch() or ""
@@ -344,5 +352,52 @@ def require_on_branch(exp: Experiment) -> None:
             f"experiment {exp.tag} is changed only on its branch; run `git switch {exp.branch}` first "
             f"(you are on {current or 'a detached HEAD'})."
         )
+    require_not_abandoned(exp)
     # a killed gitera commit may have moved the branch without updating these paths: finish it
     exp.repo.finish_interrupted_sync()
+
+
+# --- loopctl: abandoned experiments (gitera abandon; docs/commands.md, "Abandoning an experiment") ---
+ABANDONED_PREFIX = "autoexp-abandoned/"
+ABANDON_FILE = "abandoned.json"
+
+
+def abandon_record(exp: Experiment) -> dict[str, Any] | None:
+    """The abandonment committed at the tip of the experiment's branch (None: not abandoned)."""
+    raw = exp.repo.show(f"refs/heads/{exp.branch}", exp.rel(ABANDON_FILE))
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    return record if isinstance(record, dict) else {"reason": "unreadable abandoned.json", "branch": exp.branch}
+
+
+def require_not_abandoned(exp: Experiment) -> None:
+    record = abandon_record(exp)
+    if record is not None:
+        raise RefusedError(
+            f"experiment {exp.tag} was abandoned ({record.get('at', '?')}: {record.get('reason')}); its history stays on branch "
+            f"{record.get('branch') or exp.branch} and nothing more can happen to it — to start again, switch to the branch you "
+            f"began from (e.g. `git switch main`) and run `gitera init {exp.tag}`."
+        )
+
+
+def abandoned_here(repo: Repo) -> Experiment | None:
+    """The abandoned experiment whose renamed branch is checked out, if it is one."""
+    branch = repo.current_branch() or ""
+    if not branch.startswith(ABANDONED_PREFIX):
+        return None
+    for tag in all_tags(repo):
+        exp = Experiment(repo, tag, branch)
+        if exp.path(ABANDON_FILE).exists():
+            return exp
+    return None
+
+
+def abandoned_branches(repo: Repo, tag: str) -> list[str]:
+    """The branches that keep abandoned experiments of this tag, oldest name first."""
+    names = repo.git("for-each-ref", "--format=%(refname:short)", f"refs/heads/{ABANDONED_PREFIX}").split()
+    return sorted(n for n in names if n.startswith(f"{ABANDONED_PREFIX}{tag}-") and n[len(ABANDONED_PREFIX) + len(tag) + 1:][:1].isdigit())
+# --- end loopctl -----------------------------------------------------------------------------------

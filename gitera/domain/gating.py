@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.keys import holdout_seed
 from gitera.adapters.output import Output
 from gitera.core.errors import RefusedError
 from gitera.core.frame import Frame
 from gitera.core.loopstate import KILLED, SATURATED, LoopState, Point
+
+if TYPE_CHECKING:
+    from gitera.core.gate import Saturation
 from gitera.core.results import matrix, sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment
@@ -91,10 +94,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         exhausted = answer.value is None
     else:
         replication, exhausted = None, False
-    scores = [h.get("score") for h in state.history if not h.get("gate")]
-    statuses = [str(h.get("status")) for h in state.history if not h.get("gate")]
-    saturation = gate.saturation(scores, statuses, state.noise_floor, sprint=frame.iterate.sprint,
-                                 higher_is_better=frame.metric.direction == "higher")
+    saturation = loop_saturation(frame, state)
     outcome = gate.gate_outcome(hits, replication, saturation, exhausted)
 
     record: dict[str, Any] = {
@@ -155,3 +155,23 @@ def public_holdout(holdout: Any) -> dict[str, Any]:
 def _hit(h: Any) -> dict[str, Any]:
     # file:line and row ids only: the matched line may hold a dev row's text, which must not spread further
     return {"file": h.file, "line": h.line_no, "kind": h.kind, "rows": list(h.row_ids)}
+
+
+# --- loopctl: saturation follows the frame's `iterate.plateau` and restarts after a resume (docs/iterate.md) ---
+def loop_saturation(frame: Frame, state: LoopState) -> Saturation:
+    """The gate's saturation check over the attempts since the last resume, with the frame's plateau window.
+
+    The default plateau (6) keeps the gate's rule as it was (docs/gate.md); `plateau: N` makes N the
+    plateau window and max(2 × sprint, N) the stale-best window; `plateau: off` never saturates."""
+    from gitera.core import gate
+    from gitera.core.frame import PLATEAU_DEFAULT
+
+    it = frame.iterate
+    assert it is not None
+    recent = [h for h in state.history if not h.get("gate") and int(h.get("iteration") or 0) > state.plateau_from]
+    if it.plateau is None:
+        return gate.Saturation(False, "not checked: iterate.plateau is off, so the loop runs until its budget", len(recent))
+    stale = None if it.plateau == PLATEAU_DEFAULT else max(2 * it.sprint, it.plateau)
+    return gate.saturation([h.get("score") for h in recent], [str(h.get("status")) for h in recent], state.noise_floor,
+                           window=it.plateau, sprint=it.sprint, higher_is_better=frame.metric.direction == "higher", stale_window=stale)
+# --- end loopctl ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from gitera.adapters.history import Record, attempts
 
-FORMATS = ("table", "tsv", "jsonl", "md", "json")
+FORMATS = ("table", "tsv", "jsonl", "md", "json", "results-tsv")  # results-tsv: gitera.domain.imported (loopctl)
 
 
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
@@ -71,6 +71,14 @@ def _cell(v: Any) -> str:
     return " ".join(text.split())
 
 
+# --- loopctl: the table lines of Gitera-Resume, Gitera-Abandon and Gitera-Import records ---
+EXTRA_LINES = {
+    "Resume": lambda d: f"{'resumed':<10} after: {d.get('after')}",
+    "Abandon": lambda d: f"{'abandoned':<10} {d.get('reason')} (kept on {d.get('branch')}; nothing released)",
+    "Import": lambda d: f"{'imported':<10} {d.get('rows')} rows of {d.get('source')}: unscored history, never evidence",
+}
+
+
 def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | None) -> str | dict[str, Any]:
     atts = attempts(list(records))
     s = summary(records)
@@ -124,4 +132,6 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
             lines.append(f"{'':>3} {'gate':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {_cell(d.get('outcome')):<10} {why}")
         elif r.kind == "Stop":
             lines.append(f"{'':>3} {'stop':>6} {r.commit[:10]:<10} {'':>8} {'':>10} {'stopped':<10} {_cell(d.get('reason'))}")
+        elif r.kind in EXTRA_LINES:  # loopctl: resume, abandon, import
+            lines.append(f"{'':>3} {r.kind.lower():>6} {r.commit[:10]:<10} {'':>8} {'':>10} {EXTRA_LINES[r.kind](d)}")
     return "\n".join(lines)

@@ -18,8 +18,8 @@ from typing import Any
 from gitera.adapters.git import Repo, blob_id
 from gitera.adapters.output import Output
 from gitera.core.errors import Exit, GiteraError, RefusedError
-from gitera.core.frame import Frame, Iterate
-from gitera.core.loopstate import ACTIVE, STOPPED, LoopState, Point, stop_reason
+from gitera.core.frame import PLATEAU_DEFAULT, Frame, Iterate
+from gitera.core.loopstate import ACTIVE, KILLED, SATURATED, STOPPED, LoopState, Point, Stop, kind_of, plateau_reached, stop_check
 from gitera.core.results import sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.attempt import Scored, score_attempt, weight_fields
@@ -27,7 +27,7 @@ from gitera.domain.experiment import Experiment, frame_hash, require_intact, req
 from gitera.domain.loopstore import STATE_FILE, closed_reason, load_state, locked_iteration, state_bytes, target_files, ungated_work
 from gitera.domain.scoring import Scorer, candidate_commit, load_split, relpath, require_open, require_split, spent_so_far
 
-PLATEAU_WINDOW = 6
+PLATEAU_WINDOW = PLATEAU_DEFAULT  # the frame's `iterate.plateau` when it does not say (docs/iterate.md, "Loop control")
 
 
 def _target_blobs(repo: Repo, rev: str, targets: Sequence[str]) -> dict[str, str]:
@@ -93,16 +93,16 @@ def mentioned_names(text: str) -> set[str]:
     return names
 
 
-def plateau(history: Sequence[Mapping[str, Any]]) -> bool:
-    recent = [h for h in history if h.get("status") in ("keep", "discard", "guard_fail")][-PLATEAU_WINDOW:]
-    return len(recent) >= PLATEAU_WINDOW and not any(h["status"] == "keep" for h in recent)
+def plateau(history: Sequence[Mapping[str, Any]], window: int | None = PLATEAU_WINDOW, since: int = 0) -> bool:
+    return plateau_reached([dict(h) for h in history], window, since)
 
 
-def why_stop(state: LoopState, it: Iterate, next_cost: float | None = None) -> str | None:
-    """The frame's budget and the plateau rule applied to the loop state now."""
+def why_stop(state: LoopState, it: Iterate, next_cost: float | None = None, *, heuristics: bool = True) -> Stop | None:
+    """The frame's budget and (with ``heuristics``) the crash limit and the plateau rule applied to the loop state now."""
     b = it.budget
-    return stop_reason(state, max_iterations=b.max_iterations, max_cost_usd=b.max_cost_usd, max_hours=b.max_wall_clock_hours,
-                       max_crashes=b.max_consecutive_crashes, now=time.time(), plateau=plateau(state.history), next_cost=next_cost)
+    return stop_check(state if heuristics else state.with_(consecutive_crashes=0), max_iterations=b.max_iterations,
+                      max_cost_usd=b.max_cost_usd, max_hours=b.max_wall_clock_hours, max_crashes=b.max_consecutive_crashes,
+                      now=time.time(), plateau=heuristics and plateau(state.history, it.plateau, state.plateau_from), next_cost=next_cost)
 
 
 def expected_attempt_cost(exp: Experiment, state: LoopState, n_rows: int, trials: int) -> float | None:
@@ -170,10 +170,11 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
         raise RefusedError(closed_reason(state))
     rows = load_split(exp, "dev")
     expected = expected_attempt_cost(exp, state, len(rows), frame.metric.trials)
-    reason = why_stop(state, it, expected)
-    if reason:
-        stopped = record_stop(exp, frame, lock, state, reason, out, use_cache)
-        raise RefusedError(f"the loop has stopped: {reason}; the verdict will use iteration {locked_iteration(stopped)} (the latest gate-passed state).")
+    stop = why_stop(state, it, expected)
+    if stop:
+        stopped = record_stop(exp, frame, lock, state, stop, out, use_cache)
+        raise RefusedError(f"the loop has stopped: {stop.reason}; the verdict will use iteration {locked_iteration(stopped)} "
+                           f"(the latest gate-passed state){RESUME_HINT if not stop.final else ''}.")
     contents = {}
     for path in it.target:
         p = repo.root / path
@@ -186,12 +187,16 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
         )
     candidate_blobs = {p: blob_id(c) for p, c in contents.items() if c is not None}
     if candidate_blobs == state.best.blobs:
-        raise RefusedError(f"the target files ({', '.join(it.target)}) are unchanged from the current best; edit them to test your hypothesis first.")
+        raise SameContent(f"the target files ({', '.join(it.target)}) are unchanged from the current best; edit them to test your hypothesis first.")
+    earlier = same_content(state, content_digest(candidate_blobs))
+    if earlier is not None:  # by hand: said, then scored (the autonomous loop skips it instead)
+        out.warn(f"the target files equal {earlier}, scored before; with the cache the result will be the same.")
 
     candidate = candidate_commit(exp, contents, hypothesis)
     out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): "
              f"scoring {it.arm} on {len(rows)} dev rows × {frame.metric.trials} trials")
     started = state.started_at or time.time()
+    scoring_started = time.time()
     scored = score_attempt(exp, frame, state, Scorer(exp, frame, lock, out, use_cache=use_cache), candidate, rows, out)
     d = scored.decision
     number = state.iteration + 1
@@ -199,9 +204,10 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     keep = d["status"] == "keep"
     point = Point(number, "", d["score"], rows_rel, candidate_blobs)  # its commit is this attempt's (see the trailers)
     history_entry = {"iteration": number, "sprint": state.sprint, "status": d["status"], "score": d["score"], "gain": d["gain"],
-                     "hypothesis": hypothesis[:200], "cost_per_1k": d["cost_per_1k"], "spent_usd": sanitize(scored.spent_usd, 8)}
+                     "hypothesis": hypothesis[:200], "cost_per_1k": d["cost_per_1k"], "spent_usd": sanitize(scored.spent_usd, 8),
+                     "content": content_digest(candidate_blobs), "seconds": round(time.time() - scoring_started, 3)}
     new_state = state.with_(
-        iteration=number, in_sprint=state.in_sprint + 1, started_at=started, stop_reason=None,
+        iteration=number, in_sprint=state.in_sprint + 1, started_at=started, stop_reason=None, stop_kind=None,
         spent_usd=state.spent_usd + scored.spent_usd,
         consecutive_crashes=state.consecutive_crashes + 1 if d["status"] in ("crash", "timeout") else 0,
         best=point if keep else state.best,
@@ -215,6 +221,8 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
                             [("Tag", exp.tag), ("Result", result)], body=f"Hypothesis: {hypothesis}\nDecision: {d['reason']}")
     commit = repo.commit_files(exp.branch, files, message)
     lines = [f"#{number} {d['status'].upper()}: {d['reason']}"]
+    if scored.first_error:
+        lines.append(f"  first error: {scored.first_error}")
     if not keep:
         new_state = restore(exp, frame, new_state, new_state.best, f"attempt {number} was not kept ({d['status']})", number)
         lines.append(f"  restored {', '.join(it.target)} to iteration {new_state.best.iteration if new_state.best else 0} (the attempt stays in history at {commit[:10]})")
@@ -223,7 +231,8 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     except GiteraError:
         out.info("\n".join(lines))  # the attempt is recorded: say how it was decided before the follow-up's error
         raise
-    out.result({"tag": exp.tag, "commit": commit, "result": result, "state": new_state.to_dict()}, "\n".join(lines))
+    out.result({"tag": exp.tag, "commit": commit, "result": result, "state": new_state.to_dict(), "first_error": scored.first_error},
+               "\n".join(lines))
     if d["status"] in ("crash", "timeout"):
         return Exit.EVAL
     return Exit.OK
@@ -260,14 +269,14 @@ def _close_step(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: L
     if state.status != ACTIVE:
         return state
     if budget_cut:
-        after: str | None = (f"the cost budget of ${it.budget.max_cost_usd:g} ran out during attempt {state.iteration} "
-                             f"(${state.spent_usd:.4f} spent)")
+        after: Stop | None = Stop("cost", f"the cost budget of ${it.budget.max_cost_usd:g} ran out during attempt {state.iteration} "
+                                          f"(${state.spent_usd:.4f} spent)")
     else:
         after = why_stop(state, it, expected_attempt_cost(exp, state, n_rows, frame.metric.trials))
     if after:
         before = len(state.history)
         state = record_stop(exp, frame, lock, state, after, out, use_cache)
-        lines.append(f"  the loop stops: {after}.")
+        lines.append(f"  the loop stops: {after.reason}{RESUME_HINT if not after.final else ''}.")
         lines += _gate_lines(state) if len(state.history) > before else []
     return state
 
@@ -277,11 +286,14 @@ def _gate_lines(state: LoopState) -> list[str]:
     return [f"  gate after sprint {gate['sprint']}: {gate['outcome'].upper()} — {'; '.join(gate['reasons'])}"] if gate else []
 
 
-def record_stop(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, reason: str, out: Output,
+def record_stop(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState, stop: Stop, out: Output,
                 use_cache: bool, **extra: Any) -> LoopState:
-    """Commit the loop's stop (Gitera-Stop); then gate the sprint's kept work, so a stop never strands it."""
+    """Commit the loop's stop (Gitera-Stop); then gate the sprint's kept work, so a stop never strands it.
+
+    A budget stop is final; a plateau or crash stop can be resumed (`gitera iterate --resume`)."""
     gate = ("gate",) if ungated_work(state) and "gate" not in state.pending else ()
-    new_state = _commit_stop(exp, state.with_(status=STOPPED, stop_reason=reason, pending=state.pending + gate), resumable=False, **extra)
+    stopped = state.with_(status=STOPPED, stop_reason=stop.reason, stop_kind=stop.kind, pending=state.pending + gate)
+    new_state = _commit_stop(exp, stopped, resumable=not stop.final, kind=stop.kind, **extra)
     if "gate" in new_state.pending:
         from gitera.domain.gating import run_gate
 
@@ -292,7 +304,7 @@ def record_stop(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: L
 
 def record_session_stop(exp: Experiment, state: LoopState, reason: str, **extra: Any) -> LoopState:
     """A stop of an autonomous session, not of the experiment (a failing proposer): recorded, the loop stays active."""
-    return _commit_stop(exp, state.with_(stop_reason=reason), resumable=True, **extra)
+    return _commit_stop(exp, state.with_(stop_reason=reason, stop_kind="session"), resumable=True, kind="session", **extra)
 
 
 def _commit_stop(exp: Experiment, new_state: LoopState, **record: Any) -> LoopState:
@@ -301,3 +313,83 @@ def _commit_stop(exp: Experiment, new_state: LoopState, **record: Any) -> LoopSt
     exp.repo.commit_files(exp.branch, {relpath(exp, STATE_FILE): state_bytes(new_state)}, message)
     return new_state
 
+
+
+# --- loopctl: resuming a stopped loop, and what an attempt's target content was (docs/iterate.md, "Loop control") ---
+RESUME_HINT = " — `gitera iterate --resume` goes on from here"
+
+
+class SameContent(RefusedError):
+    """The target files equal the current best: there is nothing to score."""
+
+
+def content_digest(blobs: Mapping[str, str]) -> str:
+    """One id for a state of the target files (their git blob ids): equal contents, equal ids."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(sorted(blobs.items())).encode()).hexdigest()
+
+
+def candidate_content(repo: Repo, targets: Sequence[str]) -> str:
+    """The content id of the target files as they are in the working tree now."""
+    blobs = {}
+    for path in targets:
+        p = repo.root / path
+        if p.exists():
+            blobs[path] = blob_id(p.read_bytes())
+    return content_digest(blobs)
+
+
+def same_content(state: LoopState, digest: str) -> str | None:
+    """Which earlier state of the loop had this content, in words (None: new content).
+
+    The current best, the starting point and every *scored* attempt count; a crashed or timed-out
+    attempt does not (its content was never scored, so trying it again is a retry, not a duplicate)."""
+    if state.best is not None and content_digest(state.best.blobs) == digest:
+        return f"the current best (iteration {state.best.iteration})"
+    if state.gate_passed is not None and content_digest(state.gate_passed.blobs) == digest:
+        return f"the last gate-passed state (iteration {state.gate_passed.iteration})"
+    for h in reversed(state.history):
+        if h.get("content") == digest and h.get("status") in ("keep", "discard", "guard_fail"):
+            return f"attempt #{h.get('iteration')} ({h.get('status')}: {str(h.get('hypothesis') or '')[:80]})"
+    return None
+
+
+def reopen(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopState) -> LoopState:
+    """`gitera iterate --resume`: reopen a loop stopped by its plateau or by crashes (one commit, Gitera-Resume).
+
+    A stop for the frame's budget (iterations, cost, wall clock) stays final: the budget is checked
+    again now, and resuming is refused while any part of it is spent, since the frame is locked.
+    A gate's decision (killed, saturated) is final too. An active loop needs no reopening."""
+    it = frame.iterate
+    assert it is not None
+    if state.status == ACTIVE:
+        return state
+    if state.status in (KILLED, SATURATED):
+        raise RefusedError(f"{closed_reason(state)} A gate's decision is final: `--resume` goes on only after a plateau or crash stop.")
+    kind = state.stop_kind or kind_of(state.stop_reason)
+    budget = why_stop(state, it, expected_attempt_cost(exp, state, len(load_split(exp, "dev")), frame.metric.trials), heuristics=False)
+    if budget is not None:
+        raise RefusedError(
+            f"the loop stopped because {state.stop_reason} and cannot resume: {budget.reason}, and the frame's budget is locked, so "
+            f"no resume can add to it; run `gitera verdict` (iteration {locked_iteration(state)} is the one it uses) — a larger budget needs a new experiment."
+        )
+    new_state = state.with_(status=ACTIVE, stop_reason=None, stop_kind=None, plateau_from=state.iteration, consecutive_crashes=0)
+    record = {"after": state.stop_reason, "kind": kind, "iteration": state.iteration, "plateau_from": state.iteration}
+    message = build_message(f"gitera resume: {exp.tag} after {state.iteration} iterations", [("Tag", exp.tag), ("Resume", record)],
+                            body=f"Resumed after: {state.stop_reason}")
+    exp.repo.commit_files(exp.branch, {relpath(exp, STATE_FILE): state_bytes(new_state)}, message)
+    return new_state
+
+
+def resume_loop(repo: Repo, exp: Experiment, out: Output, use_cache: bool) -> LoopState:
+    """Prepare the loop and reopen it when it stopped for a reason that allows it (see ``reopen``)."""
+    frame, lock, state = prepare(repo, exp, out, use_cache)
+    if state.status == ACTIVE:
+        out.info(f"the loop of {exp.tag} is active (iteration {state.iteration}): nothing to reopen, going on.")
+        return state
+    new_state = reopen(exp, frame, lock, state)
+    out.info(f"resumed the loop of {exp.tag} after: {state.stop_reason} (iteration {state.iteration}; "
+             f"the plateau window counts from here, the budget goes on as it was).")
+    return new_state
+# --- end loopctl ---------------------------------------------------------------------------------------------

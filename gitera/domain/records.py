@@ -21,7 +21,11 @@ def show(repo: Repo, commit: str, path: str) -> bytes | None:
 
 
 def records_file(repo: Repo, commit: str, path: str) -> list[dict[str, Any]] | None:
-    raw = show(repo, commit, path)
+    return parse_records(show(repo, commit, path))
+
+
+def parse_records(raw: bytes | None) -> list[dict[str, Any]] | None:
+    """A committed JSON-lines file (per-row results, a split file) as records; None when absent or not JSON lines."""
     if raw is None:
         return None
     out = []

@@ -75,19 +75,20 @@ def content_of(entries: Mapping[str, Entry], tag: str, skip: Sequence[str] = ())
     return hashlib.sha256("\n".join(kept_lines).encode()).hexdigest()
 
 
-def arm_commit(exp: Experiment, frame: Frame, arm: str) -> str:
+def arm_commit(exp: Experiment, frame: Frame, arm: str, at: str | None = None) -> str:
     """The scoring tree of an arm as registered: the lock commit's tree (and the train rows); for the
-    iterated arm with its target files as the experiment branch's tip holds them; for an arm with a
-    `ref`, the commit pinned at lock with the locked files over it."""
+    iterated arm with its target files as the experiment branch's tip (or the commit ``at``, e.g. the
+    one a run recorded) holds them; for an arm with a `ref`, the commit pinned at lock with the
+    locked files over it."""
     repo = exp.repo
     if frame.arms[arm].ref is not None:
         return _ref_tree(exp, frame, arm)
     if frame.iterate is not None and arm == frame.iterate.arm:
-        tip = repo.rev(f"refs/heads/{exp.branch}")
-        if tip is None:
+        source = at or repo.rev(f"refs/heads/{exp.branch}")
+        if source is None:
             raise RefusedError(f"branch {exp.branch} does not exist; run `gitera init {exp.tag}` first.")
-        return candidate_commit(exp, dict(zip(frame.iterate.target, _contents(repo, tip, frame.iterate.target))),
-                                f"arm {arm} at {tip[:10]}")
+        return candidate_commit(exp, dict(zip(frame.iterate.target, _contents(repo, source, frame.iterate.target))),
+                                f"arm {arm} at {source[:10]}")
     return base_commit(exp)
 
 
@@ -156,21 +157,27 @@ def _shared(exp: Experiment) -> dict[str, Entry | None]:
 
 
 def _ref_tree(exp: Experiment, frame: Frame, arm: str) -> str:
-    """An arm with a `ref`: the commit the ref named at lock, with the locked files, frame, lock and
-    train rows of the lock commit laid over it (the harness is always the locked one)."""
+    """An arm with a `ref`: the commit the ref named at lock (see ref_tree)."""
+    lock = exp.read_lock()
+    pinned = (lock.get("refs") or {}).get(arm)
+    if pinned is None:  # a lock made before refs were pinned: the ref as it is now
+        pinned = exp.repo.rev(frame.arms[arm].ref or "")
+    if pinned is None or exp.repo.rev(pinned) is None:
+        raise ConfigError(f"arm {arm}'s ref {frame.arms[arm].ref!r} (pinned at lock: {pinned or 'nothing'}) is not a commit in this "
+                          f"repository; fetch it, or fix `arms.{arm}.ref` in a new experiment.")
+    return ref_tree(exp, lock, arm, pinned, lock_commit(exp), _shared(exp))
+
+
+def ref_tree(exp: Experiment, lock: Mapping[str, Any], arm: str, pinned: str, base: str,
+             shared: Mapping[str, Entry | None] | None = None) -> str:
+    """The tree of ``pinned`` with the locked files, frame and lock.json of ``base`` (the lock commit,
+    or before the lock the commit it will freeze) and the ``shared`` train rows laid over it: the
+    arm's code is the ref's, the harness always the locked one."""
     from gitera.domain.experiment import locked_records
 
     repo = exp.repo
-    lock = exp.read_lock()
-    base = lock_commit(exp)
-    pinned = (lock.get("refs") or {}).get(arm)
-    if pinned is None:  # a lock made before refs were pinned: the ref as it is now
-        pinned = repo.rev(frame.arms[arm].ref or "")
-    if pinned is None or repo.rev(pinned) is None:
-        raise ConfigError(f"arm {arm}'s ref {frame.arms[arm].ref!r} (pinned at lock: {pinned or 'nothing'}) is not a commit in this "
-                          f"repository; fetch it, or fix `arms.{arm}.ref` in a new experiment.")
-    keep = [exp.lock_rel, *(str(rec["path"]) for rec in locked_records(lock))]
-    laid = {**dict.fromkeys(keep), **repo.tree_entries(base, keep), **_shared(exp)}
+    keep = [exp.lock_rel, *(str(rec["path"]) for rec in locked_records(dict(lock)))]
+    laid = {**dict.fromkeys(keep), **repo.tree_entries(base, keep), **(shared or {})}
     return repo.compose(pinned, laid, f"gitera scoring tree: arm {arm} at {pinned[:10]} with the locked files")
 
 
@@ -251,7 +258,7 @@ def spent_so_far(repo: Repo, branch: str, tag: str) -> float:
     total = 0.0
     frame = None
     for r in read(repo, branch, tag):
-        value = r.data.get("spent_usd") if r.kind in ("Result", "Pilot", "Gate") else None
+        value = r.data.get("spent_usd") if r.kind in ("Result", "Pilot", "Gate", "Lock") else None  # Lock: `lock --check`
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             total += value
         if r.kind == "Lock" and frame is None:

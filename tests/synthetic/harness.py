@@ -14,6 +14,8 @@ The arm's params name a policy file; each line of it is `key: value`:
     cost: 0.001          cost_usd per row
     sleep: 0.005         seconds each row takes (its line is flushed as soon as it is written)
     pad: 3000            append this many characters to each row's `output` (a long answer)
+    error.<g>: TEXT      rows of group <g> report {"error": "TEXT: could not answer '<row text>'"} (a
+                         per-row crash whose error text quotes the row)
     crash                exit 1 without writing anything
     hang                 sleep 60 s
 
@@ -57,7 +59,11 @@ def main() -> int:
     rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().splitlines() if x.strip()]
     with open(os.environ["GITERA_OUT"], "w") as out:
         for row in rows:
-            other = next((v for k, v in policy.items() if "." in k and k.split(".")[0] not in ("group", "split", "trial")
+            message = policy.get(f"error.{row.get('group')}")
+            if message is not None:
+                out.write(json.dumps({"id": row["id"], "error": f"{message}: could not answer {row.get('text')!r}"}) + "\n")
+                continue
+            other = next((v for k, v in policy.items() if "." in k and k.split(".")[0] not in ("group", "split", "trial", "error")
                           and str(row.get(k.split(".")[0])) == k.split(".", 1)[1]), None)
             keys = (f"group.{row.get('group')}", f"trial.{trial}", f"split.{split}", "accuracy")
             first = f"group.{row.get('group')}"
