@@ -143,6 +143,19 @@ def test_an_effect_at_the_threshold_up_to_rounding_clears_it() -> None:
     assert not clears_threshold(0.0499, 0.0, 0.05, "point")
 
 
+def test_slice_and_fail_states_treat_a_bound_at_the_floor_as_neither() -> None:
+    from gitera.core.rules import FAIL, INCONCLUSIVE, PASS, ArmInput, Threshold, decide, slice_state
+
+    floor = 0.02
+    at_floor = (0.1 + 0.2) - 0.32  # -0.020000000000000018: -floor up to rounding
+    assert slice_state(at_floor, 0.5, floor) == INCONCLUSIVE and slice_state(-0.5, at_floor, floor) == INCONCLUSIVE
+    assert slice_state(-0.019, 0.5, floor) == PASS and slice_state(-0.5, -0.021, floor) == FAIL
+    thr = Threshold(effect=0.05)
+    high = sum([0.35] * 3) / 3 - sum([0.3] * 3) / 3  # 0.04999999999999993: the CI's upper end at the threshold
+    arm = decide([ArmInput("b", effect=0.0, ci_low=-0.05, ci_high=high, p_value=0.5)], thr).arms[0]
+    assert high < 0.05 and arm.aggregate == INCONCLUSIVE  # not FAIL: a tie is not below
+
+
 @pytest.mark.parametrize("levels", [3, 5, 8])
 def test_yaml_alias_chains_are_refused_once_they_expand_past_the_bound(levels: int) -> None:
     text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(

@@ -41,8 +41,13 @@ rows = [json.loads(x) for x in Path(os.environ["GITERA_ROWS"]).read_text().split
 pids = os.environ.get("MY_PIDS")
 if pids and policy.get("hang_after") is not None:
     child = subprocess.Popen(["sleep", "300"])  # a child in the harness's process group
+    escapee = subprocess.Popen(["sleep", "301"], start_new_session=True)  # one that left the group
     with open(pids, "a") as fh:
-        fh.write(f"{os.getpid()}\n{child.pid}\n")
+        fh.write(f"{os.getpid()}\n{child.pid}\n{escapee.pid}\n")
+if pids and policy.get("linger"):
+    lingerer = subprocess.Popen(["sleep", "302"])  # still running when the harness exits
+    with open(pids, "a") as fh:
+        fh.write(f"{lingerer.pid}\n")
 with open(os.environ["GITERA_OUT"], "w", encoding="utf-8") as out:
     for i, row in enumerate(rows):
         if policy.get("hang_after") is not None and i >= policy["hang_after"]:
@@ -338,9 +343,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_kill_9_of_gitera_leaves_no_harness_running_and_its_spend_is_charged(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`kill -9` of `gitera iterate` while its harness (and the harness's child) run: the watcher kills
-    them within seconds, and every cost the harness had reported is charged to the budget of the
-    next command, which refuses the attempt the budget no longer pays for."""
+    """`kill -9` of `gitera iterate` while its harness runs, with a child in its process group and one
+    that left it (a new session): the watcher kills all of them within seconds, and every cost the
+    harness had reported is charged to the budget of the next command, which refuses the attempt
+    the budget no longer pays for."""
     project(repo, budget=", max_cost_usd: 1.85", pa=policy(0, cost=0.01), pb=policy(0, cost=0.01))
     run_scores(repo)  # pilot 2 calls + run 120 calls at $0.01: $1.22 recorded in trailers
     pids, ledger = repo.parent / "pids.txt", repo.parent / "ledger.txt"
@@ -355,7 +361,7 @@ def test_kill_9_of_gitera_leaves_no_harness_running_and_its_spend_is_charged(rep
             time.sleep(0.1)
         time.sleep(1.0)  # gitera reads each shard's finished rows every 0.05-0.25 s
         harness = [int(p) for p in pids.read_text().split()]
-        assert len(harness) == 4 and all(_alive(p) for p in harness)  # 2 shards running, each with a child
+        assert len(harness) == 6 and all(_alive(p) for p in harness)  # 2 shards running, each with a child and an escapee
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 15
@@ -377,6 +383,23 @@ def test_kill_9_of_gitera_leaves_no_harness_running_and_its_spend_is_charged(rep
     assert r.code == 3 and "but only $0.5300 of the $1.85 cost budget is left" in r.err, r.err
     status = json.loads(ok(run_gitera(repo, "status", "--json")).out)
     assert status["loop"]["spent_usd"] == pytest.approx(1.22 + reported)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_what_a_harness_leaves_running_in_its_group_dies_when_it_exits(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pids = repo.parent / "pids.txt"
+    monkeypatch.setenv("MY_PIDS", str(pids))
+    project(repo, pb=policy(0, linger=True), pilot=False)
+    ok(run_gitera(repo, "pilot"))
+    left = [int(p) for p in pids.read_text().split()]
+    deadline = time.monotonic() + 5  # SIGKILL is sent when the invocation ends; the kernel needs a moment
+    while time.monotonic() < deadline and any(_alive(p) for p in left):
+        time.sleep(0.05)
+    try:
+        assert left and [p for p in left if _alive(p)] == []
+    finally:
+        for pid in (p for p in left if _alive(p)):
+            os.kill(pid, signal.SIGKILL)
 
 
 # --- point 7: exact decisions at ties ---------------------------------------------------------
