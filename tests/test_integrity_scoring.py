@@ -333,6 +333,47 @@ def test_an_arm_ref_is_pinned_at_lock_and_scored_with_the_locked_harness(repo: P
     assert run_scores(repo)["c"] == 0.6
 
 
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs an interpreter outside a venv (a venv has no user site)")
+def test_a_usercustomize_in_the_user_site_never_reaches_a_command_mode_harness(repo: Path) -> None:
+    """The frame runs its harness with the system python, whose user site is on by default. The
+    agent writes a usercustomize.py into ~/.local/lib/pythonX.Y/site-packages (outside the repo,
+    where no scoring tree reaches) that makes every score 1: gitera starts the harness with
+    PYTHONNOUSERSITE, so the attempt is scored on what its policy earns."""
+    project(repo, eval_line="eval: {command: /usr/bin/python3 eval/run.py, concurrency: 2, timeout_s: 60, env: [MY_*]}")
+    run_scores(repo)
+    site = subprocess.run(["/usr/bin/python3", "-c", "import site; print(site.getusersitepackages())"], capture_output=True, text=True,
+                          check=True, env={"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin"}).stdout.strip()
+    assert site.startswith(os.environ["HOME"])  # the test's own HOME (conftest): nothing outside the test is touched
+    Path(site).mkdir(parents=True)
+    (Path(site) / "usercustomize.py").write_text(SITECUSTOMIZE)
+    planted = subprocess.run(["/usr/bin/python3", "-c", "import json; print(json.dumps({'score': 0}))"], capture_output=True, text=True,
+                             check=True, env={"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin"}).stdout
+    assert json.loads(planted) == {"score": 1}  # the attack works on a python started without gitera's environment
+    record = attempt(repo, policy(0, {i: 1 for i in ids("d", 20)[:10]}, note="same"))
+    assert record["status"] == "discard" and record["score"] == 0.5
+    assert {r["score"] for r in rows_file(repo, record) if r["id"] in ids("d", 20)[10:]} == {0.0}
+
+
+def test_a_judge_gets_the_same_scrubbed_environment(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GITERA_SEAL_KEY, PYTHONPATH and PYTHONSTARTUP in the shell that runs gitera never reach the
+    judge either; the frame's eval.env names (JUDGE_*) do."""
+    from tests.helpers import synthetic_project
+
+    seen = repo.parent / "judge_seen.jsonl"
+    monkeypatch.setenv("JUDGE_SEEN_FILE", str(seen))
+    monkeypatch.setenv("GITERA_SEAL_KEY", "a-key-the-judge-must-never-see")
+    monkeypatch.setenv("PYTHONPATH", str(repo.parent))
+    monkeypatch.setenv("PYTHONSTARTUP", str(repo.parent / "startup.py"))
+    monkeypatch.setenv("NOT_LISTED_TOKEN", "not listed")
+    synthetic_project(repo, policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.7\n"},
+                      eval_extra=", judge: {command: python judge.py, family: fam-x}, cross_judge: {command: python judge.py, family: fam-y}",
+                      locked_extra=("judge.py",))
+    ok(run_gitera(repo, "run"))
+    envs = [json.loads(x)["env"] for x in seen.read_text().split("\n") if x.strip()]
+    assert envs and all(e["JUDGE_SEEN_FILE"] == str(seen) for e in envs)
+    assert {k for e in envs for k in e if k.startswith(("GITERA_SEAL", "PYTHONPATH", "PYTHONSTARTUP", "NOT_LISTED"))} == set()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
