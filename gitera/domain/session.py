@@ -228,7 +228,7 @@ def run_session(repo: Repo, exp: Experiment, session: Session, resume: bool, out
     """Propose, decide, commit, until the loop stops, the session's wall clock runs out, or (unless
     never-stop) three proposals in a row fail. Iterations, cost and the frame's wall clock are the
     committed loop state's, so a killed session resumed goes on counting where it was."""
-    from gitera.domain.loop import SameContent, candidate_content, prepare, record_session_stop, resume_loop, run_attempt, same_content
+    from gitera.domain.loop import SameContent, candidate_content, prepare, record_session_stop, record_stop, resume_loop, run_attempt, same_content, why_stop
 
     failed: list[str] = []  # the last lines of the proposals that failed (or were unusable) in a row
     paused = False
@@ -242,10 +242,15 @@ def run_session(repo: Repo, exp: Experiment, session: Session, resume: bool, out
         raise UsageError("--never-stop needs a wall-clock bound: give --max-hours H (this session's limit), or set "
                          "iterate.budget.max_wall_clock_hours in the frame of a new experiment.")
     while True:
-        frame, _, state = prepare(repo, exp, out, use_cache)
+        frame, lock, state = prepare(repo, exp, out, use_cache)
         assert frame.iterate is not None
         if state.status != ACTIVE:
             return _end(repo, exp, session, state, f"the loop is {state.status}: {state.stop_reason or 'see `gitera status`'}", out)
+        budget = why_stop(state, frame.iterate, heuristics=False)
+        if budget is not None:  # spent while a proposer ran (its wall clock): the same final stop an attempt would record
+            out.info(f"the loop stops: {budget.reason}")
+            state = record_stop(exp, frame, lock, state, budget, out, use_cache)
+            return _end(repo, exp, session, state, f"the loop is {state.status}: {state.stop_reason}", out)
         now = time.time()
         if session.deadline is not None and now >= session.deadline:
             reason = (f"the session's wall-clock limit of {session.max_hours:g} h is reached; the loop is not over: "
@@ -265,6 +270,10 @@ def run_session(repo: Repo, exp: Experiment, session: Session, resume: bool, out
             continue  # the limits are checked again after the pause
         paused = False
         ok, hypothesis = propose_change(repo, exp, frame, state, session.propose, out, timeout_s=left, skipped=session.skipped)
+        if not ok and left is not None and time.time() - now >= left:
+            discard_edits(repo, frame)  # cut off by a wall-clock limit, not the proposer's failure: the limits decide next
+            out.warn(f"proposal stopped: {hypothesis}, when the wall clock ran out.")
+            continue
         if not ok:
             failed.append(hypothesis)
             session.failed += 1

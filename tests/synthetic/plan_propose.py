@@ -2,7 +2,8 @@
 
     python plan_propose.py PLAN.json
 
-PLAN.json: {"steps": ["<target content>" | "FAIL" | "HANG", ...], "cycle": true|false}. The step
+PLAN.json: {"steps": ["<target content>" | "FAIL" | "HANG", ...], "cycle": true|false,
+"delay_s": seconds each proposal takes (default 0)}. The step
 number is kept in PLAN.json.n (so a resumed session goes on with the next step). "FAIL" exits 1;
 "HANG" touches PLAN.json.hung and sleeps (a test kills the session there); the next time the
 same step comes round it is skipped. Past the plan's end: FAIL, unless the plan cycles.
@@ -32,6 +33,7 @@ if step == "HANG" and not hung.exists():
 if step in ("FAIL", "HANG"):
     print(f"step {n + 1} fails", file=sys.stderr)
     sys.exit(1)
+time.sleep(float(plan.get("delay_s", 0)))
 ctx = json.loads(Path(os.environ["GITERA_CONTEXT"]).read_text())
 Path(ctx["target_files"][0]).write_text(step)
 Path(os.environ["GITERA_HYPOTHESIS_FILE"]).write_text(f"plan step {n + 1}: {step.strip().splitlines()[0]}\n")
