@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -382,6 +382,44 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a killed process not yet reaped by its new parent is dead
 
 
+def _kill_9_mid_attempt(repo: Path, pids: Path, ready: Callable[[], bool]) -> list[int]:
+    """Start `gitera iterate` as its own process, wait until ``ready()``, then `kill -9` it. The
+    harness processes listed in ``pids``: all alive at the kill, all dead within 15 s (asserted)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gitera", "iterate", "-m", "slow"], cwd=repo, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.1)
+        time.sleep(1.0)  # gitera reads finished rows every 0.05-0.25 s; nothing else is in flight
+        harness = sorted({int(p) for p in pids.read_text().split()})
+        assert harness and all(_alive(p) for p in harness)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(p) for p in harness):
+            time.sleep(0.1)
+        assert [p for p in harness if _alive(p)] == []
+        return harness
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in (int(p) for p in (pids.read_text().split() if pids.exists() else [])):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _the_next_attempt_is_charged(repo: Path, monkeypatch: pytest.MonkeyPatch, reported: float) -> None:
+    """$1.22 in trailers plus ``reported`` in the journal, of a $1.85 cap: without the journal the
+    budget would let a $0.60 attempt start ($1.82 <= $1.85); with it the attempt is refused."""
+    monkeypatch.delenv("MY_PIDS")
+    (repo / "policy_b.json").write_text(policy(0, cost=0.01, note="next"))
+    r = run_gitera(repo, "iterate", "-m", "next")
+    assert r.code == 3 and f"but only ${1.85 - 1.22 - reported:.4f} of the $1.85 cost budget is left" in r.err, r.err
+    status = json.loads(ok(run_gitera(repo, "status", "--json")).out)
+    assert status["loop"]["spent_usd"] == pytest.approx(1.22 + reported)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_kill_9_of_gitera_leaves_no_harness_running_and_its_spend_is_charged(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`kill -9` of `gitera iterate` while its harness runs, with a child in its process group and one
@@ -394,36 +432,11 @@ def test_kill_9_of_gitera_leaves_no_harness_running_and_its_spend_is_charged(rep
     monkeypatch.setenv("MY_PIDS", str(pids))
     monkeypatch.setenv("MY_LEDGER", str(ledger))
     (repo / "policy_b.json").write_text(policy(0, cost=0.01, hang_after=5))  # 5 rows per shard, then it hangs
-    proc = subprocess.Popen([sys.executable, "-m", "gitera", "iterate", "-m", "slow"], cwd=repo, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not ledger.exists() or len(ledger.read_text().split()) < 10):
-            time.sleep(0.1)
-        time.sleep(1.0)  # gitera reads each shard's finished rows every 0.05-0.25 s
-        harness = [int(p) for p in pids.read_text().split()]
-        assert len(harness) == 6 and all(_alive(p) for p in harness)  # 2 shards running, each with a child and an escapee
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in harness):
-            time.sleep(0.1)
-        assert [p for p in harness if _alive(p)] == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in (int(p) for p in (pids.read_text().split() if pids.exists() else [])):
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+    harness = _kill_9_mid_attempt(repo, pids, lambda: ledger.exists() and len(ledger.read_text().split()) >= 10)
+    assert len(harness) == 6  # 2 shards were running, each with a child and an escapee
     reported = sum(float(x) for x in ledger.read_text().split())
     assert reported == pytest.approx(0.10)
-    # without the journal the budget would see $1.22 and let a $0.60 attempt start ($1.82 <= $1.85); it sees $1.32
-    monkeypatch.delenv("MY_PIDS")
-    (repo / "policy_b.json").write_text(policy(0, cost=0.01, note="next"))
-    r = run_gitera(repo, "iterate", "-m", "next")
-    assert r.code == 3 and "but only $0.5300 of the $1.85 cost budget is left" in r.err, r.err
-    status = json.loads(ok(run_gitera(repo, "status", "--json")).out)
-    assert status["loop"]["spent_usd"] == pytest.approx(1.22 + reported)
+    _the_next_attempt_is_charged(repo, monkeypatch, reported)  # $1.32 spent: "only $0.5300 ... left"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
@@ -441,6 +454,44 @@ def test_what_a_harness_leaves_running_in_its_group_dies_when_it_exits(repo: Pat
     finally:
         for pid in (p for p in left if _alive(p)):
             os.kill(pid, signal.SIGKILL)
+
+
+PY_HANGING = '''import json, os, subprocess, time
+from pathlib import Path
+
+def score(row, arm, trial, params):
+    policy = json.loads(Path(params["policy"]).read_text())
+    if str(row["id"]) in policy.get("hang", []):
+        child = subprocess.Popen(["sleep", "303"])  # a child of the worker, in its process group
+        with open(os.environ["MY_PIDS"], "a") as fh:
+            fh.write(f"{os.getpid()}\\n{child.pid}\\n")
+        time.sleep(300)
+    cost = policy.get("cost", 0.001)
+    if os.environ.get("MY_LEDGER"):
+        with open(os.environ["MY_LEDGER"], "a") as fh:
+            fh.write(f"{cost}\\n")
+    return {"score": policy.get("scores", {}).get(str(row["id"]), policy.get("default", 0)), "cost_usd": cost, "latency_ms": 1}
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_kill_9_of_gitera_in_python_mode_leaves_no_worker_running_and_its_spend_is_charged(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same attack on a python-mode harness: both concurrent calls hang (one with a child), gitera
+    is killed with SIGKILL; the worker and the child die, and what the returned calls cost is in the
+    spend the next command counts."""
+    project(repo, eval_line="eval: {python: evalmod.harness:score, concurrency: 2, timeout_s: 60, env: [MY_*]}",
+            locked=("evalmod/harness.py",), extra_files={"evalmod/__init__.py": "", "evalmod/harness.py": PY_HANGING},
+            budget=", max_cost_usd: 1.85", pa=policy(0, cost=0.01), pb=policy(0, cost=0.01))
+    run_scores(repo)  # pilot 2 calls + run 120 calls at $0.01: $1.22 recorded in trailers
+    pids, ledger = repo.parent / "pids.txt", repo.parent / "ledger.txt"
+    monkeypatch.setenv("MY_PIDS", str(pids))
+    monkeypatch.setenv("MY_LEDGER", str(ledger))
+    (repo / "policy_b.json").write_text(policy(0, cost=0.01, hang=ids("d", 20)[-4:]))  # the calls on its last 4 rows hang
+    harness = _kill_9_mid_attempt(repo, pids, lambda: pids.exists() and len(pids.read_text().split()) >= 4)  # both calls hang
+    assert len(harness) >= 3  # the worker (one or two) and a child per hanging call
+    reported = sum(float(x) for x in ledger.read_text().split())
+    assert reported >= 0.05  # calls that returned before both hung (their order is the scheduler's)
+    _the_next_attempt_is_charged(repo, monkeypatch, reported)
 
 
 # --- point 7: exact decisions at ties ---------------------------------------------------------
