@@ -114,3 +114,37 @@ def test_a_crafted_tree_with_a_dot_dot_path_is_refused(tmp_path: Path) -> None:
     commit = subprocess.run(["git", "commit-tree", tree, "-m", "crafted"], cwd=repo, capture_output=True, check=True, text=True).stdout.strip()
     with pytest.raises(RefusedError, match="outside its checkout"):
         materialize(r, commit, "arm-a")
+
+
+@pytest.mark.parametrize(("links", "escaping"), [
+    ({"policy.json": "/etc/hostname"}, "policy.json"),  # absolute
+    ({"policy.json": "../../../../policy.json"}, "policy.json"),  # up from the slot into the work tree
+    # each link looks inside on its own ("a/b/L/../evil.json" is "a/b/evil.json" as text); resolved, L is the
+    # tree's root, so the chain ends beside the slot, in a file anyone can write
+    ({"a/b/L": "../..", "policy.json": "a/b/L/../evil.json"}, "policy.json"),
+])
+def test_a_symbolic_link_resolving_outside_the_tree_is_refused(tmp_path: Path, links: dict[str, str], escaping: str) -> None:
+    r, _ = make(tmp_path)
+    repo = r.root
+    for rel, to in links.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(to, repo / rel)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "links")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    with pytest.raises(RefusedError, match=f"symbolic link '{escaping}' -> .*points outside it"):
+        materialize(r, commit, "arm-a")
+    with pytest.raises(RefusedError):  # and again on a reused slot, where nothing is rewritten
+        materialize(r, commit, "arm-a", verify=True)
+
+
+def test_links_that_stay_inside_the_tree_are_kept(tmp_path: Path) -> None:
+    r, _ = make(tmp_path)
+    repo = r.root
+    os.symlink("../run.py", repo / "eval/lib/up.py")
+    os.symlink("eval/lib", repo / "lib")
+    os.symlink("missing.txt", repo / "dangling")  # dangling, but inside: reads fail as they would in git's checkout
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "inner links")
+    path, _ = materialize(r, git(repo, "rev-parse", "HEAD").strip(), "arm-a")
+    assert (path / "eval/lib/up.py").read_text() == FILES["eval/run.py"] and (path / "lib/helpers.py").read_text() == "X = 1\n"

@@ -374,6 +374,48 @@ def test_a_judge_gets_the_same_scrubbed_environment(repo: Path, monkeypatch: pyt
     assert {k for e in envs for k in e if k.startswith(("GITERA_SEAL", "PYTHONPATH", "PYTHONSTARTUP", "NOT_LISTED"))} == set()
 
 
+@pytest.mark.parametrize("where", ["outside", "work tree"])
+def test_a_target_made_a_link_is_scored_and_committed_as_the_bytes_it_showed(repo: Path, where: str) -> None:
+    """The agent replaces the target policy_b.json by a symbolic link to a policy outside the
+    repository, or to an untracked file of the work tree, hoping to change what is scored after the
+    attempt (or the gate) by rewriting the file behind it. The attempt reads the bytes the link shows once, scores them and commits them as a regular
+    file: rewriting the file afterwards changes nothing that gitera scores."""
+    project(repo)
+    run_scores(repo)
+    shown, later = policy(0, dict.fromkeys(ids("d", 20)[:14], 1)), policy(1)
+    behind = repo.parent / "evil.json" if where == "outside" else repo / "evil.json"
+    behind.write_text(shown)
+    (repo / "policy_b.json").unlink()
+    os.symlink(str(behind) if where == "outside" else "evil.json", repo / "policy_b.json")
+    r = run_gitera(repo, "iterate", "-m", "a link", "--json")
+    assert r.code == 0 and "Traceback" not in r.err, r.err
+    record = json.loads(r.out)["result"]
+    assert record["status"] == "keep" and record["score"] == 0.7
+    mode, _, blob = git(repo, "ls-tree", "autoexp/x", "policy_b.json").split()[:3]
+    assert mode == "100644" and git(repo, "cat-file", "blob", blob) == shown
+    behind.write_text(later)  # after the attempt
+    assert run_scores(repo)["b"] == 0.7
+    slot = repo / ".git/gitera/worktrees/arm-b/policy_b.json"
+    assert not slot.is_symlink() and slot.read_text() == shown
+
+
+def test_an_arm_ref_holding_a_link_out_of_its_tree_is_refused(repo: Path) -> None:
+    """Arm c's pinned commit holds policy_c.json as a symbolic link to a file outside the repository
+    (which anyone can rewrite after the lock): gitera refuses to score it, naming the link."""
+    outside = repo.parent / "c-policy.json"
+    outside.write_text(policy(0))
+    git(repo, "switch", "-q", "-c", "arm-c")
+    os.symlink(str(outside), repo / "policy_c.json")
+    git(repo, "add", "policy_c.json")
+    git(repo, "commit", "-q", "-m", "arm c, a link")
+    git(repo, "switch", "-q", "main")
+    project(repo, arms_extra="  c: {change: the c policy, ref: arm-c, params: {policy: policy_c.json}}", pilot=False)
+    outside.write_text(policy(1))  # after the lock
+    r = run_gitera(repo, "pilot")
+    assert r.code == 3 and f"the scored tree holds the symbolic link 'policy_c.json' -> '{outside}', which points outside it" in r.err, r.err
+    assert "Traceback" not in r.err and not (repo / ".gitera/x/runs/pilot.json").exists()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

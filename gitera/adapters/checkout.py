@@ -59,7 +59,25 @@ def materialize(repo: Repo, commit: str, slot: str, *, verify: bool = False) -> 
         _write(target, mode, next(blobs) or b"")
         written[rel] = [mode, oid, *_stamp(target)]
     _save(manifest_path, written)
+    _links_stay_inside(path, entries)
     return path, entries
+
+
+def _links_stay_inside(root: Path, entries: Mapping[str, Entry]) -> None:
+    """Refuse a tree holding a symbolic link that resolves outside it (an absolute path, or ``../..``
+    up into the work tree): through it the harness would read a file git does not hold, which
+    anyone can change after the lock or after the gate (issue 12). Resolved on the written tree,
+    so a chain of links that each look inside is judged by where it really ends."""
+    top = os.path.realpath(root)
+    for rel, (mode, _oid) in entries.items():
+        if mode != SYMLINK:
+            continue
+        resolved = os.path.realpath(root / rel)
+        if resolved != top and not resolved.startswith(top + os.sep):
+            raise RefusedError(
+                f"the scored tree holds the symbolic link {rel!r} -> {os.readlink(root / rel)!r}, which points outside it: the harness "
+                "would read a file git does not hold, which can change after the lock. Commit the file itself instead of a link; a "
+                "path outside the repository reaches the harness through a variable listed in eval.env.")
 
 
 def _fresh(target: Path, entry: Entry, known: list[object] | None, verify: bool) -> bool:
