@@ -536,6 +536,22 @@ def test_kill_9_of_gitera_in_python_mode_leaves_no_worker_running_and_its_spend_
     _the_next_attempt_is_charged(repo, monkeypatch, reported)
 
 
+def test_what_diagnose_spends_is_charged_though_it_commits_nothing(repo: Path) -> None:
+    """`gitera diagnose --train N` scores train rows and commits nothing: its calls' cost, journaled
+    as they return, is counted by the next command's budget, which refuses an attempt it no longer
+    pays for."""
+    project(repo, budget=", max_cost_usd: 2.5", pa=policy(0, cost=0.01), pb=policy(0, cost=0.01))
+    run_scores(repo)
+    attempt(repo, policy(0, dict.fromkeys(ids("d", 20)[:14], 1), cost=0.01), "four more rows")  # $1.82 in trailers
+    head = git(repo, "rev-parse", "HEAD")
+    ok(run_gitera(repo, "diagnose", "--train", "6", "--json"))  # 6 train rows x 3 trials x 2 sides: $0.36
+    assert git(repo, "rev-parse", "HEAD") == head
+    # without the journal a $0.60 attempt would start ($2.42 <= $2.50)
+    (repo / "policy_b.json").write_text(policy(0, cost=0.01, note="next"))
+    r = run_gitera(repo, "iterate", "-m", "next")
+    assert r.code == 3 and "but only $0.3200 of the $2.5 cost budget is left" in r.err, r.err
+
+
 # --- point 7: exact decisions at ties ---------------------------------------------------------
 
 
