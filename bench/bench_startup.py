@@ -1,4 +1,4 @@
-"""CLI start-up and the gitera-locked hook on a repository with 10,000 commits.
+"""CLI start-up and the pre-commit hooks on a repository with 10,000 commits.
 
 Each command is run repeatedly as a fresh process; the median wall time is
 reported next to `git status` measured in the same run on the same repository.
@@ -33,7 +33,27 @@ metric: {primary: {name: accuracy, direction: higher}, trials: 3}
 threshold: {effect: 0.05, slice_loss_floor: 0.02}
 eval: {command: python eval/run.py}
 locked: [eval/run.py]
+data: {source: data/rows.csv, id: row_id, stratify: [group], seed: 1}
 """
+
+# the staged file the leak hook reads: ~60 KB of prose and code, as an ordinary commit stages
+NOTES = "".join(
+    f"## note {i}\n\nThe customer in ticket {i} asked about fees; see `rules.py` line {i % 90}.\n"
+    f"def rule_{i}(text):\n    return 'fee' in text and len(text) > {i % 40}  # token {i * 7919:x}\n\n"
+    for i in range(600)
+)
+
+
+def write_rows(path: Path, n: int = 2000) -> None:
+    """n rows of free text (the sealed ones are what the leak hook looks for)."""
+    import csv
+
+    path.parent.mkdir(exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row_id", "text", "group"])
+        for i in range(n):
+            w.writerow([f"r{i:05d}", f"customer message {i} about topic {i % 17} with detail {i * 7919 % 10007}", f"g{i % 3}"])
 
 
 def sh(args: list[str], cwd: Path, **kw: object) -> subprocess.CompletedProcess[bytes]:
@@ -61,9 +81,15 @@ def build_repo(root: Path, commits: int) -> None:
     sh(["git", "commit", "-q", "-m", "project"], root)
     sh(["gitera", "init", "bench"], root)
     (root / ".gitera/bench/frame.yaml").write_text(FRAME)
+    (root / ".gitignore").write_text("data/\n")
+    write_rows(root / "data/rows.csv")
+    sh(["git", "add", ".gitignore"], root)
+    sh(["git", "commit", "-q", "-m", "ignore data"], root)
     sh(["gitera", "lock"], root)
+    sh(["gitera", "split", "--accept-underpowered"], root)
     (root / "src/app.py").write_text("x = 2\n")
-    sh(["git", "add", "src/app.py"], root)  # a staged change for the hook to inspect
+    (root / "notes.md").write_text(NOTES)
+    sh(["git", "add", "src/app.py", "notes.md"], root)  # staged changes for the hooks to inspect
 
 
 def median_time(args: list[str], cwd: Path, repeat: int) -> float:
@@ -92,6 +118,7 @@ def main() -> None:
             ("git status (reference)", git_status),
             ("gitera --help", median_time([gitera, "--help"], root, args.repeat)),
             ("gitera hook locked (pre-commit)", median_time([gitera, "hook", "locked"], root, args.repeat)),
+            ("gitera hook test-leak (pre-commit, 60 KB staged)", median_time([gitera, "hook", "test-leak"], root, args.repeat)),
             ("gitera status", median_time([gitera, "status"], root, args.repeat)),
         ]
     print(f"Start-up, median of {args.repeat} runs, repository with {args.commits:,} commits\n")

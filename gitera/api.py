@@ -47,9 +47,10 @@ class ExperimentView:
                 if r["kind"] == "Result" and r["data"].get("kind") == "run"]
 
     def rows(self, split: str = "dev") -> list[dict[str, Any]]:
-        """The input rows of an open split (train, dev or gate); the test set stays sealed."""
-        if split not in ("train", "dev", "gate"):
-            raise ValueError("only train, dev and gate rows are readable; the test set is sealed until the verdict")
+        """The input rows of an open split (train or dev); the gate and test rows stay sealed."""
+        if split not in ("train", "dev"):
+            raise ValueError("only train and dev rows are readable; the gate and test rows are sealed "
+                             "(the gate opens its rows itself, the verdict the test rows)")
         path = self.experiment.path(f"split/{split}.jsonl")
         return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8"))]
 

@@ -171,21 +171,26 @@ def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
 @click.option("--data", type=click.Path(path_type=Path, dir_okay=False), help="The rows to split (default: data.source in the frame).")
 @click.option("--accept-underpowered", is_flag=True, help="Seal a test set too small for the threshold, and record that choice.")
 @click.option("--recipient", metavar="PUBKEY", help="Wrap the seal key to this public key (gitera seal keygen); nobody here can decrypt.")
+@click.option("--remove-source", is_flag=True,
+              help="Delete the data file after the split instead of moving it into .git/gitera/keys/source/ (required with --recipient for a file in the work tree).")
 @json_option
-def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, as_json: bool) -> None:
-    """Split the rows into train / dev / gate / sealed test, audit and size them (one commit).
+def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, remove_source: bool, as_json: bool) -> None:
+    """Split the rows into train / dev / sealed gate / sealed test, audit and size them (one commit).
 
-    Stratified by the frame's `stratify` columns, seeded from the frame's hash; the
-    test rows are encrypted in-repo and their key kept outside git.
+    Stratified by the frame's `stratify` columns, seeded from the frame's hash; the gate
+    and test rows are encrypted in-repo (separate keys, kept outside git) and every split
+    file is pinned in the Gitera-Split trailer. A data file tracked by git is refused; an
+    untracked one leaves the work tree afterwards: moved into .git/gitera/keys/source/, or
+    deleted with --remove-source.
 
     \b
     Example:
       gitera split --data data/tickets.csv
-      gitera split --recipient "$(cat custodian.pub)"     # key only the custodian can unwrap
+      gitera split --recipient "$(cat custodian.pub)" --remove-source   # only the custodian can open the test set
     """
     from gitera.commands.split import split as run
 
-    sys.exit(run(tag, data, accept_underpowered, recipient, _out(as_json)))
+    sys.exit(run(tag, data, accept_underpowered, recipient, _out(as_json), remove_source))
 
 
 @cli.command(context_settings=CONTEXT)

@@ -89,19 +89,28 @@ def banking_project(root: Path, tag: str = "banking", rows: int | None = None, f
     assert r.code == 0, r.err
 
 
-def read_test_rows(root: Path, tag: str = "banking") -> list[dict[str, object]]:
+def read_test_rows(root: Path, tag: str = "banking", key_text: str | None = None) -> list[dict[str, object]]:
     """Test-only: decrypt the seal with the local key (the product does this only in the verdict)."""
+    return _open_part(root, tag, "seal", key_text or (root / f".git/gitera/keys/{tag}.key").read_text())
+
+
+def read_gate_rows(root: Path, tag: str = "banking") -> list[dict[str, object]]:
+    """Test-only: decrypt the gate seal with the local gate key (the product does this only in the gate)."""
+    return _open_part(root, tag, "gate_seal", (root / f".git/gitera/keys/gate/{tag}.key").read_text())
+
+
+def _open_part(root: Path, tag: str, part: str, key_text: str) -> list[dict[str, object]]:
     import json
     import tempfile
 
     from gitera.adapters import keys, seal
 
     manifest = json.loads((root / f".gitera/{tag}/split/manifest.json").read_text())
-    key = keys.parse_data_key((root / f".git/gitera/keys/{tag}.key").read_text().strip(), "key file")
-    rel = manifest["seal"]["path"]
+    key = keys.parse_data_key(key_text.strip(), "key file")
+    rel = manifest[part]["path"]
     with tempfile.TemporaryDirectory() as tmp:
-        plain = Path(tmp) / "test.jsonl"
-        seal.open_seal(root / rel, key, seal.Binding(tag, manifest["frame_hash"], rel), plain)
+        plain = Path(tmp) / "rows.jsonl"
+        seal.open_seal(root / rel, key, seal.Binding(tag, manifest["frame_hash"], rel, manifest.get("pins_digest")), plain)
         return [json.loads(line) for line in plain.read_text().splitlines()]
 
 
@@ -142,10 +151,11 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
                       accept_underpowered: bool = True, eval_extra: str = "", locked_extra: tuple[str, ...] = (),
                       harness: Path | None = None, pilot: bool = True, max_cost_usd: float | None = None,
                       row_text: Callable[[int], str] | None = None, frame_edits: dict[str, str] | None = None,
-                      columns: dict[str, Callable[[int], str]] | None = None) -> None:
+                      columns: dict[str, Callable[[int], str]] | None = None, split_args: tuple[str, ...] = ()) -> None:
     """A locked, split, piloted experiment `syn` with the deterministic policy harness.
 
-    ``row_text(i)``: row i's text; ``columns``: more data columns, name -> value of row i.
+    ``row_text(i)``: row i's text; ``columns``: more data columns, name -> value of row i;
+    ``split_args``: more options for `gitera split`.
     """
     import csv
     import shutil
@@ -177,7 +187,7 @@ def synthetic_project(root: Path, *, rows: int = 600, groups: tuple[str, ...] = 
     (root / ".gitera/syn/frame.yaml").write_text(frame)
     r = run_gitera(root, "lock")
     assert r.code == 0, r.err
-    r = run_gitera(root, "split", *(["--accept-underpowered"] if accept_underpowered else []))
+    r = run_gitera(root, "split", *(["--accept-underpowered"] if accept_underpowered else []), *split_args)
     assert r.code == 0, r.err
     if pilot:
         r = run_gitera(root, "pilot")

@@ -42,6 +42,9 @@ def test_abandon_records_why_releases_nothing_and_frees_the_tag(repo: Path) -> N
     assert not key_file.exists()
     kept = repo / f".git/gitera/keys/syn.key.abandoned-{TODAY}"
     assert kept.read_text().strip() == key and stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    gate_key = repo / f".git/gitera/keys/gate/syn.key.abandoned-{TODAY}"  # the gate rows' key, set aside alike
+    assert stat.S_IMODE(os.stat(gate_key).st_mode) == 0o600 and not (repo / ".git/gitera/keys/gate/syn.key").exists()
+    assert (repo / f".git/gitera/keys/source/syn.abandoned-{TODAY}/rows.csv").exists()  # the moved data file too
     assert all(key.encode() not in blob for blob in all_blobs(repo))
     assert key not in git(repo, "log", "--all", "--format=%B")
     assert not (repo / ".gitera/syn/verdict.json").exists()
@@ -67,6 +70,8 @@ def test_abandon_records_why_releases_nothing_and_frees_the_tag(repo: Path) -> N
     assert run_gitera(repo, "init", "syn").code == 0
     (repo / ".gitera/syn/frame.yaml").write_text(git(repo, "show", f"{KEPT}:.gitera/syn/frame.yaml").replace("seed: 3", "seed: 4"))
     assert run_gitera(repo, "lock").code == 0
+    (kept_source,) = (repo / ".git/gitera/keys/source").glob("syn.abandoned-*/rows.csv")  # the first split moved it there
+    (repo / "data/rows.csv").write_bytes(kept_source.read_bytes())
     r = run_gitera(repo, "split", "--accept-underpowered")
     assert r.code == 0, r.err
     assert key_file.read_text().strip() != key

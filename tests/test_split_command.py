@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import git, run_gitera
-from tests.helpers import all_blobs, banking_project, read_test_rows
+from tests.helpers import all_blobs, banking_project, read_gate_rows, read_test_rows
 from tests.test_hooks import hooks_repo, use_precommit
 
 
@@ -24,7 +24,7 @@ def test_split_writes_ratios_audit_and_seal(repo: Path) -> None:
     # per stratum (intent), every part is within one row of its ratio
     train = [json.loads(x) for x in (repo / ".gitera/banking/split/train.jsonl").read_text().splitlines()]
     dev = [json.loads(x) for x in (repo / ".gitera/banking/split/dev.jsonl").read_text().splitlines()]
-    gate = [json.loads(x) for x in (repo / ".gitera/banking/split/gate.jsonl").read_text().splitlines()]
+    gate = read_gate_rows(repo)
     test = read_test_rows(repo)
     total = Counter(r["intent"] for r in train + dev + gate + test)
     for part, ratio in ((train, 0.3), (dev + gate, 0.5), (test, 0.2)):
@@ -46,9 +46,10 @@ def test_no_test_row_and_no_key_in_any_git_object(repo: Path) -> None:
     manifest = json.loads((repo / ".gitera/banking/split/manifest.json").read_text())
     leak = manifest["leak"]
     open_texts = set()
-    for part in ("train", "dev", "gate"):
+    for part in ("train", "dev"):
         for line in (repo / f".gitera/banking/split/{part}.jsonl").read_text().splitlines():
             open_texts.add(json.loads(line)["text"])
+    open_texts |= {str(r["text"]) for r in read_gate_rows(repo)}
     secret = [r["text"] for r in test if r["text"] not in open_texts]
     assert len(secret) == len(test) - leak["shared_with_open_splits"]
     # a short query may be the start of a longer open row ("I have forgotten my passcode" inside
@@ -74,7 +75,7 @@ def test_split_is_deterministic_and_refuses_a_second_split(tmp_path: Path) -> No
         git(root, "init", "-q", "-b", "main")
         banking_project(root)
         assert run_gitera(root, "split").code == 0
-        outs.append([(root / f".gitera/banking/split/{p}.jsonl").read_bytes() for p in ("train", "dev", "gate")])
+        outs.append([(root / f".gitera/banking/split/{p}.jsonl").read_bytes() for p in ("train", "dev")] + [read_gate_rows(root)])
         r = run_gitera(root, "split")
         assert r.code == 3 and "already split" in r.err
     assert outs[0] == outs[1]
@@ -111,7 +112,7 @@ def test_split_refuses_when_a_locked_file_changed(repo: Path) -> None:
 def test_recipient_custody_keeps_no_usable_key_here(repo: Path) -> None:
     banking_project(repo)
     pair = json.loads(run_gitera(repo, "seal", "keygen", "--json").out)
-    r = run_gitera(repo, "split", "--recipient", pair["public"])
+    r = run_gitera(repo, "split", "--recipient", pair["public"], "--remove-source")
     assert r.code == 0, r.err
     assert (repo / ".gitera/banking/split/key.wrapped").exists()
     assert not (repo / ".git/gitera/keys/banking.key").exists()

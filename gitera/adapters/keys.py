@@ -19,8 +19,8 @@ Public API::
     new_data_key() -> DataKey
     key_path(git_common_dir, tag) -> Path
     store_key(git_common_dir, tag, key) -> Path          (key_exists, permissive_key_file)
-    stored_key_id(git_common_dir, tag) -> str | None     the local key file's key id, no secret
-    set_aside(git_common_dir, tag, key_id) -> Path       retire a key no committed seal uses
+    key_id_at(path) -> str | None                        a local key file's key id, no secret
+    set_aside_at(path, key_id) -> Path                   retire a key no committed seal uses
     encode_data_key(key) -> str / parse_data_key(text, source) -> DataKey  (malformed_key)
     RecipientKeypair(private, public); generate_recipient_keypair() -> RecipientKeypair
     public_from_private(private) -> str                  (malformed_key)
@@ -29,6 +29,19 @@ Public API::
     unwrap_key(data, private, tag, source) -> DataKey    (wrong_key, tampered, malformed_key)
     custody_mode(git_common_dir, tag, wrapped_path, env) -> str   which mode applies; releases nothing
     unwrap_for_verdict(*, git_common_dir, tag, wrapped_path, env, private_key) -> DataKey
+
+The **gate key** seals the gate rows (``split/gate.seal``). The gate opens them while the loop
+runs, where a recipient's private key is absent by design, so the gate key is always a local
+key file (``keys/gate/<tag>.key``, same rules as the test key file); in recipient mode it is
+also wrapped to the recipient (``split/gate.key.wrapped``) so that the verdict, run by the
+custodian, can release it. The reusable holdout's noise seed lives with it (derived from it).
+A source data file moved out of the work tree by ``gitera split`` goes to
+``keys/source/<tag>/``.
+
+    gate_key_path / store_gate_key / read_gate_key(git_common_dir, tag)
+    holdout_seed(git_common_dir, tag) -> int      derived from the gate key (or a legacy seed file)
+    release_gate_key(*, git_common_dir, tag, wrapped_path, env, private_key) -> DataKey | None
+    stash_source(git_common_dir, tag, src) -> Path; source_record / record_source
 
 ``unwrap_for_verdict`` is the ONE function that resolves a usable data key, and only the
 verdict code path may call it (a test greps the package for other callers).
@@ -137,15 +150,26 @@ def _read_key_file(path: Path) -> DataKey:
         return parse_data_key(f.read(), f"the key file {path}")
 
 
-def store_key(git_common_dir: Path, tag: str, key: DataKey) -> Path:
-    """Write the key file atomically (dir 0700, file 0600); never overwrite a different key."""
-    path = key_path(git_common_dir, tag)
-    for d in (path.parent.parent, path.parent):
+def _private_dirs(top: Path, leaf: Path) -> None:
+    """Make ``leaf`` and every directory between ``top`` and it, each 0700, and check them."""
+    chain = [leaf, *[p for p in leaf.parents if p == top or top in p.parents]]
+    for d in reversed(chain):
         try:
             os.mkdir(d, 0o700)
         except FileExistsError:
             pass
-    _check_private(path.parent, is_dir=True)
+    for d in chain:
+        if d != top:
+            _check_private(d, is_dir=True)
+
+
+def store_key(git_common_dir: Path, tag: str, key: DataKey) -> Path:
+    """Write the key file atomically (dir 0700, file 0600); never overwrite a different key."""
+    return _store_at(key_path(git_common_dir, tag), git_common_dir, tag, key)
+
+
+def _store_at(path: Path, git_common_dir: Path, tag: str, key: DataKey) -> Path:
+    _private_dirs(git_common_dir / "gitera", path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{tag}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:
@@ -166,32 +190,33 @@ def store_key(git_common_dir: Path, tag: str, key: DataKey) -> Path:
     return path
 
 
-def stored_key_id(git_common_dir: Path, tag: str) -> str | None:
-    """The key id of experiment ``tag``'s local key file (None when there is none)."""
-    path = key_path(git_common_dir, tag)
+def key_id_at(path: Path) -> str | None:
+    """The key id of the local key file ``path`` (a test or gate key; None when there is none)."""
     if not os.path.lexists(path):
         return None
     return _read_key_file(path).key_id
 
 
-def set_aside(git_common_dir: Path, tag: str, key_id: str) -> Path:
-    """Rename ``tag``'s key file to ``<tag>.key.unused-<key id>`` and return the new path.
+def set_aside_at(path: Path, key_id: str) -> Path:
+    """Rename the key file ``path`` to ``<name>.unused-<key id>`` and return the new path.
 
     For a key that no committed seal uses (a split stopped after storing it): it no longer
     blocks the next split, and it is not destroyed. The caller checks that no seal needs it.
     The name carries the full key id, so an earlier file of that name held the same key.
     """
-    path = key_path(git_common_dir, tag)
     target = path.with_name(f"{path.name}.unused-{key_id}")
     os.replace(path, target)
     return target
 
 
 def retire(git_common_dir: Path, tag: str, suffix: str) -> list[Path]:
-    """Rename ``tag``'s key file and holdout seed to ``<name>.abandoned-<suffix>`` (an abandoned experiment):
-    kept, never released or destroyed, and out of the way of a new experiment that reuses the tag."""
+    """Rename ``tag``'s key file, holdout seed, gate key and moved source to ``<name>.abandoned-<suffix>``
+    (an abandoned experiment): kept, never released or destroyed, and out of the way of a new
+    experiment that reuses the tag."""
     moved = []
-    for path in (key_path(git_common_dir, tag), key_path(git_common_dir, tag).with_suffix(".holdout")):
+    held = (key_path(git_common_dir, tag), key_path(git_common_dir, tag).with_suffix(".holdout"),
+            gate_key_path(git_common_dir, tag), source_dir(git_common_dir, tag), _record_path(git_common_dir, tag))
+    for path in held:
         if os.path.lexists(path):
             target = path.with_name(f"{path.name}.abandoned-{suffix}")
             if os.path.lexists(target):
@@ -414,25 +439,124 @@ def unwrap_for_verdict(
 
 
 def holdout_seed_path(common_dir: Path, tag: str) -> Path:
-    """Where the holdout seed lives: beside the seal key, outside git."""
+    """Where the holdout seed is kept once a gate used it: in the key store, outside git."""
     return key_path(common_dir, tag).with_suffix(".holdout")
+
+
+_HOLDOUT_INFO = b"gitera holdout seed v1"
+
+
+def derive_holdout_seed(gate_key: DataKey) -> int:
+    """The reusable holdout's noise seed, derived from the gate key (62 bits): it lives with that key."""
+    return int.from_bytes(hmac.digest(gate_key.secret, _HOLDOUT_INFO, "sha256")[:8], "big") >> 2
 
 
 def holdout_seed(common_dir: Path, tag: str) -> int:
     """The reusable holdout's noise seed: a secret kept outside git until the verdict records it.
 
-    A public seed would let anyone subtract the noise and read the gate rows' scores.
+    A public seed would let anyone subtract the noise and read the gate rows' scores. It is
+    derived from the gate key, and kept beside it once a gate used it (a seed file written
+    before, by an older gitera or to fix the seed, wins); an experiment split before gate keys
+    existed gets a random one.
     """
-    import os
     import secrets
 
     path = holdout_seed_path(common_dir, tag)
     try:
         return int(path.read_text().strip())
     except (FileNotFoundError, ValueError):
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        seed = secrets.randbits(62)
+        gate = gate_key_path(common_dir, tag)
+        seed = derive_holdout_seed(_read_key_file(gate)) if os.path.lexists(gate) else secrets.randbits(62)
+        _private_dirs(common_dir / "gitera", path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{seed}\n")
         return seed
+
+
+# --- the gate key --------------------------------------------------------------------
+
+
+def gate_key_path(git_common_dir: Path, tag: str) -> Path:
+    """The local key file of experiment ``tag``'s gate seal (a folder of its own: tags may hold dots)."""
+    return key_path(git_common_dir, tag).parent / "gate" / f"{tag}.key"
+
+
+def store_gate_key(git_common_dir: Path, tag: str, key: DataKey) -> Path:
+    """Write the gate key file (as ``store_key``: 0700 folders, a 0600 file, never overwritten)."""
+    return _store_at(gate_key_path(git_common_dir, tag), git_common_dir, tag, key)
+
+
+def read_gate_key(git_common_dir: Path, tag: str) -> DataKey:
+    """The gate key, for the gate (and the verdict's release); ``missing_key`` when it is not here."""
+    path = gate_key_path(git_common_dir, tag)
+    if not os.path.lexists(path):
+        raise SealMissingKey(
+            f"the gate key of experiment '{tag}' ({path}) is not on this machine, so the sealed gate rows cannot be "
+            "opened here; run the gate where `gitera split` ran, or restore that key file from there."
+        )
+    return _read_key_file(path)
+
+
+def release_gate_key(
+    *,
+    git_common_dir: Path,
+    tag: str,
+    wrapped_path: Path | None,
+    env: Mapping[str, str] | None = None,
+    private_key: str | None = None,
+) -> DataKey | None:
+    """The gate key for the verdict to release: the local key file, else ``gate.key.wrapped``
+    unwrapped with the custodian's private key; None when neither is at hand."""
+    path = gate_key_path(git_common_dir, tag)
+    if os.path.lexists(path):
+        return _read_key_file(path)
+    environ = os.environ if env is None else env
+    private = private_key if private_key is not None else environ.get(ENV_PRIVATE_KEY)
+    if wrapped_path is not None and wrapped_path.exists() and private:
+        return unwrap_key(wrapped_path.read_bytes(), private, tag, str(wrapped_path))
+    return None
+
+
+# --- the source data file, moved out of the work tree ---------------------------------
+
+
+def source_dir(git_common_dir: Path, tag: str) -> Path:
+    return key_path(git_common_dir, tag).parent / "source" / tag
+
+
+def stash_source(git_common_dir: Path, tag: str, src: Path) -> Path:
+    """Move ``src`` into the key store (folders 0700, the file 0600), never over another file."""
+    import shutil
+
+    folder = source_dir(git_common_dir, tag)
+    _private_dirs(git_common_dir / "gitera", folder)
+    target = folder / src.name
+    n = 1
+    while os.path.lexists(target):
+        target = folder / f"{src.name}.{n}"
+        n += 1
+    shutil.move(str(src), str(target))
+    os.chmod(target, 0o600)
+    return target
+
+
+def _record_path(git_common_dir: Path, tag: str) -> Path:
+    return source_dir(git_common_dir, tag).with_suffix(".json")
+
+
+def record_source(git_common_dir: Path, tag: str, record: Mapping[str, Any]) -> None:
+    """Remember (outside git) the source file's path, size and sha256, so `status` knows a copy."""
+    path = _record_path(git_common_dir, tag)
+    _private_dirs(git_common_dir / "gitera", path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(dict(record), fh, sort_keys=True)
+
+
+def source_record(git_common_dir: Path, tag: str) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(_record_path(git_common_dir, tag).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None

@@ -8,12 +8,15 @@ Public API::
 
     DataKey(secret)                       a 32-byte data key; .key_id is derived, never the raw hash
     DataKey.generate() -> DataKey
-    Binding(tag, frame_hash, path)        what a seal is bound to (experiment, frame, repo path)
+    Binding(tag, frame_hash, path, pins=None)
+                                          what a seal is bound to (experiment, frame, repo path and,
+                                          from format version 2, the digest of the split's pinned files)
     seal_file(src, dst, key, binding, *, commitment_salt=None, chunk_size=DEFAULT_CHUNK_SIZE,
               algorithm=AES_256_GCM) -> SealInfo
     open_seal(src, key, binding, dst, *, commitment=None) -> None
                                           authenticates everything (and the commitment) or releases nothing
     read_header(src) -> Header                    no key needed (for ``gitera seal status``)
+    header_of(data, name) -> Header               the same, for a seal's bytes (a blob read from git)
     new_salt() -> bytes
     commit_plaintext(path, salt) -> str           salted SHA-256 over the plaintext (hex)
     check_commitment(path, salt, expected) -> None
@@ -47,7 +50,9 @@ from typing import BinaryIO, ClassVar, Protocol
 from gitera.core.errors import SealError
 
 MAGIC = b"GITERASEAL"
-VERSION = 1
+VERSION = 1  # the header without split pins
+VERSION_PINNED = 2  # the header binds the digest of the split's pinned files as well
+VERSIONS = (VERSION, VERSION_PINNED)
 AES_256_GCM = 1
 CHACHA20_POLY1305 = 2
 ALGORITHMS = {AES_256_GCM: "AES-256-GCM", CHACHA20_POLY1305: "ChaCha20-Poly1305"}
@@ -152,13 +157,18 @@ class DataKey:
 
 @dataclass(frozen=True)
 class Binding:
-    """What a seal belongs to: experiment tag, frame hash (hex sha256), repo-relative path."""
+    """What a seal belongs to: experiment tag, frame hash (hex sha256), repo-relative path, and
+    ``pins``: the hex sha256 digest of the split's pinned files (train, dev, gate, test), so a
+    relabelled dev.jsonl no longer matches the seals made with it (None: a version-1 seal)."""
 
     tag: str
     frame_hash: str
     path: str
+    pins: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pins is not None and (len(self.pins) != 64 or not set(self.pins) <= _HEX):
+            raise ValueError("binding pins must be a lowercase hex sha256 (64 characters)")
         tag_bytes = self.tag.encode("utf-8")
         if not 0 < len(tag_bytes) <= MAX_TAG_BYTES:
             raise ValueError(f"binding tag must be 1..{MAX_TAG_BYTES} UTF-8 bytes")
@@ -231,11 +241,14 @@ def _encode_header(
 ) -> bytes:
     tag = binding.tag.encode("utf-8")
     path = binding.path.encode("utf-8")
+    pins = b"" if binding.pins is None else bytes.fromhex(binding.pins)
+    version = VERSION if binding.pins is None else VERSION_PINNED
     body = (
-        _FIXED.pack(MAGIC, VERSION, algorithm, chunk_size, bytes.fromhex(key_id), file_id, prefix, size)
+        _FIXED.pack(MAGIC, version, algorithm, chunk_size, bytes.fromhex(key_id), file_id, prefix, size)
         + struct.pack(">B", len(tag))
         + tag
         + bytes.fromhex(binding.frame_hash)
+        + pins
         + struct.pack(">H", len(path))
         + path
     )
@@ -261,9 +274,9 @@ def _parse_header(f: BinaryIO, src: Path) -> Header:
         raise SealNotASeal(f"{src} is not a gitera seal (no GITERASEAL magic); check the path you passed.")
     first = magic + _read_exact(f, 1, src)
     version = first[len(MAGIC)]
-    if version != VERSION:
+    if version not in VERSIONS:
         raise SealUnsupportedVersion(
-            f"{src} is seal format version {version} but this gitera reads version {VERSION}; "
+            f"{src} is seal format version {version} but this gitera reads versions {VERSION} and {VERSION_PINNED}; "
             "upgrade gitera (or restore the file from git if it was altered)."
         )
     rest = _read_exact(f, _FIXED.size - len(first), src)
@@ -272,11 +285,12 @@ def _parse_header(f: BinaryIO, src: Path) -> Header:
     (tag_len,) = struct.unpack(">B", tag_len_b := _read_exact(f, 1, src))
     tag_b = _read_exact(f, tag_len, src)
     frame_b = _read_exact(f, 32, src)
+    pins_b = _read_exact(f, 32, src) if version == VERSION_PINNED else b""
     (path_len,) = struct.unpack(">H", path_len_b := _read_exact(f, 2, src))
     if path_len > MAX_PATH_BYTES:
         raise _header_tampered(src)
     path_b = _read_exact(f, path_len, src)
-    body = fixed + tag_len_b + tag_b + frame_b + path_len_b + path_b
+    body = fixed + tag_len_b + tag_b + frame_b + pins_b + path_len_b + path_b
     digest = _read_exact(f, _DIGEST_SIZE, src)
     if not hmac.compare_digest(digest, hashlib.sha256(body).digest()):
         raise _header_tampered(src)
@@ -287,7 +301,7 @@ def _parse_header(f: BinaryIO, src: Path) -> Header:
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE or -(-size // chunk_size) > MAX_CHUNKS:
         raise _header_tampered(src)
     try:
-        binding = Binding(tag_b.decode("utf-8"), frame_b.hex(), path_b.decode("utf-8"))
+        binding = Binding(tag_b.decode("utf-8"), frame_b.hex(), path_b.decode("utf-8"), pins_b.hex() if pins_b else None)
     except (UnicodeDecodeError, ValueError):
         raise _header_tampered(src) from None
     return Header(
@@ -317,6 +331,11 @@ def read_header(src: Path) -> Header:
             return _parse_header(f, src)
     except FileNotFoundError:
         raise SealNotASeal(f"{src} does not exist; run `gitera split` to create the sealed test set.") from None
+
+
+def header_of(data: bytes, name: str) -> Header:
+    """``read_header`` for a seal's bytes (a blob read from git); ``name`` names it in errors."""
+    return _parse_header(io.BytesIO(data), Path(name))
 
 
 # --- chunked AEAD ------------------------------------------------------------------
@@ -456,6 +475,12 @@ def _truncated(src: Path, actual: int, expected: int) -> SealTruncated:
 
 def _check_binding(header: Header, binding: Binding, src: Path) -> None:
     got = header.binding
+    if got.pins != binding.pins and (got.tag, got.frame_hash, got.path) == (binding.tag, binding.frame_hash, binding.path):
+        raise SealWrongExperiment(
+            f"{src} was sealed with split files whose pins digest is {got.pins or 'absent (format 1)'}, but this "
+            f"experiment's split files give {binding.pins or 'none'}: a split file (train/dev/gate/test) was changed "
+            "after the split; restore the split files from the split commit."
+        )
     for name, have, want in (
         ("experiment tag", got.tag, binding.tag),
         ("frame hash", got.frame_hash, binding.frame_hash),

@@ -178,7 +178,10 @@ def test_leak(files: Sequence[str], out: Output) -> int:
     from gitera.domain.leakcheck import scan_staged
 
     repo = Repo.find()
-    problems = scan_staged(repo, list(staged_files(repo, files)))
+    warnings: list[str] = []
+    problems = scan_staged(repo, list(staged_files(repo, files)), warnings)
+    for warning in warnings:
+        out.warn(warning)
     for problem in problems:
         out.error(problem)
     return Exit.REFUSED if problems else Exit.OK

@@ -1,9 +1,12 @@
-"""gitera split: real rows → train / dev / gate / sealed test, audited and sized, in one commit.
+"""gitera split: real rows → train / dev / sealed gate / sealed test, audited and sized, in one commit.
 
-The test rows are written in plaintext only to a private temporary directory under
-.git/gitera/ and sealed from there; no git object ever holds them. The local key file is
-written last, just before the commit: a split that stops after that (the commit refused,
-an interruption) leaves a key no committed seal uses, which the next split sets aside.
+The gate and test rows are written in plaintext only to a private temporary directory under
+.git/gitera/ and sealed from there (the test rows with the test key, the gate rows with the
+local gate key); no git object ever holds them. The Split trailer pins every split file
+(gitera/domain/splitfiles.py). The local key files are written last, just before the commit:
+a split that stops after that (the commit refused, an interruption) leaves keys no committed
+seal uses, which the next split sets aside. After the commit the source data file leaves the
+work tree (moved into the key store, or deleted with --remove-source).
 """
 
 from __future__ import annotations
@@ -25,53 +28,60 @@ from gitera.domain.experiment import Experiment, frame_hash, require_intact, req
 from gitera.domain.splitplan import plan_split
 
 SPLIT_DIR = "split"
-SEAL_NAME = "test.seal"
-WRAPPED_NAME = "key.wrapped"
 
 
 def _pp(value: float) -> str:
     return "∞" if value == float("inf") else f"{value:.3f}"
 
 
-def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
+def split(tag: str | None, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output,
+          remove_source: bool = False) -> int:
     repo = Repo.find()
     exp = resolve(repo, tag)
     with exclusive(repo.common_dir, "split"):
-        return _split(repo, exp, data, accept_underpowered, recipient, out)
+        return _split(repo, exp, data, accept_underpowered, recipient, out, remove_source)
 
 
 def committed_seal_keys(repo: Repo, exp: Experiment) -> dict[str, str]:
-    """key id -> commit, for every seal of this experiment committed in any branch, tag or reflog entry."""
+    """key id -> commit, for every seal (test or gate) of this experiment committed in any branch, tag or reflog entry."""
     rel = exp.rel(f"{SPLIT_DIR}/manifest.json")
     commits = repo.git("log", "--all", "--reflog", "--format=%H", "--", rel).split()
     found: dict[str, str] = {}
     for commit, raw in zip(commits, repo.cat_blobs([f"{c}:{rel}" for c in commits])):
         try:
-            found.setdefault(str(json.loads(raw or b"")["seal"]["key_id"]), commit)
-        except (ValueError, KeyError, TypeError):
+            doc = json.loads(raw or b"")
+            for part in ("seal", "gate_seal"):
+                if isinstance(doc.get(part), dict):
+                    found.setdefault(str(doc[part]["key_id"]), commit)
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
     return found
 
 
 def set_aside_unused_key(repo: Repo, exp: Experiment, out: Output) -> str | None:
-    """Retire a stored key that no committed seal uses; return the commit whose seal uses it, if one does."""
+    """Retire stored keys (test and gate) that no committed seal uses; return the commit whose seal uses one, if one does."""
     from gitera.adapters import keys
 
-    stored = keys.stored_key_id(repo.common_dir, exp.tag)
-    if stored is None:
+    found = [(path, keys.key_id_at(path)) for path in (keys.key_path(repo.common_dir, exp.tag), keys.gate_key_path(repo.common_dir, exp.tag))]
+    stored = [(path, kid) for path, kid in found if kid is not None]
+    if not stored:
         return None
     used = committed_seal_keys(repo, exp)
-    if stored in used:
-        return used[stored]
-    where = keys.set_aside(repo.common_dir, exp.tag, stored)
-    out.info(f"set aside the seal key of a split that did not finish (no committed seal uses it): {where}")
+    for _, kid in stored:
+        if kid in used:
+            return used[kid]
+    for path, kid in stored:
+        where = keys.set_aside_at(path, kid)
+        out.info(f"set aside the seal key of a split that did not finish (no committed seal uses it): {where}")
     return None
 
 
-def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output) -> int:
-    from gitera.adapters import datasource, keys, seal
+def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: bool, recipient: str | None, out: Output,
+           remove_source: bool = False) -> int:
+    from gitera.adapters import datasource, keys
     from gitera.core import leak
     from gitera.core import split as splitting
+    from gitera.domain import splitfiles
 
     require_on_branch(exp)
     lock = require_intact(exp)
@@ -88,6 +98,9 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         )
     frame = exp.load_frame()
     fd = frame.data
+    source = data if data is not None else (repo.root / fd.source if fd.source else None)
+    # before any work, so a refusal costs nothing (no source: plan_split says so)
+    held = splitfiles.check_source(repo, source, bool(recipient), remove_source) if source is not None else None
     fhash = frame_hash(lock)
     plan = plan_split(exp, frame, fhash, data)  # the rows and their assignment (shared with `gitera lock --check`)
     table, rows, result = plan.table, plan.rows, plan.result
@@ -108,7 +121,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     exclude = [fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify]
     columns = leak.text_columns(parts["test"], exclude)
     test_texts = leak.row_texts(parts["test"], columns)
-    open_texts = {leak.normalize(t) for part in ("train", "dev", "gate") for t in leak.row_texts(parts[part], columns)}
+    open_texts = {leak.normalize(t) for part in splitfiles.OPEN_PARTS for t in leak.row_texts(parts[part], columns)}
     secret_texts = [t for t in test_texts if leak.normalize(t) not in open_texts]
     shared = len(test_texts) - len(secret_texts)
     index = leak.LeakIndex.build(secret_texts, secrets.token_bytes(16))
@@ -116,24 +129,32 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     split_rel = exp.rel(SPLIT_DIR)
     files: dict[str, bytes | None] = {}
     key_where = ""
+    custody = "recipient" if recipient else "file"
+    key, gate_key = keys.new_data_key(), keys.new_data_key()
+    pins: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
     try:
-        for part in ("train", "dev", "gate"):
+        for part in splitfiles.OPEN_PARTS:
             target = workdir / f"{part}.jsonl"
             datasource.write_jsonl(parts[part], target)
             files[f"{split_rel}/{part}.jsonl"] = target.read_bytes()
-        plain = workdir / "test.jsonl"
-        datasource.write_jsonl(parts["test"], plain)
-        key = keys.new_data_key()
-        seal_rel = f"{split_rel}/{SEAL_NAME}"
-        binding = seal.Binding(exp.tag, fhash, seal_rel)
-        info = seal.seal_file(plain, workdir / SEAL_NAME, key, binding, commitment_salt=seal.derive_commitment_salt(key.secret))
-        files[seal_rel] = (workdir / SEAL_NAME).read_bytes()
-        custody = "recipient" if recipient else "file"
+            pins[part] = splitfiles.sha256(target.read_bytes())
+        plains = {"gate": (workdir / "gate.jsonl", gate_key), "test": (workdir / "test.jsonl", key)}
+        for part, (plain, part_key) in plains.items():
+            datasource.write_jsonl(parts[part], plain)
+            pins[part] = splitfiles.commitment_of(plain, part_key)
+        digest = splitting.pins_digest(pins)
+        test_sealed = splitfiles.seal_part(plains["test"][0], f"{split_rel}/{splitfiles.TEST_SEAL}", key, exp.tag, fhash, digest, pins["test"])
+        gate_sealed = splitfiles.seal_part(plains["gate"][0], f"{split_rel}/{splitfiles.GATE_SEAL}", gate_key, exp.tag, fhash, digest, pins["gate"])
+        for sealed in (test_sealed, gate_sealed):
+            files[sealed.rel] = sealed.data
         if recipient:
-            files[f"{split_rel}/{WRAPPED_NAME}"] = keys.wrap_key(key, recipient, exp.tag)
+            files[f"{split_rel}/{splitfiles.WRAPPED}"] = keys.wrap_key(key, recipient, exp.tag)
+            # the gate key stays here for the gate; wrapped, the custodian's verdict can release it too
+            files[f"{split_rel}/{splitfiles.GATE_WRAPPED}"] = keys.wrap_key(gate_key, recipient, exp.tag)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    info, seal_rel = test_sealed.info, test_sealed.rel
 
     leak_doc = index.to_dict()
     files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
@@ -142,21 +163,16 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         "version": 1,
         "tag": exp.tag,
         "frame_hash": fhash,
-        "source": {"path": str(data) if data is not None else fd.source, "rows": len(rows), "format": table.format},
+        "source": {"path": held.rel if held is not None and held.rel else str(data) if data is not None else fd.source,
+                   "rows": len(rows), "format": table.format},
         "split": result.to_dict(),
         "audit": audit.to_dict(),
         "sizing": {**sizing.to_dict(), "accepted_underpowered": bool(note), "note": note},
-        "seal": {
-            "path": seal_rel,
-            "seal_id": info.seal_id,
-            "key_id": info.key_id,
-            "algorithm": info.algorithm,
-            "chunk_size": info.chunk_size,
-            "plaintext_size": info.plaintext_size,
-            "sealed_size": info.sealed_size,
-            "custody": custody,
-            "recipient": recipient,
-        },
+        "seal": splitfiles.seal_manifest(test_sealed, custody, recipient),
+        # the gate key is always a local key file: the gate opens the gate rows while the loop runs
+        "gate_seal": splitfiles.seal_manifest(gate_sealed, "file", recipient),
+        "pins": pins,
+        "pins_digest": digest,
         "commitment": {"scheme": "sha256(domain || salt || plaintext); salt = HMAC-SHA256(key, 'gitera commitment salt v1')", "value": info.commitment},
         "leak": {"path": f"{split_rel}/leak.json", "columns": columns, "indexed": len(index.fingerprints), "shared_with_open_splits": shared},
     }
@@ -170,6 +186,8 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
         "custody": custody,
         "accepted_underpowered": bool(note),
         "frame": fhash,
+        "gate_seal_id": gate_sealed.info.seal_id,
+        "pins": pins,
     }
     message = build_message(
         f"gitera split: {exp.tag} ({counts['train']} train / {counts['dev']} dev / {counts['gate']} gate / {counts['test']} test sealed)",
@@ -178,13 +196,14 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     )
     if custody == "file":
         key_where = str(keys.store_key(repo.common_dir, exp.tag, key))
+    keys.store_gate_key(repo.common_dir, exp.tag, gate_key)
     try:
         commit = repo.commit_files(exp.branch, files, message)
     except BaseException:
-        if custody == "file":
-            with contextlib.suppress(Exception):  # if this fails too, the next split sets the key aside
-                set_aside_unused_key(repo, exp, out)
+        with contextlib.suppress(Exception):  # if this fails too, the next split sets the keys aside
+            set_aside_unused_key(repo, exp, out)
         raise
+    kept = splitfiles.secure_source(repo, exp, held, remove_source, bool(recipient), out)
     text = [
         audit.format_table(),
         "",
@@ -199,8 +218,11 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     text.append(
         f"Split {exp.tag} ({commit[:10]}): {counts['train']} train, {counts['dev']} dev, {counts['gate']} gate, "
         f"{counts['test']} test rows sealed in {seal_rel} (seal {info.seal_id[:12]}, key {info.key_id[:12]}, "
-        + ("wrapped to the recipient)." if custody == "recipient" else f"key kept in {key_where}).")
+        + ("wrapped to the recipient)" if custody == "recipient" else f"key kept in {key_where})")
+        + f"; the gate rows sealed in {gate_sealed.rel} (gate key kept in {keys.gate_key_path(repo.common_dir, exp.tag)})."
     )
+    if kept.get("note"):
+        text.append(str(kept["note"]))
     text.append("Next: `gitera pilot`.")
-    out.result({"tag": exp.tag, "commit": commit, "counts": counts, "manifest": manifest}, "\n".join(text))
+    out.result({"tag": exp.tag, "commit": commit, "counts": counts, "manifest": manifest, "source": kept}, "\n".join(text))
     return 0

@@ -32,6 +32,10 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
                         ("iterating", "runs/iterate.json")):
         if exp.path(name).exists():
             info["stage"] = stage
+    if info["stage"] != "framed" and exp.path("split/manifest.json").exists():
+        from gitera.domain.audit import source_copy_warnings
+
+        info["warnings"] = source_copy_warnings(exp)  # the source file back in the work tree holds the test rows
     state_path = exp.path("runs/iterate.json")
     if state_path.exists():
         try:
@@ -115,6 +119,8 @@ def _text(info: dict[str, Any]) -> str:
         ab = info["abandoned"]
         lines.append(f"  ABANDONED {ab.get('at', '')}: {ab.get('reason')} — nothing was released; history kept on {ab.get('branch')}; "
                      f"start again with `gitera init {info['tag']}` from your main branch")
+    for warning in info.get("warnings") or []:
+        lines.append(f"  WARNING: {warning}")
     if info.get("verdict"):
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
     if info.get("verdict_error"):

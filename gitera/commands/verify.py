@@ -11,7 +11,7 @@ from gitera.domain.experiment import resolve
 def verify(tag: str | None, out: Output) -> int:
     """Exit 1 on a violation; an overfitting alarm (rule 21) is printed but is no violation:
     an honest overfit is a finding about the arm, not a breach of the process."""
-    from gitera.domain.audit import audit, gap_alarms
+    from gitera.domain.audit import audit, gap_alarms, source_copy_warnings
     from gitera.domain.records import trailers, verdict_doc
 
     repo = Repo.find()
@@ -19,11 +19,13 @@ def verify(tag: str | None, out: Output) -> int:
     records = trailers(repo, exp)
     checks = audit(repo, exp, records=records)
     alarms = gap_alarms(exp, records, verdict_doc(repo, exp, records))
+    warnings = source_copy_warnings(exp)  # the work tree, not git: a warning, never a violation
     failed = [(c, d) for c, ok, d in checks if not ok]
     out.result(
         {"tag": exp.tag, "ok": not failed, "checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks],
-         "violations": [f"{c}: {d}" if d else c for c, d in failed], "alarms": alarms},
-        "\n".join([*(f"{'ok  ' if ok else 'FAIL'} {c}{(': ' + d) if d else ''}" for c, ok, d in checks), *(f"ALARM {a}" for a in alarms)])
+         "violations": [f"{c}: {d}" if d else c for c, d in failed], "alarms": alarms, "warnings": warnings},
+        "\n".join([*(f"{'ok  ' if ok else 'FAIL'} {c}{(': ' + d) if d else ''}" for c, ok, d in checks), *(f"ALARM {a}" for a in alarms),
+                   *(f"WARN  {w}" for w in warnings)])
         + (f"\n{len(failed)} violation(s)." if failed else "\nAll checks pass."),
     )
     return Exit.FAILED if failed else Exit.OK

@@ -5,7 +5,8 @@ asks three questions of the sprint and combines the answers (docs/gate.md explai
 and what to do after each outcome):
 
 1. **Hardcode scan** (``scan_diff``): did an added line of the sprint's diff copy a row (its
-   id, its full text, a long fragment of it) or encode "if input X return Y" for one row?
+   id, its full text, a long fragment of it, three rare words of a long row, a hash of it) or
+   encode "if input X return Y" for one row?
 2. **Replication** (``Thresholdout``, ``thresholdout_query``, ``replication``): does the gain
    measured on the climbing dev rows show up on the reserved gate rows, read only through the
    reusable holdout of Dwork et al. (Science 2015) so that repeated gates do not overfit them?
@@ -20,9 +21,10 @@ holdout answer can be replayed by ``gitera verify``.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -30,12 +32,13 @@ from typing import Literal
 import numpy as np
 
 from gitera.core.errors import ConfigError
+from gitera.core.leak import canonical
 
 # --------------------------------------------------------------------------------------------
 # 1. Hardcode scan
 # --------------------------------------------------------------------------------------------
 
-HitKind = Literal["id", "text", "fragment", "row_label"]
+HitKind = Literal["id", "text", "fragment", "row_label", "row_hash"]
 MAX_ROW_IDS = 5
 EXCERPT_CHARS = 120
 MIN_ID_CHARS = 4
@@ -46,6 +49,12 @@ FRAGMENT_CHARS = 40
 DISTINCTIVE_ROWS = 2  # a 4-gram (or fragment) counts as a row's own when it occurs in <= 2 rows
 COMMON_WORD_SHARE = 0.02  # ... and a 4-gram needs a word found in at most 2% of rows (at least 3)
 COMMON_WORD_MIN_ROWS = 3
+LONG_ROW_WORDS = 12  # a row of at least 12 words: three uncommon consecutive words of it ...
+RARE_WORD_CHARS = 4  # ... one of them a word of 4+ characters found in at most 2 rows, are its own
+SHORT_FRAGMENT = 3
+ROW_HASHES = ("md5", "sha1", "sha256")
+MIN_HASH_HEX = 10  # a hex token of at least 10 digits that starts a row's digest (40 bits: no accident)
+_HEX_TOKEN = re.compile(r"(?<![0-9a-z])[0-9a-f]{%d,128}(?![0-9a-z])" % MIN_HASH_HEX)
 
 _WORD = re.compile(r"\w+")
 _ALNUM_WORD = re.compile(r"[^\W_]+")
@@ -54,7 +63,8 @@ _HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    # invisible characters removed: a zero-width space inside a copied word must not split it
+    return canonical(text).casefold()
 
 
 def _words(text: str) -> list[str]:
@@ -163,6 +173,9 @@ class _RowIndex:
     grams: dict[tuple[str, ...], list[tuple[int, int]]] = field(default_factory=dict)  # -> (unit, pos)
     gram_rows: dict[tuple[str, ...], int] = field(default_factory=dict)  # distinct rows per gram
     distinctive: set[tuple[str, ...]] = field(default_factory=set)  # grams that identify <= 2 rows
+    rare3: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)  # 3 uncommon words of a long row -> (row, rare words)
+    digests: list[str] = field(default_factory=list)  # sorted hex digests of every row's text and id
+    digest_rows: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, rows: Sequence[Mapping[str, object]], text_columns: Sequence[str], id_column: str,
@@ -210,7 +223,54 @@ class _RowIndex:
         common = {w for w, s in word_rows.items() if len(s) > limit}
         ix.distinctive = {g for g, n in ix.gram_rows.items()
                           if n <= DISTINCTIVE_ROWS and any(w not in common for w in g)}
+        rare = {w for w, s in word_rows.items() if len(s) <= DISTINCTIVE_ROWS and len(w) >= RARE_WORD_CHARS}
+        ix.rare3 = _rare_trigrams(ix.units, common, rare)
+        ix._index_digests(rows, text_columns, id_column)
         return ix
+
+    def _index_digests(self, rows: Sequence[Mapping[str, object]], text_columns: Sequence[str], id_column: str) -> None:
+        """md5 / sha1 / sha256 of each row's id and text (as is, stripped, casefolded, normalized):
+        what a table keyed by row hashes would hold."""
+        found: dict[str, list[int]] = {}
+        for r, row in enumerate(rows):
+            forms = {self.ids[r]} if self.ids[r] else set()
+            for col in text_columns:
+                value = row.get(col)
+                if isinstance(value, str) and value.strip():
+                    forms |= {value, value.strip(), value.strip().lower(), _fold(value.strip()), " ".join(_words(value))}
+            for form in forms:
+                data = form.encode("utf-8")
+                for name in ROW_HASHES:
+                    found.setdefault(hashlib.new(name, data).hexdigest(), []).append(r)
+        self.digest_rows = found
+        self.digests = sorted(found)
+
+    def digest_hits(self, token: str) -> set[int]:
+        """Rows whose digest starts with the hex ``token``."""
+        rows: set[int] = set()
+        i = bisect.bisect_left(self.digests, token)
+        while i < len(self.digests) and self.digests[i].startswith(token):
+            rows.update(self.digest_rows[self.digests[i]])
+            i += 1
+        return rows
+
+
+def _rare_trigrams(units: Sequence[_Unit], common: set[str], rare: set[str]) -> dict[tuple[str, ...], tuple[int, int]]:
+    """3-word runs of uncommon words, one of them rare, from rows of at least 12 words that
+    occur in no other row -> that row."""
+    owners: dict[tuple[str, ...], set[int]] = {}
+    for u in units:
+        if len(u.words) >= LONG_ROW_WORDS:
+            for p in range(len(u.words) - SHORT_FRAGMENT + 1):
+                g = u.words[p:p + SHORT_FRAGMENT]
+                if not any(w in common for w in g) and any(w in rare for w in g):
+                    owners.setdefault(g, set()).add(u.row)
+    for u in units:  # the same run in any other row (short ones too) makes it no row's own
+        for p in range(len(u.words) - SHORT_FRAGMENT + 1):
+            g = u.words[p:p + SHORT_FRAGMENT]
+            if g in owners:
+                owners[g].add(u.row)
+    return {g: (next(iter(s)), sum(w in rare for w in g)) for g, s in owners.items() if len(s) == 1}
 
 
 def _excerpt(line: str) -> str:
@@ -235,6 +295,10 @@ def _scan_line(line: str, ix: _RowIndex) -> dict[HitKind, set[int]]:
     id_rows = {r for t in tokens for r in ix.id_lookup.get(t, ())}
     if id_rows:
         found["id"] = id_rows
+    # (v) a table keyed by row hashes: a hex token that starts a digest of a row's text or id
+    hash_rows = {r for t in _HEX_TOKEN.findall(folded) for r in ix.digest_hits(t)}
+    if hash_rows:
+        found["row_hash"] = hash_rows
     words = _WORD.findall(folded)
     n = len(words)
     # (ii) a row's full normalized text, at word boundaries
@@ -248,12 +312,18 @@ def _scan_line(line: str, ix: _RowIndex) -> dict[HitKind, set[int]]:
                 text_rows.update(hit)
     if text_rows:
         found["text"] = text_rows
+    # (iii a) three uncommon consecutive words of a long row, found in no other row: all three rare
+    # make a copy on their own; with one, they are that row's key when its label is on the line (iv)
+    trigrams = [(i, ix.rare3[g]) for i in range(n - SHORT_FRAGMENT + 1) if (g := tuple(words[i:i + SHORT_FRAGMENT])) in ix.rare3]
+    rare_rows = {row for _, (row, rare) in trigrams if rare == SHORT_FRAGMENT}
+    keyed: list[tuple[int, int, set[int]]] = [(i, SHORT_FRAGMENT, {row}) for i, (row, _) in trigrams]
     if n < NGRAM:
-        return found
+        if rare_rows - text_rows:
+            found["fragment"] = rare_rows - text_rows
+        return _with_label_pairs(found, words, keyed, ix)
     # (iii) long verbatim fragments: maximal diagonal runs of shared 4-grams (line pos, unit pos)
     runs: list[tuple[int, int, int]] = []  # (unit, first line word, last line word inclusive)
     active: dict[tuple[int, int], int] = {}
-    distinctive: list[tuple[int, set[int]]] = []  # (line pos, rows) of 4-grams in <= 2 rows
     for i in range(n - NGRAM + 1):
         g = tuple(words[i:i + NGRAM])
         postings = ix.grams.get(g, ())
@@ -266,11 +336,11 @@ def _scan_line(line: str, ix: _RowIndex) -> dict[HitKind, set[int]]:
                 runs.append((key[0], start, i - 1 + NGRAM - 1))
         active = nxt
         if postings and g in ix.distinctive:
-            distinctive.append((i, {ix.units[u].row for u, _ in postings}))
+            keyed.append((i, NGRAM, {ix.units[u].row for u, _ in postings}))
     last = n - NGRAM
     for key, start in active.items():
         runs.append((key[0], start, last + NGRAM - 1))
-    frag_rows: set[int] = set()
+    frag_rows = rare_rows
     for u, a, b in runs:
         span = words[a:b + 1]
         if len(span) < FRAGMENT_WORDS and len(" ".join(span)) < FRAGMENT_CHARS:
@@ -281,15 +351,21 @@ def _scan_line(line: str, ix: _RowIndex) -> dict[HitKind, set[int]]:
     frag_rows -= text_rows
     if frag_rows:
         found["fragment"] = frag_rows
-    # (iv) "if input X return Y": a row's distinctive 4-gram plus that row's label elsewhere on the line
+    return _with_label_pairs(found, words, keyed, ix)
+
+
+def _with_label_pairs(found: dict[HitKind, set[int]], words: Sequence[str], keyed: Sequence[tuple[int, int, set[int]]],
+                      ix: _RowIndex) -> dict[HitKind, set[int]]:
+    """(iv) "if input X return Y": a row's key words (a distinctive 4-gram, or 3 uncommon words of
+    a long row) plus that row's label elsewhere on the line. ``keyed``: (line pos, span, rows)."""
     pair_rows: set[int] = set()
     label_pos: dict[tuple[str, ...], list[int]] = {}
-    for i, rows_here in distinctive:
+    for i, span, rows_here in keyed:
         for r in rows_here:
             for form in ix.labels[r]:
                 if form not in label_pos:
                     label_pos[form] = _occurrences(words, form)
-                if any(j + len(form) <= i or j >= i + NGRAM for j in label_pos[form]):
+                if any(j + len(form) <= i or j >= i + span for j in label_pos[form]):
                     pair_rows.add(r)
                     break
     if pair_rows:
@@ -297,7 +373,7 @@ def _scan_line(line: str, ix: _RowIndex) -> dict[HitKind, set[int]]:
     return found
 
 
-_KIND_ORDER: tuple[HitKind, ...] = ("id", "text", "fragment", "row_label")
+_KIND_ORDER: tuple[HitKind, ...] = ("id", "text", "fragment", "row_label", "row_hash")
 
 
 def scan_diff(diff_text: str, rows: Sequence[Mapping[str, object]], *, text_columns: Sequence[str],
@@ -318,7 +394,13 @@ def scan_diff(diff_text: str, rows: Sequence[Mapping[str, object]], *, text_colu
       not common (common: in more than 2% of the rows, at least 3), plus the label of such a
       row elsewhere on the line (as ``request_refund`` or ``request refund``): "if input X
       return Y". A general rule (``refund -> request_refund``, "a card that has not arrived
-      -> card_arrival") is not a hit.
+      -> card_arrival") is not a hit. Three consecutive words of a row of at least 12 words
+      count as such a key too when they occur in no other row, none of them is common, and
+      one is rare (4+ characters, in at most 2 rows);
+    - ``fragment`` also: three such words that are all rare;
+    - ``row_hash``: a hex token of at least 10 digits that starts the md5, sha1 or sha256 of a
+      row's id or text (as is, stripped, lower-cased, folded, or its words joined by spaces):
+      a table keyed by row hashes.
 
     Hits come in diff order, then by kind; each carries the file, the new-file line number, at
     most 5 row ids and the added line itself trimmed to 120 characters (never the row's text).

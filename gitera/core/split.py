@@ -631,3 +631,22 @@ __all__ = [
     "Audit", "Capped", "ColumnAudit", "ProductionCheck", "SPLITS", "Sizing", "SplitResult", "audit",
     "check_sizing", "check_test_coverage", "sizing", "split_rows", "value_key",
 ]
+
+
+# --------------------------------------------------------------------------- pins
+
+PINNED = SPLITS  # the split files whose content the Split trailer and both seals pin
+PINS_VERSION = 1
+
+
+def pins_digest(pins: Mapping[str, str]) -> str:
+    """sha256 (hex) of the canonical JSON of the pins: train and dev by the sha256 of their
+    files, gate and test by the salted commitment of their (sealed) plaintext. This digest is
+    bound into the header of both seals, so it cannot change without the seal keys."""
+    import hashlib
+
+    missing = [p for p in PINNED if not isinstance(pins.get(p), str)]
+    if missing:
+        raise ValueError(f"pins lack {', '.join(missing)}")
+    doc = {"version": PINS_VERSION, **{p: pins[p] for p in PINNED}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

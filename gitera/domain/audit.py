@@ -76,6 +76,8 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
         touched = changed_since(repo, split_commit, tip, {seal_path: sealed.get(seal_path, "")})
         checks.append(("the seal is unchanged since the split", not touched,
                        f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
+        checks.append(split_files_unchanged(repo, exp, split_commit, tip, skip=seal_path))
+        checks.append(split_pins_hold(repo, exp, records, split_commit))
         checks.append(_no_test_rows(repo, exp, split_commit, f"{verdicts[0].commit}^" if verdicts else tip))
     checks.append(("the test set was opened at most once", len(verdicts) <= 1, f"{len(verdicts)} verdicts" if len(verdicts) > 1 else ""))
     if verdicts:
@@ -280,9 +282,78 @@ def _verdict_locked(records: Sequence[Record], doc: Mapping[str, Any]) -> Check:
             "" if ok else f"verdict.json locks iteration {got}, the Gitera-Gate trailers give {want}")
 
 
+SPLIT_UNCHANGED = "the split files are unchanged since the split"
+SPLIT_PINS = "the split files match the pins bound into the Split trailer and both seals"
+
+
+def split_files_unchanged(repo: Repo, exp: Experiment, split_commit: str, tip: str, skip: str = "") -> Check:
+    """Every file the split commit wrote under split/ (train, dev, the manifest, the leak index, the
+    gate seal, wrapped keys) holds the same blob in every later commit: a relabelled dev.jsonl
+    committed with --no-verify, or a file added there, fails. ``skip``: the test seal, checked on its own."""
+    folder = exp.rel("split/")
+    made = {p: b for p, b in repo.ls_tree(split_commit, [folder]).items() if p != skip}
+    now = repo.ls_tree(tip, [folder])
+    touched = changed_since(repo, split_commit, tip, made) if made else []
+    added = sorted(p for p in now if p not in made and p != skip)
+    detail = "; ".join([*(f"{path} in {c}" for path, c in touched[:5]), *(f"{p} added" for p in added[:5])])
+    return (SPLIT_UNCHANGED, not touched and not added, detail)
+
+
+def split_pins_hold(repo: Repo, exp: Experiment, records: Sequence[Record], split_commit: str) -> Check:
+    """From git alone, keyless: the Split trailer's pins match train.jsonl and dev.jsonl as the split
+    commit holds them and the manifest, and both seals' headers bind the pins' digest. (The
+    header's digest is checked with the key when the verdict opens the seal, and again here once
+    the key is released.) A split without pins (an older gitera) passes unless a seal binds pins."""
+    from gitera.adapters.seal import header_of
+    from gitera.core.errors import SealError
+    from gitera.domain.splitfiles import GATE_SEAL, TEST_SEAL, digest_of, pins_of, sha256
+
+    record = next((r for r in records if r.kind == "Split" and r.commit == split_commit), None)
+    pins = pins_of(record)
+    rels = {name: exp.rel(f"split/{name}") for name in ("train.jsonl", "dev.jsonl", "manifest.json", TEST_SEAL, GATE_SEAL)}
+    blobs = dict(zip(rels, repo.cat_blobs([f"{split_commit}:{r}" for r in rels.values()])))
+    bad: list[str] = []
+    headers = {}
+    for name in (TEST_SEAL, GATE_SEAL):
+        if blobs[name] is not None:
+            try:
+                headers[name] = header_of(blobs[name] or b"", rels[name]).binding.pins
+            except SealError as exc:
+                bad.append(str(exc))
+    if pins is None:
+        bad += [f"{rels[n]} binds pins but the Gitera-Split trailer has none (rewritten)" for n, h in headers.items() if h is not None]
+        return (SPLIT_PINS, not bad, "; ".join(bad) or "split made before pins (older gitera): not checked")
+    for part in ("train", "dev"):
+        if sha256(blobs[f"{part}.jsonl"] or b"") != pins.get(part):
+            bad.append(f"{rels[part + '.jsonl']} in {split_commit[:10]} does not match its pin")
+    try:
+        manifest = json.loads(blobs["manifest.json"] or b"{}")
+    except ValueError:
+        manifest = {}
+    if not isinstance(manifest, dict) or manifest.get("pins") != pins:
+        bad.append(f"{rels['manifest.json']} records other pins than the Gitera-Split trailer")
+    digest = digest_of(pins)
+    bad += [f"{rels[n]} binds pins {str(h)[:12]}…, the trailer's give {str(digest)[:12]}…" for n, h in headers.items() if h != digest]
+    if TEST_SEAL not in headers:
+        bad.append(f"{rels[TEST_SEAL]} is missing from the split commit")
+    return (SPLIT_PINS, not bad, "; ".join(bad[:5]))
+
+
+def source_copy_warnings(exp: Experiment) -> list[str]:
+    """Warnings (not violations: the work tree is not git) while the split's source data file,
+    which holds the test rows in the clear, is in the work tree."""
+    from gitera.domain.splitfiles import source_copies
+
+    try:
+        source = exp.peek_frame().data.source
+    except Exception:  # noqa: BLE001 - an unreadable frame is reported by the checks; the warning uses the manifest alone
+        source = None
+    return source_copies(exp, source)
+
+
 NO_TEST_ROWS = "no sealed test row in any committed file before the verdict"
-OPEN_SPLITS = ("train.jsonl", "dev.jsonl", "gate.jsonl")
-CIPHERTEXTS = ("test.seal", "key.wrapped")
+OPEN_SPLITS = ("train.jsonl", "dev.jsonl", "gate.jsonl")  # gate.jsonl: splits made before the gate rows were sealed
+CIPHERTEXTS = ("test.seal", "key.wrapped", "gate.seal", "gate.key.wrapped")
 
 
 def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) -> Check:
@@ -294,7 +365,7 @@ def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) ->
     train/dev/gate row as the split wrote them (a near-duplicate in the data, e.g. a short
     question quoted in a longer one) is public by the split's own design: its hits count nowhere.
     """
-    from gitera.core.leak import LeakIndex, scan
+    from gitera.core.leak import LeakIndex, scan, scan_bytes
 
     raw = show(repo, split_commit, exp.rel("split/leak.json"))
     if raw is None:
@@ -311,9 +382,10 @@ def _no_test_rows(repo: Repo, exp: Experiment, split_commit: str, until: str) ->
             paths[oid] = path
     hits = set()
     for (oid, path), content in zip(paths.items(), repo.cat_blobs(list(paths))):
-        if content is None or b"\0" in content[:8192]:
+        if content is None:
             continue
-        hits |= {f"{path}:{hit.line_no}" for hit in scan(content.decode("utf-8", errors="replace"), index) if hit.fingerprint not in public}
+        # scan_bytes: UTF-16 text, gzip files and base64 payloads too, as the leak hook reads them
+        hits |= {f"{path}:{hit.line_no}" for hit in scan_bytes(content, index) if hit.fingerprint not in public}
     return (NO_TEST_ROWS, not hits, "; ".join(sorted(hits)[:5]))
 
 
@@ -366,6 +438,7 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, doc: Mappin
     from gitera.core.results import matrix
     from gitera.core.verdict import apply_rules
     from gitera.domain.scoring import relpath
+    from gitera.domain.splitfiles import expected_pins
 
     key = seal.DataKey(base64.b64decode(doc["key"]))
     salt = derive_commitment_salt(key.secret)
@@ -376,7 +449,9 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, doc: Mappin
         sealed.write_bytes(show(repo, verdict.commit, doc["seal"]["path"]) or b"")
         plain = work / "test.jsonl"
         try:
-            seal.open_seal(sealed, key, seal.Binding(exp.tag, doc["frame"], doc["seal"]["path"]), plain, commitment=(salt, doc["opening"]["commitment"]))
+            pins = expected_pins(exp, rev=verdict.commit)  # the pins of the split files the verdict saw
+            seal.open_seal(sealed, key, seal.Binding(exp.tag, doc["frame"], doc["seal"]["path"], pins), plain,
+                           commitment=(salt, doc["opening"]["commitment"]))
         except Exception as exc:  # noqa: BLE001 - any seal error is a failed check, reported in words
             return [*checks, ("the sealed test set opens with the released key", False, str(exc))]
         rows = [json.loads(x) for x in plain.read_text().splitlines() if x.strip()]

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from gitera.core.gate import Saturation
 from gitera.core.results import matrix, sanitize
 from gitera.core.trailers import build_message
-from gitera.domain.experiment import Experiment
+from gitera.domain import splitfiles
+from gitera.domain.experiment import Experiment, frame_hash
 from gitera.domain.loopstore import STATE_FILE, point_commit, state_bytes, target_files
 from gitera.domain.scoring import Scorer, load_split, relpath
 
@@ -63,7 +64,7 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     assert tip is not None
     diff = repo.git("diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
     open_rows = [*load_split(exp, "train"), *load_split(exp, "dev")]
-    gate_rows = load_split(exp, "gate")
+    gate_rows = splitfiles.gate_rows(exp, frame_hash(dict(lock)))  # sealed: opened here, for the gate only
     exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
     columns = leak.text_columns(open_rows + gate_rows, exclude)
     hits = gate.scan_diff(diff, open_rows + gate_rows, text_columns=columns, id_column="id", label_column=frame.data.label)

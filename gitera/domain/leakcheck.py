@@ -4,8 +4,9 @@ Each unconcluded experiment's ``split/leak.json`` holds salted fingerprints of i
 sealed rows (never the text). The indexes are read from committed trees — HEAD and every
 ``autoexp/<tag>`` branch — so deleting or editing leak.json in the work tree switches
 nothing off, and a commit on a branch without the experiment is guarded too. Staged blobs
-are read from the index, so what is checked is exactly what would be committed. A hit
-names the file and line only.
+are read from the index, so what is checked is exactly what would be committed; every staged
+file is read as ``core.leak.scan_blob`` decodes it (UTF-16/32 text, gzip, base64 payloads),
+with bounded work per file. A hit names the file and line only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 LEAK_FILE = "split/leak.json"
 _LEAK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/{re.escape(LEAK_FILE)}$")
 # gitera's own split files that hold no row text: the binary seal, the fingerprints, the manifest
-_NOT_SCANNED = re.compile(rf"^{re.escape(GITERA_DIR)}/[^/]+/split/(test\.seal|leak\.json|manifest\.json)$")
+_NOT_SCANNED = re.compile(rf"^{re.escape(GITERA_DIR)}/[^/]+/split/(test\.seal|gate\.seal|leak\.json|manifest\.json)$")
 _EXPERIMENT_FILE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/")
 
 
@@ -74,14 +75,16 @@ def _committed_lines(repo: Repo, paths: list[str]) -> dict[str, set[bytes]]:
     return known
 
 
-def scan_staged(repo: Repo, files: list[str]) -> list[str]:
+def scan_staged(repo: Repo, files: list[str], warnings: list[str] | None = None) -> list[str]:
+    """The refusals for the staged ``files``; a file whose payloads exceed the work limit is
+    added to ``warnings`` (scanned up to the limit, not refused)."""
     candidates = [f for f in files if not _NOT_SCANNED.match(f)]
     if not candidates:
         return []
     indexes = _indexes(repo)
     if not indexes:
         return []
-    from gitera.core.leak import scan
+    from gitera.core.leak import DERIVED_LIMIT, scan_blob
 
     blobs = repo.ls_index(candidates)
     paths = [f for f in candidates if f in blobs]
@@ -89,12 +92,15 @@ def scan_staged(repo: Repo, files: list[str]) -> list[str]:
     known = _committed_lines(repo, paths)
     problems = []
     for path, raw in zip(paths, contents):
-        if raw is None or b"\0" in raw[:8192]:
-            continue  # binary
-        text = raw.decode("utf-8", errors="replace")
+        if raw is None:
+            continue
         lines = raw.split(b"\n")
         for tag, index in indexes:
-            for hit in scan(text, index):
+            found = scan_blob(raw, index)
+            if not found.complete and warnings is not None:
+                warnings.append(f"{path}: only its first {DERIVED_LIMIT // (1024 * 1024)} MiB of compressed or encoded "
+                                f"content was scanned for experiment {tag}'s sealed test rows; a row beyond that is not found.")
+            for hit in found.hits:
                 if hit.line_no <= len(lines) and lines[hit.line_no - 1] in known.get(path, ()):
                     continue
                 problems.append(

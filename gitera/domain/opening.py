@@ -30,6 +30,7 @@ from gitera.core.trailers import build_message
 from gitera.core.verdict import apply_rules, count_findings, decision_sentence, slice_scores
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch
 from gitera.domain.scoring import Scorer, arm_commit, relpath, require_open, require_split, results_jsonl
+from gitera.domain.splitfiles import expected_pins
 
 if TYPE_CHECKING:
     pass
@@ -132,10 +133,12 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     key = keys.unwrap_for_verdict(git_common_dir=repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
                                   env=os.environ, private_key=private_key)
     salt = seal.derive_commitment_salt(key.secret)
+    gate_key = _gate_key(exp, manifest, private_key)
     work = Path(tempfile.mkdtemp(prefix="verdict-", dir=state_dir(repo.common_dir)))
     try:
         plain = work / "test.jsonl"
-        seal.open_seal(repo.root / seal_rel, key, seal.Binding(exp.tag, fhash, seal_rel), plain,
+        # bound to the pins of the split files as they are now: a relabelled dev.jsonl leaves the seal shut
+        seal.open_seal(repo.root / seal_rel, key, seal.Binding(exp.tag, fhash, seal_rel, expected_pins(exp)), plain,
                        commitment=(salt, manifest["commitment"]["value"]))
         rows = [json.loads(line) for line in plain.read_text(encoding="utf-8").splitlines() if line.strip()]
     finally:
@@ -186,8 +189,9 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
         "n_test": len(ids), "trials": trials,
         "seal": {"path": seal_rel, "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
         "opening": opening, "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
-        # the reusable holdout's noise seed, secret while the loop ran, is released with the key
-        "holdout_seed": None if keep_key else _released_holdout_seed(repo, exp.tag),
+        # the reusable holdout's noise seed and the gate key, secret while the loop ran, are released with the key
+        "holdout_seed": None if keep_key else _released_holdout_seed(repo, exp.tag, gate_key),
+        "gate_key": None if keep_key or gate_key is None else base64.b64encode(gate_key.secret).decode(),
         "locked_iteration": state.gate_passed.iteration if state is not None and state.gate_passed is not None else None,
         "row_ids": ids, "conclusion": doc_dir,
     }
@@ -212,12 +216,25 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     return 0
 
 
-def _released_holdout_seed(repo: Repo, tag: str) -> int | None:
-    from gitera.adapters.keys import holdout_seed_path
+def _released_holdout_seed(repo: Repo, tag: str, gate_key: Any) -> int | None:
+    from gitera.adapters.keys import derive_holdout_seed, holdout_seed_path
 
     try:
         return int(holdout_seed_path(repo.common_dir, tag).read_text().strip())
     except (OSError, ValueError):
-        return None  # no gate ever ran
+        return None if gate_key is None else derive_holdout_seed(gate_key)  # None: no gate key (an older split)
+
+
+def _gate_key(exp: Experiment, manifest: Mapping[str, Any], private_key: str | None) -> Any:
+    """The gate seal's key, to release with the test key (local key file, else unwrapped by the custodian)."""
+    from gitera.adapters import keys
+
+    gate = manifest.get("gate_seal")
+    if not isinstance(gate, dict):
+        return None
+    wrapped = exp.path("split/gate.key.wrapped")
+    key = keys.release_gate_key(git_common_dir=exp.repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
+                                env=os.environ, private_key=private_key)
+    return key if key is not None and key.key_id == gate.get("key_id") else None
 
 

@@ -38,7 +38,7 @@ from gitera.adapters.output import Output
 from gitera.adapters.repolock import state_dir
 from gitera.core.errors import ConfigError, EvalError, RefusedError
 from gitera.core.frame import Frame
-from gitera.core.results import dumps_line, jsonl_lines, sanitize
+from gitera.core.results import dumps_line, sanitize
 from gitera.domain import judging
 from gitera.domain.experiment import VERDICT_FILE, Experiment, frame_hash, sha256
 
@@ -186,12 +186,11 @@ def _contents(repo: Repo, commit: str, paths: Sequence[str]) -> list[bytes | Non
 
 
 def load_split(exp: Experiment, split: str) -> list[dict[str, Any]]:
-    path = exp.path(f"split/{split}.jsonl")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RefusedError(f"experiment {exp.tag} has no split yet; run `gitera split` first.") from None
-    return [json.loads(line) for line in jsonl_lines(text)]
+    """The train or dev rows, refused when the file differs from the one the split pinned
+    (the gate rows are sealed: ``splitfiles.gate_rows``)."""
+    from gitera.domain.splitfiles import read_open_split
+
+    return read_open_split(exp, split)
 
 
 def require_split(exp: Experiment) -> dict[str, Any]:

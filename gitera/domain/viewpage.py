@@ -145,8 +145,10 @@ def released_test_rows(exp: Experiment, commit: str, doc: Mapping[str, Any]) -> 
         sealed = work / "test.seal"
         sealed.write_bytes(exp.repo.show(commit, doc["seal"]["path"]) or b"")
         plain = work / "test.jsonl"
-        seal.open_seal(sealed, key, seal.Binding(exp.tag, doc["frame"], doc["seal"]["path"]), plain,
-                       commitment=(salt, doc["opening"]["commitment"]))
+        from gitera.domain.splitfiles import expected_pins  # the seal binds the pins of the split files
+
+        binding = seal.Binding(exp.tag, doc["frame"], doc["seal"]["path"], expected_pins(exp, rev=commit))
+        seal.open_seal(sealed, key, binding, plain, commitment=(salt, doc["opening"]["commitment"]))
         return [json.loads(x) for x in plain.read_text(encoding="utf-8").splitlines() if x.strip()]
     finally:
         shutil.rmtree(work, ignore_errors=True)
