@@ -12,6 +12,7 @@ QUICK = {
     "bench_eval.py": ["--quick"],
     "bench_budget.py": ["--quick"],
     "bench_iterate.py": ["--repeat", "3"],
+    "bench_runlevel.py": ["--repeat", "3"],
     "bench_log.py": ["--commits", "2000", "--repeat", "3"],
     "bench_view.py": ["--rows", "5000", "--repeat", "2"],
 }

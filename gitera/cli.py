@@ -497,22 +497,28 @@ def report(tag: str | None, fmt: str, as_json: bool) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--dir", "keep", type=click.Path(path_type=Path, file_okay=False), help="Build the demo repository here (default: a new temporary directory).")
+@click.option("--kind", type=click.Choice(["row", "run"]), default="row", show_default=True,
+              help="row: per-row evals (intent routing); run: one score per run of a training script (autoresearch-style).")
 @json_option
-def demo(keep: Path | None, as_json: bool) -> None:
-    """Run the whole pipeline on the bundled real example (BANKING77 intents) in a new repo.
+def demo(keep: Path | None, kind: str, as_json: bool) -> None:
+    """Run the whole pipeline on a bundled real example (BANKING77) in a new repo.
 
-    init, lock, split, pilot, run, iterations in two sprints with the gate (the second
-    sprint plants a hardcoded dev row, which the gate catches), verdict and verify;
-    prints the decision and the paths of the conclusion and charts.
+    --kind row (default): init, lock, split, pilot, run, iterations in two sprints with
+    the gate (the second sprint plants a hardcoded dev row, which the gate catches),
+    verdict and verify. --kind run: the autoresearch-style loop on a tiny numpy
+    character model, whose train.py a proposer edits one hyperparameter at a time (one
+    score per run, the sequential keep rule, sealed test and gate shards). Prints the
+    decision and the paths of the conclusion and charts.
 
     \b
     Example:
       gitera demo
+      gitera demo --kind run --dir /tmp/autoresearch-demo
       gitera demo --dir /tmp/banking-demo --json
     """
     from gitera.commands.demo import demo as run_cmd
 
-    sys.exit(run_cmd(keep, _out(as_json)))
+    sys.exit(run_cmd(keep, _out(as_json), kind))
 
 
 @cli.group(context_settings=CONTEXT)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gitera"
-DATA_DIRS = {"demo_project", "templates"}  # package data: files copied into users' repositories
+DATA_DIRS = {"demo_project", "demo_autoresearch", "templates"}  # package data: files copied into users' repositories
 
 #: lower number = lower layer; a module may import its own layer and the ones below
 LAYERS = {"core": 0, "adapters": 1, "domain": 2, "commands": 3}

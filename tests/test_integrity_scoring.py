@@ -730,3 +730,28 @@ def test_hand_written_malformed_trailers_never_crash_log(repo: Path) -> None:
         assert r.code == 0 or args == ["report"], (args, r.out, r.err)
     table = run_gitera(repo, "log").out
     assert "four more rows" in table and "#" in table
+
+
+# --- run-level scripts are launched like every harness (issue 13 merged with issue 12) --------------
+
+
+def test_a_run_level_script_gets_the_scrubbed_environment_and_only_the_locked_tree(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run level, where the iterated target is code the harness runs: the seal key, PYTHONPATH and an
+    unlisted variable in gitera's shell never reach the script, and a `random.py` the agent commits
+    beside it (`python train.py` puts that folder first on sys.path; this one makes every loss -100)
+    is in no scoring tree."""
+    from tests.runproject import TRAIN, set_lr, synthetic_project, through_run
+
+    seen = repo.parent / "run-env.txt"
+    spy = TRAIN + f"import os\nopen({str(seen)!r}, 'a').write(' '.join(sorted(k for k in os.environ if k.startswith(('GITERA_SEAL', 'PYTHONPATH', 'NOT_LISTED')))) + '|\\n')\n"
+    synthetic_project(repo, train=spy)
+    monkeypatch.setenv("GITERA_SEAL_KEY", "a-key-the-script-must-never-see")
+    monkeypatch.setenv("PYTHONPATH", str(repo.parent))
+    monkeypatch.setenv("NOT_LISTED_TOKEN", "not listed")
+    through_run(repo)
+    commit_as_agent(repo, {"random.py": "class Random:\n    def __init__(self, seed):\n        pass\n    def gauss(self, mu, sigma):\n        return -100.0\n"})
+    set_lr(repo, "0.45")
+    r = run_gitera(repo, "iterate", "-m", "a better rate", "--json")
+    assert r.code in (0, 5), r.err
+    assert json.loads(r.out)["result"]["score"] > -1  # the loss of LR 0.45, not the planted -100
+    assert set(seen.read_text().split("\n")) <= {"|", ""} and seen.read_text().count("|") >= 3

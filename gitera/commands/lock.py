@@ -77,7 +77,9 @@ def _check(exp: Experiment, frame: Frame, record: dict[str, Any], data: Path | N
     from gitera.domain.harnesscheck import check_harness
 
     checked = check_harness(exp, frame, record, data, out)
-    lines = [f"Harness check on {checked.split} row {checked.row} (one call per arm, not cached):"]
+    run_level = frame.metric.level == "run"  # runlevel: one run of the script per arm (docs/run-level.md)
+    lines = ["Harness check: one run of the script per arm (seed 0, dev, not cached):" if run_level else
+             f"Harness check on {checked.split} row {checked.row} (one call per arm, not cached):"]
     for a in checked.arms:
         lines.append(f"  {a.arm:<16} {'score ' + format(a.score, '.4g') if a.problem is None and a.score is not None else 'NO SCORE'}"
                      + (f" — {a.problem}" if a.problem else ""))
@@ -87,8 +89,11 @@ def _check(exp: Experiment, frame: Frame, record: dict[str, Any], data: Path | N
         bad = [a.arm for a in checked.arms if a.problem]
         raise EvalError(
             f"refusing to lock experiment {exp.tag}: the harness produced no score for arm{'s' if len(bad) > 1 else ''} {', '.join(bad)} "
-            "(above); make eval.command write one JSON line per row with its `id` and a numeric `score` to $GITERA_OUT "
-            "(docs/eval-contract.md), commit the fix, and run `gitera lock --check` again — nothing was locked."
+            + ("(above); make the script print its score (the frame's pattern, a `SCORE: <number>` or `<metric>: <number>` line, or a JSON "
+               "object in $GITERA_OUT; docs/run-level.md)" if run_level else
+               "(above); make eval.command write one JSON line per row with its `id` and a numeric `score` to $GITERA_OUT "
+               "(docs/eval-contract.md)")
+            + ", commit the fix, and run `gitera lock --check` again — nothing was locked."
         )
     if dry_run:
         out.result({"tag": exp.tag, "locked": False, "check": checked.to_dict()},

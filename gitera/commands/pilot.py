@@ -9,9 +9,10 @@ from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import exclusive
 from gitera.core.errors import Exit
+from gitera.core.frame import Frame
 from gitera.core.results import sanitize
 from gitera.core.trailers import build_message
-from gitera.domain.experiment import frame_hash, require_intact, require_on_branch, resolve
+from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch, resolve
 from gitera.domain.scoring import PILOT_FILE, Scorer, arm_commit, arm_source, load_split, relpath, require_open, require_split
 
 
@@ -24,6 +25,8 @@ def pilot(tag: str | None, out: Output) -> int:
         require_open(exp)
         manifest = require_split(exp)
         frame = exp.load_frame()
+        if frame.metric.level == "run":  # one run of the script per arm instead of one row (docs/run-level.md)
+            return _pilot_runs(repo, exp, frame, lock, manifest, out)
         rows = load_split(exp, "train") or load_split(exp, "dev")  # k-fold mode has no train split
         row = rows[0]
         scorer = Scorer(exp, frame, lock, out, use_cache=False)  # the pilot calls the harness (its checks need every field)
@@ -81,6 +84,30 @@ def pilot(tag: str | None, out: Output) -> int:
     else:
         lines += [f"  - {p}" for p in problems]
         lines.append(f"Pilot FAILED ({commit[:10]}, recorded): fix the harness or the arms, then run `gitera pilot` again.")
+    out.result({"tag": exp.tag, "commit": commit, **record}, "\n".join(lines))
+    if not passed:
+        out.error("error: the pilot found problems (listed above); `gitera run` refuses until a pilot passes.")
+    return Exit.OK if passed else Exit.EVAL
+
+
+def _pilot_runs(repo: Repo, exp: Experiment, frame: Frame, lock: dict[str, Any], manifest: dict[str, Any], out: Output) -> int:
+    from gitera.domain.runlevel import pilot_record
+
+    record, problems, spent = pilot_record(exp, frame, lock, out)
+    record.update(frame=frame_hash(lock), split_commitment=manifest["commitment"]["value"])
+    passed = not problems
+    trailer = {"status": record["status"], "row": record["row"], "level": "run", "problems": len(problems), "spent_usd": sanitize(spent, 8),
+               "arms": {a: {"score": v["score"], "cost_usd": v["cost_usd"], "seconds": v["seconds"]} for a, v in record["arms"].items()}}
+    message = build_message(f"gitera pilot: {exp.tag} {'passed' if passed else 'FAILED'}", [("Tag", exp.tag), ("Pilot", trailer)],
+                            body="\n".join(problems))
+    commit = repo.commit_files(exp.branch, {relpath(exp, PILOT_FILE): (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()}, message)
+    lines = [f"{'arm':<16} {'status':<8} {frame.metric.primary[:12]:>12} {'seconds':>8}  read from"]
+    lines += [f"{arm:<16} {v['status']:<8} {_fmt(v['score']):>12} {_fmt(v['seconds']):>8}  {v['source'] or '—'}" for arm, v in record["arms"].items()]
+    if passed:
+        lines.append(f"Pilot passed ({commit[:10]}): every arm's script ran once and reported {frame.metric.primary}. Next: `gitera run`.")
+    else:
+        lines += [f"  - {p}" for p in problems]
+        lines.append(f"Pilot FAILED ({commit[:10]}, recorded): fix the script or the frame's patterns, then run `gitera pilot` again.")
     out.result({"tag": exp.tag, "commit": commit, **record}, "\n".join(lines))
     if not passed:
         out.error("error: the pilot found problems (listed above); `gitera run` refuses until a pilot passes.")

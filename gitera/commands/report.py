@@ -80,7 +80,8 @@ def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
     arms: Mapping[str, Any] = doc.get("arms") or {}
     where = f" to {narrow_scope(d.get('slices') or [])}" if d.get("decision") == "ship_narrowly" else ""
     lines = [f"**Verdict: {str(d.get('decision')).replace('_', ' ')}** {d.get('arm') or ''}{where} — "
-             f"{doc.get('n_test')} sealed test rows; see `{doc.get('conclusion')}/conclusion.md`", ""]
+             + (f"{doc.get('n_test')} runs per arm on the sealed test files" if doc.get("level") == "run" else f"{doc.get('n_test')} sealed test rows")
+             + f"; see `{doc.get('conclusion')}/conclusion.md`", ""]
     weighted = " (severity-weighted)" if doc.get("severity_column") else ""
     lines += [f"| arm | scored at | test score | test Δ vs baseline{weighted} | 95% CI | aggregate | slice flags | $/1k rows | latency ms |",
               "|---|---|---:|---:|---|---|---|---:|---:|"]

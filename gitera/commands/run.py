@@ -25,7 +25,13 @@ def run(tag: str | None, use_cache: bool, out: Output) -> int:
         require_open(exp)
         commit, summary = record_run(exp, exp.load_frame(), lock, out, use_cache)
     frame = exp.load_frame()
-    out.result({"tag": exp.tag, "commit": commit, **{k: v for k, v in summary.items() if k != "row_ids"}}, render(summary, frame, commit))
+    if summary.get("level") == "run":  # one score per run of a script (docs/run-level.md)
+        from gitera.domain.runlevel import render_runs
+
+        text = render_runs(summary, frame, commit)
+    else:
+        text = render(summary, frame, commit)
+    out.result({"tag": exp.tag, "commit": commit, **{k: v for k, v in summary.items() if k != "row_ids"}}, text)
     if not summary["complete"]:
         out.error("error: the run is incomplete (some rows unscored); it is recorded but no comparison is made — fix the harness and run again.")
         return Exit.EVAL

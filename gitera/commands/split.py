@@ -97,6 +97,10 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
             "experiment (`gitera init NEW_TAG`)."
         )
     frame = exp.load_frame()
+    if frame.metric.level == "run":  # declared files are sealed instead of rows (docs/run-level.md)
+        from gitera.domain.runseal import seal_files
+
+        return seal_files(repo, exp, frame, lock, recipient, out)
     fd = frame.data
     source = data if data is not None else (repo.root / fd.source if fd.source else None)
     # before any work, so a refusal costs nothing (no source: plan_split says so)

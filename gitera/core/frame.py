@@ -62,6 +62,7 @@ class Budget:
 
 
 DECISION_MODES = ("primary", "pareto", "weighted")
+LEVELS = ("row", "run")
 # The per-row numbers gitera records besides the score (gitera.adapters.evalrun.RowResult): all that a
 # pareto or weighted decision can compare; another secondary metric is not in the per-row files.
 PER_ROW_NUMBERS = ("cost_usd", "latency_ms", "tokens")
@@ -79,6 +80,7 @@ class Iterate:
     weights: Mapping[str, float] = field(default_factory=dict)  # weighted: metric -> weight (+ rewards a higher value)
     confirm: bool = True  # re-score a marginal gain with fresh trials before keeping it
     plateau: int | None = 6  # loopctl: attempts without a keep before the loop stops; None = off (docs/iterate.md)
+    max_runs: int = 5  # metric.level run: the sequential keep rule's cap of runs per attempt
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ class Data:
     caps: Caps | None = None
     out_of_scope: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     production: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # metric.level run (docs/run-level.md): files instead of rows
+    dev: tuple[str, ...] = ()  # the dev eval's data files (locked; the gate scans the diff for them)
+    seal: tuple[str, ...] = ()  # sealed by `gitera split`; the verdict decrypts them into its checkouts
+    gate_seal: tuple[str, ...] = ()  # sealed separately; the gate's replication shard
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ class Metric:
     trials: int = 3
     finding: tuple[str, ...] = ()
     severity: str | None = None
+    level: str = "row"  # one of LEVELS: a score per row, or one score per run of a script
+    patterns: Mapping[str, str] = field(default_factory=dict)  # level run: metric name -> regex over stdout
 
 
 @dataclass(frozen=True)
@@ -363,7 +371,7 @@ def parse_frame(data: Any, lines: Mapping[FieldPath, int], filename: str) -> Fra
         c.fail(("arms",), f"needs the baseline plus 1-{MAX_CANDIDATES} candidate arms; got {len(candidates)} candidates")
 
     metric = _metric(c, top["metric"])
-    threshold = _threshold(c, top["threshold"])
+    threshold = _threshold(c, top["threshold"], metric.level)
     data_ = _data(c, top.get("data") or {})
     eval_ = _eval(c, top["eval"])
     locked = tuple(c.repo_path(p, ("locked", i)) for i, p in enumerate(c.text_list(top.get("locked"), ("locked",))))
@@ -378,9 +386,10 @@ def parse_frame(data: Any, lines: Mapping[FieldPath, int], filename: str) -> Fra
         overlap = sorted(set(iterate.target) & set(locked))
         if overlap:
             c.fail(("iterate", "target"), f"{overlap[0]} is also locked; target files and locked files must be disjoint")
-        if baseline.file in iterate.target:
+        if baseline.file in iterate.target and metric.level == "row":  # run level: the baseline is the target at the lock
             c.fail(("iterate", "target"), f"{baseline.file} holds the baseline as deployed and cannot be a target")
-    return Frame(question, hypothesis, baseline, arms, data_, metric, threshold, eval_, locked, iterate)
+    frame = Frame(question, hypothesis, baseline, arms, data_, metric, threshold, eval_, locked, iterate)
+    return _run_level(c, top, frame)
 
 
 def _arms(c: _Checker, raw: Any) -> dict[str, Arm]:
@@ -415,14 +424,26 @@ def _baseline(c: _Checker, raw: Any, arms: Mapping[str, Arm]) -> Baseline:
 
 def _metric(c: _Checker, raw: Any) -> Metric:
     p: FieldPath = ("metric",)
-    m = c.mapping(raw, p, ("primary", "secondary", "guards", "trials", "finding", "severity"), ("primary",))
+    m = c.mapping(raw, p, ("primary", "secondary", "guards", "trials", "finding", "severity", "level"), ("primary",))
+    level = c.choice(m.get("level", "row"), p + ("level",), LEVELS)
     prim = m["primary"]
     if isinstance(prim, list):
         c.fail(p + ("primary",), "exactly one primary metric is allowed; move the others to `secondary`")
-    pm = c.mapping(prim, p + ("primary",), ("name", "direction"), ("name",))
+    pm = c.mapping(prim, p + ("primary",), ("name", "direction", "pattern"), ("name",))
     name = c.text(pm["name"], p + ("primary", "name"))
     direction = c.choice(pm.get("direction", "higher"), p + ("primary", "direction"), ("higher", "lower"))
-    secondary = c.text_list(m.get("secondary"), p + ("secondary",), max_len=2)
+    patterns: dict[str, str] = {}
+    if pm.get("pattern") is not None:
+        patterns[name] = _pattern(c, pm["pattern"], p + ("primary", "pattern"))
+    raw_secondary = m.get("secondary")
+    if isinstance(raw_secondary, list):  # an item may be {name, pattern} (level run)
+        for i, item in enumerate(raw_secondary):
+            if isinstance(item, Mapping):
+                sm = c.mapping(item, p + ("secondary", i), ("name", "pattern"), ("name",))
+                if sm.get("pattern") is not None:
+                    patterns[c.text(sm["name"], p + ("secondary", i, "name"))] = _pattern(c, sm["pattern"], p + ("secondary", i, "pattern"))
+        raw_secondary = [item.get("name") if isinstance(item, Mapping) else item for item in raw_secondary]
+    secondary = c.text_list(raw_secondary, p + ("secondary",), max_len=2)
     if name in secondary:
         c.fail(p + ("secondary",), f"{name} is already the primary metric")
     guards = []
@@ -442,15 +463,30 @@ def _metric(c: _Checker, raw: Any) -> Metric:
     if finding and len(finding) < 3:
         c.fail(p + ("finding",), f"register 3-5 failure categories; got {len(finding)}")
     severity = c.opt_text(m.get("severity"), p + ("severity",))
-    return Metric(name, direction, secondary, tuple(guards), trials, finding, severity)
+    if patterns and level != "run":
+        c.fail(p + ("primary", "pattern") if name in patterns else p + ("secondary",),
+               "a pattern reads one number per run from stdout: it needs metric.level: run (docs/run-level.md)")
+    return Metric(name, direction, secondary, tuple(guards), trials, finding, severity, level, patterns)
 
 
-def _threshold(c: _Checker, raw: Any) -> Threshold:
+def _pattern(c: _Checker, raw: Any, path: FieldPath) -> str:
+    text = c.text(raw, path)
+    try:
+        groups = re.compile(text, re.MULTILINE).groups
+    except re.error as exc:
+        c.fail(path, f"is not a valid regular expression ({exc}); e.g. '^val_bpb:\\s*(\\S+)'")
+    if groups != 1:
+        c.fail(path, f"must have exactly one capturing group, the number (e.g. '^val_bpb:\\s*(\\S+)'); got {groups}")
+    return text
+
+
+def _threshold(c: _Checker, raw: Any, level: str = "row") -> Threshold:
     p: FieldPath = ("threshold",)
-    m = c.mapping(raw, p, ("effect", "basis", "slice_loss_floor", "alpha"), ("effect", "slice_loss_floor"))
+    # a run-level experiment has no slices, so no slice loss floor to register
+    m = c.mapping(raw, p, ("effect", "basis", "slice_loss_floor", "alpha"), ("effect",) + (("slice_loss_floor",) if level == "row" else ()))
     return Threshold(
         effect=c.number(m["effect"], p + ("effect",)),
-        slice_loss_floor=c.number(m["slice_loss_floor"], p + ("slice_loss_floor",)),
+        slice_loss_floor=c.number(m["slice_loss_floor"], p + ("slice_loss_floor",)) if m.get("slice_loss_floor") is not None else 0.0,
         basis=c.choice(m.get("basis", "point"), p + ("basis",), ("point", "ci_low")),
         alpha=c.number(m.get("alpha", 0.05), p + ("alpha",), below=0.5),
     )
@@ -459,7 +495,7 @@ def _threshold(c: _Checker, raw: Any) -> Threshold:
 def _data(c: _Checker, raw: Any) -> Data:
     p: FieldPath = ("data",)
     allowed = ("source", "id", "label", "slices", "stratify", "split", "split_column", "gate_fraction",
-               "seed", "cluster", "caps", "out_of_scope", "production")
+               "seed", "cluster", "caps", "out_of_scope", "production", *RUN_DATA)
     m = c.mapping(raw, p, allowed)
     split = (0.3, 0.5, 0.2)
     if m.get("split") is not None and m.get("split_column") is not None:
@@ -505,6 +541,7 @@ def _data(c: _Checker, raw: Any) -> Data:
         caps=caps,
         out_of_scope=oos,
         production=prod,
+        **{k: tuple(c.repo_path(f, p + (k, i)) for i, f in enumerate(c.text_list(m.get(k), p + (k,)))) for k in RUN_DATA},
     )
 
 
@@ -559,8 +596,8 @@ def _env(c: _Checker, raw: Any) -> tuple[str, ...]:
 
 def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -> Iterate:
     p: FieldPath = ("iterate",)
-    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm", "plateau"),
-                  ("arm", "target"))
+    m = c.mapping(raw, p, ("arm", "target", "sprint", "budget", "min_delta", "mode", "directions", "weights", "confirm", "plateau",
+                           "max_runs"), ("arm", "target"))
     arm = c.text(m["arm"], p + ("arm",))
     if arm not in candidates:
         c.fail(p + ("arm",), f"must be one of the candidate arms ({', '.join(candidates)}); got {arm!r}")
@@ -578,12 +615,15 @@ def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -
     )
     min_delta = c.number(m.get("min_delta", 0.0), p + ("min_delta",), positive=False)
     mode = c.choice(m.get("mode", "primary"), p + ("mode",), DECISION_MODES)
+    if metric.level == "run" and mode != "primary":
+        c.fail(p + ("mode",), f"metric.level is run: the sequential keep rule decides on the primary metric; remove mode: {mode}")
     confirm = m.get("confirm", True)
     if not isinstance(confirm, bool):
         c.fail(p + ("confirm",), f"must be true or false; got {_kind(confirm)}")
     directions = _directions(c, m.get("directions"), mode, metric)
     weights = _weights(c, m.get("weights"), mode, metric)
-    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm, _plateau(c, m))
+    max_runs = c.integer(m.get("max_runs", 5), p + ("max_runs",), 1, 50)
+    return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm, _plateau(c, m), max_runs=max_runs)
 
 
 # --- loopctl: iterate.plateau (docs/iterate.md, "Loop control") ---------------------
@@ -658,3 +698,66 @@ def _weights(c: _Checker, raw: Any, mode: str, metric: Metric) -> dict[str, floa
     if len(out) < 2:
         c.fail(("iterate", "weights"), "must weigh at least one secondary metric beside the primary (else use mode: primary)")
     return out
+
+
+# --- metric.level: run (docs/run-level.md) -------------------------------------------------------
+
+RUN_DATA = ("dev", "seal", "gate_seal")
+ROW_DATA = ("source", "id", "label", "slices", "stratify", "split", "split_column", "gate_fraction", "seed", "cluster",
+            "caps", "out_of_scope", "production")
+RUN_RECORD_FIELDS = ("id", "trial", "score", "status", "seconds", "source", "error", "problems")  # gitera.adapters.runscript.RunResult
+RUN_CONCURRENCY = 1  # a training script usually takes the machine: one run at a time unless the frame says more
+
+
+def _run_level(c: _Checker, top: Mapping[str, Any], frame: Frame) -> Frame:
+    """The rules of the run-level kind, and its fields refused at row level (a silent no-op otherwise)."""
+    from dataclasses import replace
+
+    def section(key: str) -> Mapping[str, Any]:
+        value = top.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    raw_data, raw_eval, raw_iterate = section("data"), section("eval"), section("iterate")
+    d, it, m = frame.data, frame.iterate, frame.metric
+    if m.level == "row":
+        for key in RUN_DATA:
+            if raw_data.get(key) is not None:
+                c.fail(("data", key), "declares files of a run-level experiment: it needs metric.level: run (docs/run-level.md)")
+        if raw_iterate.get("max_runs") is not None:
+            c.fail(("iterate", "max_runs"), "caps the runs of a run-level attempt: it needs metric.level: run")
+        return frame
+    why = "metric.level is run: each run of the script prints one score, there are no rows"
+    for key in ROW_DATA:
+        if raw_data.get(key) is not None:
+            c.fail(("data", key), f"{why}; remove it (declare the eval's files with data.dev, data.seal, data.gate_seal)")
+    for key in ("finding", "severity"):
+        if getattr(m, key):
+            c.fail(("metric", key), f"{why}, so no per-row {key}; remove it")
+    for i, name in enumerate(m.secondary):
+        if name in RUN_RECORD_FIELDS or name == m.primary:
+            c.fail(("metric", "secondary", i), f"{name!r} names a field of gitera's own per-run record ({', '.join(RUN_RECORD_FIELDS)}); "
+                                                "call the secondary metric something else")
+    if frame.eval.command is None:
+        c.fail(("eval", "python"), f"{why}: give `eval.command`, the script that prints the score (e.g. python train.py)")
+    for key in ("judge", "cross_judge", "run_timeout_s"):
+        if raw_eval.get(key) is not None:
+            c.fail(("eval", key), f"{why}; remove it (timeout_s bounds each run)" if key == "run_timeout_s" else f"{why}, so no judge; remove it")
+    if not d.seal:
+        c.fail(("data", "seal"), "is required with metric.level: run: the held-out files the verdict decrypts (e.g. [data/test_shard.bin])")
+    seen: dict[str, str] = {}
+    for key, paths in (("seal", d.seal), ("gate_seal", d.gate_seal), ("dev", d.dev)):
+        for i, path in enumerate(paths):
+            if path in seen:
+                c.fail(("data", key, i), f"{path} is also in data.{seen[path]}; each file belongs to one part")
+            seen[path] = key
+            if key != "dev" and (path in frame.locked or (it is not None and path in it.target)):
+                c.fail(("data", key, i), f"{path} is sealed: it cannot also be locked or a target (the split removes it from the work tree)")
+    for i, path in enumerate(d.dev):
+        if path not in frame.locked:
+            c.fail(("data", "dev", i), f"{path} is the dev eval's data: list it in `locked` too, so it cannot change")
+    if it is not None:
+        if raw_iterate.get("confirm") is not None:
+            c.fail(("iterate", "confirm"), f"{why}: the sequential keep rule adds runs itself (iterate.max_runs); remove confirm")
+    if raw_eval.get("concurrency") is None:
+        frame = replace(frame, eval=replace(frame.eval, concurrency=RUN_CONCURRENCY))
+    return frame

@@ -38,7 +38,7 @@ from gitera.core.leak import canonical
 # 1. Hardcode scan
 # --------------------------------------------------------------------------------------------
 
-HitKind = Literal["id", "text", "fragment", "row_label", "row_hash"]
+HitKind = Literal["id", "text", "fragment", "row_label", "row_hash", "reads_eval_data"]  # the last: run-level gates (docs/run-level.md)
 MAX_ROW_IDS = 5
 EXCERPT_CHARS = 120
 MIN_ID_CHARS = 4

@@ -182,10 +182,17 @@ class AgentBrief:
     trials: int
     sprint: int = 3
     max_iterations: int | None = None
+    max_runs: int | None = None  # runlevel: one score per run of the script, 1 to max_runs runs per attempt (docs/run-level.md)
 
 
 def _code_list(paths: Sequence[str], missing: str) -> str:
     return ", ".join(f"`{p}`" for p in paths) if paths else missing
+
+
+def _how_scored(b: AgentBrief) -> str:
+    if b.max_runs:  # runlevel
+        return f"one run at a time (a clearly worse change costs one run, a close one up to {b.max_runs})"
+    return f"on the dev rows ({b.trials} trials)"
 
 
 def agent_program(b: AgentBrief) -> str:
@@ -209,7 +216,7 @@ Only {targets}. One change per attempt.
    attempts{budget}; `loop.best.score` is the best {b.metric} so far ({b.direction} is better);
    `loop.stop_reason` says why the loop stopped.
 2. Edit the target file{'s' if len(b.targets) != 1 else ''} to test ONE idea.
-3. `gitera iterate -m "HYPOTHESIS"` runs `{b.eval_how}` on the dev rows ({b.trials} trials) and
+3. `gitera iterate -m "HYPOTHESIS"` runs `{b.eval_how}` {_how_scored(b)} and
    keeps the change only if it beats the best beyond the noise; otherwise it puts the file back.
    Exit 0: recorded. Exit 3: refused (the message says why: the loop stopped, or another file
    changed). Exit 5: the harness failed on your change.

@@ -66,6 +66,8 @@ def decision_sentence(d: Mapping[str, Any], frame: Frame) -> str:
     from gitera.core.rules import narrow_scope
 
     arm, kind = d.get("arm"), d.get("decision")
+    if frame.metric.level == "run":  # one score per run: no slices, and sizing in runs (docs/run-level.md)
+        return _run_sentence(d, frame)
     if kind == "ship":
         return f"Ship {arm}: it beats {frame.baseline.arm} by at least the registered {frame.threshold.effect:g} on the sealed test set and holds on every slice."
     if kind == "ship_narrowly":
@@ -74,3 +76,14 @@ def decision_sentence(d: Mapping[str, Any], frame: Frame) -> str:
         need = d.get("rows_needed")
         return "Underpowered — cannot conclude: no arm is decided either way" + (f"; about {need} test rows would decide it." if need else ".")
     return f"Kill: no arm beats {frame.baseline.arm} by the registered {frame.threshold.effect:g} on the sealed test set."
+
+
+def _run_sentence(d: Mapping[str, Any], frame: Frame) -> str:
+    arm, kind, base, effect = d.get("arm"), d.get("decision"), frame.baseline.arm, frame.threshold.effect
+    where = f"on the sealed test files ({frame.metric.trials} runs per arm, Welch's t)"
+    if kind == "ship":
+        return f"Ship {arm}: it beats {base} by at least the registered {effect:g} {where}."
+    if kind == "underpowered":
+        need = d.get("rows_needed")
+        return "Underpowered — cannot conclude: no arm is decided either way" + (f"; about {need} runs per arm would decide it." if need else ".")
+    return f"Kill: no arm beats {base} by the registered {effect:g} {where}."

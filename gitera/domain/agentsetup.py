@@ -20,7 +20,8 @@ def brief_from_frame(tag: str, f: Frame) -> AgentBrief:
     it = f.iterate
     eval_how = f.eval.command or f"python: {f.eval.python}"
     return AgentBrief(tag, f.question, it.target if it else (), f.locked, eval_how, f.metric.primary, f.metric.direction, f.metric.trials,
-                      it.sprint if it else 3, it.budget.max_iterations if it else None)
+                      it.sprint if it else 3, it.budget.max_iterations if it else None,
+                      it.max_runs if it and f.metric.level == "run" else None)
 
 
 def agent_files(repo: Repo, brief: AgentBrief) -> dict[str, bytes | None]:

@@ -64,7 +64,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     metric = frame.get("metric") or {}
     primary = metric.get("primary") or {}
     sign = -1.0 if isinstance(primary, dict) and primary.get("direction") == "lower" else 1.0
-    checks += _results(repo, exp, records, sign)
+    checks += _results(repo, exp, records, sign, frame)
     checks.append(_sprints(records, int((frame.get("iterate") or {}).get("sprint", 3))))
     checks.append(_gate_outcomes(records))
     split_commit = commit_of(records, "Split")
@@ -72,8 +72,9 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     if split_commit:
         manifest = json.loads(show(repo, split_commit, exp.rel("split/manifest.json")) or b"{}")
         seal_path = manifest.get("seal", {}).get("path", exp.rel("split/test.seal"))
-        sealed = repo.ls_tree(split_commit, [seal_path])
-        touched = changed_since(repo, split_commit, tip, {seal_path: sealed.get(seal_path, "")})
+        seal_paths = [seal_path, *([manifest["gate_seal"]["path"]] if manifest.get("gate_seal") else [])]  # run level: the gate shard too
+        sealed = repo.ls_tree(split_commit, seal_paths)
+        touched = changed_since(repo, split_commit, tip, {p: sealed.get(p, "") for p in seal_paths})
         checks.append(("the seal is unchanged since the split", not touched,
                        f"changed in {', '.join(c for _, c in touched[:5])}" if touched else ""))
         checks.append(split_files_unchanged(repo, exp, split_commit, tip, skip=seal_path))
@@ -122,12 +123,13 @@ def _frame_hash(records: Sequence[Record], fhash: str | None) -> Check:
     return ("every result was made under the locked frame", not bad, f"other frame in {', '.join(bad[:5])}" if bad else "")
 
 
-def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float) -> list[Check]:
+def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float, frame: Mapping[str, Any] | None = None) -> list[Check]:
     mismatched: list[str] = []
     decisions: list[str] = []
     best_rows: dict[str, float] | None = None
     best_recs: list[dict[str, Any]] = []
     noise = 0.0
+    base_recs: list[dict[str, Any]] = []  # the baseline's runs: a run-level attempt's noise runs
     iterated_arm = None
     for r in records:
         if r.kind != "Result":
@@ -143,6 +145,7 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
             mismatched.append(f"{r.commit[:10]} {d.get('kind')} {d.get('arm')} #{d.get('iteration', '')}: trailer score {d['score']} but rows give {mean}")
         if d.get("kind") == "run" and d.get("status") == "baseline":
             noise = float(d.get("noise_floor") or 0.0)
+            base_recs = recs
         if d.get("kind") == "attempt":
             if iterated_arm is None:
                 iterated_arm = d.get("arm")
@@ -161,7 +164,12 @@ def _results(repo: Repo, exp: Experiment, records: Sequence[Record], sign: float
                     mismatched.append(f"{r.commit[:10]} attempt #{d.get('iteration')}: recorded gain {recorded} but rows give {gain:+.6f}")
                 threshold = d.get("threshold")
                 status = d.get("status")
-                if d.get("mode", "primary") != "primary":
+                if d.get("level") == "run":  # the sequential keep rule, replayed look by look (docs/run-level.md)
+                    from gitera.domain.runaudit import recheck_attempt
+
+                    problem = recheck_attempt(d, recs, best_recs, base_recs, frame or {})
+                    decisions += [problem] if problem else []
+                elif d.get("mode", "primary") != "primary":
                     from gitera.core.decision import recheck
 
                     problem = recheck(d, recs, best_recs)  # pareto / weighted: every recorded gain and the mode's rule
@@ -443,6 +451,10 @@ def _recompute_verdict(repo: Repo, exp: Experiment, verdict: Record, doc: Mappin
     key = seal.DataKey(base64.b64decode(doc["key"]))
     salt = derive_commitment_salt(key.secret)
     checks.append(("the released key opens the split's commitment", salt.hex() == doc["opening"]["salt"], ""))
+    if doc.get("level") == "run":  # sealed files, one score per run (docs/run-level.md)
+        from gitera.domain.runaudit import recompute_verdict
+
+        return [*checks, *recompute_verdict(repo, exp, verdict.commit, doc, frame, key, salt)]
     work = Path(tempfile.mkdtemp(prefix="gitera-verify-"))
     try:
         sealed = work / "test.seal"

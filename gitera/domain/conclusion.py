@@ -78,10 +78,13 @@ def chart_files(frame: Frame, verdict: Mapping[str, Any], doc_dir: str, records:
         higher_is_better=frame.metric.direction == "higher", split_label=split_label,
     )
     files: dict[str, bytes | None] = {}
+    # a run-level script need not report a cost: then there is no cost chart to draw (docs/run-level.md)
+    no_cost = verdict.get("level") == "run" and all(c.cost_per_1k is None for c in costs)
     with tempfile.TemporaryDirectory() as tmp:
         for _, (png, svg) in charts.render_all(data, tmp).items():
             for p in (png, svg):
-                files[f"{doc_dir}/{Path(p).name}"] = Path(p).read_bytes()
+                if not (no_cost and Path(p).name.startswith("cost-vs-")):
+                    files[f"{doc_dir}/{Path(p).name}"] = Path(p).read_bytes()
     return files
 
 
@@ -127,6 +130,8 @@ def render_markdown(exp: Experiment, frame: Frame, verdict: Mapping[str, Any], d
 
 
 def _arms(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
+    if verdict.get("level") == "run":  # one score per run (docs/run-level.md)
+        return _run_arms(frame, verdict)
     L = ["## Arms", "", "| arm | change | scored at | test score ± sd | cost per 1k rows | latency ms |", "|---|---|---|---:|---:|---:|"]
     for a, info in verdict["arms"].items():
         role = " (baseline)" if a == frame.baseline.arm else ""
@@ -137,6 +142,8 @@ def _arms(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
 
 def _registered(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
     t = frame.threshold
+    if verdict.get("level") == "run":
+        return _run_registered(frame)
     return ["## As registered", "",
             f"- Metric: **{frame.metric.primary}** ({frame.metric.direction} is better), {frame.metric.trials} trials per row; secondary: {', '.join(frame.metric.secondary) or '—'}.",
             f"- Threshold: effect ≥ {t.effect:g} on the {'point estimate' if t.basis == 'point' else 'CI lower bound'}, significant at α = {t.alpha:g} after Holm.",
@@ -154,7 +161,8 @@ def _dev(dev: Mapping[str, Any] | None) -> list[str]:
         ci = info.get("ci")
         L.append(f"| {a} | {_f(info['score'])} ± {_f(info['sd'])} | {_f(info.get('delta'), '+.4f')} | "
                  f"{('[' + _f(ci[0], '+.3f') + ', ' + _f(ci[1], '+.3f') + ']') if ci else ''} |")
-    return [*L, "", f"Noise floor (baseline trial-to-trial sd on dev): {_f(dev.get('noise_floor'))}.", ""]
+    what = "the sd of the baseline's runs on dev" if dev.get("level") == "run" else "baseline trial-to-trial sd on dev"
+    return [*L, "", f"Noise floor ({what}): {_f(dev.get('noise_floor'))}.", ""]
 
 
 def _iterations(records: Sequence[Record], verdict: Mapping[str, Any]) -> list[str]:
@@ -167,7 +175,7 @@ def _iterations(records: Sequence[Record], verdict: Mapping[str, Any]) -> list[s
         x = r.data
         mark = " **← locked for the verdict (latest gate-passed)**" if x.get("iteration") == locked else ""
         L.append(f"- **#{x.get('iteration')}** (sprint {x.get('sprint')}, `{r.commit[:10]}`): {x.get('hypothesis')} — "
-                 f"{x.get('status')}, {x.get('outcome')}; dev {_f(x.get('score'))} (Δ {_f(x.get('delta'), '+.4f')} vs best). {x.get('reason')}{mark}")
+                 f"{x.get('status')}, {x.get('outcome')}{_runs(x)}; dev {_f(x.get('score'))} (Δ {_f(x.get('delta'), '+.4f')} vs best). {x.get('reason')}{mark}")
     return [*L, ""]
 
 
@@ -232,7 +240,10 @@ def _saturation(sat: Mapping[str, Any] | None) -> str:
 def _test_results(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
     d = verdict["decision"]
     weighted = bool(verdict.get("severity_column"))
-    L = ["## Test results", "", f"{verdict['n_test']} sealed test rows, opened once by this verdict.", "",
+    opened = (f"{verdict['n_test']} runs per arm on the sealed test files ({', '.join(verdict.get('test_files') or [])}), opened once by "
+              "this verdict; each arm against the baseline by Welch's t over the run scores." if verdict.get("level") == "run"
+              else f"{verdict['n_test']} sealed test rows, opened once by this verdict.")
+    L = ["## Test results", "", opened, "",
          "| arm | effect vs baseline" + (" (weighted)" if weighted else "") + " | 95% CI"
          + (" | unweighted effect | unweighted 95% CI" if weighted else "") + " | p (Holm) | aggregate |",
          "|---|---:|---|" + ("---:|---|" if weighted else "") + "---:|---|"]
@@ -279,6 +290,11 @@ def _findings(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
 
 
 def _cost(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
+    if verdict.get("level") == "run":
+        if all(info.get("cost_per_1k") is None for info in verdict["arms"].values()):
+            return []  # a run-level script need not report a cost
+        return ["## Cost view", "", *[f"- {a}: ${_f(info['cost_per_1k'] / 1000, '.4f')} per run for {frame.metric.primary} {_f(info['score'])}"
+                                      for a, info in verdict["arms"].items() if info.get("cost_per_1k") is not None], ""]
     L = ["## Cost view", "", "Steady-state cost per 1,000 rows, averaged over every row and trial (not one call):", ""]
     for a, info in sorted(verdict["arms"].items(), key=lambda kv: (kv[1]["cost_per_1k"] or 0)):
         L.append(f"- {a}: ${_f(info['cost_per_1k'], '.4f')} per 1k rows for {frame.metric.primary} {_f(info['score'])}")
@@ -331,7 +347,9 @@ def _next(verdict: Mapping[str, Any], gaps: Sequence[DevTestGap]) -> list[str]:
     d = verdict["decision"]
     nxt = []
     if d["decision"] == "underpowered":
-        nxt.append(f"Collect more rows: about {d.get('rows_needed') or 'more'} test rows would decide it; reseal fresh data in a new experiment.")
+        nxt.append(f"Run more: about {d.get('rows_needed') or 'more'} runs per arm would decide it (metric.trials); do so in a new experiment."
+                   if verdict.get("level") == "run" else
+                   f"Collect more rows: about {d.get('rows_needed') or 'more'} test rows would decide it; reseal fresh data in a new experiment.")
     for av in d["arms"]:
         for s in av["slices"]:
             if s["state"] == "FAIL":
@@ -344,3 +362,39 @@ def _next(verdict: Mapping[str, Any], gaps: Sequence[DevTestGap]) -> list[str]:
     if d["decision"] == "kill":
         nxt.append("Frame a different hypothesis; this change does not move the metric by the registered amount.")
     return ["## What to test next", "", *([f"- {x}" for x in nxt[:8]] or ["- Nothing pending."]), ""]
+
+
+# --- run-level experiments (docs/run-level.md) -------------------------------------------------
+
+
+def _run_arms(frame: Frame, verdict: Mapping[str, Any]) -> list[str]:
+    extra = list(frame.metric.secondary)
+    L = ["## Arms", "", "| arm | change | scored at | test score ± sd | runs | " + " | ".join(extra) + (" |" if extra else ""),
+         "|---|---|---|---:|---|" + "---:|" * len(extra)]
+    for a, info in verdict["arms"].items():
+        role = " (baseline)" if a == frame.baseline.arm else ""
+        runs = ", ".join(_f(x) for x in info.get("runs") or [])
+        numbers = info.get("numbers") or {}
+        L.append(f"| {a}{role} | {frame.arms[a].change} | {info['what']} | {_f(info['score'])} ± {_f(info['sd'])} | {runs} | "
+                 + " | ".join(_f(numbers.get(n), ".4g") for n in extra) + (" |" if extra else ""))
+    return [*L, ""]
+
+
+def _run_registered(frame: Frame) -> list[str]:
+    t, m = frame.threshold, frame.metric
+    keep = (f"- Keep rule while iterating: the sequential rule, 1 to {frame.iterate.max_runs} runs per attempt, a gain beyond "
+            f"max(min_delta, 2 × noise floor, SE) and significant at α/{frame.iterate.max_runs} per look." if frame.iterate else "")
+    return ["## As registered", "",
+            f"- Metric: **{m.primary}** ({m.direction} is better), one score per run of `{frame.eval.command}`; {m.trials} runs per arm "
+            f"(seeds 0–{m.trials - 1}) on dev and on the sealed test files; secondary: {', '.join(m.secondary) or '—'}.",
+            f"- Threshold: effect ≥ {t.effect:g} on the {'point estimate' if t.basis == 'point' else 'CI lower bound'}, "
+            f"significant at α = {t.alpha:g} (Welch's t, Holm across arms).",
+            *([keep] if keep else []),
+            f"- Baseline as deployed: `{frame.baseline.ref}`" + (" (the iterated file as it was at the lock)." if frame.iterate and
+                                                                   frame.baseline.file in frame.iterate.target else "."), ""]
+
+
+def _runs(attempt: Mapping[str, Any]) -> str:
+    """A run-level attempt's cost in runs (the sequential rule's)."""
+    n = attempt.get("trials")
+    return f", {n} run{'s' if n != 1 else ''}" if attempt.get("level") == "run" and isinstance(n, int) else ""

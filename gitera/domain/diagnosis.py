@@ -92,6 +92,11 @@ def dev_secrets(frame: Frame, rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def diagnose_data(exp: Experiment, frame: Frame, attempt: str, against: str) -> dict[str, Any]:
+    if frame.metric.level == "run":  # docs/run-level.md
+        from gitera.core.errors import RefusedError
+
+        raise RefusedError(f"experiment {exp.tag} scores one number per run of its script (metric.level: run): there are no rows to diagnose; "
+                           "`gitera log` shows each attempt's runs and the keep rule's looks.")
     repo = exp.repo
     rows = load_split(exp, "dev")
     ids = [str(r["id"]) for r in rows]

@@ -59,6 +59,10 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
 
     assert frame.iterate is not None and state.best is not None and state.gate_passed is not None
     repo = exp.repo
+    if frame.metric.level == "run":  # one score per run (docs/run-level.md): its own checks, the same record
+        from gitera.domain.runloop import gate_checks
+
+        return record_gate(exp, frame, state, *gate_checks(exp, frame, lock, state, out))
     out.info(f"gate: sprint {state.sprint} — hardcode scan, replication on the gate rows, saturation")
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
@@ -95,6 +99,16 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         exhausted = answer.value is None
     else:
         replication, exhausted = None, False
+    return record_gate(exp, frame, state, tip, hits, replication, queries, holdout, spent, exhausted)
+
+
+def record_gate(exp: Experiment, frame: Frame, state: LoopState, tip: str, hits: Any, replication: Any, queries: list[Any],
+                holdout: Any, spent: float, exhausted: bool) -> LoopState:
+    """Saturation, the outcome, and the gate's one commit (Gitera-Gate trailer, gate-NNN.json, the loop state)."""
+    from gitera.core import gate
+
+    assert frame.iterate is not None and state.gate_passed is not None
+    repo = exp.repo
     saturation = loop_saturation(frame, state)
     outcome = gate.gate_outcome(hits, replication, saturation, exhausted)
 

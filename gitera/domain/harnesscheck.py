@@ -89,11 +89,13 @@ def check_harness(exp: Experiment, frame: Frame, lock: Mapping[str, Any], data: 
     from gitera.adapters.evalrun import check_pilot
 
     repo = exp.repo
-    row, split = check_row(exp, frame, str(lock["frame"]["sha256"]), data)
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
     # the branch with the frame as it will be locked (it is usually not committed yet)
     locked_state = repo.make_commit(tip, {exp.frame_rel: exp.frame_bytes()}, f"gitera lock --check: {exp.tag}")
+    if frame.metric.level == "run":  # runlevel: one run of the script per arm, seed 0, dev (docs/run-level.md)
+        return _check_runs(exp, frame, lock, locked_state, out)
+    row, split = check_row(exp, frame, str(lock["frame"]["sha256"]), data)
     scorer = Scorer(exp, frame, lock, out, use_cache=False)
     arms, spent = [], 0.0
     for arm in frame.arms:
@@ -107,3 +109,22 @@ def check_harness(exp: Experiment, frame: Frame, lock: Mapping[str, Any], data: 
         notes = tuple(p for p in check_pilot({arm: list(run.results)}) if problem is None) if not run.aggregate_only else ()
         arms.append(ArmCheck(arm, commit, ok.score if ok else None, problem, notes))
     return HarnessCheck(str(row["id"]), split, tuple(arms), spent)
+
+
+# --- runlevel: `lock --check` of a run-level experiment (docs/run-level.md) -----------------------------------
+def _check_runs(exp: Experiment, frame: Frame, lock: Mapping[str, Any], locked_state: str, out: Output) -> HarnessCheck:
+    """Every arm's script run once (seed 0, dev), not cached: a run must give a readable score."""
+    from gitera.domain.runlevel import RunScorer, spent
+
+    scorer = RunScorer(exp, frame, lock, out)
+    arms, used = [], 0.0
+    for arm in frame.arms:
+        ref = frame.arms[arm].ref  # as for rows: the commit the lock will pin, with the files it will lock laid over it
+        commit = ref_tree(exp, lock, arm, exp.repo.rev(ref) or "", locked_state) if ref else locked_state
+        out.info(f"lock --check: arm {arm}, one run of `{frame.eval.command}` …")
+        r = scorer.score(arm, commit, "dev", [0], read_cache=False, store=False)[0]
+        used += spent([r])
+        problem = None if r.status == "ok" else f"{r.status}: {(r.error or 'no score').splitlines()[0]}"
+        arms.append(ArmCheck(arm, commit, r.score, problem, tuple(r.problems)))
+    return HarnessCheck("run", "dev", tuple(arms), used)
+# --- end runlevel -----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")
 
 RESULT_FIELDS = ("iteration", "sprint", "arm", "score", "sd", "delta", "ci", "threshold", "best_score", "status",
                  "reason", "outcome", "hypothesis", "mode", "gains", "weights", "confirm", "cost_per_1k", "latency_ms",
-                 "spent_usd", "n", "trials", "rows", "frame")
+                 "spent_usd", "n", "trials", "rows", "frame", "level", "runs", "secondary")  # level, runs: run-level experiments (docs/run-level.md)
 
 
 def summary(records: Sequence[Record]) -> dict[str, Any]:
@@ -124,8 +124,10 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
             lines.append(f"{'run':>3} {'':>6} {r.commit[:10]:<10} {number_cell(d.get('score')):>8} {number_cell(d.get('delta'), '+.4f'):>10} {_cell(d.get('status')):<10} "
                          f"arm {_cell(d.get('arm'))}")
         elif r.kind == "Result" and d.get("kind") == "attempt":
+            trials = d.get("trials")
+            runs = f"  [{_cell(trials)} run{'' if trials == 1 else 's'}]" if d.get("level") == "run" else ""  # the sequential rule's cost
             lines.append(f"{_cell(d.get('iteration')):>3} {_cell(d.get('sprint')):>6} {r.commit[:10]:<10} {number_cell(d.get('score')):>8} "
-                         f"{number_cell(d.get('delta'), '+.4f'):>10} {_cell(d.get('status')):<10} {_cell(d.get('hypothesis'))}")
+                         f"{number_cell(d.get('delta'), '+.4f'):>10} {_cell(d.get('status')):<10} {_cell(d.get('hypothesis'))}{runs}")
         elif r.kind == "Gate":
             reasons = d.get("reasons")
             why = "; ".join(_cell(x) for x in reasons) if isinstance(reasons, list) else _cell(reasons)

@@ -168,8 +168,9 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     assert it is not None and state.best is not None
     if state.status != ACTIVE:
         raise RefusedError(closed_reason(state))
-    rows = load_split(exp, "dev")
-    expected = expected_attempt_cost(exp, state, len(rows), frame.metric.trials)
+    run_level = frame.metric.level == "run"  # one score per run of a script (docs/run-level.md)
+    rows = load_split(exp, "dev") if not run_level else [{"id": "run"}]
+    expected = expected_attempt_cost(exp, state, len(rows), 1 if run_level else frame.metric.trials)
     stop = why_stop(state, it, expected)
     if stop:
         stopped = record_stop(exp, frame, lock, state, stop, out, use_cache)
@@ -193,11 +194,16 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
         out.warn(f"the target files equal {earlier}, scored before; with the cache the result will be the same.")
 
     candidate = candidate_commit(exp, contents, hypothesis)
-    out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): "
-             f"scoring {it.arm} on {len(rows)} dev rows × {frame.metric.trials} trials")
+    out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): scoring {it.arm} "
+             + (f"run by run, 1 to {it.max_runs} runs" if run_level else f"on {len(rows)} dev rows × {frame.metric.trials} trials"))
     started = state.started_at or time.time()
     scoring_started = time.time()
-    scored = score_attempt(exp, frame, state, Scorer(exp, frame, lock, out, use_cache=use_cache), candidate, rows, out)
+    if run_level:
+        from gitera.domain.runloop import score_run_attempt
+
+        scored = score_run_attempt(exp, frame, lock, state, candidate, state.iteration + 1, out, use_cache)
+    else:
+        scored = score_attempt(exp, frame, state, Scorer(exp, frame, lock, out, use_cache=use_cache), candidate, rows, out)
     d = scored.decision
     number = state.iteration + 1
     rows_rel = relpath(exp, f"attempt-{number:03d}.jsonl")
@@ -253,6 +259,8 @@ def attempt_result(frame: Frame, lock: Mapping[str, Any], state: LoopState, numb
         "confirm": d.get("confirm"),
         "cost_per_1k": d["cost_per_1k"], "latency_ms": d["latency_ms"], "spent_usd": sanitize(scored.spent_usd, 8),
         "frame": frame_hash(dict(lock)), "rows": rows_rel, "noise_floor": state.noise_floor,
+        # run level: the sequential rule's looks, and the secondary numbers' means (docs/run-level.md)
+        **({"level": "run", "runs": d["runs"], "secondary": d["secondary"]} if d.get("level") == "run" else {}),
     }
 
 
@@ -368,7 +376,8 @@ def reopen(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: LoopSt
     if state.status in (KILLED, SATURATED):
         raise RefusedError(f"{closed_reason(state)} A gate's decision is final: `--resume` goes on only after a plateau or crash stop.")
     kind = state.stop_kind or kind_of(state.stop_reason)
-    budget = why_stop(state, it, expected_attempt_cost(exp, state, len(load_split(exp, "dev")), frame.metric.trials), heuristics=False)
+    rows, trials = (1, 1) if frame.metric.level == "run" else (len(load_split(exp, "dev")), frame.metric.trials)  # run level: one run
+    budget = why_stop(state, it, expected_attempt_cost(exp, state, rows, trials), heuristics=False)
     if budget is not None:
         raise RefusedError(
             f"the loop stopped because {state.stop_reason} and cannot resume: {budget.reason}, and the frame's budget is locked, so "

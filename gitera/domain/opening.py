@@ -132,6 +132,10 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     wrapped = exp.path("split/key.wrapped")
     key = keys.unwrap_for_verdict(git_common_dir=repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
                                   env=os.environ, private_key=private_key)
+    if frame.metric.level == "run":  # sealed files and one score per run (docs/run-level.md)
+        from gitera.domain.runverdict import conclude_runs
+
+        return conclude_runs(repo, exp, frame, lock, manifest, state, key, keep_key, out)
     salt = seal.derive_commitment_salt(key.secret)
     gate_key = _gate_key(exp, manifest, private_key)
     work = Path(tempfile.mkdtemp(prefix="verdict-", dir=state_dir(repo.common_dir)))

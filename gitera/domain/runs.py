@@ -120,6 +120,10 @@ def summarize(frame: Frame, fhash: str, ids: Sequence[str], runs: Mapping[str, E
 
 def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Output, use_cache: bool = True) -> tuple[str, dict[str, Any]]:
     """Score baseline + arms on dev and commit the run; the caller holds the repository lock."""
+    if frame.metric.level == "run":  # one score per run of a script (docs/run-level.md)
+        from gitera.domain.runlevel import record_runs
+
+        return record_runs(exp, frame, lock, out, use_cache)
     repo = exp.repo
     require_split(exp)
     require_pilot(exp)

@@ -272,7 +272,8 @@ def page_data(exp: Experiment) -> dict[str, Any]:
     if verdict is not None and doc is not None:
         data["verdict"] = {"commit": verdict.commit, **{k: doc.get(k) for k in ("decision", "arms", "n_test", "conclusion", "key_released",
                                                                                   "locked_iteration", "decided_at")}}
-        data["splits"]["test"] = _test_table(exp, frame, verdict.commit, doc, strings)
+        if doc.get("level") != "run":  # a run-level verdict opened files, not rows (docs/run-level.md)
+            data["splits"]["test"] = _test_table(exp, frame, verdict.commit, doc, strings)
     dev = {"ids": ids, "rows": dev_rows, "by_key": by_key, "subjects": subjects, "best": best} if dev_rows and scored else {}
     data["charts"], data["chart_note"] = _charts(exp, frame, records, verdict.commit if verdict else None, doc, dev)
     return data

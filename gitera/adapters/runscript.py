@@ -1,0 +1,191 @@
+"""Running a run-level script: one invocation per run, one score each (docs/eval-contract.md, "Run-level scripts").
+
+The script runs with ``/bin/sh -c`` in the arm's checkout, launched like every harness
+(``evalrun.isolation``: a scrubbed environment, its own process group, watched so it dies with
+gitera; a timeout or Ctrl-C kills it with its children), with ``GITERA_TRIAL`` as its seed. Its numbers are read
+by ``gitera.core.runscore``. A scored run is cached by the checkout's content, the arm's params,
+the harness, the split and the seed, so an unchanged script is never trained twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gitera.adapters.evalrun.isolation import finish, harness_env, launch_harness
+from gitera.adapters.evalrun.procs import ExitWaiter, kill_group, tail
+from gitera.core.frame import RUN_RECORD_FIELDS
+from gitera.core.runscore import read_run
+
+RUN_ID = "run"  # the one "row" of a run-level per-run file
+POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run and how to read it; ``harness`` identifies the locked harness (cache key)."""
+
+    command: str
+    timeout_s: float
+    primary: str
+    secondary: tuple[str, ...] = ()
+    patterns: Mapping[str, str] = field(default_factory=dict)
+    harness: str = ""
+    env: tuple[str, ...] = ()  # the frame's eval.env: what of gitera's environment the script may see (isolation.harness_env)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    trial: int
+    status: str  # ok, crash, timeout or invalid (no score read)
+    score: float | None
+    seconds: float
+    numbers: Mapping[str, float] = field(default_factory=dict)
+    source: str | None = None
+    error: str | None = None  # why the run has no score (crash, timeout, invalid)
+    problems: tuple[str, ...] = ()  # what is wrong with a scored run's output (a declared secondary missing)
+    cached: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """The line of the per-run file: the shape of a per-row result, with the one id "run"."""
+        out: dict[str, Any] = {"id": RUN_ID, "trial": self.trial, "score": self.score, "status": self.status,
+                               "seconds": round(self.seconds, 3), **dict(self.numbers)}
+        if self.source:
+            out["source"] = self.source
+        if self.error:
+            out["error"] = self.error
+        if self.problems:
+            out["problems"] = list(self.problems)
+        return out
+
+    @staticmethod
+    def from_record(d: Mapping[str, Any]) -> RunResult:
+        numbers = {k: float(v) for k, v in d.items() if k not in RUN_RECORD_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        score = d.get("score")
+        return RunResult(int(d["trial"]), str(d.get("status", "ok")), float(score) if isinstance(score, (int, float)) else None,
+                         float(d.get("seconds") or 0.0), numbers, d.get("source"), d.get("error"), tuple(d.get("problems") or ()))
+
+
+class RunCache:
+    """One JSON file per scored run under ``root``; only ok runs are stored."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: Sequence[Any]) -> Path:
+        digest = hashlib.sha256(json.dumps(list(key), sort_keys=True, default=str).encode()).hexdigest()
+        return self.root / digest[:2] / f"{digest}.json"
+
+    def get(self, key: Sequence[Any]) -> RunResult | None:
+        try:
+            return replace(RunResult.from_record(json.loads(self.path(key).read_text())), cached=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: Sequence[Any], result: RunResult) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result.record(), sort_keys=True))
+        os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Where and as what one arm's runs happen."""
+
+    checkout: Path
+    tag: str
+    arm: str
+    params: Mapping[str, Any]
+    split: str
+    workdir: Path
+    tree_id: str = ""
+
+    def env(self, trial: int, out: Path, passthrough: Sequence[str] = ()) -> dict[str, str]:
+        """The scrubbed environment every harness gets (isolation.harness_env) and this run's contract variables."""
+        return harness_env(os.environ, passthrough, {
+            "GITERA_TAG": self.tag, "GITERA_ARM": self.arm, "GITERA_ARM_PARAMS": json.dumps(dict(self.params), sort_keys=True, default=str),
+            "GITERA_SPLIT": self.split, "GITERA_TRIAL": str(trial), "GITERA_OUT": str(out)})
+
+
+def _finish(spec: RunSpec, trial: int, code: int | None, seconds: float, files: tuple[Path, Path, Path]) -> RunResult:
+    out, stdout_path, stderr_path = files
+    if code is None:
+        return RunResult(trial, "timeout", None, seconds, error=f"the run was killed after {spec.timeout_s:g} s (eval.timeout_s)")
+    if code != 0:
+        last = tail(stderr_path, 20) or tail(stdout_path, 5)
+        final = next((line.strip() for line in reversed(last.splitlines()) if line.strip()), "")
+        return RunResult(trial, "crash", None, seconds, error=f"the command exited with code {code}; last stderr line: {final[:300]}\n{last}")
+    stdout = stdout_path.read_text(encoding="utf-8", errors="replace")
+    out_text = out.read_text(encoding="utf-8", errors="replace") if out.exists() else None
+    parsed = read_run(stdout, out_text, primary=spec.primary, secondary=spec.secondary, patterns=spec.patterns)
+    if parsed.score is None:
+        return RunResult(trial, "invalid", None, seconds, parsed.numbers, error="; ".join(parsed.problems) + f"; stdout tail:\n{tail(stdout_path, 5)}")
+    return RunResult(trial, "ok", parsed.score, seconds, parsed.numbers, parsed.source, problems=parsed.problems)
+
+
+def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, concurrency: int = 1, cache: RunCache | None = None,
+                store: RunCache | None = None, on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Every trial of one arm (cached ones from ``cache``), up to ``concurrency`` at once, in trial order.
+
+    ``cache``: where earlier runs are looked up; ``store``: where scored ok runs are written (the pilot stores without reading).
+    A timeout or an interrupt kills the run's whole process group."""
+    key = [where.tree_id, json.dumps(dict(where.params), sort_keys=True, default=str), spec.command, spec.harness, where.split]
+    done: dict[int, RunResult] = {}
+    pending: list[int] = []
+    for t in trials:
+        hit = cache.get([*key, t]) if cache is not None and where.tree_id else None
+        if hit is not None:
+            done[t] = hit
+            if on_result:
+                on_result(hit)
+        else:
+            pending.append(t)
+    where.workdir.mkdir(parents=True, exist_ok=True)
+    running: dict[int, tuple[Any, ExitWaiter, float, tuple[Path, Path, Path], list[Any]]] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, concurrency):
+                t = pending.pop(0)
+                files = (where.workdir / f"out-{t}.json", where.workdir / f"stdout-{t}.txt", where.workdir / f"stderr-{t}.txt")
+                handles = [files[1].open("wb"), files[2].open("wb")]
+                proc = launch_harness(["/bin/sh", "-c", spec.command], cwd=where.checkout, env=where.env(t, files[0], spec.env),
+                                      stdout=handles[0], stderr=handles[1])
+                running[t] = (proc, ExitWaiter(proc), time.monotonic(), files, handles)
+            for t, (proc, waiter, started, files, handles) in list(running.items()):
+                left = started + spec.timeout_s - time.monotonic()
+                # one run: block on its exit; several: look at each in turn
+                exited = waiter.wait(min(max(left, 0.0), 3600.0) if len(running) == 1 else 0.0)
+                timed_out = not exited and time.monotonic() >= started + spec.timeout_s
+                if timed_out:
+                    kill_group(proc)
+                if exited:
+                    finish(proc)  # what the run left running in its group dies with it
+                if exited or timed_out:
+                    waiter.close()
+                    for h in handles:
+                        h.close()
+                    result = _finish(spec, t, None if timed_out else proc.returncode, time.monotonic() - started, files)
+                    del running[t]
+                    done[t] = result
+                    if result.status == "ok" and store is not None and where.tree_id:
+                        store.put([*key, t], result)
+                    if on_result:
+                        on_result(result)
+            if len(running) > 1:
+                time.sleep(POLL_S)
+    except BaseException:
+        for proc, waiter, _, _, handles in running.values():
+            kill_group(proc, grace_s=0.2)
+            waiter.close()
+            for h in handles:
+                h.close()
+        raise
+    return [done[t] for t in trials]
