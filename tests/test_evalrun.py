@@ -460,7 +460,8 @@ def test_the_cap_holds_when_real_costs_are_three_times_the_pilot_estimate(
     assert {r.error for r in missing} == {f"not run: the next calls would exceed the ${cap:g} cost budget"}
     if mode == "command":  # the in-flight invocations were stopped and their unwritten rows not bisected
         assert any("past the $" in w and "running invocation(s); no further calls start" in w for w in res.warnings), res.warnings
-        assert len((checkout / "counter.txt").read_text().split()) == res.invocations <= concurrency
+        # an invocation stopped before its first line ran never wrote the counter (seen at load 16 on 2 cores)
+        assert 1 <= len((checkout / "counter.txt").read_text().split()) <= res.invocations <= concurrency
     again = run(COSTLY[mode], checkout, rows_for(n), concurrency=concurrency, cache=cache, tree_id="t")
     assert again.complete and again.cache_hits == len(done)  # every row written before the stop was kept
 
