@@ -80,8 +80,10 @@ def cli() -> None:
 @click.option("--harness", type=click.Choice(["command", "python"]), help="Also write a starter eval harness.")
 @click.option("--agent", is_flag=True, help="Also write program.md and an AGENTS.md section telling a coding agent the loop "
               "(without TAG: regenerate them from the current experiment's frame).")
+@click.option("--from", "start", metavar="REF",
+              help="Start the branch from REF (default: HEAD; on another autoexp/ branch, the default branch).")
 @json_option
-def init(tag: str | None, arms: tuple[str, ...], harness: str | None, agent: bool, as_json: bool, **opts: Any) -> None:
+def init(tag: str | None, arms: tuple[str, ...], harness: str | None, agent: bool, start: str | None, as_json: bool, **opts: Any) -> None:
     """Start experiment TAG: branch autoexp/TAG with a frame template and program.md.
 
     Options fill the frame without an editor; whatever is left holds a TODO
@@ -94,6 +96,7 @@ def init(tag: str | None, arms: tuple[str, ...], harness: str | None, agent: boo
         --baseline v1 --baseline-ref src/route.py:42 --threshold 0.05 \\
         --slice-loss-floor 0.02 --eval-command "python eval/run.py" --locked eval/run.py
       gitera init --agent          # after `gitera lock`: program.md and AGENTS.md from the frame
+      gitera init followup --from autoexp/prompt-v2   # build on another experiment's branch
     """
     from gitera.commands.init import init as run
     from gitera.core.scaffold import FrameDraft
@@ -120,7 +123,7 @@ def init(tag: str | None, arms: tuple[str, ...], harness: str | None, agent: boo
             opts["eval_python"] = PYTHON_TARGET
         opts["locked"] = tuple(opts["locked"]) or (HARNESS_PATH,)
     draft = FrameDraft(tag=tag, arms=parsed, **opts)
-    sys.exit(run(draft, _out(as_json), harness=harness, agent=agent))
+    sys.exit(run(draft, _out(as_json), harness=harness, agent=agent, start=start))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -152,7 +155,8 @@ def lock(tag: str | None, check: bool, dry_run: bool, data: Path | None, as_json
 
 @cli.command(context_settings=CONTEXT)
 @tag_option
-@click.option("--all", "all_experiments", is_flag=True, help="Show every experiment in this checkout.")
+@click.option("--all", "all_experiments", is_flag=True,
+              help="One table of every experiment in the repo (each autoexp/ branch and verdict tag): question, state, best dev score, verdict.")
 @json_option
 def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
     """Show where an experiment stands and whether its lock is intact.
@@ -160,6 +164,7 @@ def status(tag: str | None, all_experiments: bool, as_json: bool) -> None:
     \b
     Example:
       gitera status --json
+      gitera status --all          # every experiment, from any branch
     """
     from gitera.commands.status import status as run
 

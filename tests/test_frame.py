@@ -115,7 +115,7 @@ def test_a_fully_filled_template_parses() -> None:
     draft = FrameDraft(
         tag="exp1", question="Q?", hypothesis="H.", baseline="v1", baseline_ref="src/a.py:1",
         arms={"v1": "current", "v2": "new"}, eval_command="python e.py", locked=["e.py"],
-        target=["p.txt"], iterate_arm="v2", slices=["tier"], label="intent",
+        target=["p.txt"], iterate_arm="v2", slices=["tier"], label="intent", effect=0.05, slice_loss_floor=0.02,
     )
     frame = parse(frame_yaml(draft))
     assert frame.iterate is not None and frame.iterate.arm == "v2"

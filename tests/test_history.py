@@ -65,7 +65,7 @@ def test_readers_racing_commits_never_crash_nor_see_a_record_twice(repo: Path) -
 
 
 def test_an_experiment_started_from_another_experiments_branch_reads_only_its_own_records(repo: Path) -> None:
-    """`gitera init` branches from HEAD: a second experiment started on the first one's branch (or on a
+    """`gitera init --from HEAD` branches from HEAD: a second experiment started on the first one's branch (or on a
     main that merged it) carries the first one's commits. Its log, budget and verify must not count them."""
     from gitera.domain.scoring import spent_so_far
 
@@ -73,7 +73,7 @@ def test_an_experiment_started_from_another_experiments_branch_reads_only_its_ow
     assert run_gitera(repo, "run").code == 0
     (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
     assert run_gitera(repo, "iterate", "-m", "the first experiment's attempt").code == 0
-    assert run_gitera(repo, "init", "second").code == 0
+    assert run_gitera(repo, "init", "second", "--from", "HEAD").code == 0
     r = Repo.find(repo)
     assert [x.kind for x in read(r, "autoexp/second", "second")] == []  # init records no Gitera-* trailer but its tag
     assert spent_so_far(r, "autoexp/second", "second") == 0.0  # syn's pilot, run and attempt are syn's money

@@ -151,7 +151,7 @@ def test_init_with_a_starter_harness_that_runs(repo: Path, tmp_path: Path) -> No
     assert [x["id"] for x in results] == ["r1", "r2"]
     assert results[0]["score"] in (1, True) and results[1]["score"] in (0, False)
     assert all("cost_usd" in x and "latency_ms" in x for x in results)
-    r = run_gitera(repo, "init", "exp2", "--harness", "python")
+    r = run_gitera(repo, "init", "exp2", "--harness", "python", "--from", "HEAD")  # on exp1's branch, which has one
     assert r.code == 3 and "eval/harness.py already exists" in r.err
 
 

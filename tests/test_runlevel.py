@@ -145,6 +145,8 @@ def test_an_attempt_costs_one_run_when_clearly_worse_more_only_when_marginal(rep
     assert [lk["action"] for lk in looks[:-1]] == ["more"] * (len(looks) - 1) and looks[-1]["action"] in ("keep", "discard")
     table = run_gitera(repo, "log").out
     assert "[1 run]" in table and f"[{a[2]['trials']} runs]" in table
+    rows = [ln for ln in table.splitlines() if ln.startswith("#")]  # the secondary's mean over each attempt's runs
+    assert "memory_mb" in table.splitlines()[0] and len(rows) == 3 and all(" 12.5000 " in ln for ln in rows), table
     state = json.loads((repo / ".gitera/rl/runs/iterate.json").read_text())
     assert state["noise_floor"] == json.loads((repo / ".gitera/rl/runs/run-001/summary.json").read_text())["noise_floor"]
     assert run_gitera(repo, "verify").code == 0

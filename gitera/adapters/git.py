@@ -268,9 +268,46 @@ class Repo:
 
     # --- writing ------------------------------------------------------------
     def switch_new_branch(self, branch: str, start: str) -> None:
-        # `git switch -c` keeps uncommitted work as it is: nothing is lost.
-        self.git("switch", "--quiet", "-c", branch, start)
+        # `git switch -c` keeps uncommitted work as it is: nothing is lost. --no-track: a branch
+        # started from origin/main must not push to main.
+        proc = _run(["switch", "--quiet", "--no-track", "-c", branch, start], self.root, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise RefusedError(f"could not create branch {branch} from {start} ({err[0] if err else 'git switch failed'}); "
+                               "commit or stash your uncommitted changes and run the command again — nothing was changed.")
         self._memo.pop("branch", None)
+
+    def undo_new_branch(self, branch: str, back: str | None, head: str) -> None:
+        """Return to ``back`` (or the detached ``head``) and delete ``branch``, just made and still without commits."""
+        self.git("switch", "--quiet", *([back] if back else ["--detach", head]))
+        self.git("branch", "--quiet", "-D", branch)
+        self._memo.pop("branch", None)
+
+    def remote_url(self) -> str | None:
+        """The URL of the remote this work is published to: the checked-out branch's remote, else
+        origin, else the only remote; None without one."""
+        remotes = self.git("remote").split()
+        branch = self.current_branch()
+        upstream = _run(["config", "--get", f"branch.{branch}.remote"], self.root, check=False).stdout.decode().strip() if branch else ""
+        name = upstream if upstream in remotes else "origin" if "origin" in remotes else remotes[0] if len(remotes) == 1 else None
+        if name is None:
+            return None
+        return _run(["config", "--get", f"remote.{name}.url"], self.root, check=False).stdout.decode().strip() or None
+
+    def default_branch(self) -> str | None:
+        """The branch new work starts from: origin's HEAD, else init.defaultBranch, main or master
+        (a local branch when one exists, else the remote-tracking one); None when none exists."""
+        names: list[str] = []
+        remote = _run(["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"], self.root, check=False)
+        if remote.returncode == 0 and remote.stdout.strip():
+            names.append(remote.stdout.decode().strip().removeprefix("origin/"))
+        configured = _run(["config", "--get", "init.defaultBranch"], self.root, check=False).stdout.decode().strip()
+        names += [n for n in (configured, "main", "master") if n]
+        for name in dict.fromkeys(names):
+            for ref in (f"refs/heads/{name}", f"refs/remotes/origin/{name}"):
+                if self.rev(ref) is not None:
+                    return name if ref.startswith("refs/heads/") else f"origin/{name}"
+        return None
 
     def rename_branch(self, old: str, new: str) -> None:
         """`git branch -m`: the branch keeps its commits and reflog under the new name; HEAD follows it
@@ -489,10 +526,29 @@ def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:
     base = repo.common_dir / "gitera" / "worktrees"
     base.mkdir(parents=True, exist_ok=True)
     path = base / slot
-    if (path / ".git").exists():
+    if _ours(repo, path):
         _run(["checkout", "--quiet", "--force", "--detach", commit], path)
         _run(["clean", "-qfdx"], path)
         return path
+    if path.exists():
+        # a repository copied with `cp -r` (or moved) brings slots whose .git file names the
+        # original's metadata: git would check out and clean the ORIGINAL's work tree, or fail
+        # once it is gone. The slot is gitera's own scratch space: rebuild it here (issue 14).
+        import shutil
+
+        shutil.rmtree(path)
     _run(["worktree", "prune"], repo.root)
     _run(["worktree", "add", "--quiet", "--force", "--detach", str(path), commit], repo.root)
     return path
+
+
+def _ours(repo: Repo, path: Path) -> bool:
+    """Is ``path`` a work tree of this repository, linked both ways (its .git file names our
+    metadata, and that metadata names this path)?"""
+    try:
+        link = (path / ".git").read_text().strip()
+        meta = Path(link.removeprefix("gitdir: ")).resolve()
+        back = Path((meta / "gitdir").read_text().strip()).resolve()
+    except (OSError, ValueError):
+        return False
+    return link.startswith("gitdir: ") and meta.parent == (repo.common_dir / "worktrees").resolve() and back == (path / ".git").resolve()

@@ -87,14 +87,15 @@ def _log_text(repo: Repo, rev_range: list[str]) -> str:
     return repo.git("log", "--reverse", f"--format={LOG_FORMAT}", *rev_range)
 
 
-def read(repo: Repo, branch: str, tag: str, use_cache: bool = True) -> list[Record]:
+def read(repo: Repo, branch: str, tag: str, use_cache: bool = True, rev: str | None = None) -> list[Record]:
     """Every Gitera-* record of experiment ``tag`` on the branch, oldest first.
 
     The cache keeps git's own output for the branch up to a tip (writing it costs nothing;
     re-serializing parsed records cost as much as the git call), so a grown branch reads
-    only its new commits from git.
+    only its new commits from git. ``rev`` reads up to that commit instead of the branch's tip
+    (`gitera verify` on what is checked out, a detached HEAD in CI).
     """
-    tip = repo.rev(f"refs/heads/{branch}")
+    tip = repo.rev(rev if rev is not None else f"refs/heads/{branch}")
     if tip is None:
         return []
     cache = state_dir(repo.common_dir) / "history" / f"{tag}.log"

@@ -20,7 +20,7 @@ from gitera.adapters.git import ZERO, Repo
 from gitera.adapters.output import Output
 from gitera.core.errors import Exit, UsageError
 from gitera.core.trailers import check_message
-from gitera.domain.experiment import GITERA_DIR, concluded
+from gitera.domain.experiment import GITERA_DIR, concluded, missing_tag_advice, verdict_ran_untagged
 
 _LOCK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/lock\.json$")
 
@@ -30,6 +30,7 @@ class Protected:
     path: str
     blob: str
     tag: str
+    untagged_verdict: bool = False  # the tree holds the experiment's verdict.json, but its tag is not here
 
 
 def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
@@ -41,7 +42,8 @@ def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
     protected: dict[str, Protected] = {}
     contents = repo.cat_blobs([tree[p] for p in open_locks.values()])
     for (tag, lock_path), raw in zip(open_locks.items(), contents):
-        protected[lock_path] = Protected(lock_path, tree[lock_path], tag)
+        untagged = f"{GITERA_DIR}/{tag}/verdict.json" in tree
+        protected[lock_path] = Protected(lock_path, tree[lock_path], tag, untagged)
         try:
             lock = json.loads(raw or b"")
             records = [lock["frame"], *lock["files"]]
@@ -49,8 +51,18 @@ def protected_at(repo: Repo, rev: str) -> dict[str, Protected]:
             continue  # a corrupt lock is reported by `gitera verify`; the lock file itself stays protected
         for rec in records:
             if isinstance(rec, dict) and "path" in rec and "blob" in rec:
-                protected[rec["path"]] = Protected(rec["path"], rec["blob"], tag)
+                protected[rec["path"]] = Protected(rec["path"], rec["blob"], tag, untagged)
     return protected
+
+
+def _untagged(repo: Repo, p: Protected, rev: str, seen: dict[str, str | None]) -> str | None:
+    """The advice for a lock held only because the experiment's verdict tag is missing here, if it is."""
+    if not p.untagged_verdict:
+        return None
+    if p.tag not in seen:
+        ran = verdict_ran_untagged(repo, p.tag, rev)
+        seen[p.tag] = missing_tag_advice(p.tag, ran) if ran else None
+    return seen[p.tag]
 
 
 def _advice(path: str) -> str:
@@ -88,6 +100,7 @@ def check_staged(repo: Repo) -> list[str]:
     staged = repo.ls_index(list(protected))
     problems = []
     renamed: dict[str, str] | None = None
+    untagged: dict[str, str | None] = {}
     for path, p in sorted(protected.items()):
         if path in staged and staged[path] == p.blob:
             continue
@@ -97,7 +110,8 @@ def check_staged(repo: Repo) -> list[str]:
             if renamed is None:
                 renamed = {old: new for s, old, new in repo.staged_changes() if s == "R" and new}
             what = f"renamed to {renamed[path]}" if path in renamed else "deleted"
-        problems.append(f"{path} is locked by experiment {p.tag} and this commit has it {what}; {_advice(path)}.")
+        problems.append(f"{path} is locked by experiment {p.tag} and this commit has it {what}; "
+                        f"{_untagged(repo, p, 'HEAD', untagged) or _advice(path)}.")
     return problems
 
 
@@ -113,6 +127,7 @@ def check_range(repo: Repo, old: str, new: str) -> list[str]:
     # so a change made and reverted on a merged side branch would be pushed unseen
     commits = repo.git("rev-list", "--full-history", *rev_range, "--", *protected).split()
     problems = []
+    untagged: dict[str, str | None] = {}
     for commit in commits:
         here = repo.ls_tree(commit, list(protected))
         locks_here = {p.tag for p in protected.values() if p.path in here and p.path.endswith("lock.json")}
@@ -123,7 +138,7 @@ def check_range(repo: Repo, old: str, new: str) -> list[str]:
                 what = "modified" if path in here else "deleted or renamed"
                 problems.append(
                     f"commit {commit[:10]} has {path} {what}, but it is locked by experiment {p.tag}; "
-                    "rewrite that commit before pushing — a new question needs a new experiment."
+                    + f"{_untagged(repo, p, new, untagged) or 'rewrite that commit before pushing — a new question needs a new experiment'}."
                 )
     return problems
 

@@ -12,7 +12,27 @@ from gitera.core.trailers import build_message
 from gitera.domain.experiment import ABANDONED_PREFIX, BRANCH_PREFIX, Experiment
 
 
-def init(draft: FrameDraft, out: Output, harness: str | None = None, agent: bool = False) -> int:
+def start_point(repo: Repo, start: str | None, out: Output) -> str:
+    """Where the new experiment branch starts: ``start`` when given; otherwise HEAD, except on
+    another experiment's branch, whose commits (its lock, its split) a new question must not
+    inherit — then the default branch, with a warning (issue 14)."""
+    if start is not None:
+        if repo.rev(start) is None:
+            raise UsageError(f"--from {start}: no such branch, tag or commit.")
+        return start
+    current = repo.current_branch() or ""
+    if not current.startswith(BRANCH_PREFIX):
+        return "HEAD"
+    default = repo.default_branch()
+    if default is None:
+        raise UsageError(f"you are on experiment branch {current} and no default branch (main, master, origin/HEAD) exists; "
+                         "say where the new experiment starts with --from REF (--from HEAD builds on this experiment).")
+    out.warn(f"you are on experiment branch {current}: the new experiment starts from {default} instead, so it does not "
+             f"carry {current[len(BRANCH_PREFIX):]}'s commits (pass --from HEAD to build on them).")
+    return default
+
+
+def init(draft: FrameDraft, out: Output, harness: str | None = None, agent: bool = False, start: str | None = None) -> int:
     repo = Repo.find()
     tag = draft.tag
     if not valid_tag(tag):
@@ -35,11 +55,38 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None, agent: bool
     if exp.path("").exists() and (repo.current_branch() or "").startswith(ABANDONED_PREFIX):  # loopctl
         raise RefusedError(f"you are on {repo.current_branch()}, the branch an abandoned experiment is kept on; switch to the branch "
                            f"you started from (e.g. `git switch main`) and run `gitera init {tag}` again.")
+    origin = start_point(repo, start, out)
+    if origin == "HEAD":
+        files = _files(repo, exp, draft, harness, agent)
+        repo.switch_new_branch(exp.branch, "HEAD")
+    else:
+        # switch first: the checks and AGENTS.md must be read from the tree the experiment starts from
+        branch, head = repo.current_branch(), repo.head_commit() or "HEAD"
+        repo.switch_new_branch(exp.branch, origin)
+        try:
+            files = _files(repo, exp, draft, harness, agent)
+        except BaseException:  # back where the user was, with no new branch: nothing changed
+            repo.undo_new_branch(exp.branch, branch, head)
+            raise
+    message = build_message(f"gitera init: {tag}", [("Tag", tag)], body=f"Frame template for experiment {tag}.")
+    commit = repo.commit_files(exp.branch, files, message)
+    paths = sorted(files)
+    out.result(
+        {"tag": tag, "branch": exp.branch, "commit": commit, "files": paths, "from": origin},
+        f"Created branch {BRANCH_PREFIX}{tag} from {origin} (now checked out) with:\n"
+        + "".join(f"  {p}\n" for p in paths)
+        + f"Next: fill every TODO in {exp.frame_rel}, then run `gitera lock`.",
+    )
+    return 0
+
+
+def _files(repo: Repo, exp: Experiment, draft: FrameDraft, harness: str | None, agent: bool) -> dict[str, bytes | None]:
+    """What `gitera init` commits, read against the checked-out tree."""
     if exp.path("").exists():
         raise RefusedError(f"{exp.rel('')} already exists; remove it or choose another tag.")
     files: dict[str, bytes | None] = {
         exp.frame_rel: frame_yaml(draft).encode(),
-        exp.rel("program.md"): program_md(tag).encode(),
+        exp.rel("program.md"): program_md(exp.tag).encode(),
     }
     if harness is not None:
         from gitera.domain.starter import starter_files
@@ -49,17 +96,7 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None, agent: bool
         from gitera.domain.agentsetup import agent_files, brief_from_draft
 
         files.update(agent_files(repo, brief_from_draft(draft)))
-    repo.switch_new_branch(exp.branch, "HEAD")
-    message = build_message(f"gitera init: {tag}", [("Tag", tag)], body=f"Frame template for experiment {tag}.")
-    commit = repo.commit_files(exp.branch, files, message)
-    paths = sorted(files)
-    out.result(
-        {"tag": tag, "branch": exp.branch, "commit": commit, "files": paths},
-        f"Created branch {BRANCH_PREFIX}{tag} (now checked out) with:\n"
-        + "".join(f"  {p}\n" for p in paths)
-        + f"Next: fill every TODO in {exp.frame_rel}, then run `gitera lock`.",
-    )
-    return 0
+    return files
 
 
 # --- loopctl: `gitera init --agent` on an existing experiment: the agent's files from its frame ---

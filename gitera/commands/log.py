@@ -39,7 +39,14 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
             pass
         out.stdout.write(results_tsv(records, imported_rows(repo, exp, records), metric, arm))
         return 0
-    rendered = render(fmt, exp.tag, records, max_iterations)
+    ctx = None
+    if fmt in ("table", "md"):
+        from gitera.domain.logview import log_context
+        from gitera.domain.records import frame_at
+
+        ctx = log_context(repo, f"refs/heads/{exp.branch}", records, frame_at(repo, exp, f"refs/heads/{exp.branch}"),
+                          chart=str(chart) if chart is not None else None)
+    rendered = render(fmt, exp.tag, records, max_iterations, ctx)
     if chart is not None:
         from gitera.domain.progression import progression_chart
 

@@ -7,12 +7,15 @@ as committed. A working-tree copy that was edited (or deleted) changes nothing i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.history import Record
 from gitera.adapters.output import Output
-from gitera.domain.experiment import resolve
+from gitera.domain.experiment import checked_out
+
+if TYPE_CHECKING:
+    from gitera.domain.logview import LogContext
 
 
 def _f(v: Any, spec: str = ".4f") -> str:
@@ -27,13 +30,14 @@ def _ci(ci: Sequence[Any] | None) -> str:
 
 def report(tag: str | None, fmt: str, out: Output) -> int:
     from gitera.domain.audit import audit, gap_alarms
-    from gitera.domain.logview import render, summary
+    from gitera.domain.logview import log_context, render, summary
     from gitera.domain.records import commit_of, frame_at, trailers, verdict_doc
 
     repo = Repo.find()
-    exp = resolve(repo, tag)
-    records = trailers(repo, exp)
-    checks = audit(repo, exp, records=records)
+    at = checked_out(repo, tag)  # what is checked out, as `gitera verify` reads it (a detached HEAD in CI)
+    exp = at.exp
+    records = trailers(repo, exp, at.commit)
+    checks = audit(repo, exp, records=records, rev=at.commit)
     doc = verdict_doc(repo, exp, records)
     alarms = gap_alarms(exp, records, doc)
     violations = [f"{c}: {d}" if d else c for c, ok, d in checks if not ok]
@@ -43,20 +47,42 @@ def report(tag: str | None, fmt: str, out: Output) -> int:
     if frame.get("question"):
         lines += [f"> {frame['question']}", ""]
     opened = commit_of(records, "Verdict")
+    budget = ((frame.get("iterate") or {}).get("budget") or {}).get("max_iterations")
+    ctx = log_context(repo, at.commit, records, frame)
     if doc is not None and isinstance(doc.get("decision"), dict) and isinstance(doc.get("arms"), dict):
         lines += verdict_lines(doc)
+        # the climb that led there stays in the report: iterations, gates and the conclusion's charts
+        if any(r.kind == "Result" and r.data.get("kind") == "attempt" for r in records):
+            lines += ["<details><summary>Iterations and gates on dev</summary>", "", str(render("md", exp.tag, records, budget, ctx)),
+                      "", "</details>", ""]
+        lines += chart_lines(repo, opened or at.commit, str(doc.get("conclusion") or ""), ctx)
     elif opened is not None:
         lines += [f"**Verdict:** recorded in {opened[:10]}, but its verdict.json cannot be read (see the verify line below).", ""]
     else:
-        budget = ((frame.get("iterate") or {}).get("budget") or {}).get("max_iterations")
         lines += ["No verdict yet: dev results only (the sealed test set is still closed).", ""]
-        lines += dev_lines(records) + [str(render("md", exp.tag, records, budget)), ""]
+        lines += dev_lines(records) + [str(render("md", exp.tag, records, budget, ctx)), ""]
     lines.append(f"**verify:** {'all checks pass' if not violations else str(len(violations)) + ' violation(s): ' + '; '.join(violations)}")
     lines += [f"**alarm:** {a}" for a in alarms]
     text = "\n".join(lines)
     out.result({"tag": exp.tag, "markdown": text, "summary": summary(records), "verdict": doc and doc.get("decision"),
                 "verify_ok": not violations, "violations": violations, "alarms": alarms}, text)
     return 0
+
+
+def chart_lines(repo: Repo, commit: str, conclusion: str, ctx: LogContext) -> list[str]:
+    """Links to the conclusion and its charts as the verdict committed them (web links when the
+    remote is on GitHub or GitLab, else repository paths)."""
+    if not conclusion:
+        return []
+    files = sorted(p for p in repo.ls_tree(commit, [conclusion]) if p.endswith((".png", ".md")))
+    if not files:
+        return []
+
+    def link(path: str) -> str:
+        name = path.rsplit("/", 1)[-1]
+        return f"[{name}]({ctx.web.blob(commit, path) if ctx.web else path})"
+
+    return [f"**Conclusion and charts** ({commit[:10]}): " + " · ".join(link(p) for p in files), ""]
 
 
 def dev_lines(records: Sequence[Record]) -> list[str]:

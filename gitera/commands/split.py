@@ -28,6 +28,16 @@ from gitera.domain.experiment import Experiment, frame_hash, require_intact, req
 from gitera.domain.splitplan import plan_split
 
 SPLIT_DIR = "split"
+# .gitera/<tag>/.gitattributes: the files gitera writes row by row are generated data — a pull request
+# folds them (linguist-generated) and `git diff` shows them as changed, not line by line (-diff);
+# the frame, the lock, manifests, gate records and verdict.json stay reviewable (docs/pull-requests.md)
+GENERATED_ATTRIBUTES = (
+    b"# written by `gitera split`: per-row files are generated data (docs/pull-requests.md)\n"
+    b"split/*.jsonl linguist-generated -diff\n"
+    b"split/leak.json linguist-generated -diff\n"
+    b"runs/**/*.jsonl linguist-generated -diff\n"
+    b"runs/iterate.json linguist-generated -diff\n"
+)
 
 
 def _pp(value: float) -> str:
@@ -163,6 +173,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     leak_doc = index.to_dict()
     files[f"{split_rel}/leak.json"] = (json.dumps(leak_doc, sort_keys=True) + "\n").encode()
     files[f"{split_rel}/.gitattributes"] = b"*.seal binary\n*.wrapped binary\n"
+    files[exp.rel(".gitattributes")] = GENERATED_ATTRIBUTES  # issue 14: a PR shows the changes that matter
     manifest: dict[str, Any] = {
         "version": 1,
         "tag": exp.tag,

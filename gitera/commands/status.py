@@ -8,7 +8,7 @@ from typing import Any
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.core.errors import GiteraError
-from gitera.domain.experiment import Experiment, all_tags, changed_locked_files, resolve
+from gitera.domain.experiment import Experiment, changed_locked_files, locked_changes, resolve, restore_commands
 
 
 def experiment_status(exp: Experiment) -> dict[str, Any]:
@@ -26,6 +26,11 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             info["stage"] = "locked"
             info["locked_at"] = lock.get("locked_at")
             info["changed_locked_files"] = changed_locked_files(exp, lock)
+            changes = locked_changes(exp, lock)
+            if changes:
+                info["changed_locked_files"] = info["changed_locked_files"] or [f"{c.path} ({c.where})" for c in changes]
+                info["locked_changes"] = [{"path": c.path, "where": c.where, "deleted": c.deleted} for c in changes]
+                info["restore"] = restore_commands(exp, changes)
         except GiteraError as exc:
             info["lock_error"] = exc.message
     for stage, name in (("split", "split/manifest.json"), ("piloted", "runs/pilot.json"), ("run", "runs/run-001/summary.json"),
@@ -80,7 +85,25 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             require_open(exp)
         except GiteraError as exc:
             info["stage"], info["verdict_error"] = "concluded?", exc.message
+    info["next"] = _next(info)
     return info
+
+
+def _next(info: dict[str, Any]) -> str | None:
+    """The one next step: never `iterate` once the loop stopped or while the lock is broken."""
+    if info.get("abandoned"):
+        return None  # abandoned on purpose: nothing follows
+    if info.get("changed_locked_files"):
+        return "restore the locked files (the commands above); nothing else runs while the lock is broken"
+    stage, loop = info["stage"], info.get("loop") or {}
+    if stage == "framed":
+        return "fill the frame, then `gitera lock`"
+    if stage == "iterating" and loop.get("status") not in (None, "active"):
+        return f"`gitera verdict` (the loop is {loop['status']}: no further attempt will start)"
+    following = {"locked": "`gitera split`", "split": "`gitera pilot`", "piloted": "`gitera run`",
+                 "run": "`gitera iterate -m HYPOTHESIS` or `gitera verdict`",
+                 "iterating": "`gitera iterate -m HYPOTHESIS`, or `gitera verdict` when the loop is done"}
+    return following.get(stage)
 
 
 def _text(info: dict[str, Any]) -> str:
@@ -93,7 +116,10 @@ def _text(info: dict[str, Any]) -> str:
         lines.append(f"  locked at {info['locked_at']}")
     changed = info.get("changed_locked_files")
     if changed:
-        lines.append(f"  LOCK BROKEN — changed since the lock: {', '.join(changed)} (restore them with `git checkout -- <file>`)")
+        lines.append(f"  LOCK BROKEN — changed since the lock: {', '.join(changed)}; restore with:")
+        lines += [f"    {cmd}" for cmd in info.get("restore") or []]
+        if any(c["where"] == "committed" for c in info.get("locked_changes") or []):
+            lines.append("  (the commit that changed a locked file stays in history: `gitera verify` names it)")
     elif changed is not None:
         lines.append("  locked files intact")
     loop = info.get("loop")
@@ -125,25 +151,20 @@ def _text(info: dict[str, Any]) -> str:
         lines.append(f"  verdict: {info['verdict']['decision']} ({info['verdict'].get('arm') or '—'}); see {info['verdict'].get('conclusion')}")
     if info.get("verdict_error"):
         lines.append(f"  verdict: {info['verdict_error']}")
-    if info["stage"] == "framed":
-        lines.append("  next: fill the frame, then `gitera lock`")
-    else:
-        following = {"locked": "`gitera split`", "split": "`gitera pilot`", "piloted": "`gitera run`",
-                     "run": "`gitera iterate -m HYPOTHESIS` or `gitera verdict`", "iterating": "`gitera iterate -m HYPOTHESIS`, or `gitera verdict` when the loop is done"}
-        if info["stage"] in following and not info.get("abandoned"):
-            lines.append(f"  next: {following[info['stage']]}")
+    if info.get("next"):
+        lines.append(f"  next: {info['next']}")
     return "\n".join(lines)
 
 
 def status(tag: str | None, all_experiments: bool, out: Output) -> int:
     repo = Repo.find()
     if all_experiments:
-        exps = [Experiment(repo, t) for t in all_tags(repo)]
-    else:
-        exps = [resolve(repo, tag)]
-    infos = [experiment_status(e) for e in exps]
-    out.result(
-        {"experiments": infos} if all_experiments else infos[0],
-        "\n\n".join(_text(i) for i in infos) or "no experiments in this checkout; start one with `gitera init TAG`",
-    )
+        # every experiment in the repository, from its branch or verdict tag (issue 14)
+        from gitera.domain.overview import overview, table
+
+        rows = overview(repo)
+        out.result({"experiments": [r.to_dict() for r in rows]}, table(rows))
+        return 0
+    info = experiment_status(resolve(repo, tag))
+    out.result(info, _text(info))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.core.errors import Exit
-from gitera.domain.experiment import resolve
+from gitera.domain.experiment import checked_out
 
 
 def verify(tag: str | None, out: Output) -> int:
@@ -15,16 +15,19 @@ def verify(tag: str | None, out: Output) -> int:
     from gitera.domain.records import trailers, verdict_doc
 
     repo = Repo.find()
-    exp = resolve(repo, tag)
-    records = trailers(repo, exp)
-    checks = audit(repo, exp, records=records)
+    at = checked_out(repo, tag)
+    exp = at.exp
+    records = trailers(repo, exp, at.commit)
+    checks = audit(repo, exp, records=records, rev=at.commit)
     alarms = gap_alarms(exp, records, verdict_doc(repo, exp, records))
     warnings = source_copy_warnings(exp)  # the work tree, not git: a warning, never a violation
     failed = [(c, d) for c, ok, d in checks if not ok]
     out.result(
-        {"tag": exp.tag, "ok": not failed, "checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks],
+        {"tag": exp.tag, "commit": at.commit, "where": at.where, "note": at.note, "ok": not failed,
+         "checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in checks],
          "violations": [f"{c}: {d}" if d else c for c, d in failed], "alarms": alarms, "warnings": warnings},
-        "\n".join([*(f"{'ok  ' if ok else 'FAIL'} {c}{(': ' + d) if d else ''}" for c, ok, d in checks), *(f"ALARM {a}" for a in alarms),
+        "\n".join([f"verify: {at.heading}", *([f"note: {at.note}"] if at.note else []),
+                   *(f"{'ok  ' if ok else 'FAIL'} {c}{(': ' + d) if d else ''}" for c, ok, d in checks), *(f"ALARM {a}" for a in alarms),
                    *(f"WARN  {w}" for w in warnings)])
         + (f"\n{len(failed)} violation(s)." if failed else "\nAll checks pass."),
     )

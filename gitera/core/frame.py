@@ -269,6 +269,8 @@ class _Checker:
         return value
 
     def number(self, value: Any, path: FieldPath, *, positive: bool = True, below: float | None = None) -> float:
+        if isinstance(value, str) and PLACEHOLDER in value:
+            self.fail(path, f"still holds the template's {PLACEHOLDER} placeholder; choose the number yourself{_hint(str(path[-1]))}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"must be a number; got {_kind(value)}")
         if not _finite(value):  # YAML .inf / .nan: no threshold, limit or timeout is infinite or undefined

@@ -593,6 +593,8 @@ def thresholdout_replay(state: Thresholdout, pairs: Iterable[tuple[float, float]
 
 REPLICATION_SHRINK = 0.5  # the gate must keep at least half the dev gain ...
 REPLICATION_Z = 2.0  # ... up to 2 standard errors of the gate gain
+#: the reason's words when the reusable holdout answered from the climbing rows (no second number to show)
+AGREED = "gate agreed with dev within the holdout's tolerance: reported the dev gain"
 
 
 @dataclass(frozen=True)
@@ -612,7 +614,7 @@ class Replication:
 
 
 def replication(dev_gain: float, gate_answer: float, gate_baseline: float, noise_floor: float,
-                se_gate: float) -> Replication:
+                se_gate: float, *, holdout_used: bool = True) -> Replication:
     """The replication rule (docs/gate.md).
 
     ``gate_gain = gate_answer - gate_baseline``. When the sprint claims a gain
@@ -622,6 +624,10 @@ def replication(dev_gain: float, gate_answer: float, gate_baseline: float, noise
     claims no gain passes unless the gate shows a loss beyond 2 standard errors
     (``gate_gain < -2 x se_gate``). ``informative`` is False when ``dev_gain / 2 <= 2 x se_gate``:
     then only the sign is checked, and the reason says the gate has too few rows.
+
+    ``holdout_used=False``: the reusable holdout answered with the dev gain itself (the gate rows
+    agreed with dev within its tolerance), so the reason never prints the same number twice as if
+    it were two measurements; it says the dev gain was reported (issue 14).
     """
     for name, v in (("dev_gain", dev_gain), ("gate_answer", gate_answer), ("gate_baseline", gate_baseline),
                     ("noise_floor", noise_floor), ("se_gate", se_gate)):
@@ -634,15 +640,19 @@ def replication(dev_gain: float, gate_answer: float, gate_baseline: float, noise
     if dev_gain <= 2 * noise_floor:
         required = -tol
         passed = gate_gain >= required
-        reason = (f"no dev gain beyond 2x the noise floor ({dev_gain:+.4f}); gate gain {gate_gain:+.4f} "
-                  + ("shows no loss beyond 2 SE" if passed else f"is a loss beyond 2 SE ({required:+.4f})"))
+        if not holdout_used:
+            reason = f"no dev gain beyond 2x the noise floor ({dev_gain:+.4f}); {AGREED}"
+        else:
+            reason = (f"no dev gain beyond 2x the noise floor ({dev_gain:+.4f}); gate gain {gate_gain:+.4f} "
+                      + ("shows no loss beyond 2 SE" if passed else f"is a loss beyond 2 SE ({required:+.4f})"))
         return Replication(passed, gate_gain, required, float(dev_gain), True, reason)
     target = REPLICATION_SHRINK * dev_gain - tol
     informative = target > 0
     required = max(0.0, target)
     passed = gate_gain >= required
     if passed:
-        reason = f"gate gain {gate_gain:+.4f} >= required {required:+.4f} (dev gain {dev_gain:+.4f})"
+        reason = (f"{AGREED} {gate_gain:+.4f} >= required {required:+.4f}" if not holdout_used
+                  else f"gate gain {gate_gain:+.4f} >= required {required:+.4f} (dev gain {dev_gain:+.4f})")
         if not informative:
             reason += "; the gate has too few rows to tell half the gain from none, only the sign was checked"
     else:

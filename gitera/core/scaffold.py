@@ -73,8 +73,9 @@ def frame_yaml(d: FrameDraft) -> str:
         iterate_block = (
             "# Optional: climb one arm on dev with `gitera iterate`. Uncomment and fill to use it.\n" + iterate_block
         )
-    effect = d.effect if d.effect is not None else 0.05
-    floor = d.slice_loss_floor if d.slice_loss_floor is not None else 0.02
+    # the two numbers the verdict turns on are the user's choice, never a default the lock accepts
+    effect = d.effect if d.effect is not None else _q(TODO + ": the smallest gain worth shipping, e.g. 0.05")
+    floor = d.slice_loss_floor if d.slice_loss_floor is not None else _q(TODO + ": the largest loss tolerated on any slice, e.g. 0.02")
     return f"""\
 # gitera frame for experiment {d.tag!r} — pre-register everything here, then `gitera lock`.
 # After the lock, this file and every `locked` file can no longer change: a new
@@ -96,7 +97,7 @@ arms:
 
 {iterate_block}
 data:
-  source: {_q(d.data) if d.data else 'null'}    # CSV or JSONL (or `gitera split --data FILE`); keep production rows out of git
+  source: {_q(d.data) if d.data else 'null'}    # the production rows to split: CSV, TSV or JSONL (required by `gitera lock`); keep them out of git
   id: {_q(d.id_column) if d.id_column else 'null'}                # id column (null: ids derived from row content)
   label: {_q(d.label) if d.label else 'null'}             # class column, for the audit (optional)
   slices: {_list(d.slices)}        # columns whose values must each hold up (loss floor)
@@ -115,7 +116,12 @@ metric:
 
 # Pre-registered decision threshold: the smallest effect worth shipping, judged on
 # the point estimate or on the CI's lower bound, and the largest loss tolerated on any slice.
-threshold: {{effect: {effect}, basis: point, slice_loss_floor: {floor}, alpha: 0.05}}
+# Both numbers are yours to choose before any score exists (`gitera lock` refuses a TODO).
+threshold:
+  effect: {effect}
+  basis: point
+  slice_loss_floor: {floor}
+  alpha: 0.05
 
 # How to score a row: a shell command (see docs/eval-contract.md) or python: module:function.
 {eval_line}

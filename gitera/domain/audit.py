@@ -45,11 +45,13 @@ def _mean_scores(records: Sequence[Mapping[str, Any]]) -> tuple[float | None, di
     return (sum(rows.values()) / len(rows) if rows else None), rows
 
 
-def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: Sequence[Record] | None = None) -> list[Check]:
-    records = trailers(repo, exp) if records is None else records
+def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: Sequence[Record] | None = None,
+          rev: str | None = None) -> list[Check]:
+    """``rev``: the commit to audit (`gitera verify` passes the checked-out one); default the branch's tip."""
+    records = trailers(repo, exp, rev) if records is None else records
     checks: list[Check] = []
     lock_commit = commit_of(records, "Lock")
-    tip = repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
+    tip = rev or repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
     abandoned = abandon_checks(repo, exp, records, tip)  # loopctl
     if lock_commit is None:
         return abandoned or [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]

@@ -189,6 +189,25 @@ def concluded(repo: Repo, tags: Collection[str]) -> dict[str, str]:
     return {tag: c for i, (tag, c) in enumerate(candidates.items()) if _is_verdict(tag, contents[2 * i], contents[2 * i + 1])}
 
 
+def verdict_ran_untagged(repo: Repo, tag: str, rev: str) -> str | None:
+    """The commit (reachable from ``rev``) where experiment ``tag``'s verdict ran, when its tag is
+    not in this clone (never pushed, or not fetched); None otherwise, or for a hand-written
+    verdict.json that no verdict commit made."""
+    if concluded(repo, [tag]):
+        return None
+    ran = repo.git("log", "-1", "--format=%H", "--all-match", "--grep=^Gitera-Verdict: ", f"--grep=^Gitera-Tag: {tag.replace('.', '[.]')}$",
+                   rev, "--", f"{GITERA_DIR}/{tag}/{VERDICT_FILE}", check=False).strip()
+    return ran or None
+
+
+def missing_tag_advice(tag: str, commit: str) -> str:
+    """What to do when an experiment's verdict ran but its tag is not in this clone (issue 14): the
+    guards hold until the tag is here, since only the tag proves the verdict ran."""
+    return (f"experiment {tag}'s verdict ran in {commit[:10]} but its tag gitera/{tag}/verdict is not in this clone, so its "
+            f"guards still hold: fetch the tag (`git fetch origin tag gitera/{tag}/verdict`, or `git fetch --tags`) and try "
+            f"again; if the remote lacks it too, whoever ran the verdict pushes it (`git push origin gitera/{tag}/verdict`)")
+
+
 def _is_verdict(tag: str, commit: bytes | None, verdict: bytes | None) -> bool:
     if commit is None or verdict is None:
         return False
@@ -248,6 +267,55 @@ def resolve(repo: Repo, tag: str | None) -> Experiment:
     raise UsageError(f"several experiments exist ({', '.join(tags)}); say which with --tag TAG.")
 
 
+@dataclass(frozen=True)
+class CheckedOut:
+    """The experiment a reading command (`verify`, `report`) checks, at the checked-out commit."""
+
+    exp: Experiment
+    commit: str
+    where: str  # "branch autoexp/x", "branch main" or "a detached HEAD"
+    note: str | None  # set when the experiment's own branch points elsewhere: said, never silent
+
+    @property
+    def heading(self) -> str:
+        return f"experiment {self.exp.tag} at {self.where} ({self.commit[:10]})"
+
+
+def _has_records(repo: Repo, tag: str, rev: str) -> bool:
+    pattern = f"^Gitera-Tag: {tag.replace('.', '[.]')}$"
+    return bool(repo.git("log", "-1", "--format=%H", f"--grep={pattern}", rev, check=False).strip())
+
+
+def checked_out(repo: Repo, tag: str | None) -> CheckedOut:
+    """The experiment at the checked-out commit (issue 14): ``tag``, else the autoexp/ branch's, else on
+    a detached HEAD (CI) the experiment of HEAD's latest gitera commit, else the only one here.
+    ``--tag`` never switches to another branch: a HEAD without that experiment's history is refused."""
+    head = repo.head_commit()
+    if head is None:
+        raise UsageError("no commit is checked out; check out the experiment's branch (`git switch autoexp/TAG`).")
+    branch = repo.current_branch()
+    where = f"branch {branch}" if branch else "a detached HEAD"
+    if tag is None and branch and branch.startswith(BRANCH_PREFIX):
+        tag = branch[len(BRANCH_PREFIX):]
+    elif tag is None and branch is None:
+        latest = repo.git("log", "-1", "--format=%(trailers:key=Gitera-Tag,valueonly)", "--grep=^Gitera-Tag: ", "HEAD").split()
+        tag = latest[0] if latest else None
+    if tag is None:
+        return checked_out(repo, resolve(repo, None).tag)
+    if not valid_tag(tag):
+        raise UsageError(f"{tag!r} is not a valid experiment tag; use lower-case letters, digits, '.', '_' or '-'.")
+    exp = Experiment(repo, tag)
+    own = repo.rev(f"refs/heads/{exp.branch}")
+    if not _has_records(repo, tag, head):
+        hint = (f"`git switch {exp.branch}` first" if own else f"there is no experiment {tag} in this history")
+        raise UsageError(f"the checked-out commit ({where}, {head[:10]}) holds no commit of experiment {tag}; {hint} — "
+                         "this command checks what is checked out, never another branch.")
+    note = None
+    if own is not None and own != head:
+        note = f"branch {exp.branch} points at {own[:10]}, not at the checked-out commit: this checks the checked-out one"
+    return CheckedOut(exp, head, where, note)
+
+
 # --- the lock ------------------------------------------------------------------
 
 
@@ -256,8 +324,10 @@ def _file_record(path: str, content: bytes) -> dict[str, str]:
 
 
 def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> dict[str, Any]:
-    """The lock record; refuses when a locked file is missing or untracked."""
+    """The lock record; refuses when a locked file is missing or untracked, or no data source is named."""
     repo = exp.repo
+    if frame.data.source is None and frame.metric.level == "row":  # a run-level frame seals files instead (docs/run-level.md)
+        _refuse_no_source(exp)
     tracked = repo.tracked(list(frame.locked)) if frame.locked else set()
     files = []
     for rel in frame.locked:
@@ -297,6 +367,22 @@ def pin_refs(exp: Experiment, frame: Frame) -> dict[str, str]:
     return pinned
 
 
+def _refuse_no_source(exp: Experiment) -> None:
+    """`data.source: null` (the template's default) cannot be pre-registered: the split would read
+    whatever file someone names later (issue 14)."""
+    from gitera.adapters.yamlio import load_with_lines
+
+    try:
+        _, lines = load_with_lines(exp.frame_bytes().decode("utf-8", errors="replace"), exp.frame_rel)
+    except ConfigError:
+        lines = {}
+    line = lines.get(("data", "source")) or lines.get(("data",)) or 1
+    raise ConfigError(
+        f"{exp.frame_rel}:{line}: data.source: is empty (null); name the file of production rows the split reads "
+        "(CSV, TSV or JSONL, e.g. data/tickets.csv — it may stay out of git), then run `gitera lock` again."
+    )
+
+
 def locked_records(lock: dict[str, Any]) -> list[dict[str, str]]:
     """Every file the lock protects: the frame first, then the locked files."""
     return [lock["frame"], *lock["files"]]
@@ -333,14 +419,67 @@ def changed_locked_files(exp: Experiment, lock: dict[str, Any]) -> list[str]:
     return changed
 
 
+@dataclass(frozen=True)
+class LockedChange:
+    """One locked file that differs from its lock, and where: ``worktree`` (an unstaged edit),
+    ``staged`` (in the index) or ``committed`` (in the commit the branch points at)."""
+
+    path: str
+    where: str
+    deleted: bool
+
+
+def locked_changes(exp: Experiment, lock: dict[str, Any]) -> list[LockedChange]:
+    """Where each changed locked file differs, deepest first (a committed change also shows in
+    the index and the work tree; restoring it needs the lock commit, not the index)."""
+    repo = exp.repo
+    records = locked_records(lock)
+    paths = [str(rec["path"]) for rec in records]
+    tip = repo.rev(f"refs/heads/{exp.branch}")
+    committed = repo.ls_tree(tip, paths) if tip is not None else {}
+    staged = repo.ls_index(paths)
+    changes = []
+    for rec in records:
+        path, blob = str(rec["path"]), str(rec["blob"])
+        target = repo.root / path
+        on_disk = target.read_bytes() if target.is_file() else None
+        if tip is not None and committed.get(path) != blob:
+            changes.append(LockedChange(path, "committed", path not in committed))
+        elif staged.get(path) != blob:
+            changes.append(LockedChange(path, "staged", path not in staged))
+        elif on_disk is None or sha256(on_disk) != rec["sha256"]:
+            changes.append(LockedChange(path, "worktree", on_disk is None))
+    return changes
+
+
+def restore_commands(exp: Experiment, changes: Collection[LockedChange]) -> list[str]:
+    """The git commands that put each changed locked file back to its locked content."""
+    by_where: dict[str, list[str]] = {}
+    for c in changes:
+        by_where.setdefault(c.where, []).append(c.path)
+    commands = []
+    if "worktree" in by_where:
+        commands.append(f"git restore -- {' '.join(by_where['worktree'])}")
+    if "staged" in by_where:
+        commands.append(f"git restore --staged --worktree -- {' '.join(by_where['staged'])}")
+    if "committed" in by_where:
+        lock_commit = exp.repo.git("log", "-1", "--format=%h", f"refs/heads/{exp.branch}", "--", exp.lock_rel).strip() or exp.branch
+        files = " ".join(by_where["committed"])
+        commands.append(f"git restore --source={lock_commit} --staged --worktree -- {files} && "
+                        f"git commit -m 'restore locked files' -- {files}")
+    return commands
+
+
 def require_intact(exp: Experiment) -> dict[str, Any]:
     """Every command on a locked experiment calls this first; it names each changed file."""
     lock = exp.read_lock()
     changed = changed_locked_files(exp, lock)
     if changed:
+        commands = restore_commands(exp, locked_changes(exp, lock))
         raise RefusedError(
             f"locked files of experiment {exp.tag} changed since the lock: {', '.join(changed)}; "
-            "restore them (`git checkout -- <file>`) — a new question needs a new experiment (`gitera init NEW_TAG`)."
+            f"restore them ({'; '.join(f'`{c}`' for c in commands) or '`git restore -- <file>`'}) — "
+            "a new question needs a new experiment (`gitera init NEW_TAG`)."
         )
     return lock
 

@@ -66,7 +66,9 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
     out.info(f"gate: sprint {state.sprint} — hardcode scan, replication on the gate rows, saturation")
     tip = repo.rev(f"refs/heads/{exp.branch}")
     assert tip is not None
-    diff = repo.git("diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
+    # --text --no-textconv --no-ext-diff: attributes (a `-diff` or a textconv driver in .gitattributes
+    # or .git/info/attributes) must not turn the scanned lines into "Binary files differ" or hide them
+    diff = repo.git("diff", "--text", "--no-textconv", "--no-ext-diff", "-U0", state.sprint_start or tip, tip, "--", *frame.iterate.target)
     open_rows = [*load_split(exp, "train"), *load_split(exp, "dev")]
     gate_rows = splitfiles.gate_rows(exp, frame_hash(dict(lock)))  # sealed: opened here, for the gate only
     exclude = ["id", *(frame.data.slices), *([frame.data.label] if frame.data.label else []), *frame.data.stratify]
@@ -95,7 +97,8 @@ def run_gate(exp: Experiment, frame: Frame, lock: Mapping[str, Any], state: Loop
         if answer.value is None:
             replication = None
         else:
-            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se_gain)
+            replication = gate.replication(sign * dev_gain, sign * answer.value, 0.0, state.noise_floor, se_gain,
+                                           holdout_used=answer.used_holdout)
         exhausted = answer.value is None
     else:
         replication, exhausted = None, False

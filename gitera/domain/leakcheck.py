@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING
 
 from gitera.adapters.git import Repo
-from gitera.domain.experiment import BRANCH_PREFIX, GITERA_DIR, concluded
+from gitera.domain.experiment import BRANCH_PREFIX, GITERA_DIR, concluded, missing_tag_advice, verdict_ran_untagged
 
 if TYPE_CHECKING:
     from gitera.core.leak import LeakIndex
@@ -107,4 +107,18 @@ def scan_staged(repo: Repo, files: list[str], warnings: list[str] | None = None)
                     f"{path}:{hit.line_no} contains a row of experiment {tag}'s sealed test set; "
                     "remove it before committing (a test row seen is contaminated: reseal fresh data in a new experiment)."
                 )
-    return problems
+    return _name_missing_tags(repo, problems, [tag for tag, _ in indexes])
+
+
+def _name_missing_tags(repo: Repo, problems: list[str], tags: list[str]) -> list[str]:
+    """A refusal over an experiment whose verdict ran but is untagged here says so (issue 14): its
+    rows are public after the verdict, but only the tag proves the verdict ran."""
+    hit = [t for t in tags if any(f"experiment {t}'s sealed test set" in p for p in problems)]
+    notes = []
+    for tag in hit:
+        for rev in ("HEAD", f"refs/heads/{BRANCH_PREFIX}{tag}"):
+            ran = verdict_ran_untagged(repo, tag, rev) if repo.rev(rev) else None
+            if ran:
+                notes.append(f"{missing_tag_advice(tag, ran)}.")
+                break
+    return [*problems, *notes]

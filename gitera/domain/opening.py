@@ -213,11 +213,21 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     message = build_message(f"gitera verdict: {exp.tag}: {decision.decision.replace('_', ' ')}", [("Tag", exp.tag), ("Verdict", trailer)], body=sentence)
     commit = repo.commit_files(exp.branch, files, message)
     repo.git("tag", "-a", f"gitera/{exp.tag}/verdict", "-m", f"gitera verdict for {exp.tag}: {sentence}", commit)
+    push = push_command(repo, exp)
     out.result({"tag": exp.tag, "commit": commit, "decision": decision.to_dict(), "conclusion": f"{doc_dir}/conclusion.md",
-                "charts": sorted(p for p in files if p.endswith((".png", ".svg")))},
+                "charts": sorted(p for p in files if p.endswith((".png", ".svg"))), "push": push},
                f"{sentence}\nConclusion: {doc_dir}/conclusion.md\nCharts: {doc_dir}/*.png, *.svg\n"
-               f"Recorded in {commit[:10]} (tag gitera/{exp.tag}/verdict); the test set is now opened and the experiment closed.")
+               f"Recorded in {commit[:10]} (tag gitera/{exp.tag}/verdict); the test set is now opened and the experiment closed.\n"
+               f"Push the branch WITH its tag: `{push}` (a plain `git push` leaves the tag behind, and without it other "
+               "clones' hooks keep the experiment's files locked and `gitera verify` cannot check the verdict).")
     return 0
+
+
+def push_command(repo: Repo, exp: Experiment) -> str:
+    """How to publish the verdict: the branch and, with --follow-tags, its annotated verdict tag (issue 14)."""
+    remotes = repo.git("remote").split()
+    remote = "origin" if "origin" in remotes or not remotes else remotes[0]
+    return f"git push --follow-tags {remote} {exp.branch}"
 
 
 def _released_holdout_seed(repo: Repo, tag: str, gate_key: Any) -> int | None:

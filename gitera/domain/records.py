@@ -44,9 +44,10 @@ def commit_of(records: Sequence[Record], kind: str) -> str | None:
     return None
 
 
-def trailers(repo: Repo, exp: Experiment) -> list[Record]:
-    """The experiment's records read from git itself, never from the history cache."""
-    return read(repo, exp.branch, exp.tag, use_cache=False)
+def trailers(repo: Repo, exp: Experiment, rev: str | None = None) -> list[Record]:
+    """The experiment's records read from git itself, never from the history cache (up to ``rev``,
+    default the experiment branch's tip)."""
+    return read(repo, exp.branch, exp.tag, use_cache=False, rev=rev)
 
 
 def frame_at(repo: Repo, exp: Experiment, commit: str) -> dict[str, Any]:

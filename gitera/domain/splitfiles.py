@@ -52,12 +52,13 @@ def sha256(data: bytes) -> str:
 # --- pins ------------------------------------------------------------------------
 
 
-def split_record(exp: Experiment, use_cache: bool = True) -> Record | None:
+def split_record(exp: Experiment, use_cache: bool = True, rev: str | None = None) -> Record | None:
     """The experiment's Gitera-Split record (through the history cache unless ``use_cache`` is False:
-    what decides from the pins against a tampering user reads git itself)."""
+    what decides from the pins against a tampering user reads git itself), in the history of ``rev``
+    when given (`verify` in a CI clone, detached, with no autoexp/ branch), else of the branch."""
     from gitera.adapters.history import read
 
-    return next((r for r in read(exp.repo, exp.branch, exp.tag, use_cache=use_cache) if r.kind == "Split"), None)
+    return next((r for r in read(exp.repo, exp.branch, exp.tag, use_cache=use_cache, rev=rev) if r.kind == "Split"), None)
 
 
 def pins_of(record: Record | None) -> dict[str, str] | None:
@@ -176,7 +177,7 @@ def expected_pins(exp: Experiment, rev: str = "HEAD") -> str | None:
     """The pins digest of the split files as they are at ``rev``: train/dev hashed from git, gate and
     test commitments from the Split trailer. A seal opens only with this digest, so a split file
     changed after the split (and the trailer forged to match) leaves it shut. None: no pins (old split)."""
-    pins = pins_of(split_record(exp, use_cache=False))
+    pins = pins_of(split_record(exp, use_cache=False, rev=rev))
     if pins is None:
         return None
     rels = [exp.rel(f"{SPLIT_DIR}/{p}.jsonl") for p in OPEN_PARTS]
