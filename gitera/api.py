@@ -12,6 +12,7 @@ from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.core.frame import Frame
+from gitera.core.results import jsonl_lines
 from gitera.domain.experiment import Experiment, resolve
 
 
@@ -51,14 +52,14 @@ class ExperimentView:
             raise ValueError("only train and dev rows are readable; the gate and test rows are sealed "
                              "(the gate opens its rows itself, the verdict the test rows)")
         path = self.experiment.path(f"split/{split}.jsonl")
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8"))]
 
     def results(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """The per-row × trial results behind one run or attempt record (its `rows` file at its commit)."""
         raw = self.experiment.repo.show(record["commit"], record["rows"])
         if raw is None:
             raise FileNotFoundError(f"{record['rows']} is not in commit {record['commit'][:10]}")
-        return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+        return [json.loads(line) for line in jsonl_lines(raw.decode())]
 
     def verdict(self) -> dict[str, Any] | None:
         """verdict.json as the verdict committed it, once the experiment is concluded, else None."""

@@ -161,10 +161,11 @@ def test_the_core_is_pure(name: str) -> None:
     assert outside == set(), f"{name} imports {outside}: an outside effect belongs in gitera/adapters/"
 
 
-def test_the_verdict_rules_import_only_the_standard_library_and_their_error_type() -> None:
+def test_the_verdict_rules_import_only_the_standard_library_their_error_type_and_the_tie_rule() -> None:
     name = "gitera.core.rules"
     ours = {m for m, _ in imported(name, MODULES[name]) if m.startswith("gitera")}
-    assert ours == {"gitera.core.errors"}
+    assert ours == {"gitera.core.errors", "gitera.core.ties"}
+    assert {m for m, _ in imported("gitera.core.ties", MODULES["gitera.core.ties"]) if m.startswith("gitera")} == set()
     assert third_party(name, MODULES[name]) == set()
 
 

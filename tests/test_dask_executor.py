@@ -136,8 +136,10 @@ def as_records(run: EvalRun) -> list[dict[str, Any]]:
     return [{**r.to_json(), "output_full": r.output_full} for r in run.results]
 
 
-COMMAND = EvalSpec(command=f"{sys.executable} h.py", harness_hash="h")
-PYTHON = EvalSpec(python="pm:score", harness_hash="h")
+# SPY_DIR reaches the harness only because the spec passes it through (the frame's eval.env): the
+# harness environment is scrubbed alike here and on a worker (evalrun.isolation.harness_env)
+COMMAND = EvalSpec(command=f"{sys.executable} h.py", harness_hash="h", env=("SPY_DIR",))
+PYTHON = EvalSpec(python="pm:score", harness_hash="h", env=("SPY_DIR",))
 
 
 @pytest.mark.parametrize("spec", [COMMAND, PYTHON], ids=["command", "python"])
@@ -198,7 +200,7 @@ def test_a_worker_killed_mid_run_is_a_retried_shard_never_a_lost_or_duplicated_r
 
     killer = threading.Thread(target=kill_one_running_worker)
     killer.start()
-    sharded = EvalSpec(command=COMMAND.command, harness_hash="h", shard_size=6)
+    sharded = EvalSpec(command=COMMAND.command, harness_hash="h", shard_size=6, env=COMMAND.env)
     run = score(project, sharded, rows, cluster.scheduler_address, tag, params={"sleep": 0.1}, trials=[0])
     killer.join()
     assert killed, "no harness was seen running on a worker"
@@ -218,7 +220,7 @@ def test_a_crashing_or_hanging_row_is_bisected_out_on_the_cluster_as_locally(pro
                                                                          spy_dir: Path, workers_dir: str) -> None:
     """Retries and bisection stay on the client: a shard that dies or hangs on a worker is split and
     re-sent until the bad rows stand alone; the other rows are scored, exactly as by the local executor."""
-    sharded = EvalSpec(command=COMMAND.command, harness_hash="h", shard_size=8)
+    sharded = EvalSpec(command=COMMAND.command, harness_hash="h", shard_size=8, env=COMMAND.env)
     params = {"sleep": 0.0, "crash_on": ["r005"], "hang_on": ["r011"]}
     local = score(project, sharded, rows_for(24), None, "poison-local", params=params, trials=[0], timeout_s=5.0)
     on_cluster = score(project, sharded, rows_for(24), cluster.scheduler_address, "poison", params=params, trials=[0], timeout_s=5.0)
@@ -274,7 +276,7 @@ def test_ctrl_c_on_the_client_cancels_the_tasks_and_stops_the_harnesses(project:
         f"repo = Repo.find(Path({str(project)!r}))\n"
         f"remote = Remote({cluster.scheduler_address!r}, {commit!r}, lambda: tree_tar(repo, {commit!r}))\n"
         "try:\n"
-        f"    run_eval(EvalSpec(command=sys.executable + ' h.py'), checkout=Path({str(project)!r}), tag={tag!r}, arm='a',\n"
+        f"    run_eval(EvalSpec(command=sys.executable + ' h.py', env=('SPY_DIR',)), checkout=Path({str(project)!r}), tag={tag!r}, arm='a',\n"
         "             params={'hang': True}, split='dev', rows=[{'id': i, 'text': 'x'} for i in range(12)], trials=[0],\n"
         f"             concurrency=3, timeout_s=600, workdir=Path({str(tmp_path / 'w')!r}), remote=remote)\n"
         "except KeyboardInterrupt:\n    sys.exit(130)\n"
@@ -298,12 +300,15 @@ def test_ctrl_c_on_the_client_cancels_the_tasks_and_stops_the_harnesses(project:
 def test_the_clients_environment_does_not_cross_the_wire(project: Path, cluster: Any, client: Any, spy_dir: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLIENT_ONLY_TOKEN", "s3cr3t")
+    monkeypatch.setenv("CLIENT_UNDECLARED", "x")
     monkeypatch.setenv("GITERA_SEAL_KEY", "k" * 44)
-    assert score(project, COMMAND, rows_for(4), None, "env-local", trials=[0]).complete
-    assert score(project, COMMAND, rows_for(4), cluster.scheduler_address, "env-remote", trials=[0]).complete
+    spec = EvalSpec(command=COMMAND.command, harness_hash="h", env=("SPY_DIR", "CLIENT_ONLY_TOKEN"))
+    assert score(project, spec, rows_for(4), None, "env-local", trials=[0]).complete
+    assert score(project, spec, rows_for(4), cluster.scheduler_address, "env-remote", trials=[0]).complete
     local_env = set(spied(spy_dir, "env-local")[0]["env"])
     remote_env = {k for s in spied(spy_dir, "env-remote") for k in s["env"]}
-    assert "CLIENT_ONLY_TOKEN" in local_env
+    assert "CLIENT_ONLY_TOKEN" in local_env and "CLIENT_UNDECLARED" not in local_env  # passed through here, as declared
+    # declared or not, a worker's harness sees the worker's own environment, never the client's
     assert "CLIENT_ONLY_TOKEN" not in remote_env and "GITERA_SEAL_KEY" not in remote_env
     assert {"GITERA_TAG", "GITERA_ARM", "GITERA_ARM_PARAMS", "GITERA_SPLIT", "GITERA_TRIAL", "GITERA_ROWS", "GITERA_OUT", "SPY_DIR"} <= remote_env
 
@@ -327,7 +332,7 @@ def test_nothing_of_the_sealed_test_set_reaches_a_worker_before_the_verdict(repo
     )
     monkeypatch.setenv("GITERA_DASK_ADDRESS", cluster.scheduler_address)
     synthetic_project(repo, rows=150, harness=repo / "spy.py", locked_extra=("policy_harness.py",), max_iterations=3,
-                      eval_extra=", executor: {kind: dask, address: 'tcp://scheduler.invalid:8786'}",
+                      eval_extra=", executor: {kind: dask, address: 'tcp://scheduler.invalid:8786'}",  # SPY_DIR: helpers' eval.env passes SPY_*
                       policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.7\n"})
     test_rows = read_test_rows(repo, "syn")
     key_text = (repo / ".git/gitera/keys/syn.key").read_text().strip()

@@ -30,7 +30,7 @@ def numbers(text: str) -> list[str]:
 # --- the gate line ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("seed", "revealed"), [(1, True), (2, False)])
+@pytest.mark.parametrize(("seed", "revealed"), [(1, True), (4, False)])
 def test_the_gate_line_never_prints_two_equal_numbers_without_saying_why(repo: Path, seed: int, revealed: bool) -> None:
     # a sprint whose gain is real on every split: the reusable holdout either answers from the
     # climbing rows (then the "gate gain" IS the dev gain) or reveals the gate rows' own gain
@@ -158,18 +158,17 @@ def test_a_copied_repository_rebuilds_its_scoring_worktrees_and_never_touches_th
     import shutil
     import subprocess
 
-    synthetic_project(repo)  # the pilot made the scoring worktrees under .git/gitera/worktrees/
+    synthetic_project(repo)  # the pilot made the scoring checkouts under .git/gitera/worktrees/
     slot = repo / ".git/gitera/worktrees/arm-a"
-    assert (slot / ".git").is_file()
+    # written by gitera from git's objects (issue 12): plain folders, not `git worktree`s naming the repository's path
+    assert slot.is_dir() and not (slot / ".git").exists()
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(repo), str(copy)], check=True)
-    assert str(repo) in (copy / ".git/gitera/worktrees/arm-a/.git").read_text()  # cp -r keeps the old path
     (slot / "marker.txt").write_text("the original's scratch file\n")
-    before = git(slot, "rev-parse", "HEAD")
     r = run_gitera(copy, "run")
     assert r.code == 0, r.out + r.err
-    assert (slot / "marker.txt").exists() and git(slot, "rev-parse", "HEAD") == before  # the original was not checked out or cleaned
-    assert str(copy) in (copy / ".git/gitera/worktrees/arm-a/.git").read_text()
+    assert (slot / "marker.txt").exists()  # the original's slot was not rewritten or cleaned
+    assert not (copy / ".git/gitera/worktrees/arm-a/marker.txt").exists()
     shutil.rmtree(repo)  # the original gone: the copy scores on
     r = run_gitera(copy, "run", "--no-cache")
     assert r.code == 0, r.out + r.err

@@ -39,7 +39,7 @@ def test_trees_written_here_are_the_trees_git_writes(tmp_path_factory: object, c
     parent = git(root, "rev-parse", "HEAD").strip()
     names = [p for p, c in changes.items() if c is not None]
     blobs = dict(zip(names, repo.write_blobs([changes[p] or b"" for p in names], len(parent))))
-    wanted = {p: blobs.get(p) for p in changes}
+    wanted = {p: ("100644", blobs[p]) if p in blobs else None for p in changes}
     ours = repo._tree_written(parent, wanted)
     theirs = repo._tree_via_index(parent, wanted)
     if ours is not None:  # None: an unusual change left to git's index
@@ -52,7 +52,8 @@ def test_trees_written_here_are_the_trees_git_writes(tmp_path_factory: object, c
 def test_ordinary_changes_take_the_fast_path_and_unusual_ones_fall_back(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     parent = git(tmp_path, "rev-parse", "HEAD").strip()
-    (blob,) = repo.write_blobs([b"new\n"], 40)
+    (oid,) = repo.write_blobs([b"new\n"], 40)
+    blob = ("100644", oid)
     for changes in ({"b/d/e.txt": blob}, {"deep/er/est/f": None}, {"new/folder/file": blob, "a": None}, {"b/d/e.txt": None}):
         ours = repo._tree_written(parent, changes)
         assert ours is not None and ours == repo._tree_via_index(parent, changes), changes

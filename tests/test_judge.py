@@ -125,7 +125,7 @@ def test_judge_results_are_cached_by_judge_files_row_output_and_trial(repo: Path
 
     def judged(trials: list[int], rows: list[dict[str, Any]] = rows) -> int:
         before = sum(len(s["ids"]) for s in _seen(seen))
-        run = scorer.score("a", arm_commit(exp, scorer.frame, "a"), rows, "dev", trials)
+        run = scorer.score("b", arm_commit(exp, scorer.frame, "b"), rows, "dev", trials)
         assert run.complete
         return sum(len(s["ids"]) for s in _seen(seen)) - before
 
@@ -143,7 +143,7 @@ def test_judge_results_are_cached_by_judge_files_row_output_and_trial(repo: Path
     commit("policy_b.txt", "accuracy: 0.5\n# another iteration\n")
     assert judged([0]) == 6  # changed outputs
     commit("judge.py", (repo / "judge.py").read_text() + "# a changed rubric\n")
-    assert judged([0]) == 6  # a changed judge harness
+    assert judged([0]) == 0  # a judge file committed after the lock is not the judge: the lock commit's is (issue 12)
 
 
 JUDGES = ", judge: {command: python judge.py, family: fam-x}, cross_judge: {command: python judge.py, family: fam-y}"

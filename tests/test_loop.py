@@ -207,5 +207,8 @@ def test_a_loop_state_is_scored_on_the_experiment_branch_whatever_is_checked_out
     state = load_state(exp)
     assert state is not None and state.best is not None
     commit = point_commit(exp, ["policy_b.txt"], state.best, "check")
-    assert git(repo, "rev-parse", f"{commit}^").strip() == git(repo, "rev-parse", "autoexp/syn").strip()
+    # the experiment's locked tree (never HEAD's, never the branch tip's) with the state's target files
+    lock = git(repo, "log", "-1", "--format=%H", "--grep=^Gitera-Lock:", "autoexp/syn").strip()
+    assert git(repo, "rev-parse", f"{commit}^^").strip() == lock
     assert git(repo, "show", f"{commit}:policy_b.txt") == "accuracy: 0.7\n"
+    assert "notes.txt" not in git(repo, "ls-tree", "-r", "--name-only", commit)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, overload
 
 from gitera.core.errors import ConfigError
+from gitera.core.results import UNICODE_BREAKS
 
 Row = dict[str, object]
 
@@ -304,7 +305,11 @@ def write_jsonl(rows: Iterable[Mapping[str, object]], path: Path) -> int:
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as out:
             for row in rows:
-                out.write(_COMPACT.encode(row))
+                line = _COMPACT.encode(row)
+                for ch in UNICODE_BREAKS:  # readers that split at them (str.splitlines) would break the row
+                    if ch in line:
+                        line = line.replace(ch, f"\\u{ord(ch):04x}")
+                out.write(line)
                 out.write("\n")
                 count += 1
         os.replace(tmp, path)

@@ -20,6 +20,8 @@ from pathlib import Path
 from gitera.core.errors import GiteraError, RefusedError, UsageError
 
 ZERO = "0" * 40
+FILE_MODE = "100644"
+Entry = tuple[str, str]  # (mode, object id) of a tree entry, e.g. ("100755", "3b18e5...")
 
 
 class GitFailed(GiteraError):
@@ -368,10 +370,10 @@ class Repo:
             os.replace(tmp, target)
         return sha
 
-    def _index_info(self, files: Mapping[str, str | None], env: Mapping[str, str] | None = None) -> None:
-        """Set (blob id) or remove (None) index entries in one `git update-index --index-info` call."""
+    def _index_info(self, files: Mapping[str, Entry | None], env: Mapping[str, str] | None = None) -> None:
+        """Set ((mode, object id)) or remove (None) index entries in one `git update-index --index-info` call."""
         zero = "0" * 40
-        lines = "".join(f"100644 {sha}\t{path}\n" if sha else f"0 {zero}\t{path}\n" for path, sha in files.items())
+        lines = "".join(f"{e[0]} {e[1]}\t{path}\n" if e else f"0 {zero}\t{path}\n" for path, e in files.items())
         if lines:
             _run(["update-index", "--index-info"], self.root, input=lines.encode(), env=env)
 
@@ -383,11 +385,34 @@ class Repo:
         for name, content in files.items():  # scale (issue 15): a streamed split's files
             if isinstance(content, Path):
                 blobs[name] = _run(["hash-object", "-w", "--no-filters", "--", str(content)], self.root).stdout.decode().strip()
-        changes = {p: blobs.get(p) for p in files}
-        tree = (self._tree_written(parent, changes) if len(parent) == 40 else None) or self._tree_via_index(parent, changes)
+        return self.compose(parent, {p: (FILE_MODE, blobs[p]) if p in blobs else None for p in files}, message)
+
+    def compose(self, parent: str, entries: Mapping[str, Entry | None], message: str) -> str:
+        """A commit of ``parent``'s tree with ``entries`` set to (mode, object id) (None deletes), on no branch:
+        objects already in the repository (a locked file's blob, with its mode) are reused as they are."""
+        tree = (self._tree_written(parent, entries) if len(parent) == 40 else None) or self._tree_via_index(parent, entries)
         return _run(["commit-tree", tree, "-p", parent, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
 
-    def _tree_via_index(self, parent: str, changes: Mapping[str, str | None]) -> str:
+    def tree_entries(self, rev: str, paths: Sequence[str] = ()) -> dict[str, Entry]:
+        """path -> (mode, object id) of every file (or of ``paths``) at ``rev``, recursively."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths)
+        result: dict[str, Entry] = {}
+        for entry in out.split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)
+                mode, _, oid = meta.split()
+                result[path] = (mode, oid)
+        return result
+
+    def remember(self, key: str, compute: Callable[[], str]) -> str:
+        """``compute()`` once per Repo object (one command): for what no step of the command changes."""
+        if self._memo.get(key) is None:
+            self._memo[key] = compute()
+        value = self._memo[key]
+        assert value is not None
+        return value
+
+    def _tree_via_index(self, parent: str, changes: Mapping[str, Entry | None]) -> str:
         """The tree of ``parent`` with ``changes`` (blob id, or None to delete), through a private index."""
         with tempfile.TemporaryDirectory(prefix="gitera-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -395,7 +420,7 @@ class Repo:
             self._index_info(changes, env=env)
             return _run(["write-tree"], self.root, env=env).stdout.decode().strip()
 
-    def _tree_written(self, parent: str, changes: Mapping[str, str | None]) -> str | None:
+    def _tree_written(self, parent: str, changes: Mapping[str, Entry | None]) -> str | None:
         """The same tree as ``_tree_via_index``, built here: one `cat-file --batch` for the trees
         on the changed paths, new trees written as loose objects (SHA-1 repositories). Three git
         processes fewer per commit; None (use the index) for anything unusual — a path where a
@@ -411,15 +436,15 @@ class Repo:
             if obj is not None and obj[0] != b"tree":
                 return None
             trees[folder] = parse_tree(obj[1]) if obj else {}
-        for path, blob in changes.items():
+        for path, entry in changes.items():
             folder, _, name = path.rpartition("/")
-            if blob is None:
+            if entry is None:
                 trees[folder].pop(name.encode(), None)
             else:
                 old = trees[folder].get(name.encode())
                 if old is not None and old[0] == b"40000":
                     return None  # a folder would become a file
-                trees[folder][name.encode()] = (b"100644", bytes.fromhex(blob))
+                trees[folder][name.encode()] = (entry[0].encode(), bytes.fromhex(entry[1]))
         tree_id = ""
         for folder in folders:  # deepest first: each writes its entry into its parent
             entries = trees[folder]
@@ -531,45 +556,7 @@ class Repo:
                 tmp = target.with_name(target.name + ".gitera-tmp")
                 tmp.write_bytes(content)
                 os.replace(tmp, target)
-        self._index_info(ids)
-
-
-def checkout_dir(repo: Repo, commit: str, slot: str) -> Path:
-    """A detached work tree of ``commit`` under .git/gitera/worktrees/<slot>, clean and ready.
-
-    Evals run here, never in the user's working tree. One slot per arm is reused
-    across runs and reset to the commit (tracked files restored, untracked removed),
-    so scoring sees exactly the committed state.
-    """
-    base = repo.common_dir / "gitera" / "worktrees"
-    base.mkdir(parents=True, exist_ok=True)
-    path = base / slot
-    if _ours(repo, path):
-        _run(["checkout", "--quiet", "--force", "--detach", commit], path)
-        _run(["clean", "-qfdx"], path)
-        return path
-    if path.exists():
-        # a repository copied with `cp -r` (or moved) brings slots whose .git file names the
-        # original's metadata: git would check out and clean the ORIGINAL's work tree, or fail
-        # once it is gone. The slot is gitera's own scratch space: rebuild it here (issue 14).
-        import shutil
-
-        shutil.rmtree(path)
-    _run(["worktree", "prune"], repo.root)
-    _run(["worktree", "add", "--quiet", "--force", "--detach", str(path), commit], repo.root)
-    return path
-
-
-def _ours(repo: Repo, path: Path) -> bool:
-    """Is ``path`` a work tree of this repository, linked both ways (its .git file names our
-    metadata, and that metadata names this path)?"""
-    try:
-        link = (path / ".git").read_text().strip()
-        meta = Path(link.removeprefix("gitdir: ")).resolve()
-        back = Path((meta / "gitdir").read_text().strip()).resolve()
-    except (OSError, ValueError):
-        return False
-    return link.startswith("gitdir: ") and meta.parent == (repo.common_dir / "worktrees").resolve() and back == (path / ".git").resolve()
+        self._index_info({p: ((FILE_MODE, i) if i is not None else None) for p, i in ids.items()})
 
 
 # --- scale (issue 15): the scored commit as a tar for a Dask worker -------------------------

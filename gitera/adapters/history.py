@@ -16,6 +16,7 @@ from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.repolock import state_dir
+from gitera.core.results import depth_over
 
 KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot",
         "Resume", "Abandon", "Import",  # loopctl
@@ -40,10 +41,7 @@ def _parse(out: str, tag: str) -> list[Record]:
     experiment's branch (or from a main that merged one) carries that experiment's commits too."""
     records: list[Record] = []
     loads = json.loads
-    for entry in out.split("\x1e"):
-        entry = entry.strip("\n")
-        if not entry:
-            continue
+    for entry in _entries(out):
         commit, stamp, subject, trailers = entry.split("\x00", 3)
         lines = trailers.split("\x1f")
         if not any(line.startswith("Gitera-Tag:") and line[11:].strip() == tag for line in lines):
@@ -55,11 +53,31 @@ def _parse(out: str, tag: str) -> list[Record]:
             value = value.strip()
             try:
                 data = loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # a hand-written trailer: kept as text, never a crash
                 data = {"invalid": value}
+            if isinstance(data, dict) and (value.count("[") + value.count("{") > MAX_DEPTH and depth_over(data, MAX_DEPTH)):
+                data = {"invalid": value[:200]}
             if isinstance(data, dict):
                 records.append(Record(commit, int(stamp), subject, key[7:], data, value))
     return records
+
+
+MAX_DEPTH = 20  # a record nested deeper is hand-written: read as invalid (rendering it could exhaust the stack)
+_ENTRY_START = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?\x00[0-9]+\x00")
+
+
+def _entries(out: str) -> list[str]:
+    """git's output cut into one text per commit. A hand-written message may hold the separator
+    characters (\x1e, \x1f) itself: a piece that does not start with "<commit>\0<time>\0" belongs
+    to the commit before it (no message can hold the NUL byte)."""
+    entries: list[str] = []
+    for piece in out.split("\x1e"):
+        text = piece.lstrip("\n")
+        if _ENTRY_START.match(text):
+            entries.append(text.rstrip("\n"))
+        elif entries and piece:
+            entries[-1] += "\x1e" + piece.rstrip("\n")
+    return entries
 
 
 LOG_FORMAT = "%H%x00%ct%x00%s%x00%(trailers:only,unfold,separator=%x1f)%x1e"

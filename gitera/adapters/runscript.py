@@ -1,7 +1,8 @@
 """Running a run-level script: one invocation per run, one score each (docs/eval-contract.md, "Run-level scripts").
 
-The script runs with ``/bin/sh -c`` in the arm's checkout, as its own process group (a timeout
-or Ctrl-C kills it with its children), with ``GITERA_TRIAL`` as its seed. Its numbers are read
+The script runs with ``/bin/sh -c`` in the arm's checkout, launched like every harness
+(``evalrun.isolation``: a scrubbed environment, its own process group, watched so it dies with
+gitera; a timeout or Ctrl-C kills it with its children), with ``GITERA_TRIAL`` as its seed. Its numbers are read
 by ``gitera.core.runscore``. A scored run is cached by the checkout's content, the arm's params,
 the harness, the split and the seed, so an unchanged script is never trained twice.
 """
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitera.adapters.evalrun.procs import ExitWaiter, kill_group, spawn, tail
+from gitera.adapters.evalrun.isolation import finish, harness_env, launch_harness
+from gitera.adapters.evalrun.procs import ExitWaiter, kill_group, tail
 from gitera.core.frame import RUN_RECORD_FIELDS
 from gitera.core.runscore import read_run
 
@@ -35,6 +37,7 @@ class RunSpec:
     secondary: tuple[str, ...] = ()
     patterns: Mapping[str, str] = field(default_factory=dict)
     harness: str = ""
+    env: tuple[str, ...] = ()  # the frame's eval.env: what of gitera's environment the script may see (isolation.harness_env)
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,11 @@ class Invocation:
     workdir: Path
     tree_id: str = ""
 
-    def env(self, trial: int, out: Path) -> dict[str, str]:
-        return {**os.environ, "GITERA_TAG": self.tag, "GITERA_ARM": self.arm,
-                "GITERA_ARM_PARAMS": json.dumps(dict(self.params), sort_keys=True, default=str), "GITERA_SPLIT": self.split,
-                "GITERA_TRIAL": str(trial), "GITERA_OUT": str(out), "PYTHONDONTWRITEBYTECODE": "1"}
+    def env(self, trial: int, out: Path, passthrough: Sequence[str] = ()) -> dict[str, str]:
+        """The scrubbed environment every harness gets (isolation.harness_env) and this run's contract variables."""
+        return harness_env(os.environ, passthrough, {
+            "GITERA_TAG": self.tag, "GITERA_ARM": self.arm, "GITERA_ARM_PARAMS": json.dumps(dict(self.params), sort_keys=True, default=str),
+            "GITERA_SPLIT": self.split, "GITERA_TRIAL": str(trial), "GITERA_OUT": str(out)})
 
 
 def _finish(spec: RunSpec, trial: int, code: int | None, seconds: float, files: tuple[Path, Path, Path]) -> RunResult:
@@ -152,7 +156,8 @@ def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, conc
                 t = pending.pop(0)
                 files = (where.workdir / f"out-{t}.json", where.workdir / f"stdout-{t}.txt", where.workdir / f"stderr-{t}.txt")
                 handles = [files[1].open("wb"), files[2].open("wb")]
-                proc = spawn(["/bin/sh", "-c", spec.command], cwd=where.checkout, env=where.env(t, files[0]), stdout=handles[0], stderr=handles[1])
+                proc = launch_harness(["/bin/sh", "-c", spec.command], cwd=where.checkout, env=where.env(t, files[0], spec.env),
+                                      stdout=handles[0], stderr=handles[1])
                 running[t] = (proc, ExitWaiter(proc), time.monotonic(), files, handles)
             for t, (proc, waiter, started, files, handles) in list(running.items()):
                 left = started + spec.timeout_s - time.monotonic()
@@ -161,6 +166,8 @@ def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, conc
                 timed_out = not exited and time.monotonic() >= started + spec.timeout_s
                 if timed_out:
                     kill_group(proc)
+                if exited:
+                    finish(proc)  # what the run left running in its group dies with it
                 if exited or timed_out:
                     waiter.close()
                     for h in handles:

@@ -1,4 +1,9 @@
-"""YAML reading with the line of every field, so frame errors can name file:line:field."""
+"""YAML reading with the line of every field, so frame errors can name file:line:field.
+
+Bounded (issue 12): a frame is a page of YAML, so more than MAX_BYTES of text, more than
+MAX_ALIASES aliases or more than MAX_NODES nodes once aliases are expanded (a "billion
+laughs" alias bomb) is refused in milliseconds instead of hanging on the expansion.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,24 @@ import yaml
 from gitera.core.errors import ConfigError
 
 FieldPath = tuple[str | int, ...]
+MAX_BYTES = 256 * 1024
+MAX_ALIASES = 100
+MAX_NODES = 20_000
+
+
+class _TooBig(Exception):
+    pass
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooBig(f"more than {MAX_ALIASES} aliases (*name)")
+        return super().compose_node(parent, index)
 
 
 def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -31,6 +50,20 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
+def _count(root: yaml.Node) -> None:
+    """Refuse a node graph that expands (aliases followed) to more than MAX_NODES nodes."""
+    seen, todo = 0, [root]
+    while todo:
+        node = todo.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise _TooBig(f"more than {MAX_NODES} values once its aliases are expanded")
+        if isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+
+
 def _lines(node: yaml.Node, path: FieldPath, out: dict[FieldPath, int]) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -46,11 +79,20 @@ def _lines(node: yaml.Node, path: FieldPath, out: dict[FieldPath, int]) -> None:
 def load_with_lines(text: str, filename: str) -> tuple[Any, dict[FieldPath, int]]:
     """Parse YAML text; return the data and a map from field path to 1-based line."""
     lines: dict[FieldPath, int] = {}
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"{filename}: {len(text) // 1024} KiB of YAML; a frame is at most {MAX_BYTES // 1024} KiB — "
+                          "keep data out of it (data.source names the data file).")
+    loader: _Loader | None = None
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        loader = _Loader(text)
+        node = loader.get_single_node()
+        data = None
         if node is not None:
+            _count(node)
             _lines(node, (), lines)
+            data = loader.construct_document(node)
+    except _TooBig as exc:
+        raise ConfigError(f"{filename}: refused: the YAML has {exc} (an alias bomb?); write the frame out plainly.") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -60,6 +102,9 @@ def load_with_lines(text: str, filename: str) -> tuple[Any, dict[FieldPath, int]
         raise ConfigError(f"{filename}:1: invalid YAML: {exc}; fix the syntax and retry.") from None
     except RecursionError:
         raise ConfigError(f"{filename}:1: invalid YAML: nested too deeply to be a frame; fix the file and retry.") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     return data, lines
 
 

@@ -51,6 +51,7 @@ def _lock(repo: Repo, exp: Experiment, out: Output, check: bool = False, dry_run
         "locked": {f["path"]: f["sha256"] for f in record["files"]},
         "tool_version": record["tool_version"],
         "at": record["locked_at"],
+        **({"refs": record["refs"]} if record["refs"] else {}),  # each arm's ref, pinned (issue 12)
     }
     if checked is not None:  # loopctl: what `--check` ran, and its cost (charged to the experiment's budget)
         trailer["check"] = {"row": checked.row, "split": checked.split, "arms": {a.arm: a.score for a in checked.arms}}

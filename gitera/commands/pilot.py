@@ -13,7 +13,7 @@ from gitera.core.frame import Frame
 from gitera.core.results import sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch, resolve
-from gitera.domain.scoring import PILOT_FILE, Scorer, arm_commit, load_split, relpath, require_open, require_split
+from gitera.domain.scoring import PILOT_FILE, Scorer, arm_commit, arm_source, load_split, relpath, require_open, require_split
 
 
 def pilot(tag: str | None, out: Output) -> int:
@@ -50,7 +50,7 @@ def pilot(tag: str | None, out: Output) -> int:
         for arm, run in runs.items():
             r = run.results[0] if run.results else None
             results[arm] = {
-                "commit": arm_commit(exp, frame, arm),
+                "commit": arm_source(exp, frame, arm),
                 "status": r.status if r else "missing",
                 "score": r.score if r else None,
                 "cost_usd": r.cost_usd if r else None,

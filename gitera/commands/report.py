@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 
 def _f(v: Any, spec: str = ".4f") -> str:
-    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
+    from gitera.domain.logview import number_cell
+
+    return number_cell(v, spec)
 
 
 def _ci(ci: Sequence[Any] | None) -> str:
-    return f"[{_f(ci[0], '+.4f')}, {_f(ci[1], '+.4f')}]" if ci and len(ci) == 2 else "—"
+    return f"[{_f(ci[0], '+.4f')}, {_f(ci[1], '+.4f')}]" if isinstance(ci, list) and len(ci) == 2 else "—"
 
 
 def report(tag: str | None, fmt: str, out: Output) -> int:
@@ -85,7 +87,7 @@ def chart_lines(repo: Repo, commit: str, conclusion: str, ctx: LogContext) -> li
 
 def dev_lines(records: Sequence[Record]) -> list[str]:
     """The latest dev run of each arm, from its Gitera-Result trailer."""
-    runs = {r.data.get("arm"): r.data for r in records if r.kind == "Result" and r.data.get("kind") == "run"}
+    runs = {r.data["arm"]: r.data for r in records if r.kind == "Result" and r.data.get("kind") == "run" and isinstance(r.data.get("arm"), str)}
     if not runs:
         return []
     lines = ["| arm | dev score ± sd | Δ vs baseline | 95% CI | $/1k rows | latency ms |", "|---|---:|---:|---|---:|---:|"]

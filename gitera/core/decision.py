@@ -23,6 +23,7 @@ from statistics import stdev
 from typing import Any
 
 from gitera.core.errors import ConfigError
+from gitera.core.ties import above
 
 MODES = ("primary", "pareto", "weighted")
 WEIGHTED = "weighted"  # the criterion name of the weighted sum
@@ -40,13 +41,14 @@ class Criterion:
 
     @property
     def better(self) -> bool:
-        return self.gain > self.threshold
+        """The gain exceeds its threshold; a tie (gitera.core.ties) is not better."""
+        return above(self.gain, self.threshold)
 
     @property
     def worse(self) -> bool:
         """A loss beyond noise: worse than max(2 × noise floor, paired SE), min_delta aside."""
         se = self.se if math.isfinite(self.se) else 0.0
-        return self.gain < -max(2 * self.noise_floor, se)
+        return above(-max(2 * self.noise_floor, se), self.gain)
 
     @property
     def marginal(self) -> bool:
@@ -89,7 +91,7 @@ def decide(mode: str, criteria: Sequence[Criterion]) -> Decision:
     primary = criteria[0]
     if mode == "weighted":
         w = next(c for c in criteria if c.name == WEIGHTED)
-        return Decision(w.better, w.gain < -w.threshold, w.marginal, f"{_verb(w.better)} (weighted): weighted {_against(w)}")
+        return Decision(w.better, above(-w.threshold, w.gain), w.marginal, f"{_verb(w.better)} (weighted): weighted {_against(w)}")
     if mode == "pareto":
         better = [c for c in criteria if c.better]
         worse = [c for c in criteria if c.worse]
@@ -103,7 +105,7 @@ def decide(mode: str, criteria: Sequence[Criterion]) -> Decision:
         else:
             why = "better on none: " + ", ".join(f"{c.name} {c.gain:+.4g} ≤ {c.threshold:.4g}" for c in criteria)
         return Decision(keep, bool(worse) and not better, keep and all(c.marginal for c in better), f"{_verb(keep)} (pareto): {why}")
-    return Decision(primary.better, primary.gain < -primary.threshold, primary.marginal, f"{_verb(primary.better)}: {_against(primary)}")
+    return Decision(primary.better, above(-primary.threshold, primary.gain), primary.marginal, f"{_verb(primary.better)}: {_against(primary)}")
 
 
 def _verb(keep: bool) -> str:
@@ -222,7 +224,8 @@ def ladder(diffs: Sequence[float], noise_floor: float, min_delta: float) -> Prom
 
     ``diffs``: per-row (candidate - current best) with trials averaged first, signed so that
     positive is better. gain = mean(diffs); se = sd(diffs, ddof 1) / sqrt(rows);
-    threshold = max(min_delta, 2 x noise_floor, se); keep iff gain > threshold. Comparing with
+    threshold = max(min_delta, 2 x noise_floor, se); keep iff gain > threshold beyond a tie
+    (gitera.core.ties: a gain equal to its threshold up to rounding is not kept). Comparing with
     the *current best* means a run of noise-sized "gains" cannot accumulate.
     """
     if not (math.isfinite(noise_floor) and noise_floor >= 0):
@@ -239,6 +242,6 @@ def ladder(diffs: Sequence[float], noise_floor: float, min_delta: float) -> Prom
     parts = {"min_delta": min_delta, "2 x noise floor": 2 * noise_floor, "paired SE": se}
     which = max(parts, key=lambda k: parts[k])
     thr = parts[which]
-    if gain > thr:
+    if above(gain, thr):
         return Promotion(True, gain, se, thr, f"kept: gain {gain:+.4g} exceeds the {which} {thr:.4g}")
     return Promotion(False, gain, se, thr, f"discarded: gain {gain:+.4g} does not exceed the {which} {thr:.4g}")

@@ -8,6 +8,7 @@ the two in step.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +160,40 @@ class Executor:
     address: str | None = None
 # --- end scale ------------------------------------------------------------------------------
 
+# --- the harness's environment (docs/eval-contract.md, "Environment") --------------------------
+# The harness gets ENV_ALWAYS, the names (or NAME_PREFIX* patterns) listed in `eval.env`, and
+# gitera's own GITERA_* contract variables; nothing else of gitera's environment. ENV_NEVER
+# can never be passed: it would change the interpreter or hand the harness the test set's key.
+ENV_ALWAYS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR")
+ENV_NEVER = ("GITERA_*", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONSAFEPATH",
+             "PYTHONNOUSERSITE", "PYTHONEXECUTABLE", "LD_PRELOAD", "LD_AUDIT", "BASH_ENV", "ENV")
+ENV_ENTRY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
+
+
+def env_matches(name: str, entry: str) -> bool:
+    """Whether the variable ``name`` is named by ``entry`` (a name, or a prefix ending in ``*``)."""
+    return name.startswith(entry[:-1]) if entry.endswith("*") else name == entry
+
+
+def _overlap(entry: str, never: str) -> bool:
+    """Whether some variable name is matched by both entries."""
+    if entry.endswith("*") and never.endswith("*"):
+        return entry[:-1].startswith(never[:-1]) or never[:-1].startswith(entry[:-1])
+    if entry.endswith("*"):
+        return never.startswith(entry[:-1])
+    return env_matches(entry, never)
+
+
+def env_refusal(entry: str) -> str | None:
+    """Why `eval.env` may not list ``entry``, or None when it may."""
+    if not ENV_ENTRY_RE.match(entry):
+        return "must be a variable name or a NAME_PREFIX* pattern (letters, digits, '_', one trailing '*')"
+    for never in ENV_NEVER:
+        if _overlap(entry, never):
+            return (f"would pass {never}, which never reaches the harness (it changes the interpreter or carries "
+                    "the test set's key); name the variables the harness needs instead")
+    return None
+
 
 @dataclass(frozen=True)
 class Eval:
@@ -170,6 +205,7 @@ class Eval:
     cross_judge: Judge | None = None
     run_timeout_s: float | None = None  # wall-clock limit of one arm's run
     executor: Executor = field(default_factory=Executor)  # scale (issue 15)
+    env: tuple[str, ...] = ()  # variables passed through to the harness besides ENV_ALWAYS
 
 
 @dataclass(frozen=True)
@@ -250,8 +286,11 @@ class _Checker:
     def number(self, value: Any, path: FieldPath, *, positive: bool = True, below: float | None = None) -> float:
         if isinstance(value, str) and PLACEHOLDER in value:
             self.fail(path, f"still holds the template's {PLACEHOLDER} placeholder; choose the number yourself{_hint(str(path[-1]))}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(path, f"must be a number; got {_kind(value)}")
+        if not _finite(value):  # YAML .inf / .nan: no threshold, limit or timeout is infinite or undefined
+            self.fail(path, f"must be a finite number; got {value if isinstance(value, float) else 'a number too large'} "
+                            "(.inf and .nan are refused; leave an optional limit out for none)")
         if positive and value <= 0:
             self.fail(path, f"must be positive; got {value}")
         if not positive and value < 0:
@@ -287,6 +326,13 @@ class _Checker:
         if text.startswith("/") or ".." in parts or "\\" in text or text.endswith("/"):
             self.fail(path, f"must be a file path relative to the repository root without '..'; got {text!r}")
         return text.removeprefix("./")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _kind(value: Any) -> str:
@@ -531,7 +577,7 @@ def _judge(c: _Checker, raw: Any, path: FieldPath) -> Judge | None:
 
 def _eval(c: _Checker, raw: Any) -> Eval:
     p: FieldPath = ("eval",)
-    m = c.mapping(raw, p, ("command", "python", "concurrency", "timeout_s", "run_timeout_s", "judge", "cross_judge", "executor"))
+    m = c.mapping(raw, p, ("command", "python", "concurrency", "timeout_s", "run_timeout_s", "judge", "cross_judge", "executor", "env"))
     command = c.opt_text(m.get("command"), p + ("command",))
     python = c.opt_text(m.get("python"), p + ("python",))
     if (command is None) == (python is None):
@@ -553,6 +599,7 @@ def _eval(c: _Checker, raw: Any) -> Eval:
         cross_judge=cross,
         run_timeout_s=None if m.get("run_timeout_s") is None else c.number(m["run_timeout_s"], p + ("run_timeout_s",)),
         executor=_executor(c, m.get("executor"), p + ("executor",)),
+        env=_env(c, m.get("env")),
     )
 
 
@@ -567,6 +614,15 @@ def _executor(c: _Checker, raw: Any, path: FieldPath) -> Executor:  # scale (iss
     if address is not None and not DASK_ADDRESS_RE.match(address):
         c.fail(path + ("address",), f"must be a Dask scheduler address such as tcp://scheduler.example:8786; got {address!r}")
     return Executor(kind, address)
+
+
+def _env(c: _Checker, raw: Any) -> tuple[str, ...]:
+    names = c.text_list(raw, ("eval", "env"))
+    for i, name in enumerate(names):
+        why = env_refusal(name)
+        if why:
+            c.fail(("eval", "env", i), f"{name!r} {why}")
+    return names
 
 
 def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -> Iterate:

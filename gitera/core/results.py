@@ -12,12 +12,39 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+# str.splitlines() also breaks at these, and JSON written with ensure_ascii=False holds them raw
+# (an `output` with U+2028): JSONL is split at "\n" only and written with them escaped.
+UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The non-blank lines of a JSONL text, split at "\n" only."""
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def dumps_line(obj: Any) -> str:
+    """One JSONL line: key-sorted JSON, non-ASCII kept readable, the Unicode line breaks escaped."""
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False)
+    for ch in UNICODE_BREAKS:
+        if ch in text:
+            text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
+def depth_over(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests more than ``limit`` levels (iteratively: no recursion)."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return True
+            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def read_results(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        if line.strip():
-            out.append(json.loads(line))
-    return out
+    return [json.loads(line) for line in jsonl_lines(text)]
 
 
 def matrix(records: Sequence[Mapping[str, Any]], ids: Sequence[str], trials: Sequence[int]) -> np.ndarray:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from gitera.core.errors import ConfigError
+from gitera.core.ties import above, at_least
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -112,12 +113,13 @@ def orient(effect: float, low: float, high: float, direction: str) -> tuple[floa
 def clears_threshold(effect: float, ci_low: float, threshold: float, basis: str) -> bool:
     """Whether an improvement clears the threshold on the declared basis.
 
-    ``point``: effect >= threshold. ``ci_low``: the two-sided CI's lower end >= threshold.
+    ``point``: effect >= threshold. ``ci_low``: the two-sided CI's lower end >= threshold. A tie
+    (equal up to rounding, gitera.core.ties) clears: an effect of exactly the threshold is enough.
     """
     if basis == "point":
-        return effect >= threshold
+        return at_least(effect, threshold)
     if basis == "ci_low":
-        return ci_low >= threshold
+        return at_least(ci_low, threshold)
     raise ValueError(f"unknown basis {basis!r}")
 
 
@@ -164,13 +166,13 @@ def slice_state(lower: float, upper: float, floor: float) -> str:
     """Non-inferiority state of one slice from its oriented one-sided bounds (improvement units).
 
     PASS when the one-sided lower bound > -floor; FAIL when the one-sided upper bound < -floor;
-    otherwise INCONCLUSIVE.
+    otherwise INCONCLUSIVE. A bound equal to -floor up to rounding (gitera.core.ties) is neither.
     """
     if math.isnan(lower) or math.isnan(upper):
         return INCONCLUSIVE
-    if lower > -floor:
+    if above(lower, -floor):
         return PASS
-    if upper < -floor:
+    if above(-floor, upper):
         return FAIL
     return INCONCLUSIVE
 
@@ -360,7 +362,7 @@ def _aggregate_rows_needed(
 ) -> int | None:
     """Rows that would decide an INCONCLUSIVE aggregate at the observed effect and sd."""
     a = threshold.alpha
-    if improvement >= threshold.effect and improvement > 0:
+    if at_least(improvement, threshold.effect) and improvement > 0:
         # PASS path: significant after the strictest Holm step (alpha / arms) ...
         needed = [rows_to_clear(improvement, sd, 0.0, a / (2 * n_arms), power)]
         if threshold.basis == "ci_low":  # ... and the CI's lower end above the threshold
@@ -417,7 +419,7 @@ def decide(arms: Sequence[ArmInput], threshold: Threshold, *, power: float = 0.8
                 f"{what} clears the threshold {thr.effect:g} on the {basis_word} and is significant "
                 f"after Holm (p = {p_adj:.3g} <= {thr.alpha:g})"
             )
-        elif hi < thr.effect:
+        elif above(thr.effect, hi):
             aggregate = FAIL
             reasons.append(f"{what}: the CI's upper end is below the threshold {thr.effect:g}")
         else:

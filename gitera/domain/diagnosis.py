@@ -124,7 +124,7 @@ def _subject(exp: Experiment, frame: Frame, which: str) -> tuple[str, str]:
     def as_run(arm: str) -> tuple[str, str]:
         """An arm as the latest dev run scored it, as the dev side of the comparison reads it (the tip
         holds the iterated arm's current best, not the state the run scored)."""
-        return arm, str(summary["arms"].get(arm, {}).get("commit") or arm_commit(exp, frame, arm))
+        return arm, arm_commit(exp, frame, arm, at=summary["arms"].get(arm, {}).get("commit"))  # its tree rebuilt (issue 12)
 
     iterated = frame.iterate.arm if frame.iterate else frame.candidates[0]
     if which == "baseline":

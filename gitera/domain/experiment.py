@@ -353,7 +353,22 @@ def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> di
         "locked_at": stamp,
         "frame": frame_record,
         "files": files,
+        "refs": pin_refs(exp, frame),
     }
+
+
+def pin_refs(exp: Experiment, frame: Frame) -> dict[str, str]:
+    """arm -> the commit its `ref` names now: the arm is scored at that commit for good (issue 12),
+    wherever the ref moves later."""
+    pinned = {}
+    for arm in frame.arms.values():
+        if arm.ref is not None:
+            commit = exp.repo.rev(arm.ref)
+            if commit is None:
+                raise RefusedError(f"arm {arm.name}'s ref {arm.ref!r} is not a commit in this repository; create it, or fix "
+                                   f"`arms.{arm.name}.ref` in {exp.frame_rel}, then run `gitera lock` again.")
+            pinned[arm.name] = commit
+    return pinned
 
 
 def _refuse_no_source(exp: Experiment) -> None:

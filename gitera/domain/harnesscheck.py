@@ -22,7 +22,7 @@ from gitera.adapters.output import Output
 from gitera.core.errors import ConfigError
 from gitera.core.frame import Frame
 from gitera.domain.experiment import Experiment
-from gitera.domain.scoring import Scorer, arm_commit
+from gitera.domain.scoring import Scorer, ref_tree
 
 if TYPE_CHECKING:
     from gitera.adapters.evalrun import EvalRun
@@ -99,7 +99,8 @@ def check_harness(exp: Experiment, frame: Frame, lock: Mapping[str, Any], data: 
     scorer = Scorer(exp, frame, lock, out, use_cache=False)
     arms, spent = [], 0.0
     for arm in frame.arms:
-        commit = arm_commit(exp, frame, arm) if frame.arms[arm].ref else locked_state
+        ref = frame.arms[arm].ref  # the commit the lock will pin, with the files it will lock laid over it (issue 12)
+        commit = ref_tree(exp, lock, arm, repo.rev(ref) or "", locked_state) if ref else locked_state
         out.info(f"lock --check: arm {arm} on {split} row {row['id']} …")
         run = scorer.score(arm, commit, [row], split, [0])
         spent += run.spent_usd
@@ -118,7 +119,8 @@ def _check_runs(exp: Experiment, frame: Frame, lock: Mapping[str, Any], locked_s
     scorer = RunScorer(exp, frame, lock, out)
     arms, used = [], 0.0
     for arm in frame.arms:
-        commit = arm_commit(exp, frame, arm) if frame.arms[arm].ref else locked_state
+        ref = frame.arms[arm].ref  # as for rows: the commit the lock will pin, with the files it will lock laid over it
+        commit = ref_tree(exp, lock, arm, exp.repo.rev(ref) or "", locked_state) if ref else locked_state
         out.info(f"lock --check: arm {arm}, one run of `{frame.eval.command}` …")
         r = scorer.score(arm, commit, "dev", [0], read_cache=False, store=False)[0]
         used += spent([r])

@@ -84,7 +84,12 @@ def results_tsv(records: Sequence[Record], imported: Sequence[TsvRow], metric: s
 
 
 def _num(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return 0.0
+    try:
+        return float(value)
+    except OverflowError:  # a hand-written trailer's 400-digit integer (issue 12)
+        return 0.0
 
 
 def _memory(data: dict[str, Any]) -> float:

@@ -2,7 +2,7 @@
 
 The judge never sees arm names: each (row, arm) gets a per-row shuffled label such as
 ``response-C``, GITERA_ARM is ``judge``, GITERA_ARM_PARAMS is ``{}``, and every call runs in
-one neutral checkout (the experiment branch tip) with work dirs that carry no arm name. It is
+one neutral checkout (the lock commit's tree) with work dirs that carry no arm name. It is
 given the arm's full output (up to 64 KiB), is cached, and is charged to the arm's budget. With a ``cross_judge`` of another family, at
 least 5 dev rows are re-judged and the agreement recorded: ≥ 4/5 agreeing is fine; ≥ 2/5
 disagreeing flags the run and the verdict refuses.
@@ -30,10 +30,10 @@ def blind_label(seed: str, row_id: str, arms: Sequence[str], arm: str) -> str:
     return "response-" + string.ascii_uppercase[order.index(arm) % 26]
 
 
-def judge_spec(judge: Judge, harness_hash: str) -> EvalSpec:
+def judge_spec(judge: Judge, harness_hash: str, env: tuple[str, ...] = ()) -> EvalSpec:
     from gitera.adapters.evalrun import EvalSpec
 
-    return EvalSpec(command=judge.command, python=judge.python, harness_hash="judge:" + harness_hash)
+    return EvalSpec(command=judge.command, python=judge.python, harness_hash="judge:" + harness_hash, env=env)
 
 
 def judge_rows(rows: Sequence[Mapping[str, Any]], run: EvalRun, trial: int, seed: str, arms: Sequence[str], arm: str) -> list[dict[str, Any]]:

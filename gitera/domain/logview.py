@@ -6,6 +6,7 @@ Everything is rendered from the trailer records alone (gitera.adapters.history).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,9 +54,25 @@ def tsv_row(a: Record) -> list[str]:
     """The tsv columns of one attempt (docs/iterate.md, "History": each column defined there)."""
     d = a.data
     score = d.get("score")
-    scored = isinstance(score, (int, float)) and not isinstance(score, bool)
+    scored = number_cell(score, ".6f") != "—"
     guard = "fail" if d.get("status") == "guard_fail" else "ok" if scored else ""
-    return [a.commit[:12], format(score, ".6f") if scored else "", guard, str(d.get("status")), " ".join(str(d.get("hypothesis") or "").split())]
+    return [a.commit[:12], number_cell(score, ".6f") if scored else "", guard, _cell(d.get("status")), _cell(d.get("hypothesis"))]
+
+
+def number_cell(v: Any, spec: str = ".4f") -> str:
+    """A trailer's number formatted, or "—" for anything else (a hand-written record may hold anything)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "—"
+    try:
+        return format(float(v), spec)
+    except OverflowError:  # a hand-written trailer's 400-digit integer
+        return "—"
+
+
+def _cell(v: Any) -> str:
+    """Any trailer value as one short line of text: a hand-written record may hold anything."""
+    text = v if isinstance(v, str) else "" if v is None else json.dumps(v, default=str)[:80]
+    return " ".join(text.split())
 
 
 # The table lines of Gitera-Resume, -Abandon, -Import and -Opening records: kind -> (status column, what happened)
@@ -70,7 +87,7 @@ EXTRA_LINES: dict[str, tuple[Any, Any]] = {
 
 
 def _num(v: Any, spec: str = ".4f") -> str:
-    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "—"
+    return number_cell(v, spec)  # "—" for anything but a finite-size number (a hand-written trailer may hold anything)
 
 
 # --- the `dvc exp show` view: attempts × (metric, secondaries, params or the target change) --------
@@ -172,8 +189,14 @@ def sparkline(values: Sequence[float | None]) -> str:
 
 
 def _score(d: Mapping[str, Any]) -> float | None:
-    v = d.get("score")
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return _finite(d.get("score"))
+
+
+def _finite(v: Any) -> float | None:
+    """A trailer's number as a finite float, else None (NaN, a 400-digit integer, anything hand-written)."""
+    if number_cell(v, "g") == "—":
+        return None
+    return float(v) if math.isfinite(float(v)) else None
 
 
 def _table(records: Sequence[Record], ctx: LogContext) -> str:
@@ -183,19 +206,20 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
     for r in records:
         d = r.data
         if r.kind == "Result" and d.get("kind") in ("run", "attempt"):
-            name = str(d.get("arm")) if d.get("kind") == "run" else f"#{d.get('iteration')} s{d.get('sprint')}"
-            rows.append([name, r.commit[:10], str(d.get("status")), _num(d.get("score")), _num(d.get("delta"), "+.4f"),
+            name = _cell(d.get("arm")) if d.get("kind") == "run" else f"#{_cell(d.get('iteration'))} s{_cell(d.get('sprint'))}"
+            rows.append([name, r.commit[:10], _cell(d.get("status")), _num(d.get("score")), _num(d.get("delta"), "+.4f"),
                          *(_num(_sec(d, f), spec) for _, f, spec in secs), _change(ctx, r),
-                         " ".join(str(d.get("hypothesis") or "").split()) + _runs(d) if d.get("kind") == "attempt" else ""])
+                         _cell(d.get("hypothesis")) + _runs(d) if d.get("kind") == "attempt" else ""])
         elif r.kind == "Gate":
-            rows.append([f"gate s{d.get('sprint')}", r.commit[:10], str(d.get("outcome")), "", "", *("" for _ in secs), "",
-                         "; ".join(d.get("reasons") or [])])
+            reasons = d.get("reasons")
+            rows.append([f"gate s{_cell(d.get('sprint'))}", r.commit[:10], _cell(d.get("outcome")), "", "", *("" for _ in secs), "",
+                         "; ".join(_cell(x) for x in reasons) if isinstance(reasons, list) else _cell(reasons)])
         elif r.kind == "Stop":
-            rows.append(["stop", r.commit[:10], "stopped", "", "", *("" for _ in secs), "", str(d.get("reason"))])
+            rows.append(["stop", r.commit[:10], "stopped", "", "", *("" for _ in secs), "", _cell(d.get("reason"))])
         elif r.kind in EXTRA_LINES:  # resume, abandon, import, the verdict's opening
             status, text = EXTRA_LINES[r.kind]
             status = status(d) if callable(status) else status
-            rows.append([r.kind.lower(), r.commit[:10], status, "", "", *("" for _ in secs), "", str(text(d))])
+            rows.append([r.kind.lower(), r.commit[:10], _cell(status), "", "", *("" for _ in secs), "", _cell(text(d))])
     numeric = {3, 4, *range(5, 5 + len(secs))}
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head) - 1)]
     return "\n".join(("  ".join(c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(x[:-1])) + "  " + x[-1]).rstrip()
@@ -205,7 +229,7 @@ def _table(records: Sequence[Record], ctx: LogContext) -> str:
 def _runs(d: Mapping[str, Any]) -> str:
     """A run-level attempt's cost under the sequential keep rule (docs/run-level.md)."""
     n = d.get("trials")
-    return f"  [{n} run{'s' if n != 1 else ''}]" if d.get("level") == "run" else ""
+    return f"  [{_cell(n)} run{'s' if n != 1 else ''}]" if d.get("level") == "run" else ""
 
 
 def _commit_cell(ctx: LogContext, commit: str) -> str:
@@ -215,7 +239,7 @@ def _commit_cell(ctx: LogContext, commit: str) -> str:
 def _md_progress(atts: Sequence[Record], ctx: LogContext) -> list[str]:
     """A sparkline of the iterated arm's dev score: its state before attempt 1, then each attempt."""
     start = atts[0].data.get("best_score")
-    start = float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) else None
+    start = _finite(start)
     scores = [start, *(_score(a.data) for a in atts)]
     line = sparkline(scores)
     if not line:
@@ -237,10 +261,10 @@ def _md_attempts(atts: Sequence[Record], ctx: LogContext) -> list[str]:
              "|---:|---:|---|---:|---:|" + "---:|" * len(secs) + "---|---|---|"]
     for a in atts:
         d = a.data
-        hyp = (str(d.get("hypothesis") or "") + _runs(d)).replace("|", "\\|")
-        lines.append(f"| {d.get('iteration')} | {d.get('sprint')} | {_commit_cell(ctx, a.commit)} | {_num(d.get('score'))} | "
+        hyp = (_cell(d.get("hypothesis")) + _runs(d)).replace("|", "\\|")
+        lines.append(f"| {_cell(d.get('iteration'))} | {_cell(d.get('sprint'))} | {_commit_cell(ctx, a.commit)} | {_num(d.get('score'))} | "
                      f"{_num(d.get('delta'), '+.4f')} | " + "".join(f"{_num(_sec(d, f), spec)} | " for _, f, spec in secs)
-                     + f"{_change(ctx, a).replace('|', '')} | {d.get('status')} | {hyp} |")
+                     + f"{_change(ctx, a).replace('|', '')} | {_cell(d.get('status'))} | {hyp} |")
     return lines
 
 
@@ -269,15 +293,15 @@ def render(fmt: str, tag: str, records: Sequence[Record], max_iterations: int | 
             "",
             "| baseline | current best | attempts | kept | discarded | crashed | guard failures |",
             "|---|---|---|---|---|---|---|",
-            f"| {b.get('arm', '—')} {_num(b.get('score'))} (noise ±{_num(b.get('noise_floor'))}) | "
-            f"#{best.get('iteration', 0)} {_num(best.get('score'))} | {s['attempts']}/{max_iterations or '—'} | {c['keep']} | "
+            f"| {b.get('arm', '—')} {number_cell(b.get('score'))} (noise ±{number_cell(b.get('noise_floor'))}) | "
+            f"#{best.get('iteration', 0)} {number_cell(best.get('score'))} | {s['attempts']}/{max_iterations or '—'} | {c['keep']} | "
             f"{c['discard']} | {c['crash'] + c['timeout']} | {c['guard_fail']} |",
         ]
         if atts:
             lines += ["", *_md_attempts(atts, ctx), *_md_progress(atts, ctx)]
         gates = [r for r in records if r.kind == "Gate"]
         for g in gates:
-            lines.append(f"\nGate after sprint {g.data.get('sprint')} ({_commit_cell(ctx, g.commit)}): **{g.data.get('outcome')}** "
-                         f"(locked iteration {g.data.get('locked_iteration')})")
+            lines.append(f"\nGate after sprint {_cell(g.data.get('sprint'))} ({_commit_cell(ctx, g.commit)}): **{_cell(g.data.get('outcome'))}** "
+                         f"(locked iteration {_cell(g.data.get('locked_iteration'))})")
         return "\n".join(lines)
     return _table(records, ctx)

@@ -25,7 +25,7 @@ from gitera.core.trailers import build_message
 from gitera.domain.attempt import Scored, score_attempt, weight_fields
 from gitera.domain.experiment import Experiment, frame_hash, require_intact, require_on_branch
 from gitera.domain.loopstore import STATE_FILE, closed_reason, load_state, locked_iteration, state_bytes, target_files, ungated_work
-from gitera.domain.scoring import Scorer, load_split, relpath, require_open, require_split, spent_so_far
+from gitera.domain.scoring import Scorer, candidate_commit, load_split, relpath, require_open, require_split, spent_so_far
 
 PLATEAU_WINDOW = PLATEAU_DEFAULT  # the frame's `iterate.plateau` when it does not say (docs/iterate.md, "Loop control")
 
@@ -196,9 +196,7 @@ def run_attempt(repo: Repo, exp: Experiment, hypothesis: str, out: Output, use_c
     if earlier is not None:  # by hand: said, then scored (the autonomous loop skips it instead)
         out.warn(f"the target files equal {earlier}, scored before; with the cache the result will be the same.")
 
-    tip = repo.rev(f"refs/heads/{exp.branch}")
-    assert tip is not None
-    candidate = _dangling_commit(repo, tip, contents, hypothesis)
+    candidate = candidate_commit(exp, contents, hypothesis)
     out.info(f"iterate #{state.iteration + 1} (sprint {state.sprint}, attempt {state.in_sprint + 1}/{it.sprint}): scoring {it.arm} "
              + (f"run by run, 1 to {it.max_runs} runs" if run_level else f"on {len(rows)} dev rows × {frame.metric.trials} trials"))
     started = state.started_at or time.time()
@@ -326,10 +324,6 @@ def _commit_stop(exp: Experiment, new_state: LoopState, **record: Any) -> LoopSt
     exp.repo.commit_files(exp.branch, {relpath(exp, STATE_FILE): state_bytes(new_state)}, message)
     return new_state
 
-
-def _dangling_commit(repo: Repo, tip: str, contents: Mapping[str, bytes | None], subject: str) -> str:
-    """A commit of the tip with the candidate target files, on no branch: what the eval scores."""
-    return repo.make_commit(tip, contents, f"gitera candidate: {subject}"[:200])
 
 
 # --- loopctl: resuming a stopped loop, and what an attempt's target content was (docs/iterate.md, "Loop control") ---

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 
 from gitera.adapters.git import Repo
-from gitera.core.errors import ConfigError, RefusedError
+from gitera.core.errors import ConfigError
 from gitera.core.loopstate import KILLED, SATURATED, LoopState, Point
 from gitera.domain.experiment import Experiment
 
@@ -40,13 +40,11 @@ def target_files(repo: Repo, targets: Sequence[str], point: Point) -> dict[str, 
 
 
 def point_commit(exp: Experiment, targets: Sequence[str], point: Point, subject: str) -> str:
-    """A commit of the experiment branch's tip with the target files at ``point``, on no branch
-    (to score it). The branch, not HEAD: diagnose may run from any branch."""
-    repo = exp.repo
-    tip = repo.rev(f"refs/heads/{exp.branch}")
-    if tip is None:
-        raise RefusedError(f"branch {exp.branch} does not exist; run `gitera init {exp.tag}` first.")
-    return repo.make_commit(tip, target_files(repo, targets, point), f"gitera candidate: {subject}"[:200])
+    """The iterated arm's scoring tree with the target files at ``point``, on no branch: the lock
+    commit's tree and the target files, nothing else of the branch (gitera.domain.scoring)."""
+    from gitera.domain.scoring import candidate_commit
+
+    return candidate_commit(exp, target_files(exp.repo, targets, point), subject)
 
 
 def locked_iteration(state: LoopState) -> int:

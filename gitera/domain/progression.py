@@ -43,10 +43,26 @@ def progression_of(records: Sequence[Record], locked: int | None = None) -> Prog
     if not isinstance(start, (int, float)):  # an attempt trailer from before best_score was recorded
         start = next((d.get("score") for d in reversed(runs) if d.get("arm") == arm), None)
     noise = next((d.get("noise_floor") for d in reversed(runs) if d.get("status") == "baseline"), None)
-    points = tuple(charts.AttemptPoint(int(r.data.get("iteration") or 0), r.data.get("score"), str(r.data.get("status")),
+    points = tuple(charts.AttemptPoint(_int(r.data.get("iteration")), _float(r.data.get("score")), str(r.data.get("status")),
                                        r.data.get("iteration") == locked) for r in atts)
-    marks = tuple(charts.GateMark(int(g.get("after_iteration") or 0), str(g.get("outcome"))) for g in gates)
-    return Progression(points, marks, float(start) if isinstance(start, (int, float)) else None, noise)
+    marks = tuple(charts.GateMark(_int(g.get("after_iteration")), str(g.get("outcome"))) for g in gates)
+    return Progression(points, marks, _float(start), _float(noise))
+
+
+def _float(v: Any) -> float | None:
+    """A trailer's number, or None (a hand-written record may hold anything)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if f == f and abs(f) != float("inf") else None
+
+
+def _int(v: Any) -> int:
+    f = _float(v)
+    return int(f) if f is not None and abs(f) < 1e9 else 0
 
 
 def progression_chart(records: Sequence[Record], target: Path, metric: str = "score", higher_is_better: bool = True) -> tuple[Path, Path]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gitera.adapters.git import Repo
 from gitera.adapters.history import Record, read
+from gitera.core.results import jsonl_lines
 from gitera.domain.experiment import Experiment
 
 
@@ -29,12 +30,11 @@ def parse_records(raw: bytes | None) -> list[dict[str, Any]] | None:
     if raw is None:
         return None
     out = []
-    for line in raw.decode("utf-8", errors="replace").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                return None
+    for line in jsonl_lines(raw.decode("utf-8", errors="replace")):
+        try:
+            out.append(json.loads(line))
+        except (ValueError, RecursionError):
+            return None
     return out
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitera.adapters.git import checkout_dir
+from gitera.adapters.checkout import materialize
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import state_dir
 from gitera.adapters.runscript import RUN_ID, Invocation, RunCache, RunResult, RunSpec, run_scripts
@@ -30,7 +30,7 @@ from gitera.core.frame import Frame
 from gitera.core.results import sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash
-from gitera.domain.scoring import arm_commit, content_id, eval_spec, relpath, require_pilot, require_split, spent_so_far
+from gitera.domain.scoring import arm_commit, arm_source, content_id, eval_spec, relpath, require_pilot, require_split, spent_so_far
 
 if TYPE_CHECKING:
     pass
@@ -45,7 +45,8 @@ def is_run_level(frame: Frame) -> bool:
 def run_spec(frame: Frame, lock: Mapping[str, Any]) -> RunSpec:
     assert frame.eval.command is not None
     m = frame.metric
-    return RunSpec(frame.eval.command, frame.eval.timeout_s, m.primary, m.secondary, dict(m.patterns), eval_spec(frame, lock).harness_hash)
+    return RunSpec(frame.eval.command, frame.eval.timeout_s, m.primary, m.secondary, dict(m.patterns), eval_spec(frame, lock).harness_hash,
+                   tuple(frame.eval.env))
 
 
 # --- which commit each arm is scored at ------------------------------------------------------------
@@ -104,7 +105,9 @@ class RunScorer:
         base = state_dir(repo.common_dir)
         cache = RunCache(base / "runcache") if split == "dev" else None
         reading = self.use_cache if read_cache is None else read_cache
-        checkout = checkout_dir(repo, commit, slot or "arm-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in arm))
+        # written by gitera from git's objects (no filter), re-read in full for the gate and the verdict
+        checkout = materialize(repo, commit, slot or "arm-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in arm),
+                               verify=split in ("gate", "test"))[0]
         (base / "work").mkdir(exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="runs-", dir=base / "work"))
         where = Invocation(checkout, self.exp.tag, arm, self.frame.arms[arm].params, split, workdir,
@@ -249,7 +252,9 @@ def record_runs(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
     for arm, rs in results.items():
         rel = relpath(exp, f"{name}/{arm}.jsonl")
         files[rel] = records_jsonl(rs)
-        arms[arm].update(rows_file=rel, commit=commits[arm])
+        # the records name the arm's source on the branch (its scoring tree is a commit on no branch): a
+        # gate's sprint starts there, and `gitera verify` checks every commit a gate names is on the branch
+        arms[arm].update(rows_file=rel, commit=arm_source(exp, frame, arm))
     summary: dict[str, Any] = {
         "level": "run", "complete": complete, "aggregate_only": False, "noise_floor": noise,
         "noise": {"sd": noise, "runs": arms[base]["runs"]} if noise is not None else None,
@@ -266,7 +271,7 @@ def record_runs(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Out
             "score": a["score"], "sd": a["sd"], "delta": a.get("delta"), "ci": a.get("ci"), "p": a.get("p"), "status": status,
             "reason": a["problems"][0] if a["problems"] else ("noise floor" if status == "baseline" else ""),
             "cost_per_1k": a["cost_per_1k"], "latency_ms": None, "spent_usd": a["spent_usd"],
-            "noise_floor": noise if arm == base else None, "frame": fhash, "rows": a["rows_file"], "commit": commits[arm],
+            "noise_floor": noise if arm == base else None, "frame": fhash, "rows": a["rows_file"], "commit": a["commit"],
             "secondary": {n: a["numbers"].get(n) for n in frame.metric.secondary},
         }))
     message = build_message(f"gitera run: {exp.tag} #{number} on dev, {len(trials)} runs per arm ({'complete' if complete else 'INCOMPLETE'})", trailers)

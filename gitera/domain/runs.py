@@ -19,6 +19,7 @@ from gitera.domain.experiment import Experiment, frame_hash
 from gitera.domain.scoring import (
     Scorer,
     arm_commit,
+    arm_source,
     budget_for,
     load_split,
     relpath,
@@ -157,7 +158,7 @@ def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Outp
         rel = relpath(exp, f"{name}/{arm}.jsonl")
         files[rel] = results_jsonl(arm_run)
         summary["arms"][arm]["rows_file"] = rel
-        summary["arms"][arm]["commit"] = commits[arm]
+        summary["arms"][arm]["commit"] = arm_source(exp, frame, arm)
     summary.update(run=number, split="dev", row_ids=ids, trials=list(range(frame.metric.trials)), frame=fhash,
                    baseline=frame.baseline.arm, arms_order=list(runs))
     files[relpath(exp, f"{name}/summary.json")] = (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode()
@@ -173,7 +174,7 @@ def record_run(exp: Experiment, frame: Frame, lock: Mapping[str, Any], out: Outp
             "status": status, "reason": (a["problems"][0] if a["problems"] else ("noise floor" if status == "baseline" else "")),
             "cost_per_1k": a["cost_per_1k"], "latency_ms": a["latency_ms"], "spent_usd": a["spent_usd"],
             "noise_floor": summary["noise_floor"] if arm == frame.baseline.arm else None,
-            "frame": fhash, "rows": a["rows_file"], "commit": commits[arm],
+            "frame": fhash, "rows": a["rows_file"], "commit": a["commit"],
         }))
     state = "complete" if summary["complete"] else "INCOMPLETE"
     message = build_message(f"gitera run: {exp.tag} #{number} on dev ({state})", trailers)

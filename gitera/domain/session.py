@@ -104,7 +104,8 @@ def propose_change(repo: Repo, exp: Experiment, frame: Frame, state: LoopState, 
     ctx_json, ctx_md = write_context(exp, frame, state, directory, skipped)
     hyp_file = directory / "hypothesis.txt"
     hyp_file.unlink(missing_ok=True)
-    env = {**os.environ, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
+    # the proposer is the iterating agent: never hand it the test set's key (issue 12)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GITERA_SEAL")}, "GITERA_CONTEXT": str(ctx_json), "GITERA_CONTEXT_MD": str(ctx_md),
            "GITERA_HYPOTHESIS_FILE": str(hyp_file), "GITERA_TAG": exp.tag}
     out.info(f"loop: asking `{propose}` for attempt {state.iteration + 1}")
     from gitera.adapters.evalrun.procs import run_group

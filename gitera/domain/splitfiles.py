@@ -29,6 +29,7 @@ from gitera.adapters.git import Repo
 from gitera.adapters.output import Output
 from gitera.adapters.repolock import state_dir
 from gitera.core.errors import RefusedError
+from gitera.core.results import jsonl_lines
 from gitera.domain.experiment import Experiment
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def read_open_split(exp: Experiment, name: str) -> list[dict[str, Any]]:
             f"Gitera-Split trailer and in both seals): split files never change after the split; restore it with "
             f"`git checkout {record.commit[:10]} -- {rel}`."
         )
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in jsonl_lines(data.decode("utf-8"))]
 
 
 # --- sealing ---------------------------------------------------------------------
@@ -155,7 +156,7 @@ def gate_rows(exp: Experiment, frame_hash: str) -> list[dict[str, Any]]:
     info = manifest.get("gate_seal")
     if not isinstance(info, dict):
         legacy = exp.path(f"{SPLIT_DIR}/gate.jsonl")
-        return [json.loads(x) for x in legacy.read_text().splitlines() if x.strip()] if legacy.exists() else []
+        return [json.loads(x) for x in jsonl_lines(legacy.read_text(encoding="utf-8"))] if legacy.exists() else []
     record = split_record(exp, use_cache=False)
     pins = pins_of(record)
     if pins is None or "gate" not in pins:
@@ -168,7 +169,7 @@ def gate_rows(exp: Experiment, frame_hash: str) -> list[dict[str, Any]]:
         plain = work / "gate.jsonl"
         seal.open_seal(repo.root / str(info["path"]), key, seal.Binding(exp.tag, frame_hash, str(info["path"]), digest_of(pins)),
                        plain, commitment=(seal.derive_commitment_salt(key.secret), pins["gate"]))
-        return [json.loads(x) for x in plain.read_text(encoding="utf-8").splitlines() if x.strip()]
+        return [json.loads(x) for x in jsonl_lines(plain.read_text(encoding="utf-8"))]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -114,6 +114,7 @@ class Session:
     command: str | None
     contract: Mapping[str, str]
     timeout_s: float
+    passthrough: tuple[str, ...] = ()  # the frame's eval.env, applied to the worker's own environment
     run: str = field(default_factory=lambda: "r" + uuid.uuid4().hex[:16])
     cancelled: bool = False
     _tar: bytes | None = None
@@ -175,7 +176,7 @@ class Session:
             gate.on_stop(cut)
         left = None if deadline is None else deadline - time.monotonic()
         job = worker_side.ShardJob(__version__, self.run, token, self.remote.tree_key, self.topic, self.command, dict(self.contract), trial, keys,
-                              rows_jsonl, self.timeout_s, None if left is None else time.time() + left, tick_s)
+                              rows_jsonl, self.timeout_s, None if left is None else time.time() + left, tick_s, tuple(self.passthrough))
         first: dict[str, tuple[str, str]] = {}  # row key -> (attempt, line) of the line recorded while it ran
 
         def take(msg: dict[str, Any]) -> None:
@@ -286,7 +287,7 @@ class PythonShards:
         tick = BUDGET_TICK_S if self.gate is not None else TICK_S
         job = worker_side.CallShardJob(__version__, s.run, token, s.remote.tree_key, s.topic, self.target, self.arm, self.params, dict(s.contract),
                                        shard.trial, shard.keys, tuple(dict(self.rows[k]) for k in shard.keys), s.timeout_s,
-                                       None if left is None else time.time() + left, max(s.timeout_s, 30.0), tick)
+                                       None if left is None else time.time() + left, max(s.timeout_s, 30.0), tick, tuple(s.passthrough))
         settled: set[str] = set()
         followups: list[Unit[Shard]] = []
 

@@ -22,6 +22,7 @@ class Collector:
     store: Callable[[Sequence[RowResult]], None] | None  # writes ok results to the cache
     progress: ProgressSink | None
     gate: BudgetGate | None
+    journal: Callable[[float], None] | None = None  # writes each cost down before it is counted (evalrun.journal)
     results: dict[tuple[str, int], RowResult] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -34,6 +35,7 @@ class Collector:
     def early(self, keyed: Mapping[str, RowResult]) -> None:
         """Rows a still-running unit has finished: cached and counted now, final later."""
         cost = sum(r.cost_usd or 0.0 for r in keyed.values())
+        self._journal(cost)
         with self._lock:
             self.calls += len(keyed)
             self.spent += cost
@@ -55,6 +57,7 @@ class Collector:
         """
         new = {k: r for k, r in keyed.items() if k not in early}
         cost = sum(r.cost_usd or 0.0 for r in new.values())
+        self._journal(cost)
         with self._lock:
             for key, result in keyed.items():
                 self.results[(key, result.trial)] = result
@@ -74,6 +77,7 @@ class Collector:
 
     def spend_only(self, *, calls: int, invocations: int, cost: float, problems: Sequence[str] = ()) -> None:
         """A unit whose rows will be retried: the calls and cost count, the rows do not finish."""
+        self._journal(cost)
         with self._lock:
             self.calls += calls
             self.invocations += invocations
@@ -81,6 +85,10 @@ class Collector:
             self.problems.extend(problems)
         if self.gate is not None:
             self.gate.record(calls, cost)
+
+    def _journal(self, cost: float) -> None:
+        if self.journal is not None and cost > 0:
+            self.journal(cost)
 
     def aggregate(self, trial: int, score: float, rows: int) -> None:
         with self._lock:

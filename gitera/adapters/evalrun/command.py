@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from gitera.adapters.evalrun.collect import Collector, describe_ids
 from gitera.adapters.evalrun.invoke import BUDGET_TICK_S, TICK_S, Cut, Ended, launch
 from gitera.adapters.evalrun.model import RetryPolicy, RowId, RowResult
-from gitera.adapters.evalrun.parse import find_score, id_key, interpret, parse_lines
+from gitera.adapters.evalrun.parse import TOO_DEEP, find_score, id_key, interpret, load_line, parse_lines
 from gitera.adapters.evalrun.procs import LiveProcesses, tail
 from gitera.adapters.evalrun.schedule import BudgetGate, Unit
 
@@ -218,8 +218,8 @@ class CommandRunner:
         progressed = False
         for line in lines:
             try:
-                obj = json.loads(line)
-            except ValueError:
+                obj = load_line(line)
+            except ValueError:  # bad JSON or nested too deep: judged when the invocation ends
                 continue
             key = id_key(obj.get("id")) if isinstance(obj, dict) else None
             if key is None or key not in shard.keys:
@@ -256,7 +256,9 @@ class CommandRunner:
         cost_of_retried = 0.0
         unwritten: list[str] = []
         for k in shard.keys:
-            if k in parsed.duplicates:
+            if k in parsed.too_deep:
+                final[k] = RowResult(self.ids[k], shard.trial, None, "crash", error=f"{source} line {parsed.too_deep[k]}: {TOO_DEEP}")
+            elif k in parsed.duplicates:
                 lines = ", ".join(map(str, parsed.duplicates[k]))
                 final[k] = RowResult(self.ids[k], shard.trial, None, "invalid", error=f"written {len(parsed.duplicates[k])} times (lines {lines})")
             elif k in parsed.found:

@@ -4,7 +4,7 @@
 worker (adapters/evalrun/remote.py): write the shard's rows, start the harness in its own
 process group, stream the result lines it appends, enforce the per-row timeout and the run's
 deadline, and stop it when told to (`Cut`). Harness process set-up (argv, environment,
-isolation) lives here and in procs.spawn, nowhere else.
+isolation) lives here and in evalrun/isolation.py, nowhere else.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitera.adapters.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, signal_group, spawn
+from gitera.adapters.evalrun.isolation import command_argv, finish, launch_harness
+from gitera.adapters.evalrun.procs import ExitWaiter, LiveProcesses, kill_group, signal_group
 
 TICK_S = 0.25  # how often a running shard's GITERA_OUT is read for finished rows
 BUDGET_TICK_S = 0.05  # the same under a cost budget: a cost seen sooner stops the calls that would pass it sooner
@@ -114,7 +115,7 @@ def launch(
     with (base / "stdout.txt").open("wb") as out, (base / "stderr.txt").open("wb") as err:
         if cut.event.is_set():  # stopped before it started
             return Ended(0, cut.reason == "run", cut.reason == "run", base, by_budget=cut.reason != "run")
-        proc = spawn(["/bin/sh", "-c", command], cwd=cwd, env=full_env, stdout=out, stderr=err)
+        proc = launch_harness(command_argv(command), cwd=cwd, env=full_env, stdout=out, stderr=err)
         cut.proc = proc
         live.add(proc)
         try:
@@ -123,6 +124,8 @@ def launch(
                 kill_group(proc, grace_s=0.2)
         finally:
             live.discard(proc)
+            if proc.returncode is not None:
+                finish(proc)  # what the invocation left running in its group dies with it
     if cut.event.is_set() and cut.reason == "run":
         return Ended(proc.returncode, True, True, base)
     return Ended(proc.returncode, timed_out, by_run, base, by_budget=cut.event.is_set())

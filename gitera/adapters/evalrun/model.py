@@ -27,12 +27,14 @@ class EvalSpec:
     `harness_hash` identifies the harness code (the caller hashes the locked eval files);
     together with the command/target it forms the harness part of the cache key.
     `shard_size` overrides the automatic rows-per-invocation choice of command mode.
+    `env` names the variables of gitera's environment the harness may see (see isolation.harness_env).
     """
 
     command: str | None = None
     python: str | None = None
     harness_hash: str = ""
     shard_size: int | None = None
+    env: tuple[str, ...] = ()  # the frame's eval.env: variables passed through to the harness (evalrun.isolation)
 
     def __post_init__(self) -> None:
         if (self.command is None) == (self.python is None):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitera.adapters.evalrun.model import JUDGE_OUTPUT_LIMIT, OUTPUT_LIMIT, RowId, RowResult
+from gitera.core.results import depth_over
 
 SCORE_LINE = re.compile(r"^\s*SCORE:\s*(\S+)\s*$")
 # Text that marks an unfinished harness, compared after trimming and lower-casing
@@ -17,6 +18,10 @@ SCORE_LINE = re.compile(r"^\s*SCORE:\s*(\S+)\s*$")
 PLACEHOLDERS = frozenset({"", "todo", "tbd", "fixme", "xxx", "placeholder", "n/a", "na", "none", "null", "nil", "undefined", "...", "…", "?", "-", "<output>", "changeme", "dummy"})
 KNOWN_FIELDS = frozenset({"id", "score", "cost_usd", "latency_ms", "tokens", "output", "finding", "transient", "error"})
 NOT_NULL = ("output", "tokens")  # optional, but present as null means an unfinished harness
+# --- bounds on what a result line may hold (issue 12: bad input never hangs or tracebacks) ---
+MAX_DEPTH = 100  # nesting levels of a result line (or python-mode return value); deeper is a crash row
+MAX_ABS_SCORE = 1e12  # a score beyond this is a harness bug (its square would swamp every statistic)
+LIMITS = {"cost_usd": 1e6, "latency_ms": 1e10, "tokens": 1e15}  # one row costing $1M or taking 115 days is a bug
 
 
 def is_placeholder(value: object) -> bool:
@@ -107,10 +112,77 @@ def suspect_fields(obj: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
+class NestedTooDeep(ValueError):
+    """A result line nested deeper than MAX_DEPTH; ``key`` is its top-level row id when one was found."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__(f"nested more than {MAX_DEPTH} levels deep")
+        self.key = key
+
+
+TOO_DEEP = (f"the result line is nested more than {MAX_DEPTH} levels deep, which no result needs; "
+            "write flat JSON (an `output` as text)")
+
+
+def load_line(line: str) -> Any:
+    """``json.loads`` of one result line (NaN and Infinity read as floats, later refused as scores);
+    raises ValueError for bad JSON and NestedTooDeep for nesting beyond MAX_DEPTH (checked only
+    when the line has that many brackets, so ordinary lines pay nothing)."""
+    try:
+        obj = json.loads(line, parse_constant=float)
+    except RecursionError:
+        raise NestedTooDeep(_top_level_id(line)) from None
+    if line.count("[") + line.count("{") > MAX_DEPTH and depth_over(obj, MAX_DEPTH):
+        raise NestedTooDeep(id_key(obj.get("id")) if isinstance(obj, dict) else None)
+    return obj
+
+
+def _top_level_id(line: str) -> str | None:
+    """The ``"id"`` of the outermost object of a line too deep for json.loads (a character scan)."""
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            if depth == 1 and line.startswith('"id"', i):
+                rest = line[i + 4:].lstrip()
+                if rest.startswith(":"):
+                    try:
+                        value, _ = json.JSONDecoder().raw_decode(rest[1:].lstrip())
+                    except (ValueError, RecursionError):
+                        return None
+                    return id_key(value)
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def _absurd(name: str, value: float) -> bool:
+    return abs(value) > (MAX_ABS_SCORE if name == "score" else LIMITS[name])
+
+
 def interpret(obj: Mapping[str, Any], row_id: RowId, trial: int, where: str) -> Interpreted:
     """Turn one result mapping for a known row into a RowResult, naming every problem."""
     problems: list[str] = []
     optional: dict[str, Any] = {}
+    absurd = []
+    for name in ("score", "cost_usd", "latency_ms"):
+        value = _number(obj.get(name))
+        if value is not None and _absurd(name, value):
+            absurd.append(f"{name} {obj[name]!r}")
+    if absurd:
+        message = (f"{where}: {', '.join(absurd)} for row {row_id!r} is out of range (|score| ≤ {MAX_ABS_SCORE:g}, "
+                   f"cost_usd ≤ {LIMITS['cost_usd']:g}, latency_ms ≤ {LIMITS['latency_ms']:g}); the harness is reporting garbage")
+        return Interpreted(RowResult(row_id, trial, None, "invalid", error=message), False, (message,))
     for name in ("cost_usd", "latency_ms"):
         raw = obj.get(name)
         value = _number(raw) if raw is not None else None
@@ -120,6 +192,9 @@ def interpret(obj: Mapping[str, Any], row_id: RowId, trial: int, where: str) -> 
         optional[name] = value
     raw_tokens = obj.get("tokens")
     optional["tokens"] = _tokens(raw_tokens) if raw_tokens is not None else None
+    if optional["tokens"] is not None and _absurd("tokens", optional["tokens"]):
+        message = f"{where}: tokens {raw_tokens!r} for row {row_id!r} is out of range (≤ {LIMITS['tokens']:g}); the harness is reporting garbage"
+        return Interpreted(RowResult(row_id, trial, None, "invalid", error=message), False, (message,))
     if raw_tokens is not None and optional["tokens"] is None:
         problems.append(f"{where}: tokens {raw_tokens!r} for row {row_id!r} is not a number; ignored")
     finding = obj.get("finding")
@@ -152,6 +227,7 @@ class ParsedLines:
 
     found: dict[str, tuple[Mapping[str, Any], int]] = field(default_factory=dict)
     duplicates: dict[str, list[int]] = field(default_factory=dict)
+    too_deep: dict[str, int] = field(default_factory=dict)  # rows whose line nests beyond MAX_DEPTH: crash rows
     problems: list[str] = field(default_factory=list)
     lines: int = 0
 
@@ -165,7 +241,12 @@ def parse_lines(text: str, expected: Mapping[str, RowId], where: str) -> ParsedL
             continue
         parsed.lines += 1
         try:
-            obj = json.loads(line, parse_constant=float)
+            obj = load_line(line)
+        except NestedTooDeep as exc:
+            parsed.problems.append(f"{where} line {number}: {TOO_DEEP}")
+            if exc.key is not None and exc.key in expected and exc.key not in parsed.found:
+                parsed.too_deep[exc.key] = number
+            continue
         except ValueError:
             cut = number == len(lines)  # no newline after it: the writer was probably killed mid-line
             reason = "unterminated last line ignored (the writer was cut off)" if cut else "not a JSON object"

@@ -1,4 +1,5 @@
-"""Child processes in their own process group, so a hung eval dies with all its children."""
+"""Waiting for and killing harness processes (started by gitera.adapters.evalrun.isolation in their
+own process group, so a hung eval dies with all its children)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,10 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+
+from gitera.adapters.evalrun.isolation import finish, launch_harness
 
 KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL: lets a harness flush its output file
-
-
-def spawn(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    stdout: IO[Any] | int,
-    stderr: IO[Any] | int,
-    stdin: IO[Any] | int = subprocess.DEVNULL,
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        list(argv), cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True
-    )
 
 
 class ExitWaiter:
@@ -83,10 +71,7 @@ def kill_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> 
         except subprocess.TimeoutExpired:
             continue
     proc.wait()
-    try:  # the leader is gone; a child that ignored SIGTERM may still hold the group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    finish(proc)  # the leader is gone; a child that ignored SIGTERM may still hold the group
 
 
 class LiveProcesses:
@@ -133,9 +118,10 @@ def run_group(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout
     group, its output kept in the two ``output`` files: at the timeout or an interrupt the whole
     group is killed, children included."""
     with output[0].open("wb") as out, output[1].open("wb") as err:
-        proc = spawn(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+        proc = launch_harness(argv, cwd=cwd, env=env, stdout=out, stderr=err)
         try:
             code: int | None = proc.wait(timeout=timeout_s)
+            finish(proc)
         except subprocess.TimeoutExpired:
             kill_group(proc)
             code = None

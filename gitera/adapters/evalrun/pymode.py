@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -14,9 +13,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from gitera.adapters.evalrun.collect import Collector
+from gitera.adapters.evalrun.isolation import launch_harness, python_argv
 from gitera.adapters.evalrun.model import RetryPolicy, RowId, RowResult
 from gitera.adapters.evalrun.parse import interpret, utf8_text
-from gitera.adapters.evalrun.procs import LiveProcesses, kill_group, spawn, tail
+from gitera.adapters.evalrun.procs import LiveProcesses, kill_group, tail
 from gitera.adapters.evalrun.schedule import Unit
 
 MAX_RESTARTS = 3  # a worker that keeps dying (segfault, os._exit) stops being restarted
@@ -42,7 +42,8 @@ class Worker:
         config = json.dumps({"target": target, "arm": arm, "params": dict(params)}, default=str)
         self._stderr: IO[bytes] = stderr_path.open("ab")
         self.stderr_path = stderr_path
-        self.proc = spawn([sys.executable, "-c", source, config], cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self.proc = launch_harness(python_argv(source, config), cwd=checkout, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=self._stderr)
         self.live = live
         live.add(self.proc)
         self._lock = threading.Lock()
@@ -61,7 +62,7 @@ class Worker:
         for raw in self.proc.stdout:
             try:
                 message = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # the worker bounds its replies' depth; never let a line stop this reader
                 continue
             if "ready" in message or "fatal" in message:
                 self.fatal = message.get("fatal")

@@ -24,7 +24,7 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class ShardJob:
     timeout_s: float
     deadline_wall: float | None  # time.time() of the run's deadline
     tick_s: float
+    passthrough: tuple[str, ...] = ()  # the frame's eval.env: what of the worker's environment a harness gets
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class CallShardJob:
     deadline_wall: float | None
     ready_timeout_s: float
     tick_s: float  # replies are streamed back at most this often
+    passthrough: tuple[str, ...] = ()  # the frame's eval.env: what of the worker's environment a harness gets
 
 
 @dataclass
@@ -165,11 +167,14 @@ def _run_state(run: str, tree_key: str) -> _Run:
     return state
 
 
-def worker_env(contract: Mapping[str, str]) -> dict[str, str]:
-    """The harness environment on a worker: the worker's own, less any GITERA_* variable it
-    holds (the seal key above all), plus the eval contract's variables from the client."""
+def worker_env(contract: Mapping[str, str], passthrough: Sequence[str] = ()) -> dict[str, str]:
+    """The harness environment on a worker: the worker's own, scrubbed as a local harness's is
+    (isolation.harness_env: the always-allowed variables and the frame's eval.env, never a
+    GITERA_* variable it holds, the seal key above all), plus the eval contract's variables."""
+    from gitera.adapters.evalrun.isolation import harness_env
+
     base = {k: v for k, v in os.environ.items() if not k.startswith("GITERA_") and k not in SCRUBBED}
-    return {**base, **contract, "PYTHONDONTWRITEBYTECODE": "1"}
+    return harness_env(base, passthrough, contract)
 
 
 def shard_task(job: ShardJob) -> dict[str, Any]:
@@ -209,7 +214,7 @@ def shard_task(job: ShardJob) -> dict[str, Any]:
     deadline = None if job.deadline_wall is None else time.monotonic() + (job.deadline_wall - time.time())
     base = _home() / "runs" / job.run / "shards" / f"{job.token}-{attempt}"
     try:
-        ended = launch(job.command, cwd=state.tree, env=worker_env(job.contract), base=base, rows_jsonl=job.rows_jsonl, trial=job.trial,
+        ended = launch(job.command, cwd=state.tree, env=worker_env(job.contract, job.passthrough), base=base, rows_jsonl=job.rows_jsonl, trial=job.trial,
                        timeout_s=job.timeout_s, deadline=deadline, tick_s=job.tick_s, cut=cut, live=state.live, on_lines=forward)
         return {
             "attempt": attempt, "rc": ended.rc, "timed_out": ended.timed_out, "by_run": ended.by_run, "by_budget": ended.by_budget,
@@ -236,7 +241,7 @@ def call_shard_task(job: CallShardJob) -> dict[str, Any]:
     with _lock:
         if state.slot is None:
             stderr = _home() / "runs" / job.run / "python-worker.stderr"
-            state.slot = WorkerSlot(job.target, job.arm, job.params, state.tree, worker_env(job.contract), stderr, state.live, job.ready_timeout_s)
+            state.slot = WorkerSlot(job.target, job.arm, job.params, state.tree, worker_env(job.contract, job.passthrough), stderr, state.live, job.ready_timeout_s)
         slot = state.slot
         cut = Cut()
         reason = _precut.pop(job.token, None)

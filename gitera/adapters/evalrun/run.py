@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gitera.adapters.cache import FIELDS, Cache, CacheKey, canonical_json, row_hash
 from gitera.adapters.evalrun.collect import Collector, describe_ids
 from gitera.adapters.evalrun.command import CommandRunner, Shard, plan_shards
+from gitera.adapters.evalrun.isolation import harness_env
 from gitera.adapters.evalrun.model import Budget, EvalRun, EvalSpec, RetryPolicy, RowId, RowResult
 from gitera.adapters.evalrun.parse import id_key
 from gitera.adapters.evalrun.procs import LiveProcesses
@@ -75,10 +76,12 @@ def run_eval(
     workdir: Path,
     retry: RetryPolicy = RetryPolicy(),
     remote: Remote | None = None,
+    spend_journal: Callable[[float], None] | None = None,
 ) -> EvalRun:
     """Score every row x trial of one arm; see docs/eval-contract.md for the contract.
 
-    With `remote` the invocations run on a Dask cluster (cluster.py); everything else stays here."""
+    With `remote` the invocations run on a Dask cluster (cluster.py); everything else stays here.
+    ``spend_journal`` is called with every reported cost before it is counted (evalrun.journal)."""
     started = time.monotonic()
     _validate(trials, concurrency, timeout_s, run_timeout_s, checkout)
     if cache is not None and tree_id is None:
@@ -108,7 +111,7 @@ def run_eval(
     total = len(order) * len(trials)
     if progress is not None:
         progress.start(total, label=f"{arm} ({split})", done=len(hits))
-    collector = Collector(store if cache is not None else None, progress, None)
+    collector = Collector(store if cache is not None else None, progress, None, spend_journal)
     if budget is not None:
         collector.gate = BudgetGate(budget, collector.warn)
     deadline = None if run_timeout_s is None else started + run_timeout_s
@@ -119,7 +122,7 @@ def run_eval(
         "GITERA_ARM_PARAMS": json.dumps(dict(params), sort_keys=True, default=str),
         "GITERA_SPLIT": split,
     }
-    env = {**os.environ, **contract, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = harness_env(os.environ, spec.env, contract)
     live = LiveProcesses()
     stop_reason = None
     leftover_calls: list[tuple[str, int]] = []
@@ -145,7 +148,7 @@ def _open_session(remote: Remote, spec: EvalSpec, contract: Mapping[str, str], t
     """scale (issue 15): connect to the cluster and send it the scored tree."""
     from gitera.adapters.evalrun.cluster import Session, connect
 
-    return Session(connect(remote.address), remote, spec.command, contract, timeout_s).open()
+    return Session(connect(remote.address), remote, spec.command, contract, timeout_s, tuple(spec.env)).open()
 
 
 def _schedule(
