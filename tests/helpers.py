@@ -141,7 +141,7 @@ metric:
   guards: [{name: latency_ms, max_increase: 1.0}]
   trials: 3
 threshold: {effect: EFFECT, basis: point, slice_loss_floor: 0.05, alpha: 0.05}
-eval: {command: python harness.py, concurrency: 2, timeout_s: TIMEOUTEVAL_EXTRA, env: [SYN_*, JUDGE_*, HARNESS_*, ADVERSARY*, SPY_*]}
+eval: {command: python harness.py, concurrency: 2, timeout_s: TIMEOUTEVAL_EXTRA, env: [SYN_*, JUDGE_*, HARNESS_*, ADVERSARY*]}
 locked: [harness.py]
 """
 

@@ -24,6 +24,8 @@ def test_abandon_records_why_releases_nothing_and_frees_the_tag(repo: Path) -> N
     synthetic_project(repo, rows=150)
     (repo / "policy_b.txt").write_text("accuracy: 0.7\n")
     assert run_gitera(repo, "iterate", "-m", "a first idea").code == 0
+    assert run_gitera(repo, "gate").code == 0  # its record key MACs the gate records
+    assert (repo / ".git/gitera/keys/syn.recordkey").exists()
     key_file = repo / ".git/gitera/keys/syn.key"
     key = key_file.read_text().strip()
     (repo / "notes.md").write_text("my notes, untracked\n")
@@ -45,6 +47,7 @@ def test_abandon_records_why_releases_nothing_and_frees_the_tag(repo: Path) -> N
     gate_key = repo / f".git/gitera/keys/gate/syn.key.abandoned-{TODAY}"  # the gate rows' key, set aside alike
     assert stat.S_IMODE(os.stat(gate_key).st_mode) == 0o600 and not (repo / ".git/gitera/keys/gate/syn.key").exists()
     assert (repo / f".git/gitera/keys/source/syn.abandoned-{TODAY}/rows.csv").exists()  # the moved data file too
+    assert (repo / f".git/gitera/keys/syn.recordkey.abandoned-{TODAY}").exists() and not (repo / ".git/gitera/keys/syn.recordkey").exists()
     assert all(key.encode() not in blob for blob in all_blobs(repo))
     assert key not in git(repo, "log", "--all", "--format=%B")
     assert not (repo / ".gitera/syn/verdict.json").exists()

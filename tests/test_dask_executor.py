@@ -332,7 +332,8 @@ def test_nothing_of_the_sealed_test_set_reaches_a_worker_before_the_verdict(repo
     )
     monkeypatch.setenv("GITERA_DASK_ADDRESS", cluster.scheduler_address)
     synthetic_project(repo, rows=150, harness=repo / "spy.py", locked_extra=("policy_harness.py",), max_iterations=3,
-                      eval_extra=", executor: {kind: dask, address: 'tcp://scheduler.invalid:8786'}",  # SPY_DIR: helpers' eval.env passes SPY_*
+                      eval_extra=", executor: {kind: dask, address: 'tcp://scheduler.invalid:8786'}",
+                      frame_edits={"ADVERSARY*]": "ADVERSARY*, SPY_DIR]"},  # the harness may see SPY_DIR (eval.env)
                       policies={"policy_a.txt": "accuracy: 0.5\n", "policy_b.txt": "accuracy: 0.7\n"})
     test_rows = read_test_rows(repo, "syn")
     key_text = (repo / ".git/gitera/keys/syn.key").read_text().strip()

@@ -30,7 +30,7 @@ def numbers(text: str) -> list[str]:
 # --- the gate line ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("seed", "revealed"), [(1, True), (4, False)])
+@pytest.mark.parametrize(("seed", "revealed"), [(1, True), (2, False)])
 def test_the_gate_line_never_prints_two_equal_numbers_without_saying_why(repo: Path, seed: int, revealed: bool) -> None:
     # a sprint whose gain is real on every split: the reusable holdout either answers from the
     # climbing rows (then the "gate gain" IS the dev gain) or reveals the gate rows' own gain

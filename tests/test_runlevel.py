@@ -273,8 +273,35 @@ def test_the_verdict_opens_the_sealed_files_once_and_verify_recomputes_it(repo: 
     assert not (repo / "data/test.txt").exists() and not list((repo / ".git/gitera/worktrees").glob("*/data/test.txt"))
     r = run_gitera(repo, "verify")
     assert r.code == 0 and "ok   the verdict recomputed from the test runs is the same" in r.out
+    assert "ok   the test set's opening has its conclusion" in r.out  # the opening was committed before the key was used
+    opening = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Opening,valueonly)", "autoexp/rl").strip())
+    assert opening["status"] == "opened" and opening["level"] == "run" and set(opening["arms"]) == {"base", "agent"}
     r = run_gitera(repo, "iterate", "-m", "after the verdict")
     assert r.code == 3 and "has its verdict" in r.err
+
+
+def test_a_run_level_verdict_that_fails_after_its_opening_cannot_be_re_rolled(repo: Path) -> None:
+    """The attack: make the script fail on the test shard (or be killed there), look at the numbers, fix
+    it and run the verdict again. The opening is committed before the key is used, so the failure is
+    recorded as its abort and the experiment stays closed."""
+    synthetic_project(repo, edits={"sprint: 3": "sprint: 1"}, offsets=("0.0", "0.02", "0.01"))
+    through_run(repo)
+    flag = repo.parent / "fail-on-test"  # outside the repository: the agent's switch
+    flag.touch()
+    (repo / "train.py").write_text(f"import os, sys\nif os.environ.get('GITERA_SPLIT') == 'test' and os.path.exists({str(flag)!r}):\n"
+                                   "    sys.exit('crash on the test shard')\n" + TRAIN.replace("LR = 0.1", "LR = 0.3"))
+    r = run_gitera(repo, "iterate", "-m", "LR 0.3, and a switch")
+    assert r.code == 0 and "KEEP" in r.out, r.out + r.err
+    r = run_gitera(repo, "verdict")
+    assert r.code == 5 and "crash on the test shard" in r.err and "never concluded" in r.err, r.out + r.err
+    flag.unlink()
+    aborted = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Opening,valueonly)", "autoexp/rl").strip())
+    assert aborted["status"] == "aborted" and "crash on the test shard" in aborted["reason"], aborted
+    assert not list((repo / ".git/gitera").glob("verdict-*")) and not list((repo / ".git/gitera/worktrees").glob("verdict-*"))
+    r = run_gitera(repo, "verdict")  # the script "fixed": no second opening
+    assert r.code == 3 and "never concluded" in r.err, r.err
+    r = run_gitera(repo, "verify")
+    assert r.code == 1 and "FAIL the test set's opening has its conclusion" in r.out, r.out
 
 
 def fixed_comparison_verdict(repo: Path, lr: str) -> tuple[str, dict[str, Any]]:

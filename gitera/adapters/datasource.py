@@ -95,7 +95,7 @@ class RowScan:
     """The rows of a data file, streamed: iterate for (line, id, row), in file order, as often as
     needed (each pass reads the file again). Ids are checked as in `load_rows`; `columns` is
     complete once a pass has ended (JSONL has no header). Parquet and Arrow sources
-    (adapters/arrowdata.py) number rows, not lines, from 1. scale (issue 15)."""
+    (adapters/arrowdata.py) number rows, not lines, from 1."""
 
     def __init__(self, path: Path, id_column: str | None, required_columns: Sequence[str]) -> None:
         from gitera.adapters import arrowdata
@@ -321,7 +321,7 @@ def write_jsonl(rows: Iterable[Mapping[str, object]], path: Path) -> int:
 
 def write_parts(records: Iterable[tuple[str, Mapping[str, object]]], paths: Mapping[str, Path]) -> dict[str, int]:
     """Stream (part, row) pairs into one JSONL file per part (the format of `write_jsonl`); rows per part.
-    scale (issue 15): a split of a million rows never holds them."""
+    A split of a million rows never holds them."""
     handles = {part: open(path, "w", encoding="utf-8", newline="\n") for part, path in paths.items()}
     counts = dict.fromkeys(paths, 0)
     try:

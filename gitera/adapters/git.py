@@ -382,7 +382,7 @@ class Repo:
         value is the content of that file, which git reads itself (a large file never sits in memory)."""
         names = [p for p, c in files.items() if isinstance(c, bytes)]
         blobs = dict(zip(names, self.write_blobs([c for c in files.values() if isinstance(c, bytes)], len(parent))))
-        for name, content in files.items():  # scale (issue 15): a streamed split's files
+        for name, content in files.items():  # a streamed split's files
             if isinstance(content, Path):
                 blobs[name] = _run(["hash-object", "-w", "--no-filters", "--", str(content)], self.root).stdout.decode().strip()
         return self.compose(parent, {p: (FILE_MODE, blobs[p]) if p in blobs else None for p in files}, message)
@@ -539,7 +539,7 @@ class Repo:
         ids: dict[str, str | None] = {}
         for path, content in files.items():
             target = self.root / path
-            if isinstance(content, Path):  # scale (issue 15): copied, never read into memory
+            if isinstance(content, Path):  # copied, never read into memory
                 target.parent.mkdir(parents=True, exist_ok=True)
                 tmp = target.with_name(target.name + ".gitera-tmp")
                 shutil.copyfile(content, tmp)
@@ -559,7 +559,7 @@ class Repo:
         self._index_info({p: ((FILE_MODE, i) if i is not None else None) for p, i in ids.items()})
 
 
-# --- scale (issue 15): the scored commit as a tar for a Dask worker -------------------------
+# --- the scored commit as a tar for a Dask worker -------------------------
 
 
 def file_blob_id(path: Path) -> str:
@@ -608,4 +608,3 @@ def tree_tar(repo: Repo, commit: str, skip: Callable[[str], bool] | None = None)
                 info.size, info.mode = len(data), 0o755 if mode == "100755" else 0o644
                 tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
-# --- end scale ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from gitera.adapters.repolock import state_dir
 from gitera.core.results import depth_over
 
 KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot",
-        "Resume", "Abandon", "Import",  # loopctl
+        "Resume", "Abandon", "Import",
         "Opening")
 
 

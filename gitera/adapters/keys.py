@@ -210,12 +210,13 @@ def set_aside_at(path: Path, key_id: str) -> Path:
 
 
 def retire(git_common_dir: Path, tag: str, suffix: str) -> list[Path]:
-    """Rename ``tag``'s key file, holdout seed, gate key and moved source to ``<name>.abandoned-<suffix>``
-    (an abandoned experiment): kept, never released or destroyed, and out of the way of a new
-    experiment that reuses the tag."""
+    """Rename ``tag``'s key file, holdout seed, gate key, gate-record key and moved source to
+    ``<name>.abandoned-<suffix>`` (an abandoned experiment): kept, never released or destroyed, and out
+    of the way of a new experiment that reuses the tag."""
     moved = []
     held = (key_path(git_common_dir, tag), key_path(git_common_dir, tag).with_suffix(".holdout"),
-            gate_key_path(git_common_dir, tag), source_dir(git_common_dir, tag), _record_path(git_common_dir, tag))
+            gate_key_path(git_common_dir, tag), record_key_path(git_common_dir, tag), source_dir(git_common_dir, tag),
+            _record_path(git_common_dir, tag))
     for path in held:
         if os.path.lexists(path):
             target = path.with_name(f"{path.name}.abandoned-{suffix}")

@@ -52,7 +52,7 @@ def init(draft: FrameDraft, out: Output, harness: str | None = None, agent: bool
     if repo.rev(f"refs/tags/gitera/{tag}/verdict") is not None:
         # the verdict's tag closes the experiment it names: a new one under the same tag would start closed
         raise RefusedError(f"an earlier experiment {tag} reached its verdict (tag gitera/{tag}/verdict); choose another tag.")
-    if exp.path("").exists() and (repo.current_branch() or "").startswith(ABANDONED_PREFIX):  # loopctl
+    if exp.path("").exists() and (repo.current_branch() or "").startswith(ABANDONED_PREFIX):
         raise RefusedError(f"you are on {repo.current_branch()}, the branch an abandoned experiment is kept on; switch to the branch "
                            f"you started from (e.g. `git switch main`) and run `gitera init {tag}` again.")
     origin = start_point(repo, start, out)
@@ -92,14 +92,14 @@ def _files(repo: Repo, exp: Experiment, draft: FrameDraft, harness: str | None, 
         from gitera.domain.starter import starter_files
 
         files.update(starter_files(repo, harness))
-    if agent:  # loopctl: program.md and the AGENTS.md section from the frame being drafted
+    if agent:  # program.md and the AGENTS.md section from the frame being drafted
         from gitera.domain.agentsetup import agent_files, brief_from_draft
 
         files.update(agent_files(repo, brief_from_draft(draft)))
     return files
 
 
-# --- loopctl: `gitera init --agent` on an existing experiment: the agent's files from its frame ---
+# --- `gitera init --agent` on an existing experiment: the agent's files from its frame ---
 def init_agent(tag: str | None, out: Output) -> int:
     from gitera.domain.agentsetup import agent_files, brief_from_frame
     from gitera.domain.experiment import require_on_branch, resolve
@@ -123,4 +123,3 @@ def init_agent(tag: str | None, out: Output) -> int:
                f"Wrote {', '.join(sorted(files))} from the frame of {exp.tag} ({commit[:10]}): point your coding agent at "
                f".gitera/{exp.tag}/program.md.")
     return 0
-# --- end loopctl ------------------------------------------------------------------------------------

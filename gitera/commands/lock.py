@@ -53,7 +53,7 @@ def _lock(repo: Repo, exp: Experiment, out: Output, check: bool = False, dry_run
         "at": record["locked_at"],
         **({"refs": record["refs"]} if record["refs"] else {}),  # each arm's ref, pinned (issue 12)
     }
-    if checked is not None:  # loopctl: what `--check` ran, and its cost (charged to the experiment's budget)
+    if checked is not None:  # what `--check` ran, and its cost (charged to the experiment's budget)
         trailer["check"] = {"row": checked.row, "split": checked.split, "arms": {a.arm: a.score for a in checked.arms}}
         trailer["spent_usd"] = sanitize(checked.spent_usd, 8)
     message = build_message(
@@ -71,7 +71,7 @@ def _lock(repo: Repo, exp: Experiment, out: Output, check: bool = False, dry_run
     return 0
 
 
-# --- loopctl: `gitera lock --check` (gitera.domain.harnesscheck) -------------------------------------
+# --- `gitera lock --check` (gitera.domain.harnesscheck) -------------------------------------
 def _check(exp: Experiment, frame: Frame, record: dict[str, Any], data: Path | None, dry_run: bool, out: Output) -> HarnessCheck | None:
     """Run the harness once per arm; refuse to lock when an arm gives no score. None after a dry run that passed."""
     from gitera.domain.harnesscheck import check_harness
@@ -101,5 +101,4 @@ def _check(exp: Experiment, frame: Frame, record: dict[str, Any], data: Path | N
         return None
     out.info("\n".join(lines))
     return checked
-# --- end loopctl -----------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ def log(tag: str | None, fmt: str, as_json: bool, chart: Path | None, out: Outpu
         pass
     if as_json:
         fmt = "json"
-    if fmt == "results-tsv":  # loopctl: autoresearch's results.tsv (imported history first)
+    if fmt == "results-tsv":  # autoresearch's results.tsv (imported history first)
         from gitera.domain.imported import imported_rows, results_tsv
 
         arm = None

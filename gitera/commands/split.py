@@ -66,7 +66,7 @@ def _sha256_of(path: Path) -> str:
 
 
 def _leak_index(paths: Mapping[str, Path], columns: Sequence[str]) -> tuple[int, Any]:
-    """scale (issue 15): the leak index of the test texts that no open row holds too, read from the
+    """The leak index of the test texts that no open row holds too, read from the
     part files; open texts are kept as 64-bit digests of their normalized form (8 bytes a text)."""
     import hashlib
 
@@ -188,7 +188,7 @@ def _split(repo: Repo, exp: Experiment, data: Path | None, accept_underpowered: 
     key, gate_key = keys.new_data_key(), keys.new_data_key()
     pins: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="split-", dir=state_dir(repo.common_dir)))
-    try:  # scale (issue 15): the parts are streamed to files and committed from disk
+    try:  # the parts are streamed to files and committed from disk
         paths = {part: workdir / f"{part}.jsonl" for part in ("train", "dev", "gate", "test")}
         tally = leak.TextColumnTally([fd.id or "id", "id", *(fd.slices), *([fd.label] if fd.label else []), *fd.stratify])
         datasource.write_parts(_tallied(plan.parts(), tally), paths)

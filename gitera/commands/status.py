@@ -54,17 +54,17 @@ def experiment_status(exp: Experiment) -> dict[str, Any]:
             }
         except (ValueError, AttributeError):
             info["loop_error"] = "runs/iterate.json is unreadable; restore it with `git checkout`"
-    if "loop" in info:  # loopctl: the last `gitera iterate --loop` session (local state under .git/gitera/loop/)
+    if "loop" in info:  # the last `gitera iterate --loop` session (local state under .git/gitera/loop/)
         from gitera.domain.session import session_status
 
         session = session_status(exp.repo, exp)
         if session is not None:
             info["session"] = session
     imported = sorted(exp.path("imported").glob("*.tsv")) if exp.path("imported").is_dir() else []
-    if imported:  # loopctl: gitera import — history only, never evidence
+    if imported:  # gitera import — history only, never evidence
         rows = sum(max(0, len([x for x in p.read_text(errors="replace").splitlines() if x.strip()]) - 1) for p in imported)
         info["imported"] = {"files": [exp.rel(f"imported/{p.name}") for p in imported], "rows": rows, "evidence": False}
-    if exp.path("abandoned.json").exists():  # loopctl: gitera abandon
+    if exp.path("abandoned.json").exists():  # gitera abandon
         try:
             info["abandoned"] = json.loads(exp.path("abandoned.json").read_text())
         except ValueError:

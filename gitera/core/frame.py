@@ -79,7 +79,7 @@ class Iterate:
     directions: Mapping[str, str] = field(default_factory=dict)  # pareto: secondary metric -> higher | lower
     weights: Mapping[str, float] = field(default_factory=dict)  # weighted: metric -> weight (+ rewards a higher value)
     confirm: bool = True  # re-score a marginal gain with fresh trials before keeping it
-    plateau: int | None = 6  # loopctl: attempts without a keep before the loop stops; None = off (docs/iterate.md)
+    plateau: int | None = 6  # attempts without a keep before the loop stops; None = off (docs/iterate.md)
     max_runs: int = 5  # metric.level run: the sequential keep rule's cap of runs per attempt
 
 
@@ -146,7 +146,7 @@ class Judge:
     family: str | None
 
 
-# --- scale (issue 15): where the harness runs ---------------------------------------------
+# --- where the harness runs ---------------------------------------------
 EXECUTOR_KINDS = ("local", "dask")
 DASK_ADDRESS_RE = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s/]+:\d{1,5}$")
 
@@ -158,7 +158,6 @@ class Executor:
 
     kind: str = "local"
     address: str | None = None
-# --- end scale ------------------------------------------------------------------------------
 
 # --- the harness's environment (docs/eval-contract.md, "Environment") --------------------------
 # The harness gets ENV_ALWAYS, the names (or NAME_PREFIX* patterns) listed in `eval.env`, and
@@ -204,7 +203,7 @@ class Eval:
     judge: Judge | None = None
     cross_judge: Judge | None = None
     run_timeout_s: float | None = None  # wall-clock limit of one arm's run
-    executor: Executor = field(default_factory=Executor)  # scale (issue 15)
+    executor: Executor = field(default_factory=Executor)
     env: tuple[str, ...] = ()  # variables passed through to the harness besides ENV_ALWAYS
 
 
@@ -603,7 +602,7 @@ def _eval(c: _Checker, raw: Any) -> Eval:
     )
 
 
-def _executor(c: _Checker, raw: Any, path: FieldPath) -> Executor:  # scale (issue 15)
+def _executor(c: _Checker, raw: Any, path: FieldPath) -> Executor:
     if raw is None:
         return Executor()
     m = c.mapping(raw, path, ("kind", "address"), ("kind",))
@@ -657,7 +656,7 @@ def _iterate(c: _Checker, raw: Any, candidates: Sequence[str], metric: Metric) -
     return Iterate(arm, target, sprint, budget, min_delta, mode, directions, weights, confirm, _plateau(c, m), max_runs=max_runs)
 
 
-# --- loopctl: iterate.plateau (docs/iterate.md, "Loop control") ---------------------
+# --- iterate.plateau (docs/iterate.md, "Loop control") ---------------------
 PLATEAU_DEFAULT = 6
 PLATEAU_MAX = 10_000
 
@@ -672,7 +671,6 @@ def _plateau(c: _Checker, m: Mapping[str, Any]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= PLATEAU_MAX:
         c.fail(("iterate", "plateau"), f"must be a whole number of attempts between 1 and {PLATEAU_MAX}, or off; got {_kind(value)}")
     return value
-# --- end loopctl ----------------------------------------------------------------------
 
 
 def _only_in_mode(c: _Checker, raw: Any, key: str, mode: str, wanted: str, example: str) -> Mapping[str, Any] | None:
@@ -770,7 +768,7 @@ def _run_level(c: _Checker, top: Mapping[str, Any], frame: Frame) -> Frame:
                                                 "call the secondary metric something else")
     if frame.eval.command is None:
         c.fail(("eval", "python"), f"{why}: give `eval.command`, the script that prints the score (e.g. python train.py)")
-    if frame.eval.executor.kind != "local":  # scale (issue 15): runs are not yet Dask tasks; refused rather than run here silently
+    if frame.eval.executor.kind != "local":  # runs are not yet Dask tasks; refused rather than run here silently
         c.fail(("eval", "executor"), f"{why}, and run-level scripts run on this machine for now (the Dask executor scores "
                                      "row-level experiments); remove eval.executor")
     for key in ("judge", "cross_judge", "run_timeout_s"):

@@ -47,8 +47,8 @@ class LoopState:
     pending: tuple[str, ...] = ()  # "restore", "gate": follow-ups the last command did not finish
     holdout: dict[str, Any] | None = None  # the reusable holdout's state (gitera.core.gate.Thresholdout)
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)  # compact per-attempt records
-    stop_kind: str | None = None  # loopctl: what stopped the loop (STOP_KINDS), None while active
-    plateau_from: int = 0  # loopctl: the plateau window counts attempts after this iteration (set by a resume)
+    stop_kind: str | None = None  # what stopped the loop (STOP_KINDS), None while active
+    plateau_from: int = 0  # the plateau window counts attempts after this iteration (set by a resume)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -95,7 +95,7 @@ def stop_reason(state: LoopState, *, max_iterations: int, max_cost_usd: float | 
     return found.reason if found else None
 
 
-# --- loopctl: what kind of stop, and whether `gitera iterate --resume` may go on (docs/iterate.md) ---
+# --- what kind of stop, and whether `gitera iterate --resume` may go on (docs/iterate.md) ---
 FINAL_KINDS = ("iterations", "cost", "wall_clock")  # the frame's budget: locked, so a stop for it is final
 RESUMABLE_KINDS = ("plateau", "crashes", "session")  # a heuristic or a session ended: `--resume` may go on
 STOP_KINDS = FINAL_KINDS + RESUMABLE_KINDS
@@ -149,4 +149,3 @@ def plateau_reached(history: Sequence[dict[str, Any]], window: int | None, since
     scored = [h for h in history if not h.get("gate") and int(h.get("iteration") or 0) > since
               and h.get("status") in ("keep", "discard", "guard_fail")][-window:]
     return len(scored) >= window and not any(h["status"] == "keep" for h in scored)
-# --- end loopctl ---------------------------------------------------------------------------------

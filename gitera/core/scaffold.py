@@ -169,7 +169,7 @@ You are working on branch `{branch}`. The experiment's pre-registered frame is
 """
 
 
-# --- loopctl: `gitera init --agent` — program.md and an AGENTS.md section, generated from the frame ---
+# --- `gitera init --agent` — program.md and an AGENTS.md section, generated from the frame ---
 AGENTS_BEGIN = "<!-- gitera:{tag} begin (written by `gitera init --agent` from the frame: regenerate it, do not edit) -->"
 AGENTS_END = "<!-- gitera:{tag} end -->"
 
@@ -261,4 +261,3 @@ def merge_agents_md(existing: str | None, tag: str, section: str) -> str:
         return text[:start] + section.rstrip("\n") + (tail if tail.startswith("\n") else "\n" + tail)
     sep = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
     return text + sep + section
-# --- end loopctl ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from gitera.core.frame import valid_tag
 
 PREFIX = "Gitera-"
 JSON_KEYS = ("Lock", "Split", "Pilot", "Run", "Result", "Gate", "Verdict", "Restore", "Stop",
-             "Resume", "Abandon", "Import",  # loopctl: docs/trailers.md
+             "Resume", "Abandon", "Import",  # docs/trailers.md
              "Opening")  # the verdict's opening of the test set: docs/trailers.md
 KEYS = ("Tag", *JSON_KEYS)
 _TRAILER_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s?(.*)$")

@@ -53,7 +53,7 @@ def audit(repo: Repo, exp: Experiment, pending_verdict: bool = False, records: S
     checks: list[Check] = []
     lock_commit = commit_of(records, "Lock")
     tip = rev or repo.rev(f"refs/heads/{exp.branch}") or "HEAD"
-    abandoned = abandon_checks(repo, exp, records, tip)  # loopctl
+    abandoned = abandon_checks(repo, exp, records, tip)
     if lock_commit is None:
         return abandoned or [("the experiment is locked", False, "no Gitera-Lock commit on the branch")]
     checks += abandoned + import_checks(repo, exp, records, tip)
@@ -567,7 +567,7 @@ def _close(a: float | None, b: float | None) -> bool:
     return a is None and b is None or a is not None and b is not None and math.isclose(a, b, abs_tol=1e-9)
 
 
-# --- loopctl: an abandoned experiment (gitera abandon) and imported history (gitera import) ----------
+# --- an abandoned experiment (gitera abandon) and imported history (gitera import) ----------
 def abandon_checks(repo: Repo, exp: Experiment, records: Sequence[Record], tip: str) -> list[Check]:
     """For an abandoned experiment: it was abandoned before any opening, and nothing happened to it after."""
     marks = [r for r in records if r.kind == "Abandon"]
@@ -619,4 +619,3 @@ def import_checks(repo: Repo, exp: Experiment, records: Sequence[Record], tip: s
         ("imported history is recorded as unscored, never evidence", not bad and not used, "; ".join((bad + [f"read by {u}" for u in used])[:5])),
         ("imported history unchanged since its import", not changed, "; ".join(changed[:5])),
     ]
-# --- end loopctl -------------------------------------------------------------------------------------------

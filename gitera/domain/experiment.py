@@ -33,7 +33,7 @@ def sha256(data: bytes) -> str:
 class Experiment:
     repo: Repo
     tag: str
-    abandoned_branch: str | None = None  # loopctl: an abandoned experiment is read on its renamed branch
+    abandoned_branch: str | None = None  # an abandoned experiment is read on its renamed branch
 
     @property
     def branch(self) -> str:
@@ -240,7 +240,7 @@ def all_tags(repo: Repo) -> list[str]:
 
 def resolve(repo: Repo, tag: str | None) -> Experiment:
     """The experiment a command means: --tag, else the checked-out autoexp/ branch, else the only one."""
-    on_abandoned = abandoned_here(repo)  # loopctl: an abandoned experiment's renamed branch is checked out
+    on_abandoned = abandoned_here(repo)  # an abandoned experiment's renamed branch is checked out
     if on_abandoned is not None and tag in (None, on_abandoned.tag):
         return on_abandoned
     if tag is not None:
@@ -504,7 +504,7 @@ def require_on_branch(exp: Experiment) -> None:
     exp.repo.finish_interrupted_sync()
 
 
-# --- loopctl: abandoned experiments (gitera abandon; docs/commands.md, "Abandoning an experiment") ---
+# --- abandoned experiments (gitera abandon; docs/commands.md, "Abandoning an experiment") ---
 ABANDONED_PREFIX = "autoexp-abandoned/"
 ABANDON_FILE = "abandoned.json"
 
@@ -547,4 +547,3 @@ def abandoned_branches(repo: Repo, tag: str) -> list[str]:
     """The branches that keep abandoned experiments of this tag, oldest name first."""
     names = repo.git("for-each-ref", "--format=%(refname:short)", f"refs/heads/{ABANDONED_PREFIX}").split()
     return sorted(n for n in names if n.startswith(f"{ABANDONED_PREFIX}{tag}-") and n[len(ABANDONED_PREFIX) + len(tag) + 1:][:1].isdigit())
-# --- end loopctl -----------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _hit(h: Any) -> dict[str, Any]:
     return {"file": h.file, "line": h.line_no, "kind": h.kind, "rows": list(h.row_ids)}
 
 
-# --- loopctl: saturation follows the frame's `iterate.plateau` and restarts after a resume (docs/iterate.md) ---
+# --- saturation follows the frame's `iterate.plateau` and restarts after a resume (docs/iterate.md) ---
 def loop_saturation(frame: Frame, state: LoopState) -> Saturation:
     """The gate's saturation check over the attempts since the last resume, with the frame's plateau window.
 
@@ -193,7 +193,6 @@ def loop_saturation(frame: Frame, state: LoopState) -> Saturation:
     stale = None if it.plateau == PLATEAU_DEFAULT else max(2 * it.sprint, it.plateau)
     return gate.saturation([h.get("score") for h in recent], [str(h.get("status")) for h in recent], state.noise_floor,
                            window=it.plateau, sprint=it.sprint, higher_is_better=frame.metric.direction == "higher", stale_window=stale)
-# --- end loopctl ---------------------------------------------------------------------------------------------
 
 
 def sprint_diff(repo: Any, frame: Frame, start: str, end: str) -> str:

@@ -15,7 +15,7 @@ from gitera.adapters.git import Repo
 from gitera.adapters.history import Record, attempts
 from gitera.core.weburl import WebRepo, web_repo
 
-FORMATS = ("table", "tsv", "jsonl", "md", "json", "results-tsv")  # results-tsv: gitera.domain.imported (loopctl)
+FORMATS = ("table", "tsv", "jsonl", "md", "json", "results-tsv")  # results-tsv: gitera.domain.imported
 
 
 TSV_COLUMNS = ("commit", "metric", "guard", "status", "description")

@@ -326,7 +326,7 @@ def _commit_stop(exp: Experiment, new_state: LoopState, **record: Any) -> LoopSt
 
 
 
-# --- loopctl: resuming a stopped loop, and what an attempt's target content was (docs/iterate.md, "Loop control") ---
+# --- resuming a stopped loop, and what an attempt's target content was (docs/iterate.md, "Loop control") ---
 RESUME_HINT = " — `gitera iterate --resume` goes on from here"
 
 
@@ -404,4 +404,3 @@ def resume_loop(repo: Repo, exp: Experiment, out: Output, use_cache: bool) -> Lo
     out.info(f"resumed the loop of {exp.tag} after: {state.stop_reason} (iteration {state.iteration}; "
              f"the plateau window counts from here, the budget goes on as it was).")
     return new_state
-# --- end loopctl ---------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def closed_reason(state: LoopState) -> str:
         return f"the gate found the arm {state.arm} saturated and locked iteration {locked} for the verdict; run `gitera verdict`."
     from gitera.core.loopstate import RESUMABLE_KINDS, kind_of
 
-    if (state.stop_kind or kind_of(state.stop_reason)) in RESUMABLE_KINDS:  # loopctl: a plateau or crash stop can be resumed
+    if (state.stop_kind or kind_of(state.stop_reason)) in RESUMABLE_KINDS:  # a plateau or crash stop can be resumed
         return (f"the loop has stopped ({state.stop_reason}); the verdict will use iteration {locked}. Run `gitera verdict` when ready, "
                 "or `gitera iterate --resume` to go on (the budget goes on as it was).")
     return f"the loop has stopped ({state.stop_reason}); the verdict will use iteration {locked}. Run `gitera verdict` when ready."

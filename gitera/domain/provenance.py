@@ -175,8 +175,6 @@ def opening_checks(repo: Repo, exp: Experiment, records: Sequence[Record], pendi
         why = f"the verdict failed: {aborted}" if aborted else "the verdict was stopped before its conclusion"
         return [(OPENED, False, f"the test set was opened in {opened[0].commit[:10]} and never concluded ({why}): no decision can ship")]
     verdict = verdicts[0]
-    if not opened and verdict.data.get("level") == "run":  # docs/threat-model.md: not covered yet
-        return [(OPENED, True, "not checked: a run-level verdict records no opening yet")]
     if not opened:
         return [(OPENED, False, f"the verdict in {verdict.commit[:10]} recorded no opening before it used the key")]
     parent = repo.git("rev-parse", f"{verdict.commit}^", check=False).strip()

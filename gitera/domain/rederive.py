@@ -118,7 +118,20 @@ def _rescan(repo: Repo, exp: Experiment, frame: Frame, before: Sequence[Record],
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+    """A finite number from a record, else None (a hand-written trailer may hold 10**400: no crash)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except OverflowError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _int(value: Any) -> int:
+    """An integer field of a record (an iteration, a count), 0 when it is not one."""
+    x = _number(value)
+    return int(x) if x is not None else 0
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -152,22 +165,24 @@ def _redecide(frame: Frame, before: Sequence[Record]) -> list[str]:
     for r in before:
         d = r.data
         if r.kind == "Resume":  # a resumed loop's plateau window counts the attempts after it (gitera.domain.gating.loop_saturation)
-            plateau_from = int(_number(d.get("plateau_from")) or 0)
+            plateau_from = _int(d.get("plateau_from"))
             continue
         if r.kind == "Result" and d.get("kind") == "attempt":
-            history.append({"iteration": d.get("iteration"), "score": _number(d.get("score")), "status": str(d.get("status"))})
+            history.append({"iteration": _int(d.get("iteration")), "score": _number(d.get("score")), "status": str(d.get("status"))})
             noise = _number(d.get("noise_floor")) or 0.0
             if d.get("status") == "keep":
-                best_it, best_score = int(d.get("iteration") or 0), _number(d.get("score"))
+                best_it, best_score = _int(d.get("iteration")), _number(d.get("score"))
             continue
         if r.kind != "Gate":
             continue
         dev_gain = (best_score or 0.0) - (gp_score or 0.0)
         problems, passed, exhausted = _replication(d, dev_gain, sign, noise, chain)
         sat = loop_saturation(frame, LoopState(arm=frame.iterate.arm, noise_floor=noise, plateau_from=plateau_from, history=tuple(history)))
-        if bool((d.get("saturation") or {}).get("saturated")) != sat.saturated:
-            problems.append(f"it records saturated={bool((d.get('saturation') or {}).get('saturated'))} but the attempts give {sat.saturated}")
-        outcome = gate.outcome_of(int(d.get("hardcode_hits") or 0), passed, sat.saturated, exhausted)
+        raw_sat = d.get("saturation")
+        recorded_sat: Mapping[str, Any] = raw_sat if isinstance(raw_sat, dict) else {}
+        if bool(recorded_sat.get("saturated")) != sat.saturated:
+            problems.append(f"it records saturated={bool(recorded_sat.get('saturated'))} but the attempts give {sat.saturated}")
+        outcome = gate.outcome_of(_int(d.get("hardcode_hits")), passed, sat.saturated, exhausted)
         if d.get("outcome") != outcome:
             problems.append(f"it records outcome {d.get('outcome')!r} but its checks give {outcome!r}")
         if outcome in ("pass", "saturated"):

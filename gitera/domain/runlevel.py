@@ -96,11 +96,12 @@ class RunScorer:
 
     def score(self, arm: str, commit: str, split: str, trials: Sequence[int], *, slot: str | None = None,
               read_cache: bool | None = None, files: Mapping[str, bytes] | None = None, label: str | None = None,
-              of: int | None = None, store: bool = True) -> list[RunResult]:
+              of: int | None = None, store: bool = True, work_root: Path | None = None) -> list[RunResult]:
         """The arm's runs at ``commit``, one per trial (seed). Only dev runs are cached: a test or
         gate run is always a fresh run. ``files`` (decrypted sealed files) are written into the
         checkout for these runs only and removed afterwards. ``of``: the runs this one is part of (an attempt's cap).
-        ``store``: whether scored runs go into the cache (the gate's fresh seeds do not)."""
+        ``store``: whether scored runs go into the cache (the gate's fresh seeds do not). ``work_root``: where
+        the runs' files go (the verdict's opening: a folder destroyed with the process), else .git/gitera/work."""
         repo = self.exp.repo
         base = state_dir(repo.common_dir)
         cache = RunCache(base / "runcache") if split == "dev" else None
@@ -108,8 +109,9 @@ class RunScorer:
         # written by gitera from git's objects (no filter), re-read in full for the gate and the verdict
         checkout = materialize(repo, commit, slot or "arm-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in arm),
                                verify=split in ("gate", "test"))[0]
-        (base / "work").mkdir(exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="runs-", dir=base / "work"))
+        root = work_root or base / "work"
+        root.mkdir(exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="runs-", dir=root))
         where = Invocation(checkout, self.exp.tag, arm, self.frame.arms[arm].params, split, workdir,
                            content_id(repo, commit, self.exp.tag) if cache is not None else "")
         written = [checkout / p for p in (files or {})]

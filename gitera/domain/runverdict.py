@@ -49,56 +49,64 @@ def conclude_runs(repo: Repo, exp: Experiment, frame: Frame, lock: Mapping[str, 
                   key: Any, keep_key: bool, out: Output) -> int:
     from gitera.adapters import keys, seal
     from gitera.domain.conclusion import build
+    from gitera.domain.opening import open_once
     from gitera.domain.runseal import open_files
 
     fhash = frame_hash(dict(lock))
-    salt = seal.derive_commitment_salt(key.secret)
-    files_plain = open_files(repo, exp, manifest, "seal", key, frame.data.seal, commitment=(salt, manifest["commitment"]["value"]))
     trials = list(range(frame.metric.trials))
     arms = locked_run_arms(exp, frame, state)
-    scorer = RunScorer(exp, frame, lock, out, use_cache=False)
-    results = {}
-    for arm, (commit, what) in arms.items():
-        out.info(f"verdict: arm {arm} ({what}), {len(trials)} runs on the sealed test files ({', '.join(frame.data.seal)})")
-        results[arm] = scorer.score(arm, commit, "test", trials, slot=f"verdict-{arm}", read_cache=False, files=files_plain)
-    bad = {a: next(r for r in rs if r.status != "ok") for a, rs in results.items() if any(r.status != "ok" for r in rs)}
-    if bad:
-        arm, r = next(iter(bad.items()))
-        raise EvalError(f"arm {arm}'s test run (seed {r.trial}) {r.status}: {(r.error or '').splitlines()[0] if r.error else 'no score'}; "
-                        "nothing was recorded — fix the script and run `gitera verdict` again (the same single opening).")
-    runs = {a: scores(rs) for a, rs in results.items()}
-    decision = decide_runs(frame, runs)
-    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    doc_dir = f"docs/experiments/{day}-{exp.tag}"
-    arm_summary: dict[str, dict[str, Any]] = {}
-    for arm, rs in results.items():
-        numbers = {n: sanitize(runstats.mean([r.numbers[n] for r in rs if n in r.numbers])) for n in sorted({k for r in rs for k in r.numbers})}
-        cost = numbers.get("cost_usd")
-        arm_summary[arm] = {"what": arms[arm][1], "commit": arms[arm][0], "score": sanitize(runstats.mean(runs[arm])),
-                            "sd": sanitize(runstats.sd(runs[arm])), "runs": [sanitize(x, 10) for x in runs[arm]], "numbers": numbers,
-                            "cost_per_1k": sanitize(cost * 1000 if cost is not None else None), "latency_ms": None,
-                            "rows_file": relpath(exp, f"test/{arm}.jsonl"), "findings": {}, "slices": {}}
-    holdout = keys.holdout_seed_path(repo.common_dir, exp.tag)
-    verdict_doc: dict[str, Any] = {
-        "tag": exp.tag, "level": "run", "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "decision": decision.to_dict(), "arms": arm_summary, "slice_columns": [], "cluster_column": None, "severity_column": None,
-        "n_test": len(trials), "trials": trials, "test_files": list(frame.data.seal), "test": "welch",
-        "seal": {"path": manifest["seal"]["path"], "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
-        "opening": {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]},
-        "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
-        "holdout_seed": None if keep_key or not holdout.exists() else int(holdout.read_text().strip()),
-        "locked_iteration": state.gate_passed.iteration if state is not None and state.gate_passed is not None else None,
-        "row_ids": [RUN_ID], "conclusion": doc_dir,
-    }
-    files: dict[str, bytes | None] = {arm_summary[a]["rows_file"]: records_jsonl(rs) for a, rs in results.items()}
-    files[exp.rel(VERDICT_FILE)] = (json.dumps(verdict_doc, indent=1, sort_keys=True) + "\n").encode()
-    files.update(build(exp, frame, verdict_doc, doc_dir))
-    trailer = {"decision": decision.decision, "arm": decision.arm, "slices": list(decision.slices), "frame": fhash, "level": "run",
-               "seal_id": manifest["seal"]["seal_id"], "commitment": manifest["commitment"]["value"], "key_released": not keep_key,
-               "n_test": len(trials), "conclusion": f"{doc_dir}/conclusion.md"}
-    sentence = decision_sentence(decision.to_dict(), frame)
-    message = build_message(f"gitera verdict: {exp.tag}: {decision.decision.replace('_', ' ')}", [("Tag", exp.tag), ("Verdict", trailer)], body=sentence)
-    commit = repo.commit_files(exp.branch, files, message)
+    opening_record = {"seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"], "level": "run",
+                      "commitment": manifest["commitment"]["value"], "frame": fhash,
+                      "arms": {a: {"commit": c, "what": w} for a, (c, w) in arms.items()}}
+    # the opening is committed before the key is used: a failure or a kill from here on closes the
+    # experiment without a decision (docs/verdict.md), and the decrypted files die with the process
+    with open_once(exp, opening_record, out) as opened:
+        salt = seal.derive_commitment_salt(key.secret)
+        files_plain = open_files(repo, exp, manifest, "seal", key, frame.data.seal, commitment=(salt, manifest["commitment"]["value"]))
+        scorer = RunScorer(exp, frame, lock, out, use_cache=False)
+        results = {}
+        for arm, (commit, what) in arms.items():
+            out.info(f"verdict: arm {arm} ({what}), {len(trials)} runs on the sealed test files ({', '.join(frame.data.seal)})")
+            results[arm] = scorer.score(arm, commit, "test", trials, slot=opened.slot(arm), read_cache=False, files=files_plain,
+                                        work_root=opened.work)
+        bad = {a: next(r for r in rs if r.status != "ok") for a, rs in results.items() if any(r.status != "ok" for r in rs)}
+        if bad:
+            arm, r = next(iter(bad.items()))
+            raise EvalError(f"arm {arm}'s test run (seed {r.trial}) {r.status}: {(r.error or '').splitlines()[0] if r.error else 'no score'}; "
+                            "no decision on partial data (rule 13)")
+        runs = {a: scores(rs) for a, rs in results.items()}
+        decision = decide_runs(frame, runs)
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        doc_dir = f"docs/experiments/{day}-{exp.tag}"
+        arm_summary: dict[str, dict[str, Any]] = {}
+        for arm, rs in results.items():
+            numbers = {n: sanitize(runstats.mean([r.numbers[n] for r in rs if n in r.numbers])) for n in sorted({k for r in rs for k in r.numbers})}
+            cost = numbers.get("cost_usd")
+            arm_summary[arm] = {"what": arms[arm][1], "commit": arms[arm][0], "score": sanitize(runstats.mean(runs[arm])),
+                                "sd": sanitize(runstats.sd(runs[arm])), "runs": [sanitize(x, 10) for x in runs[arm]], "numbers": numbers,
+                                "cost_per_1k": sanitize(cost * 1000 if cost is not None else None), "latency_ms": None,
+                                "rows_file": relpath(exp, f"test/{arm}.jsonl"), "findings": {}, "slices": {}}
+        holdout = keys.holdout_seed_path(repo.common_dir, exp.tag)
+        verdict_doc: dict[str, Any] = {
+            "tag": exp.tag, "level": "run", "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "decision": decision.to_dict(), "arms": arm_summary, "slice_columns": [], "cluster_column": None, "severity_column": None,
+            "n_test": len(trials), "trials": trials, "test_files": list(frame.data.seal), "test": "welch",
+            "seal": {"path": manifest["seal"]["path"], "seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"]},
+            "opening": {"salt": salt.hex(), "commitment": manifest["commitment"]["value"]},
+            "key": None if keep_key else base64.b64encode(key.secret).decode(), "key_released": not keep_key,
+            "holdout_seed": None if keep_key or not holdout.exists() else int(holdout.read_text().strip()),
+            "locked_iteration": state.gate_passed.iteration if state is not None and state.gate_passed is not None else None,
+            "row_ids": [RUN_ID], "conclusion": doc_dir,
+        }
+        files: dict[str, bytes | None] = {arm_summary[a]["rows_file"]: records_jsonl(rs) for a, rs in results.items()}
+        files[exp.rel(VERDICT_FILE)] = (json.dumps(verdict_doc, indent=1, sort_keys=True) + "\n").encode()
+        files.update(build(exp, frame, verdict_doc, doc_dir))
+        trailer = {"decision": decision.decision, "arm": decision.arm, "slices": list(decision.slices), "frame": fhash, "level": "run",
+                   "seal_id": manifest["seal"]["seal_id"], "commitment": manifest["commitment"]["value"], "key_released": not keep_key,
+                   "n_test": len(trials), "conclusion": f"{doc_dir}/conclusion.md", "opening": opened.commit}
+        sentence = decision_sentence(decision.to_dict(), frame)
+        message = build_message(f"gitera verdict: {exp.tag}: {decision.decision.replace('_', ' ')}", [("Tag", exp.tag), ("Verdict", trailer)], body=sentence)
+        commit = opened.conclude(exp, files, message)
     repo.git("tag", "-a", f"gitera/{exp.tag}/verdict", "-m", f"gitera verdict for {exp.tag}: {sentence}", commit)
     out.result({"tag": exp.tag, "commit": commit, "decision": decision.to_dict(), "conclusion": f"{doc_dir}/conclusion.md",
                 "charts": sorted(p for p in files if p.endswith((".png", ".svg")))},

@@ -350,7 +350,7 @@ class Scorer:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _remote(self, commit: str) -> Remote | None:
-        """scale (issue 15): the Dask cluster the frame's eval.executor names, and the tree it scores:
+        """The Dask cluster the frame's eval.executor names, and the tree it scores:
         the scoring commit (the locked tree and the arm's declared content), without the experiment's
         sealed files (ciphertext needs no second home)."""
         executor = self.frame.eval.executor
@@ -436,7 +436,7 @@ def _charged(budget: Budget | None, spent: float, per_call: float | None = None)
 
 
 def _sealed(path: str) -> bool:
-    """scale (issue 15): sealed files and wrapped keys stay off Dask workers."""
+    """Sealed files and wrapped keys stay off Dask workers."""
     return path.startswith(".gitera/") and path.endswith((".seal", ".wrapped"))
 
 

@@ -143,7 +143,7 @@ def discard_edits(repo: Repo, frame: Frame) -> None:
     repo.git("checkout", "HEAD", "--", *[t for t in frame.iterate.target if t in repo.tracked(list(frame.iterate.target))])
 
 
-# --- loopctl: a session that survives a kill, its wall clock, never-stop mode, duplicate proposals ---
+# --- a session that survives a kill, its wall clock, never-stop mode, duplicate proposals ---
 SESSION_FILE = "session.json"
 MAX_PAUSE_S = 300.0  # never-stop mode: the longest pause after a failing proposal
 
@@ -345,4 +345,3 @@ def _end(repo: Repo, exp: Experiment, session: Session, state: LoopState, why: s
                                                                          "stop_reason": state.stop_reason, "stop_kind": state.stop_kind}},
                f"loop session ended after {session.attempts} attempt(s){skipped}: {why}.")
     return Exit.OK
-# --- end loopctl ----------------------------------------------------------------------------------

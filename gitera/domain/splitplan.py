@@ -3,7 +3,7 @@
 The split is seeded from the frame's hash, so it is known as soon as the frame is final: `lock
 --check` uses it to run the harness on a row that will be a *train* row, never a future test row.
 
-scale (issue 15): the data is streamed. Planning reads the source once and keeps, per row, only
+The data is streamed. Planning reads the source once and keeps, per row, only
 its id, its line and the columns the split and its audit read; `SplitPlan.rows` and
 `SplitPlan.parts` read the source again, one row at a time, so no row's text is held.
 """

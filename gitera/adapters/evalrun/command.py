@@ -184,7 +184,7 @@ class CommandRunner:
     live: LiveProcesses
     _seq: Iterator[int] = field(default_factory=itertools.count)  # unique work dirs for retries and halves
     evidence: bool = False  # some invocation of this run wrote a result line: the harness can work
-    remote: ShardExecutor | None = None  # scale (issue 15): where shards run when not here
+    remote: ShardExecutor | None = None  # where shards run when not here
 
     def execute(self, unit: Unit[Shard]) -> list[Unit[Shard]]:
         shard = unit.payload
@@ -201,7 +201,7 @@ class CommandRunner:
         def on_lines(lines: list[str]) -> bool:
             return self._stream(shard, lines, early)
 
-        if self.remote is not None:  # scale (issue 15): the shard runs on a Dask worker
+        if self.remote is not None:  # the shard runs on a Dask worker
             ended = self.remote.run_shard(shard.trial, shard.keys, rows_jsonl, base, self.deadline, tick, on_lines, self.collector.gate)
         else:
             cut = Cut()

@@ -145,7 +145,7 @@ def run_eval(
 
 
 def _open_session(remote: Remote, spec: EvalSpec, contract: Mapping[str, str], timeout_s: float) -> Session:
-    """scale (issue 15): connect to the cluster and send it the scored tree."""
+    """Connect to the cluster and send it the scored tree."""
     from gitera.adapters.evalrun.cluster import Session, connect
 
     return Session(connect(remote.address), remote, spec.command, contract, timeout_s, tuple(spec.env)).open()
@@ -171,7 +171,7 @@ def _schedule(
     from gitera.adapters.evalrun.pymode import Call, PythonRunner  # python mode only
 
     py_runner = PythonRunner(spec.python, arm, params, checkout, env, by_key, ids, timeout_s, deadline, retry, workdir, collector, live)
-    if session is not None:  # scale (issue 15): calls go to the workers in shards, as command mode's rows do
+    if session is not None:  # calls go to the workers in shards, as command mode's rows do
         remote_runner = session.python_shards(py_runner, spec.python, arm, params, by_key, deadline, collector.gate)
         remote_sched: Scheduler[Shard] = Scheduler(concurrency, deadline, collector.gate)
         remote_sched.run([Unit(s, len(s.keys)) for s in plan_shards(pending, concurrency, spec.shard_size)], remote_runner.execute, cancel)
