@@ -334,10 +334,10 @@ def conclude(repo: Repo, exp: Experiment, keep_key: bool, private_key: str | Non
     wrapped = exp.path("split/key.wrapped")
     key = keys.unwrap_for_verdict(git_common_dir=repo.common_dir, tag=exp.tag, wrapped_path=wrapped if wrapped.exists() else None,
                                   env=os.environ, private_key=private_key)
-    if frame.metric.level == "run":  # sealed files and one score per run (docs/run-level.md); no opening commit yet
+    if frame.metric.level == "run":  # sealed files and one score per run (docs/run-level.md), opened once alike
         from gitera.domain.runverdict import conclude_runs
 
-        return conclude_runs(repo, exp, frame, lock, manifest, state, key, keep_key, out)
+        return conclude_runs(repo, exp, frame, lock, manifest, state, key, keep_key, out, open_once)
     gate_key = _gate_key(exp, manifest, private_key)  # before the opening: a gate key that fails to unwrap opens nothing
     pins = expected_pins(exp)
     _keyless_seal_checks(repo.root / seal_rel, seal_rel, key.key_id, exp.tag, fhash, pins)

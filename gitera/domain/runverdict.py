@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,10 +47,10 @@ def locked_run_arms(exp: Experiment, frame: Frame, state: Any) -> dict[str, tupl
 
 
 def conclude_runs(repo: Repo, exp: Experiment, frame: Frame, lock: Mapping[str, Any], manifest: Mapping[str, Any], state: Any,
-                  key: Any, keep_key: bool, out: Output) -> int:
+                  key: Any, keep_key: bool, out: Output, open_once: Callable[[Experiment, Mapping[str, Any], Output], ContextManager[Any]]) -> int:
+    """The run-level verdict. ``open_once`` is gitera.domain.opening's (passed in: opening calls this module)."""
     from gitera.adapters import keys, seal
     from gitera.domain.conclusion import build
-    from gitera.domain.opening import open_once
     from gitera.domain.runseal import open_files
 
     fhash = frame_hash(dict(lock))
