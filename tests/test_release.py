@@ -54,7 +54,9 @@ def release(tmp_path: Path) -> Path:
         pytest.skip("the source tree is not a git checkout")
     rel = tmp_path / "gitera-release"
     git(tmp_path, "clone", "-q", str(ROOT), str(rel))
-    git(rel, "tag", "-a", f"v{VERSION}", "-m", f"gitera {VERSION}")  # step 3 of docs/release.md
+    # step 3 of docs/release.md, on this source's HEAD; -f because the source may hold the real tag
+    # already (on an earlier commit): this throwaway clone is never pushed
+    git(rel, "tag", "-f", "-a", f"v{VERSION}", "-m", f"gitera {VERSION}")
     return rel
 
 
