@@ -283,11 +283,16 @@ def test_ctrl_c_on_the_client_cancels_the_tasks_and_stops_the_harnesses(project:
     )
     proc = subprocess.Popen([sys.executable, str(driver)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(spied(spy_dir, tag)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(spied(spy_dir, tag)) == 3, "the three shards never started on the workers"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130, proc.stderr.read() if proc.stderr else ""
+    try:
+        while len(spied(spy_dir, tag)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(spied(spy_dir, tag)) == 3, "the three shards never started on the workers"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:  # a failed assertion above must not leave the driver running after the suite
+            proc.kill()
+            proc.wait()
     pids = [s["pid"] for s in spied(spy_dir, tag)]
     assert _all_gone(pids)  # the hanging harnesses on the workers were killed
     deadline = time.monotonic() + 60
