@@ -18,6 +18,7 @@ from gitera.domain.experiment import Experiment, resolve
 
 @dataclass(frozen=True)
 class ExperimentView:
+    """A read-only view of one experiment for scripts (gitera.api)."""
     experiment: Experiment
 
     @property

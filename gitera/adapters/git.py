@@ -224,6 +224,7 @@ def blob_id_for(content: bytes, hex_length: int) -> str:
 
 @dataclass(frozen=True)
 class Repo:
+    """A git repository as gitera sees it: its work tree, its git folder and its common folder (worktrees share it)."""
     root: Path  # the work tree's top level
     git_dir: Path
     common_dir: Path

@@ -25,6 +25,7 @@ KEYS = ("Result", "Gate", "Restore", "Stop", "Verdict", "Lock", "Split", "Pilot"
 
 @dataclass(frozen=True)
 class Record:
+    """One gitera commit read from history: its id, time, subject, kind and the data of its trailers."""
     commit: str
     time: int
     subject: str

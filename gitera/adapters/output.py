@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 @dataclass
 class Output:
+    """Where a command writes: text or --json, quiet or not, to stdout and stderr."""
     json_mode: bool = False
     quiet: bool = False
     stdout: TextIO = field(default_factory=lambda: sys.stdout)

@@ -42,6 +42,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class RunResult:
+    """One run of a run-level script: its trial (seed), status, score, seconds, secondary numbers and what was wrong."""
     trial: int
     status: str  # ok, crash, timeout or invalid (no score read)
     score: float | None

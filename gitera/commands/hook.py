@@ -27,6 +27,7 @@ _LOCK_RE = re.compile(rf"^{re.escape(GITERA_DIR)}/([^/]+)/lock\.json$")
 
 @dataclass(frozen=True)
 class Protected:
+    """A file the hook protects: its path, the blob the lock recorded, the experiment that locked it and its mode."""
     path: str
     blob: str
     tag: str

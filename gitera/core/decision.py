@@ -31,6 +31,7 @@ WEIGHTED = "weighted"  # the criterion name of the weighted sum
 
 @dataclass(frozen=True)
 class Criterion:
+    """One metric compared by the keep/discard ladder: its gain, standard error, threshold and noise floor."""
     name: str  # a metric name, or "weighted"
     field: str  # the per-row result field ("score" for the primary metric), or "weighted"
     direction: str  # "higher" or "lower": which way is better
@@ -72,6 +73,7 @@ class Criterion:
 
 @dataclass(frozen=True)
 class Decision:
+    """The keep/discard ladder's answer for one attempt: keep or not, falsified, marginal, and why."""
     keep: bool
     falsified: bool  # the hypothesis is contradicted: the deciding quantity got worse beyond noise
     marginal: bool
@@ -212,6 +214,7 @@ def recheck(result: Mapping[str, Any], records: Sequence[Mapping[str, Any]], bes
 
 @dataclass(frozen=True)
 class Promotion:
+    """Whether a candidate is promoted over the incumbent: its gain, standard error, threshold and why."""
     keep: bool
     gain: float
     se: float

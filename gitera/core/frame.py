@@ -33,6 +33,7 @@ def valid_tag(tag: str) -> bool:
 
 @dataclass(frozen=True)
 class Arm:
+    """One arm of the frame: its name, the change it makes, its pinned ref and its parameters."""
     name: str
     change: str
     ref: str | None = None
@@ -41,6 +42,7 @@ class Arm:
 
 @dataclass(frozen=True)
 class Baseline:
+    """The frame's baseline: the arm it names and the ref it is pinned to."""
     arm: str
     ref: str  # "file:line" of the code as deployed
 
@@ -55,6 +57,7 @@ class Baseline:
 
 @dataclass(frozen=True)
 class Budget:
+    """The iterate loop's budget: iterations, dollars, wall-clock hours and consecutive crashes."""
     max_iterations: int = 30
     max_cost_usd: float | None = None
     max_wall_clock_hours: float | None = None
@@ -70,6 +73,7 @@ PER_ROW_NUMBERS = ("cost_usd", "latency_ms", "tokens")
 
 @dataclass(frozen=True)
 class Iterate:
+    """The frame's iterate section: the iterated arm, its target files, sprint size, budget, min_delta and loop control."""
     arm: str
     target: tuple[str, ...]
     sprint: int = 3
@@ -85,6 +89,7 @@ class Iterate:
 
 @dataclass(frozen=True)
 class Caps:
+    """Per-value caps on the split: by which column, how many rows per value, and the dominant fraction allowed."""
     by: str
     per_value: int | None = None
     dominant_fraction: float | None = None
@@ -92,6 +97,7 @@ class Caps:
 
 @dataclass(frozen=True)
 class Data:
+    """The frame's data section: the source, its id, label, slice and stratify columns, and how it is split."""
     source: str | None = None
     id: str | None = None
     label: str | None = None
@@ -113,6 +119,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Guard:
+    """A secondary metric that must not get worse: its name, kind and limit."""
     name: str
     kind: str  # one of GUARD_KINDS
     limit: float
@@ -120,6 +127,7 @@ class Guard:
 
 @dataclass(frozen=True)
 class Metric:
+    """The frame's metric: primary and secondary names, direction, guards, trials and level (row or run)."""
     primary: str
     direction: str  # "higher" or "lower"
     secondary: tuple[str, ...] = ()
@@ -133,6 +141,7 @@ class Metric:
 
 @dataclass(frozen=True)
 class Threshold:
+    """What counts as a win: the effect size, the slice loss floor, its basis and alpha."""
     effect: float
     slice_loss_floor: float
     basis: str = "point"  # "point" or "ci_low"
@@ -141,6 +150,7 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Judge:
+    """A judge harness (command or python) and its model family."""
     command: str | None
     python: str | None
     family: str | None
@@ -196,6 +206,7 @@ def env_refusal(entry: str) -> str | None:
 
 @dataclass(frozen=True)
 class Eval:
+    """How the harness is run: command or python, concurrency, timeouts, judges and the executor."""
     command: str | None = None
     python: str | None = None
     concurrency: int = 8
@@ -209,6 +220,7 @@ class Eval:
 
 @dataclass(frozen=True)
 class Frame:
+    """The locked experiment frame (.gitera/<tag>/frame.yaml), validated."""
     question: str
     hypothesis: str
     baseline: Baseline

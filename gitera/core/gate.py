@@ -156,6 +156,7 @@ def added_lines(diff_text: str) -> list[AddedLine]:
 
 @dataclass(frozen=True)
 class _Unit:
+    """A train row prepared for the hardcode scan: the row and its words."""
     row: int  # index into the rows
     words: tuple[str, ...]
 
@@ -667,6 +668,7 @@ def replication(dev_gain: float, gate_answer: float, gate_baseline: float, noise
 
 @dataclass(frozen=True)
 class Saturation:
+    """Whether the iterated arm has stopped improving: the answer, why, the attempts looked at and the best one."""
     saturated: bool
     reason: str
     attempts: int = 0
@@ -740,6 +742,7 @@ Outcome = Literal["pass", "saturated", "fail"]
 
 @dataclass(frozen=True)
 class GateOutcome:
+    """A gate's outcome (pass, fail, ...), its reasons and the hardcode scan's hits."""
     outcome: Outcome
     reasons: tuple[str, ...]
     hardcode_hits: int = 0

@@ -284,6 +284,7 @@ def scan(content: str, index: LeakIndex) -> list[Hit]:
 
 @dataclass
 class _Budget:
+    """The leak scan's work left for one file, and whether the file was read completely."""
     left: int
     complete: bool = True
 

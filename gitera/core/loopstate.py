@@ -30,6 +30,7 @@ class Point:
 
 @dataclass(frozen=True)
 class LoopState:
+    """The iterate loop's state (.gitera/<tag>/loop.json): where the loop is, why it stopped, and what it has spent."""
     arm: str
     iteration: int = 0
     sprint: int = 1
@@ -103,6 +104,7 @@ STOP_KINDS = FINAL_KINDS + RESUMABLE_KINDS
 
 @dataclass(frozen=True)
 class Stop:
+    """Why the loop must stop: the kind of stop and its reason."""
     kind: str  # one of STOP_KINDS
     reason: str
 

@@ -26,6 +26,7 @@ MAX_ROWS = 1_000_000
 
 @dataclass(frozen=True)
 class TsvRow:
+    """One row of an autoresearch results.tsv: commit, metric, memory_gb, status, description and its line."""
     commit: str
     metric: float
     memory_gb: float
@@ -36,6 +37,7 @@ class TsvRow:
 
 @dataclass(frozen=True)
 class ResultsTsv:
+    """An autoresearch results.tsv read whole: the metric's name and its rows."""
     metric: str  # the second column's name
     rows: tuple[TsvRow, ...]
 

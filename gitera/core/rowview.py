@@ -122,6 +122,7 @@ def change(a: Side | None, b: Side | None) -> str | None:
 
 @dataclass(frozen=True)
 class RowPair:
+    """One row seen in two runs (a and b): its id, both results, the outcome and the change."""
     id: str
     a: Side | None
     b: Side | None

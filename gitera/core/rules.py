@@ -248,6 +248,7 @@ class ArmInput:
 
 @dataclass(frozen=True)
 class ArmVerdict:
+    """The verdict's statistics for one arm against the baseline: effect, confidence interval, p-values and n."""
     name: str
     effect: float
     ci_low: float

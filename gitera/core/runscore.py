@@ -31,6 +31,7 @@ COST = "cost_usd"
 
 @dataclass(frozen=True)
 class RunOutput:
+    """What one run printed, read by the run-level contract: the score, where it came from, secondary numbers and problems."""
     score: float | None
     source: str | None  # where the score came from, in words ("pattern", "GITERA_OUT", "SCORE line", "val_bpb line")
     numbers: Mapping[str, float]  # the secondary metrics (and cost_usd) that were found

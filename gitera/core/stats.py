@@ -160,6 +160,7 @@ def noise_floor(scores: npt.ArrayLike) -> NoiseFloor:
 
 @dataclass(frozen=True)
 class Interval:
+    """A confidence interval: low, high, its level and the method that gave it."""
     low: float
     high: float
     level: float
@@ -348,6 +349,7 @@ def mcnemar_rows(baseline_rows: npt.ArrayLike, arm_rows: npt.ArrayLike) -> McNem
 
 @dataclass(frozen=True)
 class TTest:
+    """A paired or Welch t-test: mean, standard error, statistic, degrees of freedom, p-value and interval."""
     mean: float
     se: float
     statistic: float

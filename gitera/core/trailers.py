@@ -48,6 +48,7 @@ def build_message(subject: str, trailers: Sequence[tuple[str, str | Mapping[str,
 
 @dataclass(frozen=True)
 class Problem:
+    """A malformed trailer line and what is wrong with it."""
     line: int
     message: str
 

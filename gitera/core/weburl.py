@@ -18,6 +18,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_.~-]+$")
 
 @dataclass(frozen=True)
 class WebRepo:
+    """Where a remote's commits can be linked on the web: the host kind and the base URL."""
     kind: str  # "github" | "gitlab"
     base: str  # https://host/owner/repo
 

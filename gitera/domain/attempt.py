@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Scored:
+    """An attempt scored on dev: its decision, result rows, spend, whether the budget cut it and its first error."""
     decision: dict[str, Any]  # the trailer's decision fields (status, reason, score, gains, confirm, ...)
     rows: bytes  # the per-row results file: every trial the decision used
     spent_usd: float  # what the harness calls cost now (the budget's view)
@@ -78,10 +79,12 @@ def crash_text(frame: Frame, rows: Sequence[Mapping[str, Any]], records: Sequenc
                decision: Mapping[str, Any]) -> str | None:
     """'row ID, trial T: ERROR' for the first unscored result of a crashed or timed-out attempt,
     one line, with any dev row's text in it redacted (the loop must not be handed dev text)."""
+    if decision.get("status") not in ("crash", "timeout"):
+        return None  # the common case, without importing the row views
     from gitera.core import rowview
     from gitera.domain.diagnosis import dev_secrets
 
-    found = rowview.first_error(records) if decision.get("status") in ("crash", "timeout") else None
+    found = rowview.first_error(records)
     if found is None:
         return None
     rid, trial, error = found

@@ -31,6 +31,7 @@ def sha256(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Experiment:
+    """One experiment (tag) in a repository: its branch, folder and files."""
     repo: Repo
     tag: str
     abandoned_branch: str | None = None  # an abandoned experiment is read on its renamed branch

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ArmCheck:
+    """The harness check's result for one arm: the commit scored, the score, a problem and notes."""
     arm: str
     commit: str
     score: float | None
@@ -42,6 +43,7 @@ class ArmCheck:
 
 @dataclass(frozen=True)
 class HarnessCheck:
+    """lock --check's dry run: the row, the split it came from, each arm's check and the spend."""
     row: str
     split: str
     arms: tuple[ArmCheck, ...]

@@ -22,6 +22,7 @@ _TAG_PREFIX, _TAG_SUFFIX = "refs/tags/gitera/", "/verdict"
 
 @dataclass(frozen=True)
 class Row:
+    """One experiment in `gitera status --all`: tag, question, state, best dev score, verdict and branch."""
     tag: str
     question: str | None
     state: str

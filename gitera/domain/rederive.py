@@ -33,6 +33,7 @@ SPLIT_FILES = ("train", "dev", "gate")
 
 @dataclass(frozen=True)
 class GateReview:
+    """verify's re-derivation of the gates: the gates, forged passes, the hardcode scans and the re-made decisions."""
     gates: int
     forged: list[str]  # authenticity: MAC, position, gate file
     scans: list[str]  # the hardcode scan re-run disagrees

@@ -191,6 +191,7 @@ def expected_pins(exp: Experiment, rev: str = "HEAD") -> str | None:
 
 @dataclass(frozen=True)
 class Source:
+    """The data source file of a split: its path, path in the repository, SHA-256 and size."""
     path: Path  # absolute
     rel: str | None  # the path inside the work tree, None when outside it
     sha256: str

@@ -39,6 +39,7 @@ def split_record(row: Mapping[str, Any], rid: str, id_column: str | None) -> dic
 
 @dataclass(frozen=True)
 class SplitPlan:
+    """What a split will do: the source, its scan, the columns, the row ids and the resulting parts."""
     source: Path
     scan: RowScan
     columns: Columns  # per row: the columns the split and the audit read

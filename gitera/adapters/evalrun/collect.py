@@ -19,6 +19,7 @@ class ProgressSink(Protocol):
 
 @dataclass
 class Collector:
+    """Where an eval run's results go as they arrive: the result store, progress, the budget gate, the spend journal, and what is counted."""
     store: Callable[[Sequence[RowResult]], None] | None  # writes ok results to the cache
     progress: ProgressSink | None
     gate: BudgetGate | None

@@ -171,6 +171,7 @@ def plan_shards(
 
 @dataclass
 class CommandRunner:
+    """Runs a command-mode harness on one shard of rows (one invocation) and streams its result lines back."""
     command: str
     checkout: Path
     env: Mapping[str, str]

@@ -40,6 +40,7 @@ def id_key(value: object) -> str | None:
 
 @dataclass(frozen=True)
 class Interpreted:
+    """One harness result line read against the eval contract: the row's result, whether the failure is transient, and what was wrong."""
     result: RowResult
     transient: bool = False
     problems: tuple[str, ...] = ()

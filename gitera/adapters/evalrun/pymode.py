@@ -24,12 +24,14 @@ MAX_RESTARTS = 3  # a worker that keeps dying (segfault, os._exit) stops being r
 
 @dataclass(frozen=True)
 class Call:
+    """One python-mode call: the row's key and the trial."""
     key: str
     trial: int
 
 
 @dataclass
 class Reply:
+    """A python worker's answer to one call: its kind (ok, exc, timeout, died, fatal) and body."""
     kind: str  # "ok" | "exc" | "timeout" | "died" | "fatal"
     body: dict[str, Any] = field(default_factory=dict)
 
@@ -156,6 +158,7 @@ class WorkerSlot:
 
 @dataclass
 class PythonRunner:
+    """Runs a python-mode harness function on one shard of rows through a python worker process."""
     target: str
     arm: str
     params: Mapping[str, Any]

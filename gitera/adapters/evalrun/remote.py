@@ -85,6 +85,7 @@ class CallShardJob:
 
 @dataclass
 class _Run:
+    """One run's state on a worker: the extracted tree, its live harness processes and the slot it holds."""
     tree: Path
     live: LiveProcesses = field(default_factory=LiveProcesses)
     slot: WorkerSlot | None = None

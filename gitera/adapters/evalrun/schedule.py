@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 @dataclass
 class Unit(Generic[T]):
+    """A shard waiting to be scheduled: its payload, the calls it makes, its attempt number and when it may start."""
     payload: T
     calls: int  # row x trial evaluations in this unit (the budget's unit)
     attempt: int = 1
@@ -138,6 +139,7 @@ class BudgetGate:
 
 @dataclass
 class Scheduler(Generic[T]):
+    """Hands shards to eval.concurrency threads in order, holding back retries and stopping when the deadline or the budget says."""
     concurrency: int
     deadline: float | None = None  # time.monotonic() value
     gate: BudgetGate | None = None
