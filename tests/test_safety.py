@@ -21,8 +21,8 @@ from tests.helpers import fix_holdout_seed, synthetic_project
 BRANCH = "autoexp/syn"
 
 
-def gitera_proc(repo: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", "")}
+def gitera_proc(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "PATH": BIN_DIR + os.pathsep + os.environ.get("PATH", ""), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "gitera", *args], cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
@@ -214,13 +214,20 @@ def _harness_processes(repo: Path) -> list[str]:
 
 def test_sigterm_during_a_run_kills_the_eval_children_like_ctrl_c(repo: Path) -> None:
     synthetic_project(repo, rows=120)
-    (repo / "policy_a.txt").write_text("accuracy: 0.5\nhang\n")
-    git(repo, "commit", "-q", "-am", "a hanging baseline")
-    proc = gitera_proc(repo, "run")
+    # every harness hangs on the dev rows (a policy committed after the lock would not reach the pinned arms)
+    proc = gitera_proc(repo, "run", env={"SYN_HANG_SPLIT": "dev"})
     deadline = time.monotonic() + 90  # a loaded 2-core machine can take long to start it
-    while not _harness_processes(repo) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _harness_processes(repo), "the harness never started"
+    seen: set[str] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        now = set(_harness_processes(repo))
+        if now & seen:  # the same harness process twice, 0.2 s apart: the hanging one, not a quick arm's that is ending
+            break
+        seen = now
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        out, err = proc.communicate()
+        raise AssertionError(f"gitera run ended ({proc.returncode}) before the harness was seen: {out} {err}")
+    assert seen, "the harness never started"
     os.kill(proc.pid, signal.SIGTERM)  # gitera alone, as a CI runner cancelling a job does
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, out + err

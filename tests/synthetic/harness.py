@@ -20,7 +20,8 @@ The arm's params name a policy file; each line of it is `key: value`:
     hang                 sleep 60 s
 
 The environment variable SYN_FAIL_SPLIT=<split> makes it exit 1 when scoring that split (a
-failure outside the target files, which a test can switch off again).
+failure outside the target files, which a test can switch off again); SYN_HANG_SPLIT=<split>
+makes it sleep 60 s there.
 
 $SYN_OUTPUT_SUFFIX, when set, is appended to every output (a changed answer, same score).
 """
@@ -53,6 +54,8 @@ def main() -> int:
         time.sleep(60)
     trial = int(os.environ["GITERA_TRIAL"])
     split = os.environ.get("GITERA_SPLIT", "")
+    if split and os.environ.get("SYN_HANG_SPLIT") == split:
+        time.sleep(60)
     if split and os.environ.get("SYN_FAIL_SPLIT") == split:
         print(f"SYN_FAIL_SPLIT says fail on {split}", file=sys.stderr)
         return 1
