@@ -9,9 +9,11 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gitera.adapters.git import GitFailed
 from tests.conftest import git
 from tests.test_git_trees import POOL, START, make_repo
 
@@ -83,3 +85,18 @@ def test_the_reader_ends_with_its_repo(tmp_path: Path) -> None:
     assert proc is not None and proc.poll() is None
     del repo
     assert proc.wait(timeout=5) == 0  # closed and waited for, not left to the interpreter's exit
+
+
+def test_a_revision_that_does_not_resolve_fails_as_ls_tree_does(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    for call in (repo.ls_tree, repo.ls_modes, repo.tree_entries):
+        with pytest.raises(GitFailed):
+            call("refs/heads/nope", ["a"])
+
+
+def test_a_commit_listed_once_per_command_is_not_changed_by_its_callers(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    head = git(tmp_path, "rev-parse", "HEAD").strip()
+    first = repo.tree_entries(head)
+    first["a"] = ("100644", "0" * 40)  # a caller editing what it got
+    assert repo.tree_entries(head) == _ls_tree(tmp_path, head, [])

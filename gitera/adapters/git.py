@@ -20,6 +20,7 @@ from pathlib import Path
 from gitera.core.errors import GiteraError, RefusedError, UsageError
 
 ZERO = "0" * 40
+_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 FILE_MODE = "100644"
 Entry = tuple[str, str]  # (mode, object id) of a tree entry, e.g. ("100755", "3b18e5...")
 
@@ -231,6 +232,7 @@ class Repo:
     # what a command asks more than once and no gitera step changes (HEAD's branch): one git call
     _memo: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
     _reader: _Reader = field(default_factory=_Reader, compare=False, repr=False)
+    _listings: dict[str, dict[str, Entry]] = field(default_factory=dict, compare=False, repr=False)  # commit id -> its files
 
     @staticmethod
     def find(start: Path | None = None) -> Repo:
@@ -315,10 +317,9 @@ class Repo:
 
     def ls_tree(self, rev: str, paths: Sequence[str] = (), recursive: bool = True) -> dict[str, str]:
         """path -> blob id at ``rev`` for the given paths (all paths when empty)."""
-        if paths and recursive and all(map(_plain, paths)):  # files named exactly: the reader answers, unless one is a folder or absent
-            found = self._reader.query(self.root, [f"{rev}:{path}" for path in paths], contents=False)
-            if found is not None and all(f is not None and f[1] == b"blob" for f in found):
-                return {path: f[0].decode() for path, f in zip(paths, found) if f is not None}
+        named = self._named_entries(rev, paths) if recursive else None  # files named exactly: the reader answers
+        if named is not None:
+            return {path: oid for path, (_, oid) in named.items()}
         args = ["ls-tree", "-z", "--full-tree"]
         if recursive:
             args.append("-r")
@@ -343,23 +344,24 @@ class Repo:
         return {line for line in out.splitlines() if line and not line.endswith(" missing")}
 
     def _named_entries(self, rev: str, paths: Sequence[str]) -> dict[str, Entry] | None:
-        """path -> (mode, object id) at ``rev`` of files named exactly, read from their folders' tree
-        objects through the reader; None when a path is absent, a folder, or not plainly spelled
-        (the caller asks ``ls-tree``, which decides those cases)."""
-        if not paths:
-            return None
-        if not all(map(_plain, paths)):
+        """path -> (mode, object id) at ``rev`` of files named exactly (absent ones left out, as
+        ls-tree does), read from their folders' tree objects through the reader; None when a path
+        is a folder or not plainly spelled, or ``rev`` does not resolve (the caller asks ``ls-tree``,
+        which lists a folder and reports a bad revision)."""
+        if not paths or not all(map(_plain, paths)):
             return None
         parts = [path.split("/") for path in paths]
-        folders = sorted({"/".join(p[:-1]) for p in parts})
+        folders = sorted({"/".join(p[:-1]) for p in parts} | {""})
         found = self._reader.query(self.root, [f"{rev}:{folder}" if folder else f"{rev}^{{tree}}" for folder in folders])
-        if found is None or any(f is None or f[1] != b"tree" or len(f[0]) != 40 for f in found):  # parse_tree reads sha1 trees
+        if found is None or found[0] is None or found[0][1] != b"tree" or len(found[0][0]) != 40:  # parse_tree reads sha1 trees
             return None
-        trees = {folder: parse_tree(f[2]) for folder, f in zip(folders, found) if f is not None}
+        trees = {folder: parse_tree(f[2]) for folder, f in zip(folders, found) if f is not None and f[1] == b"tree"}
         result: dict[str, Entry] = {}
         for path, p in zip(paths, parts):
-            entry = trees["/".join(p[:-1])].get(p[-1].encode())
-            if entry is None or entry[0] == b"40000":
+            entry = trees.get("/".join(p[:-1]), {}).get(p[-1].encode())
+            if entry is None:
+                continue  # absent (or under a file, not a folder): ls-tree lists nothing for it
+            if entry[0] == b"40000":
                 return None
             result[path] = (entry[0].decode(), entry[1].hex())
         return result
@@ -522,7 +524,8 @@ class Repo:
     def compose(self, parent: str, entries: Mapping[str, Entry | None], message: str) -> str:
         """A commit of ``parent``'s tree with ``entries`` set to (mode, object id) (None deletes), on no branch:
         objects already in the repository (a locked file's blob, with its mode) are reused as they are."""
-        tree = (self._tree_written(parent, entries) if len(parent) == 40 else None) or self._tree_via_index(parent, entries)
+        tree = ((self._tree_of(parent) if not entries else None) or (self._tree_written(parent, entries) if len(parent) == 40 else None)
+                or self._tree_via_index(parent, entries))
         return _run(["commit-tree", tree, "-p", parent, "-F", "-"], self.root, input=message.encode()).stdout.decode().strip()
 
     def tree_entries(self, rev: str, paths: Sequence[str] = ()) -> dict[str, Entry]:
@@ -530,6 +533,9 @@ class Repo:
         named = self._named_entries(rev, paths)
         if named is not None:
             return named
+        whole = not paths and _FULL_ID.fullmatch(rev) is not None  # an object id's tree never changes: listed once per command
+        if whole and rev in self._listings:
+            return dict(self._listings[rev])
         out = self.git("ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths)
         result: dict[str, Entry] = {}
         for entry in out.split("\0"):
@@ -537,6 +543,8 @@ class Repo:
                 meta, path = entry.split("\t", 1)
                 mode, _, oid = meta.split()
                 result[path] = (mode, oid)
+        if whole:
+            self._listings[rev] = dict(result)
         return result
 
     def remember(self, key: str, compute: Callable[[], str]) -> str:
@@ -546,6 +554,11 @@ class Repo:
         value = self._memo[key]
         assert value is not None
         return value
+
+    def _tree_of(self, commit: str) -> str | None:
+        """The tree id of ``commit`` (None when the reader cannot say)."""
+        found = self._reader.query(self.root, [f"{commit}^{{tree}}"], contents=False)
+        return found[0][0].decode() if found and found[0] is not None else None
 
     def _tree_via_index(self, parent: str, changes: Mapping[str, Entry | None]) -> str:
         """The tree of ``parent`` with ``changes`` (blob id, or None to delete), through a private index."""
