@@ -100,8 +100,9 @@ def policy(default: float = 0, scores: dict[str, float] | None = None, **extra: 
 
 def project(root: Path, *, dev: int = 20, train: int = 6, test: int = 12, pa: str = "", pb: str = "", arms_extra: str = "",
             budget: str = "", eval_line: str = COMMAND_EVAL, locked: Sequence[str] = ("eval/run.py",), extra_files: dict[str, str] | None = None,
-            text: str = "message", pilot: bool = True) -> None:
-    """A locked, split (split column: exactly `dev` dev rows, no gate reserve) and piloted experiment `x`."""
+            text: str = "message", pilot: bool = True, lock: bool = True) -> None:
+    """A locked, split (split column: exactly `dev` dev rows, no gate reserve) and piloted experiment `x` (only its frame
+    written: ``lock=False``)."""
     (root / "eval").mkdir(exist_ok=True)
     (root / "eval" / "run.py").write_text(HARNESS)
     (root / "policy_a.json").write_text(pa or policy(0, {i: 1 for i in ids("d", dev)[: dev // 2]}))
@@ -123,6 +124,8 @@ def project(root: Path, *, dev: int = 20, train: int = 6, test: int = 12, pa: st
     frame = (FRAME.replace("ARMS_EXTRA", arms_extra).replace("BUDGET", budget).replace("EVAL", eval_line)
              .replace("LOCKED", ", ".join(locked)))
     (root / ".gitera/x/frame.yaml").write_text(frame)
+    if not lock:
+        return
     ok(run_gitera(root, "lock"))
     ok(run_gitera(root, "split", "--accept-underpowered"))
     if pilot:
@@ -399,9 +402,10 @@ def test_a_target_made_a_link_is_scored_and_committed_as_the_bytes_it_showed(rep
     assert not slot.is_symlink() and slot.read_text() == shown
 
 
-def test_an_arm_ref_holding_a_link_out_of_its_tree_is_refused(repo: Path) -> None:
-    """Arm c's pinned commit holds policy_c.json as a symbolic link to a file outside the repository
-    (which anyone can rewrite after the lock): gitera refuses to score it, naming the link."""
+def test_an_arm_ref_holding_a_link_out_of_its_tree_is_refused_at_lock(repo: Path) -> None:
+    """Arm c's ref holds policy_c.json as a symbolic link to a file outside the repository (which
+    anyone can rewrite after the lock): `gitera lock` refuses, naming the link, and locks nothing.
+    (A lock made before this check is refused when the arm is first scored: tests/test_checkout.py.)"""
     outside = repo.parent / "c-policy.json"
     outside.write_text(policy(0))
     git(repo, "switch", "-q", "-c", "arm-c")
@@ -409,11 +413,29 @@ def test_an_arm_ref_holding_a_link_out_of_its_tree_is_refused(repo: Path) -> Non
     git(repo, "add", "policy_c.json")
     git(repo, "commit", "-q", "-m", "arm c, a link")
     git(repo, "switch", "-q", "main")
-    project(repo, arms_extra="  c: {change: the c policy, ref: arm-c, params: {policy: policy_c.json}}", pilot=False)
-    outside.write_text(policy(1))  # after the lock
-    r = run_gitera(repo, "pilot")
-    assert r.code == 3 and f"the scored tree holds the symbolic link 'policy_c.json' -> '{outside}', which points outside it" in r.err, r.err
-    assert "Traceback" not in r.err and not (repo / ".gitera/x/runs/pilot.json").exists()
+    project(repo, arms_extra="  c: {change: the c policy, ref: arm-c, params: {policy: policy_c.json}}", lock=False)
+    r = run_gitera(repo, "lock")
+    assert r.code == 3 and f"arm c's ref (" in r.err and f"holds the symbolic link 'policy_c.json' -> '{outside}', which leads out of the tree" in r.err
+    assert "nothing was locked" in r.err and "Traceback" not in r.err, r.err
+    assert git(repo, "log", "--format=%s", "autoexp/x").splitlines()[0] != "gitera lock: x"
+
+
+@pytest.mark.parametrize("target", ["../outside.json", "sub/../../outside.json", "hop", "/etc/hostname"])
+def test_a_link_out_of_the_locked_tree_is_refused_at_lock_and_one_inside_it_is_not(repo: Path, target: str) -> None:
+    """A link in the tree being locked that leads out of it — up with `..`, through another link
+    (`hop` -> `..`), or absolute — is refused by `gitera lock`; a link to a file inside the tree locks."""
+    (repo / "sub").mkdir()
+    os.symlink("..", repo / "hop")
+    os.symlink(target if target != "hop" else "hop/outside.json", repo / "sub" / "alias.json")
+    os.symlink("../policy_a.json", repo / "sub" / "inside.json")
+    project(repo, lock=False)
+    r = run_gitera(repo, "lock")
+    assert r.code == 3 and "HEAD (" in r.err and "which leads out of the tree" in r.err and "Traceback" not in r.err, r.err
+    first_out = sorted(p for p in ("hop", "sub/alias.json"))  # `hop` -> `..` leads out by itself and sorts first
+    assert f"symbolic link {first_out[0]!r}" in r.err
+    git(repo, "rm", "-q", "hop", "sub/alias.json")
+    git(repo, "commit", "-q", "-m", "no links out")
+    ok(run_gitera(repo, "lock"))  # sub/inside.json stays inside: it locks
 
 
 def _alive(pid: int) -> bool:

@@ -354,8 +354,33 @@ def build_lock(exp: Experiment, frame: Frame, now: datetime | None = None) -> di
         "locked_at": stamp,
         "frame": frame_record,
         "files": files,
-        "refs": pin_refs(exp, frame),
+        "refs": refuse_links_out(exp, pin_refs(exp, frame)),
     }
+
+
+def refuse_links_out(exp: Experiment, refs: dict[str, str]) -> dict[str, str]:
+    """Refuse to lock a tree (HEAD, or an arm's pinned ref) holding a symbolic link that leads out
+    of it: the harness would read, through it, a file git does not hold (issue 12). The checkouts
+    refuse it too, but only when an arm is first scored; here nothing gets locked. Returns ``refs``."""
+    from gitera.core.links import links_out
+
+    repo = exp.repo
+    for name, commit in (("HEAD", repo.rev("HEAD")), *((f"arm {arm}'s ref", c) for arm, c in refs.items())):
+        if commit is None:
+            continue
+        linked = {p: oid for p, (mode, oid) in repo.tree_entries(commit).items() if mode == "120000"}
+        if not linked:
+            continue
+        texts = repo.cat_blobs(list(linked.values()))
+        links = {p: (t or b"").decode("utf-8", "surrogateescape") for p, t in zip(linked, texts)}
+        out = links_out(links)
+        if out:
+            raise RefusedError(
+                f"{name} ({commit[:10]}) holds the symbolic link {out[0]!r} -> {links[out[0]]!r}, which leads out of the tree: the "
+                "harness would read a file git does not hold, which can change after the lock. Commit the file itself instead of a "
+                "link (a path outside the repository reaches the harness through a variable listed in eval.env), then run "
+                "`gitera lock` again — nothing was locked.")
+    return refs
 
 
 def pin_refs(exp: Experiment, frame: Frame) -> dict[str, str]:
