@@ -151,9 +151,13 @@ class Session:
             if q is not None:
                 q.put(msg)
 
-    def _submit(self, fn: Callable[..., Any], job: Any, token: str) -> Future[Any]:
-        future = self.client.submit(fn, job, key=f"gitera-{token}-{next(self._seq)}", pure=False)
+    def _submit(self, fn: Callable[..., Any], job: Any, token: str) -> Future[Any] | None:
+        """The task, or None once the session is cancelled (under the lock cancel_all takes, so every
+        task submitted is one cancel_all cuts: none starts after Ctrl-C)."""
         with self._lock:
+            if self.cancelled:
+                return None
+            future = self.client.submit(fn, job, key=f"gitera-{token}-{next(self._seq)}", pure=False)
             self._futures[token] = future
         return future
 
@@ -218,6 +222,8 @@ class Session:
         Streamed messages go to `on_message` while it runs."""
         while True:
             future = self._submit(fn, job, token)
+            if future is None:
+                return None
             done = _done_event(future)
             try:
                 while not self.cancelled:
@@ -240,8 +246,8 @@ class Session:
 
     def cancel_all(self) -> None:
         """Ctrl-C or a bug: stop every shard now and forget the tasks not yet started."""
-        self.cancelled = True
         with self._lock:
+            self.cancelled = True
             tokens, futures = list(self._futures), list(self._futures.values())
         for token in tokens:
             self._cut(token, "budget")
