@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import threading
@@ -311,14 +312,25 @@ def _read(path: Path, limit: int | None = None) -> str:
         return ""
 
 
-def _stdout_tail(path: Path) -> str:
-    """The end of stdout, with the last `SCORE:` line in front when it is earlier (parse.find_score
-    reads the last one, so the client finds the same aggregate)."""
+def _stdout_tail(path: Path, keep: Sequence[str] = ()) -> str:
+    """The end of stdout (from a line's start) and, in front, the last earlier line matching each of
+    SCORE_LINE and the `keep` regexes that has no match in the end, in their order: the client's
+    parsers read the last matching line of each, so they find the same numbers as in the whole."""
     text = _read(path)
-    if len(text.encode()) <= STDOUT_TAIL_BYTES:
+    raw = text.encode()
+    if len(raw) <= STDOUT_TAIL_BYTES:
         return text
-    tail_text = text.encode()[-STDOUT_TAIL_BYTES:].decode("utf-8", "ignore")
-    if any(SCORE_LINE.match(line) for line in tail_text.splitlines()):
-        return tail_text
-    last = next((line for line in reversed(text.splitlines()) if SCORE_LINE.match(line)), None)
-    return tail_text if last is None else last + "\n" + tail_text
+    cut = len(raw) - STDOUT_TAIL_BYTES
+    if raw[cut - 1:cut] != b"\n":  # never a line's second half: "val_loss: 1" must not read as "loss: 1"
+        nl = raw.find(b"\n", cut)
+        cut = len(raw) if nl < 0 else nl + 1
+    tail_text = raw[cut:].decode("utf-8", "ignore")
+    earlier = raw[:cut].decode("utf-8", "replace").splitlines()
+    wanted: set[int] = set()
+    for regex in (re.compile(p, re.MULTILINE) for p in (SCORE_LINE.pattern, *keep)):
+        if regex.search(tail_text):
+            continue
+        found = next((i for i in range(len(earlier) - 1, -1, -1) if regex.search(earlier[i])), None)
+        if found is not None:
+            wanted.add(found)
+    return "".join(earlier[i] + "\n" for i in sorted(wanted)) + tail_text
