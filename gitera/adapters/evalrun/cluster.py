@@ -13,12 +13,19 @@ stdout and stderr. Nothing else of the client's environment, no key, no other fi
 
 A worker that dies mid-shard loses nothing: the scheduler runs the task again elsewhere; rows
 the first attempt had already reported keep that attempt's result (each row is recorded once).
+
+A run-level script's run is one task too (`Session.run_script`, driven by runscript.run_scripts):
+per run the command, the contract's variables, the seed and the timeout cross; back come the exit
+code, GITERA_OUT, stdout's tail (with the lines the parser reads) and stderr's tail, read on the
+client as a local run's are. A gate's or verdict's decrypted sealed files go, once per run, only
+to the workers whose tasks ask for them; the key never leaves the client.
 `dask` and `distributed` are imported only here and in remote.py, when the executor is chosen.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import itertools
 import json
 import os
@@ -115,6 +122,7 @@ class Session:
     contract: Mapping[str, str]
     timeout_s: float
     passthrough: tuple[str, ...] = ()  # the frame's eval.env, applied to the worker's own environment
+    files: Mapping[str, bytes] = field(default_factory=dict)  # a run-level gate's or verdict's decrypted sealed files
     run: str = field(default_factory=lambda: "r" + uuid.uuid4().hex[:16])
     cancelled: bool = False
     _tar: bytes | None = None
@@ -143,6 +151,25 @@ class Session:
             if self._tar is None:
                 self._tar = self.remote.archive()
         self.client.run(worker_side.install_tree, self.remote.tree_key, self._tar, workers=workers, on_error="return")
+
+    @property
+    def files_key(self) -> str | None:
+        if not self.files:
+            return None
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(f"{name}\0{len(self.files[name])}\0".encode())
+            digest.update(self.files[name])
+        return digest.hexdigest()
+
+    def _send_files(self, worker: str) -> None:
+        """The sealed files, to a worker whose task of this run asked for them (never to the others)."""
+        key = self.files_key
+        assert key is not None
+        got = self.client.run(worker_side.install_files, self.run, self.remote.tree_key, key, dict(self.files), workers=[worker], on_error="return")
+        for value in got.values():  # a worker gone meanwhile: the task runs elsewhere; a worker that cannot write them: stop
+            if isinstance(value, (ValueError, OSError)):
+                raise EvalError(f"the Dask worker {worker} could not write the sealed files into its copy of the tree: {value}")
 
     def _on_event(self, event: tuple[float, Any]) -> None:
         msg = event[1]
@@ -238,9 +265,30 @@ class Session:
                 reply = dict(future.result())
             finally:
                 self._forget(token)
-            if "need_tree" not in reply:
+            if "need_tree" in reply:
+                self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
+            elif "need_files" in reply:
+                self._send_files(str(reply["need_files"]))
+            else:
                 return reply
-            self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
+
+    # --- run level: one run of the script per task ------------------------------------------
+
+    def run_script(self, trial: int, keep: tuple[str, ...]) -> dict[str, Any] | None:
+        """One run (seed `trial`) of the command on a worker: its reply (remote.script_task), or None
+        when the session was cancelled. A worker lost mid-run: the scheduler runs the task again, and
+        only the task's one result is read, so the run is recorded once."""
+        assert self.command is not None
+        token = f"{self.run}-{next(self._seq)}"
+        job = worker_side.ScriptJob(__version__, self.run, token, self.remote.tree_key, self.command, dict(self.contract), trial,
+                                    self.timeout_s, keep, tuple(self.passthrough), self.files_key)
+        try:
+            return self._submit_until_tree(worker_side.script_task, job, token, queue.SimpleQueue(), lambda _: None, TICK_S)
+        except Exception as exc:  # noqa: BLE001 - sorted by _failed_task
+            failed = _failed_task(exc)
+            if failed.get("by_budget"):
+                return None
+            return {"code": failed["rc"], "seconds": 0.0, "out": None, "stdout": "", "stderr": failed["stderr"]}
 
     # --- the end ----------------------------------------------------------------------------
 
