@@ -230,7 +230,9 @@ def test_the_run_level_pipeline_on_the_cluster_and_nothing_sealed_on_a_worker_be
     no byte of a seal and no key is ever on a worker, and the decrypted files leave with their runs.
     The dev run's scores are those the same experiment gets with the local executor."""
     monkeypatch.setenv("GITERA_DASK_ADDRESS", cluster.scheduler_address)  # the frame's address is a placeholder
-    synthetic_project(repo, train=SPY_TRAIN, offsets=OFFSETS, edits=ON_DASK)
+    synthetic_project(repo, train=SPY_TRAIN, offsets=OFFSETS, edits=ON_DASK, check=True)  # `lock --check`: one run per arm first
+    checked = [json.loads(line) for line in (spy_dir / "pipeline.jsonl").read_text().splitlines()]
+    assert len(checked) == 2 and all(s["cwd"].startswith(workers_dir) and s["split"] == "dev" for s in checked)
     through_run(repo)
     key_text = (repo / ".git/gitera/keys/rl.key").read_text().strip()
     monkeypatch.setenv("GITERA_SEAL_KEY", key_text)  # the client holds the key in its environment too
