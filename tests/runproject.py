@@ -25,14 +25,14 @@ def autoresearch_project(root: Path, tag: str = "ar", frame_edits: dict[str, str
     lock(root, tag, (AUTORESEARCH / "frame.yaml").read_text(), frame_edits)
 
 
-def lock(root: Path, tag: str, frame: str, edits: dict[str, str] | None = None) -> None:
+def lock(root: Path, tag: str, frame: str, edits: dict[str, str] | None = None, check: bool = False) -> None:
     r = run_gitera(root, "init", tag)
     assert r.code == 0, r.err
     for old, new in (edits or {}).items():
         assert old in frame, old
         frame = frame.replace(old, new)
     (root / ".gitera" / tag / "frame.yaml").write_text(frame)
-    r = run_gitera(root, "lock")
+    r = run_gitera(root, "lock", *(["--check"] if check else []))
     assert r.code == 0, r.err
 
 
@@ -89,8 +89,9 @@ locked: [prepare.py, data/val.txt]
 
 
 def synthetic_project(root: Path, tag: str = "rl", frame: str = FRAME, *, train: str = TRAIN, prepare: str = PREPARE,
-                      offsets: tuple[str, str, str] = ("0.0", "0.0", "0.0"), edits: dict[str, str] | None = None) -> None:
-    """The synthetic script committed, initialised and locked; test and gate shards untracked."""
+                      offsets: tuple[str, str, str] = ("0.0", "0.0", "0.0"), edits: dict[str, str] | None = None,
+                      check: bool = False) -> None:
+    """The synthetic script committed, initialised and locked (``check``: with `lock --check`); test and gate shards untracked."""
     (root / "data").mkdir(exist_ok=True)
     (root / "prepare.py").write_text(prepare)
     (root / "train.py").write_text(train)
@@ -99,7 +100,7 @@ def synthetic_project(root: Path, tag: str = "rl", frame: str = FRAME, *, train:
     (root / ".gitignore").write_text(IGNORE)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "synthetic script")
-    lock(root, tag, frame, edits)
+    lock(root, tag, frame, edits, check)
 
 
 def set_lr(root: Path, value: str) -> None:

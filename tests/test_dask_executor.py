@@ -9,7 +9,6 @@ when the cluster started (the client's environment never crosses the wire).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -27,6 +26,10 @@ from gitera.adapters.evalrun import cluster as dask_cluster  # noqa: E402
 from gitera.adapters.git import Repo, tree_tar  # noqa: E402
 from gitera.core.errors import ConfigError, EvalError  # noqa: E402
 from tests.conftest import git, run_gitera  # noqa: E402
+from tests.daskcluster import all_gone as _all_gone  # noqa: E402
+from tests.daskcluster import ancestors as _ancestors  # noqa: E402
+from tests.daskcluster import gitera_tasks as _gitera_tasks  # noqa: E402
+from tests.daskcluster import local_cluster  # noqa: E402
 from tests.helpers import read_test_rows, synthetic_project  # noqa: E402
 
 HARNESS = '''\
@@ -72,22 +75,8 @@ def workers_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def cluster(workers_dir: str, spy_dir: Path) -> Iterator[Any]:
     """A real LocalCluster: 2 worker processes (with nannies) on 127.0.0.1, 4 threads each."""
-    from distributed import LocalCluster
-
-    before = os.environ.get("SPY_DIR")
-    # inherited by the worker processes (and by those the nannies, which live in this process, restart), never sent by gitera
-    os.environ["SPY_DIR"] = str(spy_dir)
-    try:
-        lc = LocalCluster(n_workers=2, threads_per_worker=4, processes=True, host="127.0.0.1", dashboard_address=None,
-                          local_directory=workers_dir, silence_logs=logging.CRITICAL, timeout=120)
+    with local_cluster(workers_dir, spy_dir) as lc:
         yield lc
-        dask_cluster.close_clients()
-        lc.close(timeout=60)
-    finally:
-        if before is None:
-            os.environ.pop("SPY_DIR", None)
-        else:
-            os.environ["SPY_DIR"] = before
 
 
 @pytest.fixture(scope="module")
@@ -422,37 +411,3 @@ def test_the_local_executor_never_imports_dask(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-
-
-def _ancestors(pid: int) -> list[int]:
-    chain = []
-    while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-        chain.append(pid)
-    return chain
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state == "Z"
-
-
-def _all_gone(pids: Sequence[int], within_s: float = 60) -> bool:
-    deadline = time.monotonic() + within_s
-    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return all(_gone(p) for p in pids)
-
-
-def _gitera_tasks(client: Any) -> list[str]:
-    def tasks(dask_scheduler: Any) -> list[str]:  # waiting or running, not results a client still holds
-        return [str(k) for k, t in dask_scheduler.tasks.items() if str(k).startswith("gitera-r") and t.state not in ("memory", "released", "forgotten")]
-
-    return list(client.run_on_scheduler(tasks))

@@ -76,15 +76,15 @@ def test_the_environment_names_the_cluster_at_run_time(monkeypatch: pytest.Monke
     assert resolve_address("tcp://from-frame:8786") == "tcp://from-env:8786"
 
 
-def test_a_run_level_frame_refuses_the_dask_executor_instead_of_running_here_silently() -> None:
-    """Run-level scripts run through adapters/runscript.py on this machine: a frame asking for the
-    cluster is refused, naming the field, rather than pre-registering a place the runs never go."""
+def test_a_run_level_frame_may_run_its_runs_on_a_dask_cluster() -> None:
+    """Each run of a run-level script is a Dask task (tests/test_dask_runlevel.py); the frame names the
+    executor as a row-level frame does."""
     from tests.runproject import FRAME as RUN_FRAME
-    from tests.test_frame import error_of, parse
+    from tests.test_frame import parse
 
     old = "eval: {command: python train.py, timeout_s: 60}"
     assert old in RUN_FRAME
-    err = error_of(RUN_FRAME.replace(old, "eval: {command: python train.py, timeout_s: 60, executor: {kind: dask, address: 'tcp://h:8786'}}"))
-    assert err.endswith("eval.executor: metric.level is run: each run of the script prints one score, there are no rows, and run-level "
-                        "scripts run on this machine for now (the Dask executor scores row-level experiments); remove eval.executor")
+    frame = parse(RUN_FRAME.replace(old, "eval: {command: python train.py, timeout_s: 60, executor: {kind: dask, address: 'tcp://h:8786'}}"))
+    assert frame.metric.level == "run" and frame.eval.executor == Executor("dask", "tcp://h:8786")
+    assert frame.eval.concurrency == 1  # runs in flight on the cluster: one at a time unless the frame says more, as locally
     assert parse(RUN_FRAME.replace(old, "eval: {command: python train.py, timeout_s: 60, executor: {kind: local}}")).eval.executor.kind == "local"

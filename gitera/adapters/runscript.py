@@ -5,6 +5,12 @@ The script runs with ``/bin/sh -c`` in the arm's checkout, launched like every h
 gitera; a timeout or Ctrl-C kills it with its children), with ``GITERA_TRIAL`` as its seed. Its numbers are read
 by ``gitera.core.runscore``. A scored run is cached by the checkout's content, the arm's params,
 the harness, the split and the seed, so an unchanged script is never trained twice.
+
+With ``remote`` (the frame's ``eval.executor: {kind: dask}``) each run is a task on a Dask
+worker (``evalrun.cluster``, ``evalrun.remote``): the worker starts the same command in its
+copy of the scored tree with the same contract, isolation and timeout, and sends back what the
+run wrote; the cache, the order, the progress and the reading of the numbers stay here, so a run
+scores the same wherever it ran (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -14,14 +20,18 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitera.adapters.evalrun.isolation import finish, harness_env, launch_harness
+from gitera.adapters.evalrun.isolation import command_argv, finish, harness_env, launch_harness
 from gitera.adapters.evalrun.procs import ExitWaiter, kill_group, tail
 from gitera.core.frame import RUN_RECORD_FIELDS
-from gitera.core.runscore import read_run
+from gitera.core.runscore import line_patterns, read_run
+
+if TYPE_CHECKING:
+    from gitera.adapters.evalrun.cluster import Remote
 
 RUN_ID = "run"  # the one "row" of a run-level per-run file
 POLL_S = 0.01
@@ -109,11 +119,14 @@ class Invocation:
     workdir: Path
     tree_id: str = ""
 
+    def contract(self) -> dict[str, str]:
+        """The contract's variables every run of the arm gets (each adds GITERA_TRIAL and GITERA_OUT)."""
+        return {"GITERA_TAG": self.tag, "GITERA_ARM": self.arm, "GITERA_ARM_PARAMS": json.dumps(dict(self.params), sort_keys=True, default=str),
+                "GITERA_SPLIT": self.split}
+
     def env(self, trial: int, out: Path, passthrough: Sequence[str] = ()) -> dict[str, str]:
         """The scrubbed environment every harness gets (isolation.harness_env) and this run's contract variables."""
-        return harness_env(os.environ, passthrough, {
-            "GITERA_TAG": self.tag, "GITERA_ARM": self.arm, "GITERA_ARM_PARAMS": json.dumps(dict(self.params), sort_keys=True, default=str),
-            "GITERA_SPLIT": self.split, "GITERA_TRIAL": str(trial), "GITERA_OUT": str(out)})
+        return harness_env(os.environ, passthrough, {**self.contract(), "GITERA_TRIAL": str(trial), "GITERA_OUT": str(out)})
 
 
 def _finish(spec: RunSpec, trial: int, code: int | None, seconds: float, files: tuple[Path, Path, Path]) -> RunResult:
@@ -133,11 +146,14 @@ def _finish(spec: RunSpec, trial: int, code: int | None, seconds: float, files: 
 
 
 def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, concurrency: int = 1, cache: RunCache | None = None,
-                store: RunCache | None = None, on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+                store: RunCache | None = None, on_result: Callable[[RunResult], None] | None = None,
+                remote: Remote | None = None, sealed: Mapping[str, bytes] | None = None) -> list[RunResult]:
     """Every trial of one arm (cached ones from ``cache``), up to ``concurrency`` at once, in trial order.
 
     ``cache``: where earlier runs are looked up; ``store``: where scored ok runs are written (the pilot stores without reading).
-    A timeout or an interrupt kills the run's whole process group."""
+    A timeout or an interrupt kills the run's whole process group. ``remote``: the runs are tasks on
+    that Dask cluster, ``sealed`` (a gate's or verdict's decrypted sealed files) laid into the workers'
+    trees for them; locally the caller has written those into ``where.checkout``."""
     key = [where.tree_id, json.dumps(dict(where.params), sort_keys=True, default=str), spec.command, spec.harness, where.split]
     done: dict[int, RunResult] = {}
     pending: list[int] = []
@@ -150,6 +166,18 @@ def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, conc
         else:
             pending.append(t)
     where.workdir.mkdir(parents=True, exist_ok=True)
+
+    def finished(result: RunResult) -> None:
+        done[result.trial] = result
+        if result.status == "ok" and store is not None and where.tree_id:
+            store.put([*key, result.trial], result)
+        if on_result:
+            on_result(result)
+
+    if remote is not None:
+        if pending:
+            _run_remote(spec, where, pending, concurrency, remote, sealed or {}, finished)
+        return [done[t] for t in trials]
     running: dict[int, tuple[Any, ExitWaiter, float, tuple[Path, Path, Path], list[Any]]] = {}
     try:
         while pending or running:
@@ -157,7 +185,7 @@ def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, conc
                 t = pending.pop(0)
                 files = (where.workdir / f"out-{t}.json", where.workdir / f"stdout-{t}.txt", where.workdir / f"stderr-{t}.txt")
                 handles = [files[1].open("wb"), files[2].open("wb")]
-                proc = launch_harness(["/bin/sh", "-c", spec.command], cwd=where.checkout, env=where.env(t, files[0], spec.env),
+                proc = launch_harness(command_argv(spec.command), cwd=where.checkout, env=where.env(t, files[0], spec.env),
                                       stdout=handles[0], stderr=handles[1])
                 running[t] = (proc, ExitWaiter(proc), time.monotonic(), files, handles)
             for t, (proc, waiter, started, files, handles) in list(running.items()):
@@ -173,13 +201,8 @@ def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, conc
                     waiter.close()
                     for h in handles:
                         h.close()
-                    result = _finish(spec, t, None if timed_out else proc.returncode, time.monotonic() - started, files)
                     del running[t]
-                    done[t] = result
-                    if result.status == "ok" and store is not None and where.tree_id:
-                        store.put([*key, t], result)
-                    if on_result:
-                        on_result(result)
+                    finished(_finish(spec, t, None if timed_out else proc.returncode, time.monotonic() - started, files))
             if len(running) > 1:
                 time.sleep(POLL_S)
     except BaseException:
@@ -190,3 +213,44 @@ def run_scripts(spec: RunSpec, where: Invocation, trials: Sequence[int], *, conc
                 h.close()
         raise
     return [done[t] for t in trials]
+
+
+def _run_remote(spec: RunSpec, where: Invocation, pending: Sequence[int], concurrency: int, remote: Remote, files: Mapping[str, bytes],
+                finished: Callable[[RunResult], None]) -> None:
+    """The pending runs as Dask tasks, up to ``concurrency`` in flight; each reply is written into the
+    work dir as a local run leaves its files and read by ``_finish``, here. Ctrl-C (or an error)
+    cancels the tasks and kills the runs on the workers."""
+    from gitera.adapters.evalrun.cluster import Session, connect
+
+    session = Session(connect(remote.address), remote, spec.command, where.contract(), spec.timeout_s, tuple(spec.env), files=dict(files))
+    keep = line_patterns(spec.primary, spec.secondary, spec.patterns)
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="gitera-run")
+    try:
+        session.open()  # the tree, to the workers without it
+        running: dict[Future[dict[str, Any] | None], int] = {pool.submit(session.run_script, t, keep): t for t in pending}
+        while running:
+            ready, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)  # a timeout: Ctrl-C is seen at once
+            for future in ready:
+                t = running.pop(future)
+                reply = future.result()
+                if reply is None:  # cancelled: only when the session is, by an error raised here
+                    continue
+                finished(_mirror(spec, where, t, reply))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # no thread takes up another run
+        session.cancel_all()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        session.close()
+
+
+def _mirror(spec: RunSpec, where: Invocation, trial: int, reply: Mapping[str, Any]) -> RunResult:
+    """A run a worker made, read as a local one: its files written where run_scripts keeps them."""
+    files = (where.workdir / f"out-{trial}.json", where.workdir / f"stdout-{trial}.txt", where.workdir / f"stderr-{trial}.txt")
+    if reply.get("out") is not None:
+        files[0].write_text(str(reply["out"]), encoding="utf-8", newline="")
+    files[1].write_text(str(reply.get("stdout", "")), encoding="utf-8", newline="")
+    files[2].write_text(str(reply.get("stderr", "")), encoding="utf-8", newline="")
+    code = reply.get("code")
+    return _finish(spec, trial, None if code is None else int(code), float(reply.get("seconds") or 0.0), files)

@@ -780,9 +780,6 @@ def _run_level(c: _Checker, top: Mapping[str, Any], frame: Frame) -> Frame:
                                                 "call the secondary metric something else")
     if frame.eval.command is None:
         c.fail(("eval", "python"), f"{why}: give `eval.command`, the script that prints the score (e.g. python train.py)")
-    if frame.eval.executor.kind != "local":  # runs are not yet Dask tasks; refused rather than run here silently
-        c.fail(("eval", "executor"), f"{why}, and run-level scripts run on this machine for now (the Dask executor scores "
-                                     "row-level experiments); remove eval.executor")
     for key in ("judge", "cross_judge", "run_timeout_s"):
         if raw_eval.get(key) is not None:
             c.fail(("eval", key), f"{why}; remove it (timeout_s bounds each run)" if key == "run_timeout_s" else f"{why}, so no judge; remove it")

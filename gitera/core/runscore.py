@@ -108,6 +108,14 @@ def _read(name: str, primary: bool, stdout: str, obj: Mapping[str, Any] | None,
     return None, None, None
 
 
+def line_patterns(primary: str, secondary: Sequence[str] = (), patterns: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The regular expressions of every stdout line :func:`read_run` may read for these metrics: a run's
+    stdout cut to its tail keeps the last line matching each, so it reads the same numbers (a Dask worker)."""
+    patterns = patterns or {}
+    names = [primary, *secondary, *([COST] if COST not in secondary and COST != primary else [])]
+    return (SCORE_LINE.pattern, *(patterns[n] if n in patterns else name_line(n).pattern for n in names))
+
+
 def read_run(stdout: str, out_text: str | None, *, primary: str, secondary: Sequence[str] = (),
              patterns: Mapping[str, str] | None = None) -> RunOutput:
     """One run's score and secondary numbers, and what is wrong with them, in words."""

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitera.adapters.checkout import materialize
 from gitera.adapters.output import Output
@@ -30,10 +30,7 @@ from gitera.core.frame import Frame
 from gitera.core.results import sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash
-from gitera.domain.scoring import arm_commit, arm_source, content_id, eval_spec, relpath, require_pilot, require_split, spent_so_far
-
-if TYPE_CHECKING:
-    pass
+from gitera.domain.scoring import arm_commit, arm_source, content_id, eval_spec, relpath, remote_for, require_pilot, require_split, spent_so_far
 
 RUN_ROWS: tuple[Mapping[str, Any], ...] = ({"id": RUN_ID},)  # what the loop counts as its "dev rows"
 
@@ -101,7 +98,10 @@ class RunScorer:
         gate run is always a fresh run. ``files`` (decrypted sealed files) are written into the
         checkout for these runs only and removed afterwards. ``of``: the runs this one is part of (an attempt's cap).
         ``store``: whether scored runs go into the cache (the gate's fresh seeds do not). ``work_root``: where
-        the runs' files go (the verdict's opening: a folder destroyed with the process), else .git/gitera/work."""
+        the runs' files go (the verdict's opening: a folder destroyed with the process), else .git/gitera/work.
+
+        With ``eval.executor: {kind: dask}`` the runs are tasks on the cluster (docs/scale.md); ``files``
+        then go to the workers that run them, for these runs only, and never into the local checkout."""
         repo = self.exp.repo
         base = state_dir(repo.common_dir)
         cache = RunCache(base / "runcache") if split == "dev" else None
@@ -114,7 +114,8 @@ class RunScorer:
         workdir = Path(tempfile.mkdtemp(prefix="runs-", dir=root))
         where = Invocation(checkout, self.exp.tag, arm, self.frame.arms[arm].params, split, workdir,
                            content_id(repo, commit, self.exp.tag) if cache is not None else "")
-        written = [checkout / p for p in (files or {})]
+        remote = remote_for(self.exp, self.frame, commit)
+        written = [checkout / p for p in (files or {})] if remote is None else []
         name, total, count = label or arm, f" of at most {of}" if of else f"/{len(trials)}", [0 if of is None else min(trials)]
 
         def progress(r: RunResult) -> None:
@@ -125,12 +126,13 @@ class RunScorer:
                           + (" (cached)" if r.cached else f" in {r.seconds:.1f} s"))
 
         try:
-            for path, content in (files or {}).items():
+            for path, content in (files or {}).items() if remote is None else ():
                 target = checkout / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
             return run_scripts(run_spec(self.frame, self.lock), where, trials, concurrency=self.frame.eval.concurrency,
-                               cache=cache if reading else None, store=cache if store else None, on_result=progress)
+                               cache=cache if reading else None, store=cache if store else None, on_result=progress,
+                               remote=remote, sealed=files if remote is not None else None)
         finally:
             for target in written:
                 target.unlink(missing_ok=True)

@@ -350,17 +350,7 @@ class Scorer:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _remote(self, commit: str) -> Remote | None:
-        """The Dask cluster the frame's eval.executor names, and the tree it scores:
-        the scoring commit (the locked tree and the arm's declared content), without the experiment's
-        sealed files (ciphertext needs no second home)."""
-        executor = self.frame.eval.executor
-        if executor.kind != "dask":
-            return None
-        from gitera.adapters.evalrun.cluster import Remote, resolve_address
-        from gitera.adapters.git import tree_tar
-
-        repo = self.exp.repo
-        return Remote(resolve_address(executor.address), commit, lambda: tree_tar(repo, commit, skip=_sealed))
+        return remote_for(self.exp, self.frame, commit)
 
     def _judge_checkout(self) -> tuple[Path, str, str]:
         """Where every judge call runs (rule 15): the lock commit's tree (with the train rows) in
@@ -423,6 +413,20 @@ class Scorer:
         report["flagged"] = any(a["flagged"] for a in report["arms"].values())
         report["spent_usd"] = sanitize(used, 8)
         return report
+
+
+def remote_for(exp: Experiment, frame: Frame, commit: str) -> Remote | None:
+    """The Dask cluster the frame's eval.executor names, and the tree it scores: the scoring commit
+    (the locked tree and the arm's declared content), without the experiment's sealed files
+    (ciphertext needs no second home). None for the local executor."""
+    executor = frame.eval.executor
+    if executor.kind != "dask":
+        return None
+    from gitera.adapters.evalrun.cluster import Remote, resolve_address
+    from gitera.adapters.git import tree_tar
+
+    repo = exp.repo
+    return Remote(resolve_address(executor.address), commit, lambda: tree_tar(repo, commit, skip=_sealed))
 
 
 def _charged(budget: Budget | None, spent: float, per_call: float | None = None) -> Budget | None:

@@ -13,12 +13,19 @@ stdout and stderr. Nothing else of the client's environment, no key, no other fi
 
 A worker that dies mid-shard loses nothing: the scheduler runs the task again elsewhere; rows
 the first attempt had already reported keep that attempt's result (each row is recorded once).
+
+A run-level script's run is one task too (`Session.run_script`, driven by runscript.run_scripts):
+per run the command, the contract's variables, the seed and the timeout cross; back come the exit
+code, GITERA_OUT, stdout's tail (with the lines the parser reads) and stderr's tail, read on the
+client as a local run's are. A gate's or verdict's decrypted sealed files go, once per run, only
+to the workers whose tasks ask for them; the key never leaves the client.
 `dask` and `distributed` are imported only here and in remote.py, when the executor is chosen.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import itertools
 import json
 import os
@@ -115,6 +122,7 @@ class Session:
     contract: Mapping[str, str]
     timeout_s: float
     passthrough: tuple[str, ...] = ()  # the frame's eval.env, applied to the worker's own environment
+    files: Mapping[str, bytes] = field(default_factory=dict)  # a run-level gate's or verdict's decrypted sealed files
     run: str = field(default_factory=lambda: "r" + uuid.uuid4().hex[:16])
     cancelled: bool = False
     _tar: bytes | None = None
@@ -144,6 +152,25 @@ class Session:
                 self._tar = self.remote.archive()
         self.client.run(worker_side.install_tree, self.remote.tree_key, self._tar, workers=workers, on_error="return")
 
+    @property
+    def files_key(self) -> str | None:
+        if not self.files:
+            return None
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(f"{name}\0{len(self.files[name])}\0".encode())
+            digest.update(self.files[name])
+        return digest.hexdigest()
+
+    def _send_files(self, worker: str) -> None:
+        """The sealed files, to a worker whose task of this run asked for them (never to the others)."""
+        key = self.files_key
+        assert key is not None
+        got = self.client.run(worker_side.install_files, self.run, self.remote.tree_key, key, dict(self.files), workers=[worker], on_error="return")
+        for value in got.values():  # a worker gone meanwhile: the task runs elsewhere; a worker that cannot write them: stop
+            if isinstance(value, (ValueError, OSError)):
+                raise EvalError(f"the Dask worker {worker} could not write the sealed files into its copy of the tree: {value}")
+
     def _on_event(self, event: tuple[float, Any]) -> None:
         msg = event[1]
         if isinstance(msg, dict):
@@ -151,9 +178,13 @@ class Session:
             if q is not None:
                 q.put(msg)
 
-    def _submit(self, fn: Callable[..., Any], job: Any, token: str) -> Future[Any]:
-        future = self.client.submit(fn, job, key=f"gitera-{token}-{next(self._seq)}", pure=False)
+    def _submit(self, fn: Callable[..., Any], job: Any, token: str) -> Future[Any] | None:
+        """The task, or None once the session is cancelled (under the lock cancel_all takes, so every
+        task submitted is one cancel_all cuts: none starts after Ctrl-C)."""
         with self._lock:
+            if self.cancelled:
+                return None
+            future = self.client.submit(fn, job, key=f"gitera-{token}-{next(self._seq)}", pure=False)
             self._futures[token] = future
         return future
 
@@ -218,6 +249,8 @@ class Session:
         Streamed messages go to `on_message` while it runs."""
         while True:
             future = self._submit(fn, job, token)
+            if future is None:
+                return None
             done = _done_event(future)
             try:
                 while not self.cancelled:
@@ -232,16 +265,37 @@ class Session:
                 reply = dict(future.result())
             finally:
                 self._forget(token)
-            if "need_tree" not in reply:
+            if "need_tree" in reply:
+                self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
+            elif "need_files" in reply:
+                self._send_files(str(reply["need_files"]))
+            else:
                 return reply
-            self._send_tree([str(reply["need_tree"])])  # a worker that joined after the run began
+
+    # --- run level: one run of the script per task ------------------------------------------
+
+    def run_script(self, trial: int, keep: tuple[str, ...]) -> dict[str, Any] | None:
+        """One run (seed `trial`) of the command on a worker: its reply (remote.script_task), or None
+        when the session was cancelled. A worker lost mid-run: the scheduler runs the task again, and
+        only the task's one result is read, so the run is recorded once."""
+        assert self.command is not None
+        token = f"{self.run}-{next(self._seq)}"
+        job = worker_side.ScriptJob(__version__, self.run, token, self.remote.tree_key, self.command, dict(self.contract), trial,
+                                    self.timeout_s, keep, tuple(self.passthrough), self.files_key)
+        try:
+            return self._submit_until_tree(worker_side.script_task, job, token, queue.SimpleQueue(), lambda _: None, TICK_S)
+        except Exception as exc:  # noqa: BLE001 - sorted by _failed_task
+            failed = _failed_task(exc)
+            if failed.get("by_budget"):
+                return None
+            return {"code": failed["rc"], "seconds": 0.0, "out": None, "stdout": "", "stderr": failed["stderr"]}
 
     # --- the end ----------------------------------------------------------------------------
 
     def cancel_all(self) -> None:
         """Ctrl-C or a bug: stop every shard now and forget the tasks not yet started."""
-        self.cancelled = True
         with self._lock:
+            self.cancelled = True
             tokens, futures = list(self._futures), list(self._futures.values())
         for token in tokens:
             self._cut(token, "budget")

@@ -7,7 +7,12 @@ the tree's key, and the tree is copied once per run, so a harness that writes in
 what a later run sees, as the local executor resets its checkout per run. The harness is then
 launched by the same code as on the client (invoke.launch, pymode.WorkerSlot), with the
 worker's own environment plus the eval contract's GITERA_* variables: nothing of the client's
-environment crosses the wire, and GITERA_SEAL_KEY never reaches a harness here.
+environment crosses the wire, and GITERA_SEAL_KEY never reaches a harness here. A run-level
+script's run (`script_task`) is one task: the script is started as the client starts it
+(isolation.launch_harness, its own process group, the run's timeout), and what it wrote comes
+back to be read on the client by the same parser as a local run's. The decrypted sealed files a
+gate's or verdict's runs need are laid into the run's copy of the tree only when a task of that
+run asks for them (`install_files`), and go with that copy when the run ends.
 
 Everything here lives in the worker process (module state is the point: a registry of running
 shards for `cut_shard`, of runs for `close_run`, of extracted trees). Nothing is imported from
@@ -19,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import threading
@@ -29,9 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitera.adapters.evalrun.invoke import Cut, launch
+from gitera.adapters.evalrun.invoke import TICK_S, Cut, launch
+from gitera.adapters.evalrun.isolation import command_argv, finish, launch_harness
 from gitera.adapters.evalrun.parse import SCORE_LINE, id_key
-from gitera.adapters.evalrun.procs import LiveProcesses
+from gitera.adapters.evalrun.procs import ExitWaiter, LiveProcesses, kill_group
 from gitera.adapters.evalrun.pymode import WorkerSlot
 from gitera.core.version import __version__
 
@@ -83,12 +90,30 @@ class CallShardJob:
     passthrough: tuple[str, ...] = ()  # the frame's eval.env: what of the worker's environment a harness gets
 
 
+@dataclass(frozen=True)
+class ScriptJob:
+    """One run of a run-level script (docs/run-level.md): everything about it that crosses the wire."""
+
+    version: str
+    run: str
+    token: str
+    tree_key: str
+    command: str
+    contract: Mapping[str, str]  # GITERA_TAG, GITERA_ARM, GITERA_ARM_PARAMS, GITERA_SPLIT
+    trial: int  # GITERA_TRIAL, the run's seed
+    timeout_s: float  # the whole run's
+    keep: tuple[str, ...] = ()  # regexes of the stdout lines the client reads (core.runscore.line_patterns)
+    passthrough: tuple[str, ...] = ()  # the frame's eval.env: what of the worker's environment the script gets
+    files_key: str | None = None  # the sealed files (gate, verdict) the run needs in its tree; None: none
+
+
 @dataclass
 class _Run:
     """One run's state on a worker: the extracted tree, its live harness processes and the slot it holds."""
     tree: Path
     live: LiveProcesses = field(default_factory=LiveProcesses)
     slot: WorkerSlot | None = None
+    files_key: str | None = None  # the sealed files laid into `tree` (install_files)
 
 
 _lock = threading.Lock()
@@ -150,18 +175,19 @@ def tree_for(tree_key: str, archive: bytes, home: Path) -> Path:
         return path
 
 
-def _run_state(run: str, tree_key: str) -> _Run:
+def _run_state(run: str, tree_key: str, home: Path | None = None) -> _Run:
     with _lock:
         state = _runs.get(run)
     if state is not None:
         return state
-    pristine = _home() / "trees" / tree_key
+    home = home or _home()
+    pristine = home / "trees" / tree_key
     if not pristine.is_dir():
         raise NeedTree(tree_key)
     with _lock:
         state = _runs.get(run)
         if state is None:
-            copy = _home() / "runs" / run / "tree"
+            copy = home / "runs" / run / "tree"
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(pristine, copy, symlinks=True)
             state = _runs[run] = _Run(copy)
@@ -271,6 +297,92 @@ def call_shard_task(job: CallShardJob) -> dict[str, Any]:
     return {"attempt": attempt, "replies": replies}
 
 
+def install_files(run: str, tree_key: str, files_key: str, files: Mapping[str, bytes], dask_worker: Any = None) -> bool:
+    """Lay a gate's or verdict's decrypted sealed files into this worker's copy of the run's tree
+    (`client.run`, to a worker whose task asked for them); they go when the run ends (close_run)."""
+    try:
+        state = _run_state(run, tree_key, _home(dask_worker))
+    except NeedTree:
+        return False
+    with _lock:
+        if state.files_key == files_key:
+            return True
+        root = state.tree.resolve()
+        for rel, content in files.items():
+            target = (state.tree / rel).resolve()
+            if root not in target.parents:
+                raise ValueError(f"a sealed file's path {rel!r} leaves the tree")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)  # a symlink committed in its place is replaced, never followed
+            target.write_bytes(content)
+        state.files_key = files_key
+    return True
+
+
+def script_task(job: ScriptJob) -> dict[str, Any]:
+    """One run of a run-level script in the run's copy of the tree; its exit code (None: killed at
+    the timeout), duration, GITERA_OUT, stdout (cut to its tail and the lines the client reads) and
+    stderr's tail. Or {"need_tree": address} / {"need_files": address} when this worker lacks them."""
+    from distributed import get_worker
+
+    _check_version(job.version)
+    worker = get_worker()
+    try:
+        state = _run_state(job.run, job.tree_key)
+    except NeedTree:
+        return {"need_tree": worker.address}
+    if job.files_key is not None and state.files_key != job.files_key:
+        return {"need_files": worker.address}
+    cut = Cut()
+    with _lock:
+        reason = _precut.pop(job.token, None)
+        _cuts[job.token] = cut
+    if reason is not None:
+        cut.event.set()
+    attempt = uuid.uuid4().hex[:12]
+    base = _home() / "runs" / job.run / "scripts" / f"{job.token}-{attempt}"
+    base.mkdir(parents=True, exist_ok=True)
+    out = base / "out.json"
+    env = worker_env({**job.contract, "GITERA_TRIAL": str(job.trial), "GITERA_OUT": str(out)}, job.passthrough)
+    try:
+        code, seconds = _run_script(job.command, state.tree, env, base, job.timeout_s, cut, state.live)
+        return {"attempt": attempt, "code": code, "seconds": seconds, "cut": cut.event.is_set(),
+                "out": _read(out) if out.is_file() else None, "stdout": _stdout_tail(base / "stdout.txt", job.keep),
+                "stderr": _read(base / "stderr.txt", TAIL_BYTES), "worker": worker.address}
+    finally:
+        with _lock:
+            _cuts.pop(job.token, None)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run_script(command: str, cwd: Path, env: Mapping[str, str], base: Path, timeout_s: float, cut: Cut,
+                live: LiveProcesses) -> tuple[int | None, float]:
+    """(exit code, or None when killed at the timeout; seconds) of one run, started as runscript
+    starts it locally; a cut kills its process group at once."""
+    started = time.monotonic()
+    with (base / "stdout.txt").open("wb") as stdout, (base / "stderr.txt").open("wb") as stderr:
+        if cut.event.is_set():  # cancelled before it started
+            return -15, 0.0
+        proc = launch_harness(command_argv(command), cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+        cut.proc = proc
+        live.add(proc)
+        waiter = ExitWaiter(proc)
+        try:
+            while not cut.event.is_set():
+                left = started + timeout_s - time.monotonic()
+                if waiter.wait(max(0.0, min(left, TICK_S))):
+                    finish(proc)  # what the run left running in its group dies with it
+                    return proc.returncode, time.monotonic() - started
+                if time.monotonic() >= started + timeout_s:
+                    kill_group(proc)
+                    return None, time.monotonic() - started
+            kill_group(proc, grace_s=0.2)
+            return proc.returncode, time.monotonic() - started
+        finally:
+            waiter.close()
+            live.discard(proc)
+
+
 def cut_shard(token: str, reason: str) -> bool:
     """Stop a running shard (its harness gets SIGTERM, then SIGKILL), or one not started yet."""
     with _lock:
@@ -312,14 +424,25 @@ def _read(path: Path, limit: int | None = None) -> str:
         return ""
 
 
-def _stdout_tail(path: Path) -> str:
-    """The end of stdout, with the last `SCORE:` line in front when it is earlier (parse.find_score
-    reads the last one, so the client finds the same aggregate)."""
+def _stdout_tail(path: Path, keep: Sequence[str] = ()) -> str:
+    """The end of stdout (from a line's start) and, in front, the last earlier line matching each of
+    SCORE_LINE and the `keep` regexes that has no match in the end, in their order: the client's
+    parsers read the last matching line of each, so they find the same numbers as in the whole."""
     text = _read(path)
-    if len(text.encode()) <= STDOUT_TAIL_BYTES:
+    raw = text.encode()
+    if len(raw) <= STDOUT_TAIL_BYTES:
         return text
-    tail_text = text.encode()[-STDOUT_TAIL_BYTES:].decode("utf-8", "ignore")
-    if any(SCORE_LINE.match(line) for line in tail_text.splitlines()):
-        return tail_text
-    last = next((line for line in reversed(text.splitlines()) if SCORE_LINE.match(line)), None)
-    return tail_text if last is None else last + "\n" + tail_text
+    cut = len(raw) - STDOUT_TAIL_BYTES
+    if raw[cut - 1:cut] != b"\n":  # never a line's second half: "val_loss: 1" must not read as "loss: 1"
+        nl = raw.find(b"\n", cut)
+        cut = len(raw) if nl < 0 else nl + 1
+    tail_text = raw[cut:].decode("utf-8", "ignore")
+    earlier = raw[:cut].decode("utf-8", "replace").splitlines()
+    wanted: set[int] = set()
+    for regex in (re.compile(p, re.MULTILINE) for p in (SCORE_LINE.pattern, *keep)):
+        if regex.search(tail_text):
+            continue
+        found = next((i for i in range(len(earlier) - 1, -1, -1) if regex.search(earlier[i])), None)
+        if found is not None:
+            wanted.add(found)
+    return "".join(earlier[i] + "\n" for i in sorted(wanted)) + tail_text
