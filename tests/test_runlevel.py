@@ -479,3 +479,44 @@ def test_a_worse_arm_is_killed_and_verify_catches_doctored_test_runs(repo: Path)
     r = run_gitera(repo, "verify")
     assert r.code == 1, r.out
     assert "FAIL nothing but the verdict's files after the opening: later commits" in r.out
+
+
+def test_a_kill_9_during_a_run_level_run_loses_no_reported_cost(repo: Path) -> None:
+    """Each run's cost_usd is journaled as the run ends: `kill -9` gitera while the third seed of the
+    baseline runs, and the next command's budget counts the second seed's cost, which no commit
+    recorded (issue 12: no unrecorded spend)."""
+    import signal
+    import subprocess
+    import sys
+
+    from gitera.adapters.git import Repo
+    from gitera.domain.scoring import spent_so_far
+
+    marker = repo.parent / "seed-2-started"
+    train = TRAIN + (
+        "print('cost_usd: 0.25')\n"
+        "import os, time\n"
+        f"if os.environ.get('GITERA_TRIAL') == '2':\n    open({str(marker)!r}, 'w').close()\n    time.sleep(120)\n"
+    )
+    synthetic_project(repo, train=train)
+    for step in ("split", "pilot"):
+        r = run_gitera(repo, step)
+        assert r.code == 0, (step, r.out, r.err)
+    before = spent_so_far(Repo.find(repo), "autoexp/rl", "rl")
+    assert before == 0.5  # the pilot: one run per arm, committed
+    proc = subprocess.Popen([sys.executable, "-m", "gitera", "run"], cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "the third seed never started"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # seed 0 came from the pilot's cache (free), seed 1 ran and reported $0.25, seed 2 was killed
+    assert spent_so_far(Repo.find(repo), "autoexp/rl", "rl") == 0.75
+    assert git(repo, "log", "-1", "--format=%s", "autoexp/rl").startswith("gitera pilot")  # no commit recorded it

@@ -30,7 +30,18 @@ from gitera.core.frame import Frame
 from gitera.core.results import sanitize
 from gitera.core.trailers import build_message
 from gitera.domain.experiment import Experiment, frame_hash
-from gitera.domain.scoring import arm_commit, arm_source, content_id, eval_spec, relpath, remote_for, require_pilot, require_split, spent_so_far
+from gitera.domain.scoring import (
+    arm_commit,
+    arm_source,
+    content_id,
+    eval_spec,
+    relpath,
+    remote_for,
+    require_pilot,
+    require_split,
+    spend_journal_path,
+    spent_so_far,
+)
 
 RUN_ROWS: tuple[Mapping[str, Any], ...] = ({"id": RUN_ID},)  # what the loop counts as its "dev rows"
 
@@ -117,8 +128,14 @@ class RunScorer:
         remote = remote_for(self.exp, self.frame, commit)
         written = [checkout / p for p in (files or {})] if remote is None else []
         name, total, count = label or arm, f" of at most {of}" if of else f"/{len(trials)}", [0 if of is None else min(trials)]
+        from gitera.adapters.evalrun.journal import SpendJournal
+
+        # each run's cost written down as it ends, before anything counts it: a kill -9 of gitera loses none (issue 12)
+        journal = SpendJournal(spend_journal_path(repo, self.exp.tag), frame_hash(dict(self.lock)))
 
         def progress(r: RunResult) -> None:
+            if not r.cached:
+                journal(float(r.numbers.get("cost_usd", 0.0)))
             count[0] += 1
             what = (f"{self.frame.metric.primary} {r.score:.6g}" if r.status == "ok" else
                     f"{r.status.upper()}: {(r.error or '').splitlines()[0] if r.error else ''}")
@@ -134,6 +151,7 @@ class RunScorer:
                                cache=cache if reading else None, store=cache if store else None, on_result=progress,
                                remote=remote, sealed=files if remote is not None else None)
         finally:
+            journal.close()
             for target in written:
                 target.unlink(missing_ok=True)
             shutil.rmtree(workdir, ignore_errors=True)
