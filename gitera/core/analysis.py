@@ -49,23 +49,27 @@ def analyze(
                 f"arm {name} has {rows.shape[0]} rows but the baseline has {base.shape[0]}; "
                 "score every arm on the same rows"
             )
+    n = base.shape[0]
+    # Labels are sorted once here, not once per arm (or per pass): at a million rows sorting
+    # them was most of a binary verdict's time.
+    groups = stats.groups(clusters, n, "clusters") if clusters is not None else None
     comparisons = stats.compare_arms(
-        base, arm_rows, alpha=threshold.alpha, ci_method=ci_method, clusters=clusters,
+        base, arm_rows, alpha=threshold.alpha, ci_method=ci_method, clusters=groups,
         n_resamples=n_resamples, seed=seed, weights=severity,
     )
     unweighted = (
         stats.compare_arms(
-            base, arm_rows, alpha=threshold.alpha, ci_method=ci_method, clusters=clusters,
+            base, arm_rows, alpha=threshold.alpha, ci_method=ci_method, clusters=groups,
             n_resamples=n_resamples, seed=seed,
         )
         if severity is not None
         else None
     )
-    columns: dict[str | None, ArrayLike] = {}
+    columns: dict[str | None, stats.Groups] = {}
     if isinstance(slices, Mapping):
-        columns.update(slices)
+        columns.update({column: stats.groups(labels, n, "slices") for column, labels in slices.items()})
     elif slices is not None:
-        columns[None] = slices
+        columns[None] = stats.groups(slices, n, "slices")
     inputs: list[ArmInput] = []
     for name, rows in arm_rows.items():
         c = comparisons[name]

@@ -37,9 +37,9 @@ from gitera.core.rules import (
 __all__ = [
     "FAIL", "INCONCLUSIVE", "PASS", "SliceResult", "clears_threshold", "holm", "rows_to_clear",
     "weighted_winner_ships",
-    "NoiseFloor", "Interval", "McNemar", "TTest", "ClusterSE", "PairedComparison", "Promotion",
+    "NoiseFloor", "Interval", "McNemar", "TTest", "ClusterSE", "PairedComparison", "Promotion", "Groups",
     "CategoryDelta", "SeveritySummary",
-    "row_means", "n_trials", "paired_differences", "noise_floor", "bootstrap_means",
+    "row_means", "n_trials", "paired_differences", "noise_floor", "bootstrap_means", "groups",
     "bootstrap_ci", "normal_ci", "cluster_se", "mcnemar", "mcnemar_rows", "paired_t",
     "wilson_interval", "is_binary", "compare_arms", "paired_comparison", "slice_noninferiority",
     "paired_binary_mde", "paired_binary_rows_needed", "paired_binary_power",
@@ -187,7 +187,10 @@ def bootstrap_means(
     Fast path, exact in distribution: a mean depends only on how many times each *distinct* row
     (tuple of values) is drawn, and those counts are Multinomial(rows, frequency / rows). When the
     rows take few distinct values (binary or few-trial scores), drawing the multinomial counts
-    replaces drawing rows x resamples indices. Otherwise rows are drawn as indices, in chunks.
+    replaces drawing rows x resamples indices. Otherwise rows are drawn as indices (the
+    generator's stream of ``integers(0, rows)``, those of ``scipy.stats.bootstrap`` given the same
+    generator), counted per resample and turned into means by blocked products; the cost is then
+    linear in rows x resamples and the memory a few MiB beyond the values.
     """
     vals = np.asarray(values, dtype=np.float64)
     if vals.ndim == 1:
@@ -202,25 +205,113 @@ def bootstrap_means(
     if w is not None and w.shape != (n,):
         raise ValueError("one weight per row")
     key = vals if w is None else np.column_stack([vals, w])
-    # Cheap pre-check on one column before the (row-wise) unique of the whole key.
-    if np.unique(key[:, 0]).shape[0] * 8 <= n:
-        uniq, counts = np.unique(key, axis=0, return_counts=True)
-        if uniq.shape[0] * 8 <= n:
-            draws = rng.multinomial(n, counts / n, size=n_resamples).astype(np.float64)
-            return _resample_means(draws, uniq[:, :k], None if w is None else uniq[:, k], n)
-    # General path: draw row indices, count them per resample, and take the means as one
-    # (resamples x rows) @ (rows x k) product, which costs the same for 1 or 3 arms.
-    out = np.empty((n_resamples, k), dtype=np.float64)
-    chunk = max(1, min(n_resamples, (1 << 20) // n))
-    counts_buf = np.empty((chunk, n), dtype=np.float64)
+    few = _distinct_rows(key, n // 8)
+    if few is not None:
+        uniq, counts = few
+        draws = rng.multinomial(n, counts / n, size=n_resamples).astype(np.float64)
+        return _resample_means(draws, uniq[:, :k], None if w is None else uniq[:, k], n)
+    # General path: draw row indices, count them per resample, and take the means as
+    # counts @ values products, which cost the same for 1 or 3 arms. The last column of x
+    # counts the draws themselves: every resample's must come to n (see _COUNT_TYPE).
+    x = np.column_stack([vals if w is None else vals * w[:, None], *([] if w is None else [w]), np.ones(n)])
+    sums = np.empty((n_resamples, x.shape[1]), dtype=np.float64)
+    chunk = max(_MIN_CHUNK, (1 << 20) // n)
+    counts = np.empty((min(chunk, n_resamples), n), dtype=_COUNT_TYPE)
     for start in range(0, n_resamples, chunk):
-        stop = min(n_resamples, start + chunk)
-        idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int64 if n >= 2**31 else np.int32)
-        c = counts_buf[: stop - start]
-        for r in range(stop - start):
-            c[r] = np.bincount(idx[r], minlength=n)
-        out[start:stop] = _resample_means(c, vals, w, n)
-    return out
+        c = counts[: min(n_resamples, start + chunk) - start]
+        s = sums[start : start + c.shape[0]]
+        state = rng.bit_generator.state
+        _count_draws(rng, c)
+        _blocked_product(c, x, s)
+        if np.any(s[:, -1] != n):  # a count wrapped: draw the chunk again, counted wide
+            again = np.random.Generator(type(rng.bit_generator)())
+            again.bit_generator.state = state
+            wide = np.empty(c.shape, dtype=np.min_scalar_type(n))
+            _count_draws(again, wide)
+            _blocked_product(wide, x, s)
+    if w is None:
+        return np.asarray(sums[:, :k] / n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(sums[:, :k] / sums[:, k : k + 1], dtype=np.float64)
+
+
+# The index path's sizes (issue 15: its cost per row grew with the rows, and its time under
+# load). Indices are drawn _DRAW_BLOCK at a time and counted straight into the resample's row of
+# a preallocated counts buffer, so nothing of size rows is allocated per resample and the
+# indices in flight stay in the CPU cache. The counts are bytes (_COUNT_TYPE): a resample's
+# counts at a million rows then stay in the per-core cache, where 8-byte counts did not. A count
+# past 255 would wrap; no row is drawn 256 times in one resample in practice (the chance is at
+# most rows / 256!, below 1e-490 for a billion rows), but the draws' total, computed with the
+# means, shows it if one ever is, and that chunk is then counted again from the same generator
+# state in a type that holds any count.
+# A chunk holds at least _MIN_CHUNK resamples, so the values are read once per _MIN_CHUNK
+# resamples. The means are products of blocks of at most _PRODUCT_BLOCK counts: small enough
+# that BLAS computes each on one thread (a threaded product under load cost more than everything
+# else), added in a fixed order, so the sums do not depend on the machine's BLAS threads.
+_DRAW_BLOCK = 1 << 16
+_COUNT_TYPE = np.uint8
+_MIN_CHUNK = 8
+_PRODUCT_BLOCK = 1 << 15
+
+
+def _count_draws(rng: np.random.Generator, counts: npt.NDArray[Any]) -> None:
+    """Fill ``counts`` (resamples x rows) with how often each row is drawn in each resample.
+
+    Row r holds the counts of ``rows`` uniform draws of a row index, the resamples taking the
+    generator's draws in order. Bounded integer draws continue one stream across calls whatever
+    the size of each call (numpy draws them one 32- or 64-bit value at a time and keeps the
+    leftover half of a 64-bit word in the generator), so drawing in blocks gives exactly the
+    indices of one ``rng.integers(0, rows, size=(resamples, rows))``, those of
+    ``scipy.stats.bootstrap`` given the same generator.
+    """
+    m, n = counts.shape
+    one = counts.dtype.type(1)
+    counts.fill(0)
+    per = _DRAW_BLOCK // n
+    if per >= 2:  # few rows: several whole resamples per call, counted into the flat buffer
+        flat = counts.reshape(-1)
+        for r in range(0, m, per):
+            q = min(per, m - r)
+            idx = rng.integers(0, n, size=(q, n), dtype=np.intp)
+            idx += (np.arange(q, dtype=np.intp) * n)[:, None]
+            np.add.at(flat[r * n : (r + q) * n], idx.reshape(-1), one)
+        return
+    for r in range(m):
+        row = counts[r]
+        for lo in range(0, n, _DRAW_BLOCK):
+            np.add.at(row, rng.integers(0, n, size=min(_DRAW_BLOCK, n - lo), dtype=np.intp), one)
+
+
+def _blocked_product(counts: npt.NDArray[Any], x: FloatArray, out: FloatArray) -> None:
+    """``out = counts @ x`` in blocks of at most _PRODUCT_BLOCK counts, the row blocks of each
+    resample block added in order (the counts converted to float64 one block at a time)."""
+    m, n = counts.shape
+    cols = max(1, min(n, _PRODUCT_BLOCK // _MIN_CHUNK))
+    rows = max(1, _PRODUCT_BLOCK // cols)
+    buf = np.empty((min(rows, m), cols), dtype=np.float64)
+    for r in range(0, m, rows):
+        acc = out[r : r + rows]
+        acc.fill(0.0)
+        for lo in range(0, n, cols):
+            f = buf[: acc.shape[0], : min(cols, n - lo)]
+            f[...] = counts[r : r + rows, lo : lo + cols]
+            acc += f @ x[lo : lo + cols]
+
+
+def _distinct_rows(key: FloatArray, limit: int) -> tuple[FloatArray, npt.NDArray[np.intp]] | None:
+    """The distinct rows of ``key`` and how often each occurs, or None when there are more than
+    ``limit`` (the multinomial path pays only with few distinct rows).
+
+    Two cheap checks on the first column come before the row-wise unique of the whole key:
+    if its first ``limit + 1`` values are all distinct, or the whole column has more than
+    ``limit`` distinct values, so has the key (continuous scores stop at the first check, which
+    sorts an eighth of the rows instead of all of them).
+    """
+    col = key[:, 0]
+    if np.unique(col[: limit + 1]).shape[0] > limit or np.unique(col).shape[0] > limit:
+        return None
+    uniq, counts = np.unique(key, axis=0, return_counts=True)
+    return (uniq, counts) if uniq.shape[0] <= limit else None
 
 
 def _resample_means(counts: FloatArray, vals: FloatArray, w: FloatArray | None, n: int) -> FloatArray:
@@ -272,18 +363,46 @@ class ClusterSE:
     df: int
 
 
-def _labels(labels: npt.ArrayLike, n: int, what: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.generic]]:
+@dataclass(frozen=True, eq=False)
+class Groups:
+    """One label per row, encoded once by :func:`groups`: row i's label is ``names[codes[i]]``,
+    ``names`` sorted. Encoding sorts the labels, the costliest step of a slice or cluster
+    computation at a million rows; :func:`slice_noninferiority`, :func:`cluster_se` and
+    :func:`compare_arms` take a ``Groups`` wherever they take labels, so labels shared by several
+    arms are sorted once."""
+
+    codes: npt.NDArray[np.intp]
+    names: npt.NDArray[np.generic]
+
+
+def groups(labels: npt.ArrayLike | Groups, n: int, what: str = "labels") -> Groups:
+    """Encode one label per row (of ``n`` rows); ``what`` names the labels in the error."""
+    if isinstance(labels, Groups):
+        if labels.codes.shape != (n,):
+            raise ConfigError(f"{what}: expected one label per row ({n} rows), got {labels.codes.shape[0]}")
+        return labels
     arr = np.asarray(labels)
     if arr.dtype == object:
         arr = arr.astype(str)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ConfigError(f"{what}: expected one label per row ({n} rows), got shape {arr.shape}")
-    uniq, inverse = np.unique(arr, return_inverse=True)
-    return inverse.reshape(-1), uniq
+    if arr.dtype.kind not in "US":
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        return Groups(inverse.reshape(-1), uniq)
+    # Strings: number them in order of first appearance (a dict, linear in the rows), then
+    # renumber in sorted order, what np.unique(return_inverse=True) gives after sorting all the
+    # rows' strings (n log n string comparisons: ten times slower for 20 slices of a million rows).
+    first: dict[Any, int] = {}
+    seen = [first.setdefault(v, len(first)) for v in arr.tolist()]
+    names = np.array(list(first), dtype=arr.dtype)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(order.shape[0], dtype=np.intp)
+    rank[order] = np.arange(order.shape[0])
+    return Groups(rank[np.array(seen, dtype=np.intp)], names[order])
 
 
 def cluster_se(
-    diffs: npt.ArrayLike, clusters: npt.ArrayLike, weights: npt.ArrayLike | None = None
+    diffs: npt.ArrayLike, clusters: npt.ArrayLike | Groups, weights: npt.ArrayLike | None = None
 ) -> ClusterSE:
     """CR1 cluster-robust SE of the (weighted) mean of ``diffs``.
 
@@ -292,7 +411,8 @@ def cluster_se(
     ``OLS(d, 1).fit(cov_type="cluster")`` (its small-sample factor (N - 1) / (N - K) is 1 for K = 1).
     """
     d = np.asarray(diffs, dtype=np.float64)
-    inv, uniq = _labels(clusters, d.shape[0], "clusters")
+    gr = groups(clusters, d.shape[0], "clusters")
+    inv, uniq = gr.codes, gr.names
     w = np.ones_like(d) if weights is None else np.asarray(weights, dtype=np.float64)
     m = float(np.sum(w * d) / np.sum(w))
     e = w * (d - m) / np.sum(w)
@@ -434,7 +554,7 @@ def compare_arms(
     *,
     alpha: float = 0.05,
     ci_method: str = "bootstrap",
-    clusters: npt.ArrayLike | None = None,
+    clusters: npt.ArrayLike | Groups | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
     weights: npt.ArrayLike | None = None,
@@ -461,8 +581,11 @@ def compare_arms(
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise ConfigError(f"severity weights: need one finite weight >= 0 per row ({n} rows) with a positive sum")
+    cl: Groups | None = None
     if clusters is not None:
         ci_method = "cluster"
+        if names:  # sorted once for all the arms
+            cl = groups(clusters, n, "clusters")
     diffs = np.column_stack([rows[name] - base for name in names]) if names else np.empty((n, 0))
     lows: FloatArray | None = None
     highs: FloatArray | None = None
@@ -477,8 +600,8 @@ def compare_arms(
         b_count = c_count = None
         p_exact = None
         n_clusters = None
-        if clusters is not None:
-            cs = cluster_se(d, clusters, w)
+        if cl is not None:
+            cs = cluster_se(d, cl, w)
             effect, se, df = cs.mean, cs.se, cs.df
             n_clusters = cs.n_clusters
             test = "cluster_t"
@@ -528,7 +651,7 @@ def paired_comparison(
     *,
     alpha: float = 0.05,
     ci_method: str = "bootstrap",
-    clusters: npt.ArrayLike | None = None,
+    clusters: npt.ArrayLike | Groups | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
     weights: npt.ArrayLike | None = None,
@@ -547,7 +670,7 @@ def paired_comparison(
 
 def slice_noninferiority(
     diffs: npt.ArrayLike,
-    labels: npt.ArrayLike,
+    labels: npt.ArrayLike | Groups,
     *,
     floor: float,
     alpha: float = 0.05,
@@ -567,7 +690,8 @@ def slice_noninferiority(
     d = np.asarray(diffs, dtype=np.float64)
     if d.ndim != 1:
         raise ValueError("diffs must be one per-row difference per row")
-    inv, uniq = _labels(labels, d.shape[0], "slices")
+    gr = groups(labels, d.shape[0], "slices")
+    inv, uniq = gr.codes, gr.names
     g = uniq.shape[0]
     cnt = np.bincount(inv, minlength=g).astype(np.float64)
     mean = np.bincount(inv, weights=d, minlength=g) / cnt
