@@ -100,3 +100,21 @@ def test_a_commit_listed_once_per_command_is_not_changed_by_its_callers(tmp_path
     first = repo.tree_entries(head)
     first["a"] = ("100644", "0" * 40)  # a caller editing what it got
     assert repo.tree_entries(head) == _ls_tree(tmp_path, head, [])
+
+
+def test_an_interrupt_mid_reply_never_leaves_a_half_read_answer_for_the_next_question(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path)
+    head = repo.rev("HEAD")
+    proc = repo._reader._proc
+    assert proc is not None and proc.stdout is not None
+    real = proc.stdout.read
+
+    def interrupted(n: int = -1) -> bytes:  # Ctrl-C arrives after the header, before the body is read
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(proc.stdout, "read", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        repo.show("HEAD", "a")
+    monkeypatch.setattr(proc.stdout, "read", real)
+    assert repo.rev("HEAD") == head and repo.show("HEAD", "b.txt") == b"b\n"  # a fresh process, not the stale body
+    assert repo._reader._proc is not proc

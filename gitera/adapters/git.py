@@ -142,6 +142,9 @@ class _Reader:
                     return [self._ask(proc, spec, contents) for spec in specs]
                 except (OSError, ValueError):  # the process died (killed, or an old git refused the option): one fresh start
                     self._stop()
+                except BaseException:  # Ctrl-C mid-reply: a half-read answer must never be taken for the next one
+                    self._stop()
+                    raise
             self._unavailable = True
         return None
 
