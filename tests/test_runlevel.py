@@ -520,3 +520,36 @@ def test_a_kill_9_during_a_run_level_run_loses_no_reported_cost(repo: Path) -> N
     # seed 0 came from the pilot's cache (free), seed 1 ran and reported $0.25, seed 2 was killed
     assert spent_so_far(Repo.find(repo), "autoexp/rl", "rl") == 0.75
     assert git(repo, "log", "-1", "--format=%s", "autoexp/rl").startswith("gitera pilot")  # no commit recorded it
+
+
+def test_a_run_level_verdict_records_what_it_scored_and_verify_catches_amended_test_runs(repo: Path) -> None:
+    """The verdict records the iterated arm's scored content (iteration and target blobs) and the
+    sha256 of each arm's test runs, as a row-level verdict does. The attack: amend the verdict
+    commit with test runs nudged too little to change the decision, move the tag, expire the
+    reflog (a fresh clone) — verify fails on the digests."""
+    import subprocess
+
+    synthetic_project(repo)
+    through_run(repo)
+    for lr in ("0.3", "0.5", "0.45"):  # two kept, one discarded, then the sprint's gate passes
+        assert iterate(repo, lr)[0] == 0
+    r = run_gitera(repo, "verdict")
+    assert r.code == 0, r.err
+    trailer = json.loads(git(repo, "log", "-1", "--format=%(trailers:key=Gitera-Verdict,valueonly)", "autoexp/rl").strip())
+    blob = git(repo, "rev-parse", "autoexp/rl:train.py").strip()  # the target as the loop left it: the gate-passed state
+    assert trailer["scored"] == {"agent": {"iteration": 2, "targets": {"train.py": blob}}}, trailer
+    assert set(trailer["rows"]) == {"base", "agent"}
+    v = run_gitera(repo, "verify")
+    assert v.code == 0 and "ok   the verdict scored the iterated arm's gated content" in v.out, v.out
+    assert "ok   the per-row test files are the ones the verdict recorded" in v.out, v.out
+
+    runs_file = repo / ".gitera/rl/runs/test/agent.jsonl"
+    nudged = [{**json.loads(line), "score": json.loads(line)["score"] - 1e-6} for line in runs_file.read_text().splitlines()]
+    runs_file.write_text("".join(json.dumps(x, sort_keys=True) + "\n" for x in nudged))
+    git(repo, "add", str(runs_file.relative_to(repo)))
+    subprocess.run(["git", "commit", "-q", "--amend", "--no-verify", "-C", "HEAD"], cwd=repo, check=True, capture_output=True)
+    git(repo, "tag", "-f", "-a", "-m", "verdict", "gitera/rl/verdict", "HEAD")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    v = run_gitera(repo, "verify")
+    assert v.code == 1 and "FAIL the per-row test files are the ones the verdict recorded: arm(s) agent" in v.out, v.out
+    assert "Traceback" not in v.out + v.err

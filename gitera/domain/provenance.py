@@ -188,9 +188,9 @@ def scored_content(repo: Repo, exp: Experiment, records: Sequence[Record], locke
     iterate = locked.get("iterate") if isinstance(locked.get("iterate"), dict) else None
     verdict = next(r for r in records if r.kind == "Verdict")
     checks: list[Check] = []
-    if verdict.data.get("level") == "run":  # its own re-computation from the test runs (gitera.domain.runaudit)
-        return [(SCORED, True, "not checked: a run-level verdict records no scored content yet"),
-                (ROW_FILES, True, "not checked here: a run-level verdict is recomputed from its test runs")]
+    if verdict.data.get("level") == "run" and "rows" not in verdict.data:  # a run-level verdict of gitera before it recorded these
+        return [(SCORED, True, "not checked: this run-level verdict records no scored content (older gitera)"),
+                (ROW_FILES, True, "not checked here: this run-level verdict records no digests of its test runs (older gitera)")]
     if iterate and isinstance(iterate.get("arm"), str) and isinstance(iterate.get("target"), list):
         arm, targets = iterate["arm"], [str(t) for t in iterate["target"]]
         gated = gated_content(repo, records, arm, targets)

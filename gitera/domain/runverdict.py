@@ -12,6 +12,7 @@ underpowered. The same verdict.json, conclusion, charts, trailer and tag as a ro
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager as ContextManager
@@ -56,9 +57,17 @@ def conclude_runs(repo: Repo, exp: Experiment, frame: Frame, lock: Mapping[str, 
     fhash = frame_hash(dict(lock))
     trials = list(range(frame.metric.trials))
     arms = locked_run_arms(exp, frame, state)
+    # what the iterated arm is scored on, by content (the target files' blobs), as a row-level verdict
+    # records it: verify re-derives it from the gates and attempts (gitera.domain.provenance.scored_content)
+    iterated: dict[str, dict[str, Any]] = {}
+    if frame.iterate is not None:
+        arm = frame.iterate.arm
+        blobs = repo.ls_tree(arms[arm][0], list(frame.iterate.target))
+        iteration = state.gate_passed.iteration if state is not None and state.gate_passed is not None else 0
+        iterated[arm] = {"iteration": iteration, "targets": {t: blobs.get(t) for t in frame.iterate.target}}
     opening_record = {"seal_id": manifest["seal"]["seal_id"], "key_id": manifest["seal"]["key_id"], "level": "run",
                       "commitment": manifest["commitment"]["value"], "frame": fhash,
-                      "arms": {a: {"commit": c, "what": w} for a, (c, w) in arms.items()}}
+                      "arms": {a: {"commit": c, "what": w, **iterated.get(a, {})} for a, (c, w) in arms.items()}}
     # the opening is committed before the key is used: a failure or a kill from here on closes the
     # experiment without a decision (docs/verdict.md), and the decrypted files die with the process
     with open_once(exp, opening_record, out) as opened:
@@ -86,7 +95,8 @@ def conclude_runs(repo: Repo, exp: Experiment, frame: Frame, lock: Mapping[str, 
             arm_summary[arm] = {"what": arms[arm][1], "commit": arms[arm][0], "score": sanitize(runstats.mean(runs[arm])),
                                 "sd": sanitize(runstats.sd(runs[arm])), "runs": [sanitize(x, 10) for x in runs[arm]], "numbers": numbers,
                                 "cost_per_1k": sanitize(cost * 1000 if cost is not None else None), "latency_ms": None,
-                                "rows_file": relpath(exp, f"test/{arm}.jsonl"), "findings": {}, "slices": {}}
+                                "rows_file": relpath(exp, f"test/{arm}.jsonl"), "findings": {}, "slices": {},
+                                "rows_sha256": hashlib.sha256(records_jsonl(rs)).hexdigest(), **iterated.get(arm, {})}
         holdout = keys.holdout_seed_path(repo.common_dir, exp.tag)
         verdict_doc: dict[str, Any] = {
             "tag": exp.tag, "level": "run", "frame": fhash, "decided_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -104,7 +114,8 @@ def conclude_runs(repo: Repo, exp: Experiment, frame: Frame, lock: Mapping[str, 
         files.update(build(exp, frame, verdict_doc, doc_dir))
         trailer = {"decision": decision.decision, "arm": decision.arm, "slices": list(decision.slices), "frame": fhash, "level": "run",
                    "seal_id": manifest["seal"]["seal_id"], "commitment": manifest["commitment"]["value"], "key_released": not keep_key,
-                   "n_test": len(trials), "conclusion": f"{doc_dir}/conclusion.md", "opening": opened.commit}
+                   "n_test": len(trials), "conclusion": f"{doc_dir}/conclusion.md", "opening": opened.commit, "scored": iterated,
+                   "rows": {a: arm_summary[a]["rows_sha256"] for a in arm_summary}}
         sentence = decision_sentence(decision.to_dict(), frame)
         message = build_message(f"gitera verdict: {exp.tag}: {decision.decision.replace('_', ' ')}", [("Tag", exp.tag), ("Verdict", trailer)], body=sentence)
         commit = opened.conclude(exp, files, message)
