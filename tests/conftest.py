@@ -18,6 +18,8 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
 from gitera.cli import main
 
+pytest_plugins = ["tests.daskcluster"]  # the LocalCluster fixtures (spy_dir, workers_dir, cluster, client) of the Dask tests
+
 _hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")

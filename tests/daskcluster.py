@@ -1,4 +1,4 @@
-"""A real distributed.LocalCluster for the Dask executor's tests, and the process checks they make.
+"""A real distributed.LocalCluster for the Dask executor's tests, its fixtures, and the process checks they make.
 
 The cluster: 2 worker processes (with nannies) on 127.0.0.1 over TCP, 4 threads each, started with
 generous timeouts (the machine may be busy). What a harness saw on a worker is recorded by the
@@ -8,6 +8,7 @@ client's environment never crosses the wire).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -15,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gitera.adapters.evalrun import cluster as dask_cluster
 
@@ -73,3 +76,35 @@ def gitera_tasks(client: Any) -> list[str]:
         return [str(k) for k, t in dask_scheduler.tasks.items() if str(k).startswith("gitera-r") and t.state not in ("memory", "released", "forgotten")]
 
     return list(client.run_on_scheduler(tasks))
+
+
+# --- fixtures, registered for every test module by tests/conftest.py (pytest_plugins); a module that asks
+# for `cluster` or `client` gets one LocalCluster for all its tests
+
+
+@pytest.fixture(scope="module")
+def spy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("spy")
+
+
+@pytest.fixture(scope="module")
+def workers_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("dask-workers"))
+
+
+@pytest.fixture(scope="module")
+def cluster(workers_dir: str, spy_dir: Path) -> Iterator[Any]:
+    """A real LocalCluster (local_cluster above), one per test module."""
+    with local_cluster(workers_dir, spy_dir) as lc:
+        yield lc
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Any) -> Any:
+    return dask_cluster.connect(cluster.scheduler_address)
+
+
+def spied(spy_dir: Path, tag: str) -> list[dict[str, Any]]:
+    """What the harnesses of run ``tag`` recorded about themselves in $SPY_DIR."""
+    path = spy_dir / f"{tag}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

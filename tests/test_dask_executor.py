@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from tests.conftest import git, run_gitera  # noqa: E402
 from tests.daskcluster import all_gone as _all_gone  # noqa: E402
 from tests.daskcluster import ancestors as _ancestors  # noqa: E402
 from tests.daskcluster import gitera_tasks as _gitera_tasks  # noqa: E402
-from tests.daskcluster import local_cluster  # noqa: E402
+from tests.daskcluster import spied  # noqa: E402
 from tests.helpers import read_test_rows, synthetic_project  # noqa: E402
 
 HARNESS = '''\
@@ -62,28 +62,6 @@ def score(row, arm, trial, params):
 FAST = RetryPolicy(attempts=3, base_s=0.01, cap_s=0.05)
 
 
-@pytest.fixture(scope="module")
-def spy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("spy")
-
-
-@pytest.fixture(scope="module")
-def workers_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("dask-workers"))
-
-
-@pytest.fixture(scope="module")
-def cluster(workers_dir: str, spy_dir: Path) -> Iterator[Any]:
-    """A real LocalCluster: 2 worker processes (with nannies) on 127.0.0.1, 4 threads each."""
-    with local_cluster(workers_dir, spy_dir) as lc:
-        yield lc
-
-
-@pytest.fixture(scope="module")
-def client(cluster: Any) -> Any:
-    return dask_cluster.connect(cluster.scheduler_address)
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
@@ -114,11 +92,6 @@ def score(project: Path, spec: EvalSpec, rows: Sequence[Mapping[str, Any]], addr
     args.update(kw)
     remote_ = None if address is None else dask_cluster.Remote(address, commit, lambda: tree_tar(repo, commit))
     return run_eval(spec, remote=remote_, **args)
-
-
-def spied(spy_dir: Path, tag: str) -> list[dict[str, Any]]:
-    path = spy_dir / f"{tag}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def as_records(run: EvalRun) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from gitera.adapters.git import Repo, tree_tar
 from gitera.adapters.runscript import Invocation, RunResult, RunSpec, run_scripts
 from gitera.core.runscore import line_patterns, read_run
 from tests.conftest import git, run_gitera
-from tests.daskcluster import all_gone, ancestors, gitera_tasks, local_cluster
+from tests.daskcluster import all_gone, ancestors, gitera_tasks, spied
 from tests.runproject import set_lr, synthetic_project, through_run
 
 SCRIPT = '''\
@@ -59,27 +59,6 @@ print("loss: %.6f" % (0.5 + rng.gauss(0, 0.01)))
 SPEC = RunSpec(f"{sys.executable} run.py", 3.0, "loss", ("memory_mb",), {"memory_mb": r"^peak_mb:\s*(\S+)"}, "h", ("SPY_DIR",))
 
 
-@pytest.fixture(scope="module")
-def spy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("spy")
-
-
-@pytest.fixture(scope="module")
-def workers_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("dask-workers"))
-
-
-@pytest.fixture(scope="module")
-def cluster(workers_dir: str, spy_dir: Path) -> Iterator[Any]:
-    with local_cluster(workers_dir, spy_dir) as lc:
-        yield lc
-
-
-@pytest.fixture(scope="module")
-def client(cluster: Any) -> Any:
-    return dask_cluster.connect(cluster.scheduler_address)
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
@@ -103,11 +82,6 @@ def runs(project: Path, tag: str, trials: Sequence[int], address: str | None, pa
 
 def records(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.record().items() if k != "seconds"} for r in results]
-
-
-def spied(spy_dir: Path, tag: str) -> list[dict[str, Any]]:
-    path = spy_dir / f"{tag}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_runs_on_the_cluster_score_exactly_what_local_runs_score(project: Path, cluster: Any, client: Any, spy_dir: Path,
