@@ -79,15 +79,8 @@ def pilot(tag: str | None, out: Output) -> int:
         lines.append(
             f"{arm:<16} {v['status']:<8} {_fmt(v['score']):>6} {_fmt(v['cost_usd']):>10} {_fmt(v['latency_ms']):>11}  {(v['output'] or '')[:40]}"
         )
-    if passed:
-        lines.append(f"Pilot passed ({commit[:10]}): every arm returned complete, real fields on row {row['id']}. Next: `gitera run`.")
-    else:
-        lines += [f"  - {p}" for p in problems]
-        lines.append(f"Pilot FAILED ({commit[:10]}, recorded): fix the harness or the arms, then run `gitera pilot` again.")
-    out.result({"tag": exp.tag, "commit": commit, **record}, "\n".join(lines))
-    if not passed:
-        out.error("error: the pilot found problems (listed above); `gitera run` refuses until a pilot passes.")
-    return Exit.OK if passed else Exit.EVAL
+    return _report(out, exp, commit, record, lines, problems, f"every arm returned complete, real fields on row {row['id']}",
+                   "fix the harness or the arms")
 
 
 def _pilot_runs(repo: Repo, exp: Experiment, frame: Frame, lock: dict[str, Any], manifest: dict[str, Any], out: Output) -> int:
@@ -103,15 +96,22 @@ def _pilot_runs(repo: Repo, exp: Experiment, frame: Frame, lock: dict[str, Any],
     commit = repo.commit_files(exp.branch, {relpath(exp, PILOT_FILE): (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()}, message)
     lines = [f"{'arm':<16} {'status':<8} {frame.metric.primary[:12]:>12} {'seconds':>8}  read from"]
     lines += [f"{arm:<16} {v['status']:<8} {_fmt(v['score']):>12} {_fmt(v['seconds']):>8}  {v['source'] or '—'}" for arm, v in record["arms"].items()]
-    if passed:
-        lines.append(f"Pilot passed ({commit[:10]}): every arm's script ran once and reported {frame.metric.primary}. Next: `gitera run`.")
+    return _report(out, exp, commit, record, lines, problems, f"every arm's script ran once and reported {frame.metric.primary}",
+                   "fix the script or the frame's patterns")
+
+
+def _report(out: Output, exp: Experiment, commit: str, record: dict[str, Any], lines: list[str], problems: list[str], passed_because: str,
+            fix: str) -> int:
+    """The pilot's table, then passed (and what next) or its problems (and what to fix); the exit code."""
+    if not problems:
+        lines.append(f"Pilot passed ({commit[:10]}): {passed_because}. Next: `gitera run`.")
     else:
         lines += [f"  - {p}" for p in problems]
-        lines.append(f"Pilot FAILED ({commit[:10]}, recorded): fix the script or the frame's patterns, then run `gitera pilot` again.")
+        lines.append(f"Pilot FAILED ({commit[:10]}, recorded): {fix}, then run `gitera pilot` again.")
     out.result({"tag": exp.tag, "commit": commit, **record}, "\n".join(lines))
-    if not passed:
+    if problems:
         out.error("error: the pilot found problems (listed above); `gitera run` refuses until a pilot passes.")
-    return Exit.OK if passed else Exit.EVAL
+    return Exit.OK if not problems else Exit.EVAL
 
 
 def _fmt(value: object) -> str:
