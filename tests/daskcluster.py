@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -108,3 +111,38 @@ def spied(spy_dir: Path, tag: str) -> list[dict[str, Any]]:
     """What the harnesses of run ``tag`` recorded about themselves in $SPY_DIR."""
     path = spy_dir / f"{tag}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def ctrl_c_mid_run(tmp_path: Path, project: Path, address: str, commit: str, call: str, spy_dir: Path, tag: str, client: Any,
+                   imports: str, started: int = 3) -> None:
+    """Run ``call`` (python source using ``remote``, the cluster at ``address`` scoring ``commit`` of
+    ``project``) in a driver process; once ``started`` harnesses have reported themselves under
+    ``tag``, press Ctrl-C (SIGINT). Asserts: the driver exits 130, every harness it started on the
+    workers is killed, no task is left on the scheduler, and none started afterwards."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        f"import sys\nfrom pathlib import Path\n{imports}\n"
+        "from gitera.adapters.evalrun.cluster import Remote\nfrom gitera.adapters.git import Repo, tree_tar\n"
+        f"repo = Repo.find(Path({str(project)!r}))\n"
+        f"remote = Remote({address!r}, {commit!r}, lambda: tree_tar(repo, {commit!r}))\n"
+        f"try:\n    {call}\nexcept KeyboardInterrupt:\n    sys.exit(130)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(driver)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    try:
+        while len(spied(spy_dir, tag)) < started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(spied(spy_dir, tag)) == started, f"the {started} harnesses in flight never started on the workers"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:  # a failed assertion above must not leave the driver running after the suite
+            proc.kill()
+            proc.wait()
+    pids = [s["pid"] for s in spied(spy_dir, tag)]
+    assert all_gone(pids)  # the hanging harnesses on the workers were killed
+    deadline = time.monotonic() + 60
+    while gitera_tasks(client) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gitera_tasks(client) == []  # no task left on the scheduler
+    assert len(spied(spy_dir, tag)) == started  # and none started afterwards

@@ -28,8 +28,7 @@ from gitera.core.errors import ConfigError, EvalError  # noqa: E402
 from tests.conftest import git, run_gitera  # noqa: E402
 from tests.daskcluster import all_gone as _all_gone  # noqa: E402
 from tests.daskcluster import ancestors as _ancestors  # noqa: E402
-from tests.daskcluster import gitera_tasks as _gitera_tasks  # noqa: E402
-from tests.daskcluster import spied  # noqa: E402
+from tests.daskcluster import ctrl_c_mid_run, spied  # noqa: E402
 from tests.helpers import read_test_rows, synthetic_project  # noqa: E402
 
 HARNESS = '''\
@@ -228,40 +227,13 @@ def test_a_budget_stop_ends_python_mode_shards_between_calls(project: Path, clus
 
 def test_ctrl_c_on_the_client_cancels_the_tasks_and_stops_the_harnesses(project: Path, cluster: Any, client: Any, spy_dir: Path,
                                                                        tmp_path: Path) -> None:
-    tag = "ctrlc"
-    repo = Repo.find(project)
-    commit = repo.rev("HEAD")
-    driver = tmp_path / "driver.py"
-    driver.write_text(
-        "import sys\nfrom pathlib import Path\nfrom gitera.adapters.evalrun import EvalSpec, run_eval\n"
-        "from gitera.adapters.evalrun.cluster import Remote\nfrom gitera.adapters.git import Repo, tree_tar\n"
-        f"repo = Repo.find(Path({str(project)!r}))\n"
-        f"remote = Remote({cluster.scheduler_address!r}, {commit!r}, lambda: tree_tar(repo, {commit!r}))\n"
-        "try:\n"
-        f"    run_eval(EvalSpec(command=sys.executable + ' h.py', env=('SPY_DIR',)), checkout=Path({str(project)!r}), tag={tag!r}, arm='a',\n"
-        "             params={'hang': True}, split='dev', rows=[{'id': i, 'text': 'x'} for i in range(12)], trials=[0],\n"
-        f"             concurrency=3, timeout_s=600, workdir=Path({str(tmp_path / 'w')!r}), remote=remote)\n"
-        "except KeyboardInterrupt:\n    sys.exit(130)\n"
-    )
-    proc = subprocess.Popen([sys.executable, str(driver)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    try:
-        while len(spied(spy_dir, tag)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(spied(spy_dir, tag)) == 3, "the three shards never started on the workers"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 130, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:  # a failed assertion above must not leave the driver running after the suite
-            proc.kill()
-            proc.wait()
-    pids = [s["pid"] for s in spied(spy_dir, tag)]
-    assert _all_gone(pids)  # the hanging harnesses on the workers were killed
-    deadline = time.monotonic() + 60
-    while _gitera_tasks(client) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _gitera_tasks(client) == []  # no task left on the scheduler
-    assert len(spied(spy_dir, tag)) == 3  # and none started afterwards
+    commit = Repo.find(project).rev("HEAD")
+    assert commit is not None
+    call = (f"run_eval(EvalSpec(command=sys.executable + ' h.py', env=('SPY_DIR',)), checkout=Path({str(project)!r}), tag='ctrlc', "
+            "arm='a', params={'hang': True}, split='dev', rows=[{'id': i, 'text': 'x'} for i in range(12)], trials=[0], "
+            f"concurrency=3, timeout_s=600, workdir=Path({str(tmp_path / 'w')!r}), remote=remote)")
+    ctrl_c_mid_run(tmp_path, project, cluster.scheduler_address, commit, call, spy_dir, "ctrlc", client,
+                   "from gitera.adapters.evalrun import EvalSpec, run_eval")  # three shards of four hanging rows each
 
 
 def test_the_clients_environment_does_not_cross_the_wire(project: Path, cluster: Any, client: Any, spy_dir: Path,

@@ -26,7 +26,7 @@ from gitera.adapters.git import Repo, tree_tar
 from gitera.adapters.runscript import Invocation, RunResult, RunSpec, run_scripts
 from gitera.core.runscore import line_patterns, read_run
 from tests.conftest import git, run_gitera
-from tests.daskcluster import all_gone, ancestors, gitera_tasks, spied
+from tests.daskcluster import all_gone, ancestors, ctrl_c_mid_run, spied
 from tests.runproject import set_lr, synthetic_project, through_run
 
 SCRIPT = '''\
@@ -135,39 +135,14 @@ def test_a_worker_killed_mid_run_is_a_retried_run_recorded_once(project: Path, c
 
 def test_ctrl_c_on_the_client_cancels_the_runs_and_kills_them_on_the_workers(project: Path, cluster: Any, client: Any, spy_dir: Path,
                                                                              tmp_path: Path) -> None:
-    tag = "ctrlc"
     commit = Repo.find(project).rev("HEAD")
-    driver = tmp_path / "driver.py"
-    driver.write_text(
-        "import sys\nfrom pathlib import Path\nfrom gitera.adapters.runscript import Invocation, RunSpec, run_scripts\n"
-        "from gitera.adapters.evalrun.cluster import Remote\nfrom gitera.adapters.git import Repo, tree_tar\n"
-        f"repo = Repo.find(Path({str(project)!r}))\n"
-        f"remote = Remote({cluster.scheduler_address!r}, {commit!r}, lambda: tree_tar(repo, {commit!r}))\n"
-        "modes = {str(t): 'hang' for t in range(5)}\n"
-        "try:\n"
-        f"    run_scripts(RunSpec(sys.executable + ' run.py', 600.0, 'loss', env=('SPY_DIR',)),\n"
-        f"                Invocation(Path({str(project)!r}), {tag!r}, 'a', {{'modes': modes}}, 'dev', Path({str(tmp_path / 'w')!r})),\n"
-        "                range(5), concurrency=3, remote=remote)\n"
-        "except KeyboardInterrupt:\n    sys.exit(130)\n"
-    )
-    proc = subprocess.Popen([sys.executable, str(driver)], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    try:
-        while len(spied(spy_dir, tag)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(spied(spy_dir, tag)) == 3, "the three runs in flight never started on the workers"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 130, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:  # a failed assertion above must not leave the driver running after the suite
-            proc.kill()
-            proc.wait()
-    assert all_gone([s["pid"] for s in spied(spy_dir, tag)])  # the hanging runs on the workers were killed
-    deadline = time.monotonic() + 60
-    while gitera_tasks(client) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert gitera_tasks(client) == []  # no task left on the scheduler
-    assert len(spied(spy_dir, tag)) == 3  # and the two runs not yet started never did
+    assert commit is not None
+    # five hanging runs, three in flight: the two not yet started never start
+    call = ("run_scripts(RunSpec(sys.executable + ' run.py', 600.0, 'loss', env=('SPY_DIR',)), "
+            f"Invocation(Path({str(project)!r}), 'ctrlc', 'a', {{'modes': {{str(t): 'hang' for t in range(5)}}}}, 'dev', "
+            f"Path({str(tmp_path / 'w')!r})), range(5), concurrency=3, remote=remote)")
+    ctrl_c_mid_run(tmp_path, project, cluster.scheduler_address, commit, call, spy_dir, "ctrlc", client,
+                   "from gitera.adapters.runscript import Invocation, RunSpec, run_scripts")
 
 
 SPY_TRAIN = """\
