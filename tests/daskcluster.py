@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -146,3 +147,34 @@ def ctrl_c_mid_run(tmp_path: Path, project: Path, address: str, commit: str, cal
         time.sleep(0.2)
     assert gitera_tasks(client) == []  # no task left on the scheduler
     assert len(spied(spy_dir, tag)) == started  # and none started afterwards
+
+
+@contextmanager
+def a_worker_killed_mid_run(client: Any, spy_dir: Path, tag: str) -> Iterator[list[int]]:
+    """While the block runs, SIGKILL the worker process of the first harness that reports itself
+    under ``tag`` (mid-run: it is sleeping); yields the killed pids (asserted non-empty at the end).
+    Afterwards, waits for the nanny to restart it, for the next tests."""
+    worker_pids = set(client.run(os.getpid).values())
+    killed: list[int] = []
+
+    def kill_one_running_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for entry in spied(spy_dir, tag):
+                owner = next((p for p in ancestors(entry["pid"]) if p in worker_pids), None)
+                if owner is not None:
+                    os.kill(owner, signal.SIGKILL)
+                    killed.append(owner)
+                    return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_running_worker)
+    killer.start()
+    try:
+        yield killed
+    finally:
+        killer.join()
+    assert killed, "no harness was seen running on a worker"
+    deadline = time.monotonic() + 120
+    while len(client.scheduler_info()["workers"]) < len(worker_pids) and time.monotonic() < deadline:
+        time.sleep(0.2)

@@ -9,12 +9,8 @@ when the cluster started (the client's environment never crosses the wire).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +22,8 @@ from gitera.adapters.evalrun import cluster as dask_cluster  # noqa: E402
 from gitera.adapters.git import Repo, tree_tar  # noqa: E402
 from gitera.core.errors import ConfigError, EvalError  # noqa: E402
 from tests.conftest import git, run_gitera  # noqa: E402
+from tests.daskcluster import a_worker_killed_mid_run, ctrl_c_mid_run, spied  # noqa: E402
 from tests.daskcluster import all_gone as _all_gone  # noqa: E402
-from tests.daskcluster import ancestors as _ancestors  # noqa: E402
-from tests.daskcluster import ctrl_c_mid_run, spied  # noqa: E402
 from tests.helpers import read_test_rows, synthetic_project  # noqa: E402
 
 HARNESS = '''\
@@ -145,26 +140,9 @@ def test_a_worker_killed_mid_run_is_a_retried_shard_never_a_lost_or_duplicated_r
                                                                                   spy_dir: Path) -> None:
     tag = "killed"
     rows = rows_for(48)
-    worker_pids = set(client.run(os.getpid).values())
-    killed: list[int] = []
-
-    def kill_one_running_worker() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            for entry in spied(spy_dir, tag):
-                owner = next((p for p in _ancestors(entry["pid"]) if p in worker_pids), None)
-                if owner is not None:
-                    os.kill(owner, signal.SIGKILL)  # mid-shard: its harness is sleeping between rows
-                    killed.append(owner)
-                    return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_one_running_worker)
-    killer.start()
     sharded = EvalSpec(command=COMMAND.command, harness_hash="h", shard_size=6, env=COMMAND.env)
-    run = score(project, sharded, rows, cluster.scheduler_address, tag, params={"sleep": 0.1}, trials=[0])
-    killer.join()
-    assert killed, "no harness was seen running on a worker"
+    with a_worker_killed_mid_run(client, spy_dir, tag):  # mid-shard: its harness sleeps between rows
+        run = score(project, sharded, rows, cluster.scheduler_address, tag, params={"sleep": 0.1}, trials=[0])
     local = score(project, sharded, rows, None, tag + "-local", params={"sleep": 0.0}, trials=[0])
     assert run.complete and run.problems == ()
     assert [r["id"] for r in as_records(run)] == [r["id"] for r in rows]  # every row once, in order
@@ -172,9 +150,6 @@ def test_a_worker_killed_mid_run_is_a_retried_shard_never_a_lost_or_duplicated_r
     assert strip == [{k: v for k, v in r.items() if k != "output"} for r in as_records(local)]
     invocations = spied(spy_dir, tag)
     assert len(invocations) > run.invocations  # the lost shard ran again on another worker
-    deadline = time.monotonic() + 120
-    while len(client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)  # the nanny restarts the killed worker for the next tests
 
 
 def test_a_crashing_or_hanging_row_is_bisected_out_on_the_cluster_as_locally(project: Path, cluster: Any, client: Any,

@@ -8,12 +8,8 @@ inherited when the cluster started (the client's environment never crosses the w
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from gitera.adapters.git import Repo, tree_tar
 from gitera.adapters.runscript import Invocation, RunResult, RunSpec, run_scripts
 from gitera.core.runscore import line_patterns, read_run
 from tests.conftest import git, run_gitera
-from tests.daskcluster import all_gone, ancestors, ctrl_c_mid_run, spied
+from tests.daskcluster import a_worker_killed_mid_run, all_gone, ctrl_c_mid_run, spied
 from tests.runproject import set_lr, synthetic_project, through_run
 
 SCRIPT = '''\
@@ -106,31 +102,11 @@ def test_runs_on_the_cluster_score_exactly_what_local_runs_score(project: Path, 
 
 def test_a_worker_killed_mid_run_is_a_retried_run_recorded_once(project: Path, cluster: Any, client: Any, spy_dir: Path) -> None:
     tag = "killed"
-    worker_pids = set(client.run(os.getpid).values())
-    killed: list[int] = []
-
-    def kill_one_running_worker() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            for entry in spied(spy_dir, tag):
-                owner = next((p for p in ancestors(entry["pid"]) if p in worker_pids), None)
-                if owner is not None:
-                    os.kill(owner, signal.SIGKILL)  # mid-run: the script is sleeping
-                    killed.append(owner)
-                    return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_one_running_worker)
-    killer.start()
-    on_cluster = runs(project, tag, [0, 1, 2, 3], cluster.scheduler_address, {"sleep": 2.0})
-    killer.join()
-    assert killed, "no run was seen on a worker"
+    with a_worker_killed_mid_run(client, spy_dir, tag):  # mid-run: the script is sleeping
+        on_cluster = runs(project, tag, [0, 1, 2, 3], cluster.scheduler_address, {"sleep": 2.0})
     local = runs(project, tag + "-local", [0, 1, 2, 3], None, {})
     assert [r.trial for r in on_cluster] == [0, 1, 2, 3] and records(on_cluster) == records(local)  # each run once, as scored locally
     assert len(spied(spy_dir, tag)) > 4  # the lost run ran again on another worker
-    deadline = time.monotonic() + 120
-    while len(client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)  # the nanny restarts the killed worker for the next tests
 
 
 def test_ctrl_c_on_the_client_cancels_the_runs_and_kills_them_on_the_workers(project: Path, cluster: Any, client: Any, spy_dir: Path,
